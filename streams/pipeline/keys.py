@@ -1,0 +1,78 @@
+"""The Redis key schema: the only place that builds key strings.
+
+Every view Kairos serves lives under one prefix (``KAIROS_PREFIX``, default
+``kairos``) with ``:`` as separator. :meth:`RedisKeys.key` builds every key;
+the named helpers document what each view holds (see the README table).
+
+>>> keys = RedisKeys("kairos")
+>>> keys.customer("c42")
+'kairos:customer:c42'
+>>> keys.reco_rule(["A", "B"], "C")
+'kairos:reco:rule:A,B:C'
+>>> keys.pattern("segment", "customer")
+'kairos:segment:customer:*'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    """Prefix + separator, and one builder per view."""
+
+    prefix: str = "kairos"
+    separator: str = ":"
+
+    def key(self, *parts: str) -> str:
+        """Join the prefix and ``parts``; every key in Kairos comes from here."""
+        return self.separator.join((self.prefix, *parts))
+
+    def pattern(self, *parts: str) -> str:
+        """A SCAN pattern for every key under ``parts``."""
+        return self.key(*parts, "*")
+
+    # Per-customer feature view (hash).
+    def customer(self, customer_id: str) -> str:
+        return self.key("customer", customer_id)
+
+    # Segmentation.
+    def segment_of(self, customer_id: str) -> str:
+        return self.key("segment", "customer", customer_id)
+
+    def segment_profile(self, segment_id: int | str) -> str:
+        return self.key("segment", "profile", str(segment_id))
+
+    def segment_sizes(self) -> str:
+        return self.key("segment", "sizes")
+
+    # Baskets.
+    def reco_item(self, sku: str) -> str:
+        return self.key("reco", "item", sku)
+
+    def reco_rule(self, antecedent: Iterable[str], consequent: str) -> str:
+        return self.key("reco", "rule", ",".join(antecedent), consequent)
+
+    def reco_bestsellers(self, scope: str = "global") -> str:
+        return self.key("reco", "bestsellers", scope)
+
+    # Risk.
+    def risk_payment(self, payment_id: str) -> str:
+        return self.key("risk", "payment", payment_id)
+
+    def risk_rules(self) -> str:
+        return self.key("risk", "rules")
+
+    # Alerts (stream).
+    def alerts(self) -> str:
+        return self.key("alerts")
+
+    # Forecasts.
+    def forecast(self, scope: str, series: str) -> str:
+        return self.key("forecast", scope, series)
+
+    # Metrics per component (hash).
+    def metrics(self, component: str) -> str:
+        return self.key("metrics", component)

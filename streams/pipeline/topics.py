@@ -1,0 +1,50 @@
+"""Creating the topics Kairos reads and writes, with kafka-python's admin client.
+
+Faust creates its own internal topics (``<app_id>-events``, changelogs) at
+start-up; the public ones (inputs, dead letters, alerts, segment changes) are
+created here so producers can write before the first worker starts.
+"""
+
+from __future__ import annotations
+
+import time
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from streams.settings import KairosSettings
+
+
+def public_topics(settings: KairosSettings) -> list[str]:
+    """Every public topic name, inputs first."""
+    names = settings.topics
+    return [names.clicks, names.orders, names.payments, names.labels,
+            names.dead_letters, names.alerts, names.segment_changes]
+
+
+def ensure_topics(settings: KairosSettings, extra: list[str] | None = None, timeout: float = 30.0) -> list[str]:
+    """Create missing public topics (``settings.partitions`` each); return those created."""
+    wanted = public_topics(settings) + list(extra or [])
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin = KafkaAdminClient(client_id=f"{settings.app_id}-admin", **settings.kafka_client_options())
+            break
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    try:
+        existing = set(admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            try:
+                admin.create_topics([
+                    NewTopic(name, settings.partitions, settings.kafka_replication_factor)
+                    for name in missing
+                ])
+            except TopicAlreadyExistsError:
+                pass
+        return missing
+    finally:
+        admin.close()

@@ -1,0 +1,104 @@
+"""Every setting in one place (environment prefix ``KAIROS_``).
+
+Defaults fit the embedded dev stack (``kairos demo``); production values are
+documented in the README and set in ``docker-compose.yml``.
+
+>>> s = KairosSettings(kafka_bootstrap="kafka:9092", prefix="shop1")
+>>> s.kafka_bootstrap, s.prefix, s.topics.orders
+('kafka:9092', 'shop1', 'orders')
+"""
+
+from __future__ import annotations
+
+import ssl
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TopicNames(BaseModel):
+    """Names of the public topics (inputs, dead letters, outputs)."""
+
+    clicks: str = "clicks"
+    orders: str = "orders"
+    payments: str = "payments"
+    labels: str = "labels"
+    dead_letters: str = "dead-letters"
+    alerts: str = "alerts"
+    segment_changes: str = "segment-changes"
+
+    def inputs(self) -> dict[str, str]:
+        """Input topic name -> event type (the key of ``EVENT_TYPES``)."""
+        return {
+            self.clicks: "clicks",
+            self.orders: "orders",
+            self.payments: "payments",
+            self.labels: "labels",
+        }
+
+
+class KairosSettings(BaseSettings):
+    """Kairos settings; each field is read from ``KAIROS_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KAIROS_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    # Connections
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_replication_factor: int = Field(1, ge=1)
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+
+    # Naming
+    prefix: str = Field("kairos", pattern=r"^[A-Za-z0-9_.-]+$")
+    app_id: str = Field("kairos", pattern=r"^[A-Za-z0-9_.-]+$")
+    topics: TopicNames = TopicNames()
+    partitions: int = Field(4, ge=1, le=256)
+
+    # Ingestion
+    max_event_bytes: int = Field(64 * 1024, ge=256)
+    dead_letter_max_bytes: int = Field(64 * 1024, ge=256)
+    dedupe_ids_per_customer: int = Field(64, ge=1, le=4096)
+    ingest_batch_records: int = Field(5000, ge=1)
+    ingest_fetch_wait_ms: int = Field(20, ge=0)
+
+    # Serving
+    customer_ttl_seconds: int = Field(90 * 24 * 3600, ge=60)
+    metrics_flush_seconds: float = Field(1.0, gt=0)
+
+    # Worker process
+    worker_web_port: int = Field(6066, ge=0, le=65535)
+    worker_web_enabled: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def redis_dsn(self) -> str:
+        """The Redis URL in clear text, for the client only."""
+        return self.redis_url.get_secret_value()
+
+    @cached_property
+    def internal_topics(self) -> dict[str, str]:
+        """Topics Kairos owns (named after ``app_id``)."""
+        return {"events": f"{self.app_id}-events"}
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Connection options for aiokafka / kafka-python clients."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        if self.kafka_security_protocol.endswith("SSL"):
+            options["ssl_context"] = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+        return options

@@ -1,0 +1,214 @@
+"""Test harness: isolated settings per test, real worker processes, Redis and Kafka helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from kafka import KafkaConsumer, KafkaProducer
+
+from streams.pipeline.keys import RedisKeys
+from streams.pipeline.topics import ensure_topics
+from streams.settings import KairosSettings, TopicNames
+from streams.tools.devstack import DevStack
+
+
+def isolated_settings(stack: DevStack, partitions: int = 4, **overrides: Any) -> KairosSettings:
+    """Settings with topic, group and key names no other test uses."""
+    tag = f"t{uuid.uuid4().hex[:10]}"
+    topics = TopicNames(**{name: f"{tag}-{default}" for name, default in TopicNames().model_dump().items()})
+    return KairosSettings(
+        kafka_bootstrap=stack.kafka_bootstrap, redis_url=stack.redis_url, prefix=tag,
+        app_id=tag, topics=topics, partitions=partitions, metrics_flush_seconds=0.25, **overrides,
+    )
+
+
+def settings_env(settings: KairosSettings) -> dict[str, str]:
+    """The same settings as KAIROS_* environment variables, for a worker process."""
+    env = {
+        "KAIROS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "KAIROS_REDIS_URL": settings.redis_dsn(),
+        "KAIROS_PREFIX": settings.prefix,
+        "KAIROS_APP_ID": settings.app_id,
+        "KAIROS_PARTITIONS": str(settings.partitions),
+        "KAIROS_METRICS_FLUSH_SECONDS": str(settings.metrics_flush_seconds),
+        "KAIROS_TOPICS": settings.topics.model_dump_json(),
+    }
+    for name in ("max_event_bytes", "dedupe_ids_per_customer"):
+        env[f"KAIROS_{name.upper()}"] = str(getattr(settings, name))
+    return env
+
+
+@dataclass
+class WorkerProcess:
+    """A real ``kairos worker`` child process."""
+
+    settings: KairosSettings
+    log_path: Path
+    process: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        env = dict(os.environ)
+        env.update(settings_env(self.settings))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"], env=env,
+            stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no commits, no flushes."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class Pipeline:
+    """One isolated Kairos deployment on the shared dev stack."""
+
+    stack: DevStack
+    settings: KairosSettings
+    workdir: Path
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        ensure_topics(self.settings)
+        self.keys = RedisKeys(self.settings.prefix)
+        self.redis = redis.Redis.from_url(self.settings.redis_dsn(), decode_responses=True)
+        self.producer = KafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap, linger_ms=5, acks="all",
+            max_request_size=4 << 20,
+        )
+
+    def start_worker(self) -> WorkerProcess:
+        worker = WorkerProcess(self.settings, self.workdir / f"worker-{len(self.workers)}.log").start()
+        self.workers.append(worker)
+        return worker
+
+    def send(self, topic: str, value: bytes | dict, key: str | None = None) -> None:
+        payload = value if isinstance(value, bytes) else json.dumps(value).encode()
+        self.producer.send(topic, payload, key=key.encode() if key is not None else None)
+
+    def send_events(self, events: Iterable[tuple[str, dict]]) -> int:
+        """Send ``(event_type, wire dict)`` pairs to their topics, keyed per the contract."""
+        sent = 0
+        for event_type, value in events:
+            key = value.get("payment_id") if event_type == "labels" else value.get("customer_id")
+            self.send(getattr(self.settings.topics, event_type), value, key)
+            sent += 1
+        self.producer.flush()
+        return sent
+
+    def ingest_counts(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.redis.hgetall(self.keys.metrics("ingest")).items()}
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            for worker in self.workers:
+                assert worker.alive() or worker.process is None or worker.process.returncode == -signal.SIGKILL, (
+                    f"worker died:\n{worker.log()[-4000:]}")
+            time.sleep(0.1)
+        logs = "\n".join(w.log()[-3000:] for w in self.workers)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; counts={self.ingest_counts()}\n{logs}")
+
+    def wait_for_outcomes(self, expected: int, timeout: float = 90.0) -> dict[str, int]:
+        """Wait until processed + invalid + duplicate over all topics reaches ``expected``."""
+        def total() -> int:
+            return sum(v for k, v in self.ingest_counts().items() if k.rsplit(".", 1)[-1] in ("processed", "invalid", "duplicate"))
+        self.wait_until(lambda: total() >= expected, timeout, f"{expected} ingest outcomes")
+        return self.ingest_counts()
+
+    def read_topic(self, topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
+        """Read ``expected`` records from the start of ``topic`` (fails if fewer arrive)."""
+        consumer = KafkaConsumer(
+            topic, bootstrap_servers=self.settings.kafka_bootstrap, auto_offset_reset="earliest",
+            enable_auto_commit=False, group_id=None, consumer_timeout_ms=1000,
+            max_partition_fetch_bytes=4 << 20,
+        )
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while len(records) < expected and time.monotonic() < deadline:
+                records.extend(consumer)
+        finally:
+            consumer.close()
+        return records
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.producer.close()
+        self.redis.close()
+
+
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds as the wire's ISO-8601 UTC string with milliseconds."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def shop_events(count: int, customers: int, seed: int = 1, start: float = 1_795_000_000.0) -> list[tuple[str, dict]]:
+    """A small deterministic mix of valid clicks, orders and payments (wire dicts)."""
+    import random
+
+    rng = random.Random(seed)
+    events: list[tuple[str, dict]] = []
+    ts = start
+    for i in range(count):
+        ts += rng.uniform(0.0, 2.0)
+        customer = f"cust-{rng.randrange(customers):04d}"
+        roll = rng.random()
+        if roll < 0.7:
+            events.append(("clicks", {
+                "event_id": f"c-{seed}-{i}", "ts": iso(ts), "customer_id": customer,
+                "session_id": f"s-{customer}-{i // 50}", "action": rng.choice(["view", "search", "add_to_cart"]),
+                "sku": f"SKU-{rng.randrange(40):03d}", "price": round(rng.uniform(1, 80), 2),
+            }))
+        elif roll < 0.85:
+            lines = [{"sku": f"SKU-{rng.randrange(40):03d}", "quantity": rng.randint(1, 3),
+                      "unit_price": round(rng.uniform(1, 80), 2), "category": "toys"}
+                     for _ in range(rng.randint(1, 4))]
+            events.append(("orders", {
+                "event_id": f"o-{seed}-{i}", "order_id": f"ord-{seed}-{i}", "ts": iso(ts),
+                "customer_id": customer, "currency": "EUR", "lines": lines,
+            }))
+        else:
+            events.append(("payments", {
+                "event_id": f"p-{seed}-{i}", "payment_id": f"pay-{seed}-{i}", "order_id": f"ord-{seed}-{i}",
+                "ts": iso(ts), "customer_id": customer, "amount": round(rng.uniform(5, 300), 2),
+                "currency": "EUR", "method": "card",
+            }))
+    return events

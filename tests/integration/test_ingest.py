@@ -1,0 +1,149 @@
+"""Ingestion through a real broker and Redis: dead letters, duplicates, crash recovery."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import datetime
+
+import pytest
+
+from tests.integration.harness import Pipeline, shop_events
+
+pytestmark = pytest.mark.integration
+
+VALID = {
+    "clicks": {"event_id": "ok-c", "ts": "2026-11-22T06:01:17.123Z", "customer_id": "alice",
+               "session_id": "s1", "action": "view", "sku": "A", "price": 12.5},
+    "orders": {"event_id": "ok-o", "order_id": "o1", "ts": "2026-11-22T06:01:17.123Z", "customer_id": "alice",
+               "currency": "EUR", "lines": [{"sku": "A", "quantity": 2, "unit_price": 12.5}]},
+    "payments": {"event_id": "ok-p", "payment_id": "p1", "order_id": "o1", "ts": "2026-11-22T06:01:17.123Z",
+                 "customer_id": "alice", "amount": 25.0, "currency": "EUR", "method": "card"},
+    "labels": {"event_id": "ok-l", "payment_id": "p1", "ts": "2026-11-22T06:01:17.123Z", "is_fraud": False},
+}
+
+#: For each topic: the field that shows "negative quantity" and "amount as string" on that schema.
+NEGATIVE = {"clicks": ("price", -1.0), "orders": ("lines", [{"sku": "A", "quantity": -1, "unit_price": 1.0}]),
+            "payments": ("amount", -5.0), "labels": ("is_fraud", -1)}
+AS_STRING = {"clicks": ("price", "12.5"), "orders": ("lines", [{"sku": "A", "quantity": 1, "unit_price": "12.5"}]),
+             "payments": ("amount", "25.00"), "labels": ("is_fraud", "true")}
+
+
+def with_field(event_type: str, field: str, value) -> bytes:
+    return json.dumps({**VALID[event_type], field: value}).encode()
+
+
+def bad_payloads(event_type: str) -> dict[str, tuple[bytes, str]]:
+    """Each bad input, with a fragment its dead-letter reason must contain."""
+    required = {k: v for k, v in VALID[event_type].items() if k != "event_id"}
+    return {
+        "not JSON": (b"{this is not json", "not JSON"),
+        "JSON array": (b'[{"event_id": "x"}]', "expected a JSON object, got an array"),
+        "missing field": (json.dumps(required).encode(), "missing required field 'event_id'"),
+        "wrong type": (with_field(event_type, "event_id", 12345), "field 'event_id'"),
+        "negative quantity": (with_field(event_type, *NEGATIVE[event_type]), "field '"),
+        "amount as string": (with_field(event_type, *AS_STRING[event_type]), "field '"),
+        "1 MiB payload": (with_field(event_type, "padding", "x" * (1 << 20)), "exceeds the 65536-byte limit"),
+        "unknown event type": (with_field(event_type, "type", "refund"), "unknown event type 'refund'"),
+        "invalid UTF-8": (b'{"event_id": "\xff\xfe", "ts": "2026-11-22T06:01:17Z"}', "not valid UTF-8"),
+    }
+
+
+def test_bad_input_goes_to_dead_letters_and_valid_events_still_flow(make_pipeline) -> None:
+    pipeline: Pipeline = make_pipeline()
+    worker = pipeline.start_worker()
+    sent_bad = []
+    for event_type in VALID:
+        topic = getattr(pipeline.settings.topics, event_type)
+        for kind, (payload, reason) in bad_payloads(event_type).items():
+            pipeline.send(topic, payload, key="alice")
+            sent_bad.append((topic, kind, payload, reason))
+    pipeline.producer.flush()
+    pipeline.send_events(VALID.items())  # valid events sent after the bad ones
+
+    counts = pipeline.wait_for_outcomes(len(sent_bad) + len(VALID))
+    assert worker.alive()
+    for event_type in VALID:
+        assert counts[f"{event_type}.invalid"] == 9
+        assert counts[f"{event_type}.processed"] == 1
+    view = pipeline.redis.hgetall(pipeline.keys.customer("alice"))
+    assert (view["orders"], view["clicks"], view["payments"], view["spend"]) == ("1", "1", "1", "25.00")
+
+    letters = pipeline.read_topic(pipeline.settings.topics.dead_letters, len(sent_bad))
+    assert len(letters) == len(sent_bad)
+    by_source = {}
+    for letter in letters:
+        headers = {k: v.decode() for k, v in letter.headers}
+        by_source[(headers["kairos.source.topic"], int(headers["kairos.source.offset"]))] = (letter, headers)
+    offsets = defaultdict(int)
+    for topic, kind, payload, reason in sent_bad:
+        letter, headers = by_source[(topic, offsets[topic])]
+        offsets[topic] += 1
+        assert reason in headers["kairos.reason"], (topic, kind, headers["kairos.reason"])
+        assert int(headers["kairos.original.bytes"]) == len(payload)
+        if kind == "1 MiB payload":
+            assert headers["kairos.truncated"] == "true" and letter.value == payload[:65536]
+        else:
+            assert headers["kairos.truncated"] == "false" and letter.value == payload
+        assert letter.key == b"alice"
+
+
+def test_a_duplicate_event_is_counted_once(make_pipeline) -> None:
+    pipeline: Pipeline = make_pipeline()
+    pipeline.start_worker()
+    order = VALID["orders"]
+    pipeline.send_events([("orders", order), ("orders", order), ("clicks", VALID["clicks"]),
+                          ("orders", order)])
+    counts = pipeline.wait_for_outcomes(4)
+    assert counts["orders.processed"] == 1
+    assert counts["orders.duplicate"] == 2
+    assert counts["clicks.processed"] == 1
+    view = pipeline.redis.hgetall(pipeline.keys.customer("alice"))
+    assert view["orders"] == "1" and view["spend"] == "25.00"
+
+
+def expected_views(events: list[tuple[str, dict]]) -> dict[str, dict[str, str]]:
+    """Per-customer counts computed directly from the events (no Kairos code)."""
+    views: dict[str, dict] = defaultdict(lambda: {"orders": 0, "clicks": 0, "payments": 0, "spend": 0.0, "last": 0.0})
+    seen = set()
+    for event_type, event in events:
+        if event["event_id"] in seen:
+            continue
+        seen.add(event["event_id"])
+        view = views[event["customer_id"]]
+        view[event_type] += 1
+        if event_type == "orders":
+            view["spend"] += sum(line["quantity"] * line["unit_price"] for line in event["lines"])
+        view["last"] = max(view["last"], datetime.fromisoformat(event["ts"]).timestamp())
+    return {
+        customer: {"orders": str(v["orders"]), "clicks": str(v["clicks"]), "payments": str(v["payments"]),
+                   "spend": f"{v['spend']:.2f}", "last_seen": f"{v['last']:.3f}"}
+        for customer, v in views.items()
+    }
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_killed_worker_restarts_without_losing_or_double_counting(make_pipeline, workers: int) -> None:
+    pipeline: Pipeline = make_pipeline()
+    events = shop_events(12_000, customers=300, seed=workers)
+    duplicates = events[100:400:3]  # re-sent producer retries, interleaved later in the stream
+    stream = events[:6000] + duplicates + events[6000:]
+    for _ in range(workers):
+        pipeline.start_worker()
+    pipeline.send_events(stream)
+    pipeline.wait_for_outcomes(len(stream) // 3)
+    pipeline.workers[0].kill()
+    pipeline.start_worker()
+
+    counts = pipeline.wait_for_outcomes(len(stream), timeout=120)
+    assert sum(v for k, v in counts.items() if k.endswith(".duplicate")) == len(duplicates)
+    assert sum(v for k, v in counts.items() if k.endswith(".processed")) == len(events)
+    expected = expected_views(events)
+
+    def views_match() -> bool:
+        return all(
+            {k: pipeline.redis.hget(pipeline.keys.customer(c), k) for k in view} == view
+            for c, view in expected.items()
+        )
+
+    pipeline.wait_until(views_match, 30, "customer views equal to a run without the kill")
