@@ -36,6 +36,42 @@ def produce(
     raise typer.Exit(code=0 if report.sent else 1)
 
 
+@app.command()
+def demo(
+    rate: float = typer.Option(400.0, help="Events per second sent by the simulated shop."),
+    customers: int = typer.Option(1000, help="Simulated customers."),
+    days: float = typer.Option(3.0, help="Simulated days of shop activity."),
+    seed: int = typer.Option(7, help="Simulator seed."),
+    duration: float = typer.Option(0.0, help="Stop after this many seconds (0: run until Ctrl-C)."),
+) -> None:
+    """Start Tansu, redis-server, a worker and the simulated shop; show the live views."""
+    from streams.tools.demo import demo_workdir, run_demo
+
+    run_demo(rate, customers, days, seed, demo_workdir(), duration or None)
+
+
+@app.command()
+def simulate(
+    rate: float = typer.Option(500.0, help="Events per second (0: as fast as possible)."),
+    events: int = typer.Option(0, help="Stop after this many events (0: the whole simulated period)."),
+    seed: int = typer.Option(7),
+    customers: int = typer.Option(2000),
+    days: float = typer.Option(14.0, help="Simulated period."),
+    fraud_rate: float = typer.Option(0.01),
+    drift_at: float = typer.Option(0.0, help="Fraction of the run after which fraud patterns change (0: never)."),
+    surges: int = typer.Option(2),
+    chaos: float = typer.Option(0.0, help="Share of extra bad or duplicate messages."),
+    truth: Path = typer.Option(None, help="Write the planted ground truth (JSON) here."),
+    out: Path = typer.Option(None, help="Write JSON Lines per topic into this folder instead of sending."),
+) -> None:
+    """Generate a realistic shop (segments, bundles, seasonality, surges, fraud, late labels)."""
+    from streams.tools.simulate import simulate as run
+
+    config = dict(seed=seed, customers=customers, days=days, fraud_rate=fraud_rate,
+                  fraud_drift_at=drift_at or None, surges=surges, chaos=chaos)
+    typer.echo(run(KairosSettings(), config, rate, events or None, truth, out))
+
+
 def main() -> None:
     app()
 
