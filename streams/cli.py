@@ -72,6 +72,24 @@ def simulate(
     typer.echo(run(KairosSettings(), config, rate, events or None, truth, out))
 
 
+@app.command()
+def bench(
+    events: int = typer.Option(300_000, help="Simulated events loaded for the throughput run."),
+    seed: int = typer.Option(11),
+    latency_rate: float = typer.Option(2000.0, help="Events/s sent during the latency run."),
+    partitions: int = typer.Option(4),
+    record: bool = typer.Option(False, help="Append the figures to BENCHMARKS.md."),
+) -> None:
+    """Measure pipeline throughput (vs a raw aiokafka ceiling) and event-to-Redis latency."""
+    from streams.tools.bench import BenchResult, append_to_benchmarks, bench_pipeline, machine
+
+    result = BenchResult(" ".join(["kairos", *sys.argv[1:]]), machine())
+    typer.echo(f"machine: {result.machine}")
+    bench_pipeline(result, events, seed, latency_rate, partitions)
+    if record:
+        append_to_benchmarks(result, Path("BENCHMARKS.md"))
+
+
 def main() -> None:
     app()
 

@@ -54,6 +54,10 @@ class KairosSettings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: str | None = None
     kafka_replication_factor: int = Field(1, ge=1)
+    #: Longest a fetch waits for data. Apache Kafka answers as soon as data
+    #: arrives, so 500 is fine there; brokers that hold every empty fetch for
+    #: the full wait (Tansu) need it small for low latency.
+    kafka_fetch_max_wait_ms: int = Field(20, ge=1, le=5000)
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
 
     # Naming

@@ -5,7 +5,7 @@ Faust agent. The :class:`Ingestor` service (started with the Faust app) owns
 an aiokafka consumer in its own group, fetches up to thousands of records at a
 time, validates each one against its wire schema, sends rejects to the
 dead-letter topic and packs the accepted records into one message per
-(source partition, internal partition) on ``<app_id>-events``, routed by
+internal partition per fetch on ``<app_id>-events``, routed by
 ``customer_id`` (``payment_id`` for labels). Its source offsets are committed
 only after every packed message and dead letter of the fetch is acknowledged.
 
@@ -24,7 +24,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from mode import Service
 
-from streams.pipeline.packing import PackedBatch, partition_for
+from streams.pipeline.packing import PackedBatch, encode_packet, partition_for
 from streams.pipeline.validation import EventValidator
 from streams.settings import KairosSettings
 
@@ -89,6 +89,7 @@ class Ingestor(Service):
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 << 20,
             fetch_max_bytes=64 << 20,
+            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,
         )
@@ -134,11 +135,12 @@ class Ingestor(Service):
         assert self.producer is not None
         partitions = self.settings.partitions
         sends = []
+        packets: dict[int, list[PackedBatch]] = defaultdict(list)
         for tp, messages in fetched.items():
             event_type = self.event_types[tp.topic]
             route = ROUTING_FIELD[event_type]
-            packs: dict[int, PackedBatch] = {}
             path = f"{tp.topic}:{tp.partition}"
+            batches: dict[int, PackedBatch] = {}
             for message in messages:
                 outcome = self.validator.check(event_type, message.value)
                 if outcome.record is not None:
@@ -147,13 +149,14 @@ class Ingestor(Service):
                     target = tp.partition % partitions
                     sends.append(await self._dead_letter(tp, message, outcome.reason or "rejected"))
                     self.counts[f"{event_type}.invalid"] += 1
-                pack = packs.get(target)
-                if pack is None:
-                    pack = packs[target] = PackedBatch(event_type, path)
-                pack.entries.append((message.offset, outcome.record))
+                batch = batches.get(target)
+                if batch is None:
+                    batch = batches[target] = PackedBatch(event_type, path)
+                    packets[target].append(batch)
+                batch.entries.append((message.offset, outcome.record))
             self.counts[f"{event_type}.fetched"] += len(messages)
-            for target, pack in packs.items():
-                sends.append(await self.producer.send(self.events_topic, pack.encode(), partition=target))
+        for target, packet in packets.items():
+            sends.append(await self.producer.send(self.events_topic, encode_packet(packet), partition=target))
         if sends:
             await asyncio.gather(*sends)
         self.last_batch_at = time.time()

@@ -1,12 +1,13 @@
 """Packed batches: how events travel on Kairos's internal topics.
 
-Faust's cost is per Kafka message (~100 µs), not per event, so internal topics
-carry one message per (source partition, target partition) batch. Each entry
-keeps the offset it had in its source partition: that offset is what the
-replay guard of the receiving state compares against.
+Faust's cost is per Kafka message (~100 µs), not per event, so an internal
+topic carries *packets*: one message per target partition per upstream fetch,
+holding one :class:`PackedBatch` per upstream path. Each entry keeps the offset
+it had in its source partition: that offset is what the replay guard of the
+receiving state compares against.
 
 >>> batch = PackedBatch("orders", "orders:3", [(7, {"customer_id": "c"}), (8, None)])
->>> PackedBatch.decode(batch.encode()) == batch
+>>> decode_packet(encode_packet([batch])) == [batch]
 True
 >>> partition_for("c42", 4)
 0
@@ -38,10 +39,16 @@ class PackedBatch:
     path: str
     entries: list[tuple[int, dict[str, Any] | None]] = field(default_factory=list)
 
-    def encode(self) -> bytes:
-        return orjson.dumps({"t": self.event_type, "p": self.path, "e": self.entries})
 
-    @classmethod
-    def decode(cls, data: bytes) -> PackedBatch:
-        raw = orjson.loads(data)
-        return cls(raw["t"], raw["p"], [(offset, record) for offset, record in raw["e"]])
+
+def encode_packet(batches: list[PackedBatch]) -> bytes:
+    """One internal message holding several packed batches."""
+    return orjson.dumps([{"t": b.event_type, "p": b.path, "e": b.entries} for b in batches])
+
+
+def decode_packet(data: bytes) -> list[PackedBatch]:
+    """The packed batches of one internal message, in the order they were packed."""
+    return [
+        PackedBatch(raw["t"], raw["p"], [(offset, record) for offset, record in raw["e"]])
+        for raw in orjson.loads(data)
+    ]

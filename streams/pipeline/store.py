@@ -23,6 +23,7 @@ records in log order is idempotent: each key ends with its latest value).
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
@@ -116,14 +117,15 @@ class KeyedStore(Generic[V]):
         self._dirty[partition][key] = None
 
     async def flush(self) -> None:
-        """Write every dirty key, one record batch per partition when it fits."""
+        """Write every dirty key: one record batch per partition when it fits, partitions in parallel."""
         dirty, self._dirty = self._dirty, defaultdict(dict)
-        for partition, values in dirty.items():
-            items = [
+        await asyncio.gather(*(
+            self.writer.write(self.topic, partition, [
                 (key.encode(), None if value is None else self.encode(value))
                 for key, value in values.items()
-            ]
-            await self.writer.write(self.topic, partition, items)
+            ])
+            for partition, values in dirty.items()
+        ))
 
     async def catch_up(self, client_options: dict[str, Any], start: dict[TopicPartition, int]) -> int:
         """Apply this table's changelog records from ``start`` (per partition) to the real end.

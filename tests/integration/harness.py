@@ -116,13 +116,21 @@ class Pipeline:
         payload = value if isinstance(value, bytes) else json.dumps(value).encode()
         self.producer.send(topic, payload, key=key.encode() if key is not None else None)
 
-    def send_events(self, events: Iterable[tuple[str, dict]]) -> int:
-        """Send ``(event_type, wire dict)`` pairs to their topics, keyed per the contract."""
+    def send_events(self, events: Iterable[tuple[str, dict]], rate: float = 0.0) -> int:
+        """Send ``(event_type, wire dict)`` pairs to their topics, keyed per the contract.
+
+        ``rate`` > 0 paces the sending (events per second).
+        """
         sent = 0
+        started = time.monotonic()
         for event_type, value in events:
             key = value.get("payment_id") if event_type == "labels" else value.get("customer_id")
             self.send(getattr(self.settings.topics, event_type), value, key)
             sent += 1
+            if rate and sent % 100 == 0:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
         self.producer.flush()
         return sent
 

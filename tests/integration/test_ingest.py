@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import defaultdict
 from datetime import datetime
 
@@ -130,12 +131,16 @@ def test_killed_worker_restarts_without_losing_or_double_counting(make_pipeline,
     stream = events[:6000] + duplicates + events[6000:]
     for _ in range(workers):
         pipeline.start_worker()
-    pipeline.send_events(stream)
-    pipeline.wait_for_outcomes(len(stream) // 3)
+    sender = threading.Thread(target=pipeline.send_events, args=(stream, 3000.0))
+    sender.start()  # ~4 s of traffic: the kill lands mid-stream
+    pipeline.wait_for_outcomes(len(stream) // 4)
     pipeline.workers[0].kill()
+    killed_at = sum(pipeline.ingest_counts().values())
     pipeline.start_worker()
+    sender.join()
 
     counts = pipeline.wait_for_outcomes(len(stream), timeout=120)
+    assert killed_at < len(stream), "the kill must land before the stream is processed"
     assert sum(v for k, v in counts.items() if k.endswith(".duplicate")) == len(duplicates)
     assert sum(v for k, v in counts.items() if k.endswith(".processed")) == len(events)
     expected = expected_views(events)

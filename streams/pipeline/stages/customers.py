@@ -1,14 +1,16 @@
 """Stage 2: fold packed batches into per-customer state and its Redis view.
 
-For each packed batch of one internal partition: skip entries this state has
-already applied (redelivery), drop duplicate event ids (counted), fold the rest
-into :class:`CustomerState`, count outcomes in the path's
-:class:`IngestCounter`, flush every touched key in one changelog record batch
-per chunk, then write the touched customers' views through one Redis pipeline.
+For the packed batches taken together from the internal topic: skip entries
+this state has already applied (redelivery), drop duplicate event ids
+(counted), fold the rest into :class:`CustomerState`, count outcomes in the
+path's :class:`IngestCounter`, flush every touched key in one changelog record
+batch per partition per chunk, then write the touched customers' views through
+one Redis pipeline.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,24 +61,40 @@ class CustomerStage:
         self.dedupe_capacity = dedupe_capacity
         self.counters: dict[str, tuple[int, IngestCounter]] = {}
 
-    async def apply(self, partition: int, batch: PackedBatch) -> None:
-        """Fold one packed batch that arrived on internal ``partition``."""
-        key = counter_key(batch.path, partition)
+    async def apply(self, items: list[tuple[int, PackedBatch]]) -> None:
+        """Fold packed batches, each with the internal partition it arrived on."""
+        viewed: dict[str, CustomerState] = {}
+        counters: dict[str, tuple[int, IngestCounter]] = {}
+        folded = 0
+        for partition, batch in items:
+            key = counter_key(batch.path, partition)
+            counter = self._counter(key, partition, batch.event_type)
+            counters[key] = (partition, counter)
+            for offset, record in batch.entries:
+                counter.count(offset, self._fold(partition, batch, offset, record, viewed))
+                folded += 1
+                if folded % CHUNK_ENTRIES == 0:
+                    await self._flush(counters)
+                    counters = {key: (partition, counter)}
+        await self._flush(counters)
+        if viewed:
+            stamp = {"updated_at": f"{time.time():.3f}"}
+            pipe = self.redis.pipeline(transaction=False)
+            self.views.customers(pipe, ((cid, state.view() | stamp) for cid, state in viewed.items()))
+            await pipe.execute()
+
+    def _counter(self, key: str, partition: int, event_type: str) -> IngestCounter:
         counter = self.store.get(key)
         if counter is None:
-            counter = IngestCounter(batch.event_type)
+            counter = IngestCounter(event_type)
         self.counters[key] = (partition, counter)
-        viewed: dict[str, CustomerState] = {}
-        for chunk in chunks(batch.entries, CHUNK_ENTRIES):
-            for offset, record in chunk:
-                outcome = self._fold(partition, batch, offset, record, viewed)
-                counter.count(offset, outcome)
+        return counter
+
+    async def _flush(self, counters: dict[str, tuple[int, IngestCounter]]) -> None:
+        """Write the chunk's customers with the counters that counted them (same record batch)."""
+        for key, (partition, counter) in counters.items():
             self.store.put(partition, key, counter)
-            await self.store.flush()
-        if viewed:
-            pipe = self.redis.pipeline(transaction=False)
-            self.views.customers(pipe, ((cid, state.view()) for cid, state in viewed.items()))
-            await pipe.execute()
+        await self.store.flush()
 
     def _fold(self, partition: int, batch: PackedBatch, offset: int, record: dict[str, Any] | None,
               viewed: dict[str, CustomerState]) -> str:

@@ -1,0 +1,61 @@
+"""Sales forecasting: event-time windows, per-series forecasters, surge alerts.
+
+Start reading at :class:`~models.forecasting.monitor.SalesMonitor`, the whole
+flow in one object: order records go into :class:`SalesWindows` (tumbling
+event-time windows per category, per top SKU (:class:`TopSkus`) and in total,
+with allowed lateness); each closed window is checked by the
+:class:`SurgeDetector` (a CUSUM of the distance beyond the forecast's
+interval) against the forecast made for it, then learned by that series'
+:class:`SalesForecaster` (slot-of-day profile x day-of-week factor x recent
+level, robust to surges, with a prediction interval), which measures itself
+against :class:`SeasonalNaive` (:class:`ForecastErrors`). Views for
+``kairos:forecast:{scope}:{key}`` come out of :meth:`SalesMonitor.view`.
+"""
+
+from models.base import ContractCase
+from models.forecasting.baseline import SeasonalNaive
+from models.forecasting.forecaster import Forecast, SalesForecaster
+from models.forecasting.metrics import ForecastErrors
+from models.forecasting.monitor import SalesMonitor, SalesUpdate
+from models.forecasting.surge import Alert, SurgeDetector
+from models.forecasting.top_skus import TopSkus
+from models.forecasting.window_calendar import WindowCalendar
+from models.forecasting.windows import ClosedWindow, LateCorrection, SalesWindows
+
+__all__ = [
+    "Alert",
+    "CONTRACT_CASES",
+    "ClosedWindow",
+    "Forecast",
+    "ForecastErrors",
+    "LateCorrection",
+    "SalesForecaster",
+    "SalesMonitor",
+    "SalesUpdate",
+    "SalesWindows",
+    "SeasonalNaive",
+    "SurgeDetector",
+    "TopSkus",
+    "WindowCalendar",
+]
+
+#: Compressed days of six one-minute windows, a two-day week and a little deterministic noise.
+_SEASONAL_SALES = [
+    ({"window_start": k * 60.0}, float((k % 6) * (2 + k % 12 // 6) + (k * 7) % 3)) for k in range(80)
+]
+_WINDOW_STARTS = [{"window_start": k * 60.0} for k in (80, 81, 85, 200)]
+
+CONTRACT_CASES = [
+    ContractCase(
+        name="SalesForecaster",
+        factory=lambda: SalesForecaster(window_size=60.0, season_length=6, days_per_week=2, warmup=12),
+        samples=_SEASONAL_SALES,
+        predict_inputs=_WINDOW_STARTS,
+    ),
+    ContractCase(
+        name="SeasonalNaive",
+        factory=lambda: SeasonalNaive(window_size=60.0, season_length=6),
+        samples=_SEASONAL_SALES,
+        predict_inputs=_WINDOW_STARTS,
+    ),
+]

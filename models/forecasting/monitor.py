@@ -1,0 +1,249 @@
+"""The forecasting flow in one object: orders in; closed windows, forecasts, alerts and views out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from models.base import check_state_tag
+from models.forecasting.forecaster import SEASONAL, Forecast, SalesForecaster
+from models.forecasting.metrics import ForecastErrors
+from models.forecasting.surge import Alert, SurgeDetector
+from models.forecasting.windows import ClosedWindow, LateCorrection, SalesWindows
+
+#: What is forecast per series; alerts watch units.
+MEASURES = ("units", "revenue")
+
+
+@dataclass
+class SalesUpdate:
+    """What one :meth:`SalesMonitor.advance` produced."""
+
+    #: Opportunity alerts raised by the windows that closed.
+    alerts: list[Alert] = field(default_factory=list)
+    #: Fresh views of every series whose windows closed or were corrected since the last advance.
+    views: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Series no longer tracked (a SKU that left the top): their views can be deleted.
+    removed: list[str] = field(default_factory=list)
+    #: Number of windows closed.
+    closed: int = 0
+
+
+def _horizon_step(forecasts: dict[str, Forecast]) -> dict[str, Any]:
+    """One future window of a view: its start, basis and each measure's forecast and interval."""
+    units = forecasts["units"]
+    step: dict[str, Any] = {"window_start": units.window_start, "basis": units.basis}
+    for measure, f in forecasts.items():
+        step |= {measure: f.value, f"{measure}_lower": f.lower, f"{measure}_upper": f.upper}
+    return step
+
+
+class SalesMonitor:
+    """Sales windows, a forecaster per series and measure, a surge detector and the views they serve.
+
+    Feed order records with :meth:`add_order` (or per-series sales with
+    :meth:`add`), then call :meth:`advance` once per batch: each window the
+    watermark closed is first checked against the forecast made for it (an
+    :class:`Alert` when units leave the interval, once the units forecaster's
+    interval is calibrated on its own residuals, after about two seasons),
+    then learned by that series' forecasters (``units`` and ``revenue``, clones
+    of ``forecaster``). The returned :class:`SalesUpdate` holds the alerts and
+    the fresh :meth:`view` of every series that changed.
+
+    Late events (after their window closed) correct the recent actuals shown in
+    the view, when that window is still shown; forecasters, errors and alerts
+    are not revised (see :class:`SalesWindows`).
+
+    Memory: the windows' bound, two forecasters and ``recent_actuals`` windows
+    per tracked series; a SKU that leaves the top is forgotten.
+
+    >>> monitor = SalesMonitor(SalesWindows(size=3600.0), SalesForecaster(3600.0, season_length=24))
+    >>> for hour in range(3):
+    ...     monitor.add_order({"ts": hour * 3600.0 + 60.0, "lines": [
+    ...         {"sku": "A", "quantity": 4, "unit_price": 2.5, "category": "toys"}]})
+    >>> update = monitor.advance(3 * 3600.0)
+    >>> update.closed, sorted(update.views)
+    (8, ['category:toys', 'sku:A', 'total:all'])
+    >>> view = update.views["category:toys"]
+    >>> view["last_units"], view["forecast_units"], view["basis"], view["next_window_start"]
+    (4.0, 4.0, 'warming-up', 10800.0)
+    """
+
+    MODEL = "SalesMonitor"
+    VERSION = 1
+
+    def __init__(
+        self,
+        windows: SalesWindows,
+        forecaster: SalesForecaster,
+        detector: SurgeDetector | None = None,
+        recent_actuals: int = 6,
+    ) -> None:
+        if (windows.calendar.size, windows.calendar.origin) != (forecaster.calendar.size, forecaster.calendar.origin):
+            raise ValueError("the forecaster's window size and origin must match the windows'")
+        self.windows = windows
+        self.forecaster = forecaster.clone()
+        self.detector = SurgeDetector() if detector is None else detector
+        self.recent_actuals = recent_actuals
+        #: Corrections of actuals still shown in a view, one per series a late event touched.
+        self.late_corrections = 0
+        #: Alerts raised since the start.
+        self.alerts = 0
+        self._forecasters: dict[str, dict[str, SalesForecaster]] = {}
+        # series -> recent closed windows as [start, units, revenue, lines], oldest first
+        self._actuals: dict[str, list[list[float]]] = {}
+        self._changed: set[str] = set()
+
+    def add_order(self, order: dict[str, Any]) -> None:
+        """Count an order record (``ts`` in epoch seconds, ``lines`` with ``sku``, ``quantity``, ``unit_price``)."""
+        for correction in self.windows.add_order(order):
+            self._correct(correction)
+
+    def add(self, series: str, ts: float, units: float, revenue: float, lines: int = 1) -> None:
+        """Count sales of one series directly (when orders are split by series upstream)."""
+        correction = self.windows.add(series, ts, units, revenue, lines)
+        if correction is not None:
+            self._correct(correction)
+
+    def advance(self, watermark: float | None = None) -> SalesUpdate:
+        """Close the windows the watermark passed, score and learn them; return alerts and changed views."""
+        update = SalesUpdate()
+        for window in self.windows.advance(watermark):
+            alert = self._learn(window)
+            if alert is not None:
+                update.alerts.append(alert)
+            update.closed += 1
+        self.alerts += len(update.alerts)
+        tracked = set(self.windows.series)
+        update.removed = sorted(s for s in self._forecasters if s not in tracked)
+        for series in update.removed:
+            del self._forecasters[series]
+            self._actuals.pop(series, None)
+            self._changed.discard(series)
+            self.detector.forget(series)
+        update.views = {series: self.view(series) for series in sorted(self._changed)}
+        self._changed.clear()
+        return update
+
+    def _learn(self, window: ClosedWindow) -> Alert | None:
+        models = self._forecasters.get(window.series)
+        if models is None:
+            models = self._forecasters[window.series] = {m: self.forecaster.clone() for m in MEASURES}
+        x = {"window_start": window.start}
+        expected = models["units"].predict_one(x)
+        alert = None
+        if expected.basis == SEASONAL and models["units"].calibrated:
+            alert = self.detector.observe(
+                window.series, window.start, window.units, expected.value, expected.lower, expected.upper
+            )
+        for measure, model in models.items():
+            model.learn_one(x | {"lines": window.lines}, getattr(window, measure))
+        recent = self._actuals.setdefault(window.series, [])
+        recent.append([window.start, window.units, window.revenue, window.lines])
+        del recent[: -self.recent_actuals]
+        self._changed.add(window.series)
+        return alert
+
+    def _correct(self, correction: LateCorrection) -> None:
+        for shown in self._actuals.get(correction.series, []):
+            if shown[0] == correction.start:
+                shown[1] += correction.units
+                shown[2] += correction.revenue
+                shown[3] += correction.lines
+                self.late_corrections += 1
+                self._changed.add(correction.series)
+
+    def view(self, series: str) -> dict[str, Any]:
+        """What ``kairos:forecast:{scope}:{key}`` serves for ``series``: next forecasts, interval, last actuals, errors.
+
+        Scalars describe the next window and the last closed one; ``horizon``
+        (the next windows) and ``actuals`` (recent windows, oldest first) are
+        lists of dicts; the error fields are the units forecaster's
+        :meth:`SalesForecaster.metrics`.
+        """
+        scope, _, key = series.partition(":")
+        models = self._forecasters[series]
+        steps = zip(*(models[measure].forecast() for measure in MEASURES))
+        horizon = [_horizon_step(dict(zip(MEASURES, step))) for step in steps]
+        actuals = [{"window_start": s, "units": u, "revenue": r, "lines": n} for s, u, r, n in self._actuals[series]]
+        following = horizon[0]
+        last = actuals[-1]
+        return {
+            "series": series,
+            "scope": scope,
+            "key": key,
+            "window_size": self.windows.calendar.size,
+            "basis": following["basis"],
+            "next_window_start": following["window_start"],
+            "forecast_units": following["units"],
+            "lower_units": following["units_lower"],
+            "upper_units": following["units_upper"],
+            "forecast_revenue": following["revenue"],
+            "lower_revenue": following["revenue_lower"],
+            "upper_revenue": following["revenue_upper"],
+            "last_window_start": last["window_start"],
+            "last_units": last["units"],
+            "last_revenue": last["revenue"],
+            "last_lines": last["lines"],
+            "horizon": horizon,
+            "actuals": actuals,
+        } | models["units"].metrics()
+
+    def metrics(self) -> dict[str, float]:
+        """Counts and, per scope, the units forecasters' pooled MAE ratio to seasonal-naive."""
+        report: dict[str, float] = {
+            "series": len(self._forecasters),
+            "late_events": self.windows.late,
+            "late_corrections": self.late_corrections,
+            "alerts": self.alerts,
+        }
+        for scope in ("total", "category", "sku"):
+            pooled = self.pooled_errors(scope).as_dict()
+            if "mae_ratio" in pooled:
+                report[f"{scope}_mae_ratio"] = pooled["mae_ratio"]
+        return report
+
+    def pooled_errors(self, scope: str, measure: str = "units") -> ForecastErrors:
+        """The errors of every series of ``scope`` (``total``, ``category``, ``sku``) taken together."""
+        return ForecastErrors.pooled(
+            models[measure].errors for series, models in self._forecasters.items() if series.startswith(scope + ":")
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain-data checkpoint of the whole flow."""
+        return {
+            "model": self.MODEL,
+            "version": self.VERSION,
+            "windows": self.windows.state_dict(),
+            "forecaster": self.forecaster.state_dict(),
+            "detector": self.detector.state_dict(),
+            "recent_actuals": self.recent_actuals,
+            "late_corrections": self.late_corrections,
+            "alerts": self.alerts,
+            "forecasters": {
+                series: {m: model.state_dict() for m, model in models.items()}
+                for series, models in sorted(self._forecasters.items())
+            },
+            "actuals": {series: [list(a) for a in recent] for series, recent in sorted(self._actuals.items())},
+            "changed": sorted(self._changed),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        """Rebuild from :meth:`state_dict` output."""
+        check_state_tag(state, cls.MODEL, cls.VERSION)
+        monitor = cls(
+            SalesWindows.from_state(state["windows"]),
+            SalesForecaster.from_state(state["forecaster"]),
+            SurgeDetector.from_state(state["detector"]),
+            state["recent_actuals"],
+        )
+        monitor.late_corrections = state["late_corrections"]
+        monitor.alerts = state["alerts"]
+        monitor._forecasters = {
+            series: {m: SalesForecaster.from_state(s) for m, s in models.items()}
+            for series, models in state["forecasters"].items()
+        }
+        monitor._actuals = {series: [list(a) for a in recent] for series, recent in state["actuals"].items()}
+        monitor._changed = set(state["changed"])
+        return monitor

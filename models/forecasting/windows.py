@@ -1,0 +1,253 @@
+"""Tumbling sales windows in event time, per category, per top SKU and in total."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Self
+
+from models.base import check_state_tag
+from models.forecasting.window_calendar import WindowCalendar
+from models.forecasting.top_skus import TopSkus
+
+#: Series names are ``{scope}:{key}``: the shop total, one category, one top SKU.
+TOTAL = "total:all"
+CATEGORY = "category:"
+SKU = "sku:"
+#: Category of order lines that carry none.
+UNCATEGORIZED = "uncategorized"
+#: Sums are kept in millionths, as integers, so they do not depend on the order of additions.
+_MICROS = 1_000_000
+
+
+def _micros(value: float) -> int:
+    return round(value * _MICROS)
+
+
+@dataclass(frozen=True)
+class ClosedWindow:
+    """Final sales of one series in one window (zero when nothing sold)."""
+
+    series: str
+    start: float
+    end: float
+    units: float
+    revenue: float
+    #: Order lines: how many times the series was bought, whatever the quantities.
+    lines: int
+
+
+@dataclass(frozen=True)
+class LateCorrection:
+    """Sales that arrived after their window had closed: to be added to that window's actuals."""
+
+    series: str
+    start: float
+    units: float
+    revenue: float
+    lines: int
+
+
+class SalesWindows:
+    """Units, revenue and order lines per series in tumbling event-time windows, with allowed lateness.
+
+    A window ``[start, end)`` closes when the watermark reaches ``end +
+    allowed_lateness``; the watermark is the largest event time seen, or the
+    one passed to :meth:`advance` (a stream-wide watermark, or wall-clock time
+    so that quiet hours close too). :meth:`advance` returns every closed window
+    of every known series in time order, **including empty ones**: a series
+    that sold nothing in an hour has an actual of 0 for that hour.
+
+    **Late events** (their window already closed) are never put into a window:
+    they are counted in ``late`` and :meth:`add` returns a
+    :class:`LateCorrection`. Policy: the consumer corrects that window's
+    actuals in the view; forecasters are not retrained and errors and alerts
+    are not revised.
+
+    **Series**: ``total:all``, ``category:{name}`` for every category seen
+    (lines without one count as ``uncategorized``) and ``sku:{sku}`` for the
+    ``top_skus`` best sellers by units (:class:`TopSkus`). A category series
+    starts at the first window it sold in. A SKU series starts with the window
+    after the latest event time when the SKU entered the top (so its first
+    window is complete); units of a SKU outside the top feed only the
+    summary; a SKU leaving the top loses its series (see :attr:`series`).
+
+    **Exact and order-independent**: sums are kept as integers in millionths,
+    so feeding the same events in any order, each before its window closes,
+    gives the same closed windows for the total and the categories. Which SKUs
+    are in the top, and from when, depends on arrival order once more SKUs sell
+    than the summary's capacity, as with any bounded heavy-hitters summary.
+
+    Memory: open windows per series at most ``allowed_lateness / size + 2``
+    while :meth:`advance` is called at least once per window; series: the
+    total, the categories (few) and at most ``top_skus`` SKUs; plus the
+    summary's ``10 x top_skus`` counters.
+
+    >>> windows = SalesWindows(size=60.0, allowed_lateness=30.0)
+    >>> order = {"ts": 5.0, "lines": [{"sku": "A", "quantity": 2, "unit_price": 9.5, "category": "toys"}]}
+    >>> windows.add_order(order)
+    []
+    >>> windows.advance(89.0)  # the window [0, 60) waits for late events until 90
+    []
+    >>> [(w.series, w.start, w.units, w.revenue, w.lines) for w in windows.advance(90.0)]
+    [('category:toys', 0.0, 2.0, 19.0, 1), ('total:all', 0.0, 2.0, 19.0, 1)]
+    >>> [c.series for c in windows.add_order({"ts": 59.0, "lines": [{"sku": "B", "quantity": 1, "unit_price": 4.0}]})]
+    ['total:all', 'category:uncategorized']
+    >>> windows.late
+    1
+    """
+
+    MODEL = "SalesWindows"
+    VERSION = 1
+
+    def __init__(
+        self, size: float, allowed_lateness: float = 0.0, top_skus: int = 50, origin: float = 0.0
+    ) -> None:
+        if allowed_lateness < 0:
+            raise ValueError("allowed_lateness must not be negative")
+        self.calendar = WindowCalendar(size, origin=origin)
+        self.allowed_lateness = allowed_lateness
+        self.top = TopSkus(top_skus)
+        #: Events that arrived after their window had closed.
+        self.late = 0
+        # series -> window index -> [units, revenue] in millionths and lines
+        self._open: dict[str, dict[int, list[int]]] = {}
+        # series -> index of its first window not yet closed
+        self._first_open: dict[str, int] = {}
+        # SKU series -> index of its first window: earlier sales are not its to count
+        self._sku_start: dict[str, int] = {}
+        # every window below this index is closed (None before the first advance)
+        self._closed_below: int | None = None
+        self._max_ts: float | None = None
+        self.watermark: float | None = None
+
+    @property
+    def series(self) -> list[str]:
+        """Every series currently tracked, sorted."""
+        return sorted(self._first_open)
+
+    @property
+    def open_windows(self) -> int:
+        """Windows currently open, over all series (the memory the lateness costs)."""
+        return sum(len(windows) for windows in self._open.values())
+
+    def add(self, series: str, ts: float, units: float, revenue: float, lines: int = 1) -> LateCorrection | None:
+        """Count a sale of ``series`` at event time ``ts``; a late one is returned as a correction."""
+        correction = self._count(series, ts, units, revenue, lines)
+        self.late += correction is not None
+        return correction
+
+    def add_order(self, order: dict[str, Any]) -> list[LateCorrection]:
+        """Count an order record's lines in the total, their categories and the top SKUs.
+
+        A late order counts once in ``late`` and returns a correction per series it touched.
+        """
+        ts = order["ts"]
+        corrections = []
+        for line in order["lines"]:
+            units = line["quantity"]
+            revenue = units * line["unit_price"]
+            category = CATEGORY + line.get("category", UNCATEGORIZED)
+            for series in (TOTAL, category):
+                corrections.append(self._count(series, ts, units, revenue, 1))
+            corrections.append(self._count_sku(line["sku"], ts, units, revenue))
+        late = [c for c in corrections if c is not None]
+        self.late += bool(late)
+        return late
+
+    def _count_sku(self, sku: str, ts: float, units: float, revenue: float) -> LateCorrection | None:
+        was_top = sku in self.top
+        for gone in self.top.add(sku, units):
+            for table in (self._open, self._first_open, self._sku_start):
+                table.pop(SKU + gone, None)
+        if sku not in self.top:
+            return None
+        if was_top:
+            return self._count(SKU + sku, ts, units, revenue, 1)
+        latest = ts if self._max_ts is None else max(ts, self._max_ts)
+        first = self.calendar.index_of(latest) + 1
+        if self._closed_below is not None:
+            first = max(first, self._closed_below)
+        self._first_open[SKU + sku] = self._sku_start[SKU + sku] = first
+        return None
+
+    def _count(self, series: str, ts: float, units: float, revenue: float, lines: int) -> LateCorrection | None:
+        """Add to the open window of ``ts``, or return the correction of a closed one."""
+        self._max_ts = ts if self._max_ts is None else max(self._max_ts, ts)
+        index = self.calendar.index_of(ts)
+        if index < self._sku_start.get(series, index):
+            return None
+        if self._closed_below is not None and index < self._closed_below:
+            return LateCorrection(series, self.calendar.start(index), float(units), float(revenue), lines)
+        first = self._first_open.get(series)
+        if first is None or index < first:
+            self._first_open[series] = index
+        cell = self._open.setdefault(series, {}).setdefault(index, [0, 0, 0])
+        cell[0] += _micros(units)
+        cell[1] += _micros(revenue)
+        cell[2] += lines
+        return None
+
+    def advance(self, watermark: float | None = None) -> list[ClosedWindow]:
+        """Close every window the watermark has passed; return them ordered by start, then series.
+
+        ``watermark`` defaults to the largest event time seen; it never moves back.
+        """
+        mark = self._max_ts if watermark is None else watermark
+        if mark is None:
+            return []
+        self.watermark = mark if self.watermark is None else max(self.watermark, mark)
+        # Window k is closed once start(k + 1) + allowed_lateness <= watermark.
+        closed_below = self.calendar.index_of(self.watermark - self.allowed_lateness)
+        if self._closed_below is not None and closed_below <= self._closed_below:
+            return []
+        size = self.calendar.size
+        closed: list[ClosedWindow] = []
+        for series, first in self._first_open.items():
+            windows = self._open.get(series, {})
+            for index in range(first, closed_below):
+                units, revenue, lines = windows.pop(index, (0, 0, 0))
+                start = self.calendar.start(index)
+                closed.append(ClosedWindow(series, start, start + size, units / _MICROS, revenue / _MICROS, lines))
+            self._first_open[series] = max(first, closed_below)
+        self._closed_below = closed_below
+        closed.sort(key=lambda w: (w.start, w.series))
+        return closed
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain-data checkpoint: parameters, open windows, watermark, late count and the top SKUs."""
+        return {
+            "model": self.MODEL,
+            "version": self.VERSION,
+            "size": self.calendar.size,
+            "allowed_lateness": self.allowed_lateness,
+            "origin": self.calendar.origin,
+            "top": self.top.state_dict(),
+            "late": self.late,
+            "open": {
+                series: [[index, *cell] for index, cell in sorted(windows.items())]
+                for series, windows in sorted(self._open.items())
+            },
+            "first_open": dict(sorted(self._first_open.items())),
+            "sku_start": dict(sorted(self._sku_start.items())),
+            "closed_below": self._closed_below,
+            "max_ts": self._max_ts,
+            "watermark": self.watermark,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        """Rebuild from :meth:`state_dict` output."""
+        check_state_tag(state, cls.MODEL, cls.VERSION)
+        windows = cls(state["size"], state["allowed_lateness"], origin=state["origin"])
+        windows.top = TopSkus.from_state(state["top"])
+        windows.late = state["late"]
+        windows._open = {
+            series: {index: cell for index, *cell in cells}
+            for series, cells in state["open"].items()
+        }
+        windows._first_open = dict(state["first_open"])
+        windows._sku_start = dict(state["sku_start"])
+        windows._closed_below = state["closed_below"]
+        windows._max_ts = state["max_ts"]
+        windows.watermark = state["watermark"]
+        return windows

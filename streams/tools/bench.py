@@ -1,0 +1,227 @@
+"""``kairos bench``: measured throughput and latency, next to a ceiling from the same run.
+
+Pipeline suite:
+
+1. Start the embedded stack, generate N simulated events and load them into
+   the input topics.
+2. **Ceiling**: a raw aiokafka consumer reads the same topics and parses every
+   value with ``json.loads`` (no validation, no state, no Redis).
+3. **Pipeline**: a fresh ``kairos worker`` process consumes the same events;
+   throughput is counted from its first to its last processed event (start-up
+   and group join excluded), read from ``kairos:metrics:ingest``.
+4. **Latency**: with the worker caught up, probe events are sent at a fixed
+   rate among regular traffic, each for a customer of its own and stamped with
+   the wall-clock send time; the worker stamps ``updated_at`` when the view is
+   written, so latency = ``updated_at - ts`` per probe.
+
+Absolute numbers drift on shared machines; the ratio to the ceiling is the
+figure to compare across runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import redis
+from aiokafka import AIOKafkaConsumer
+
+from streams.pipeline.keys import RedisKeys
+from streams.pipeline.topics import ensure_topics
+from streams.settings import KairosSettings
+from streams.tools.devstack import DevStack, dev_stack
+from streams.tools.sender import send_fast, send_paced
+from streams.tools.simulation import ShopSimulator, SimulatorConfig
+
+
+@dataclass
+class BenchResult:
+    """Figures of one bench run, printed and appended to BENCHMARKS.md as JSON."""
+
+    command: str
+    machine: dict[str, Any]
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, name: str, value: Any) -> None:
+        self.figures[name] = value
+        print(f"  {name}: {value}", flush=True)
+
+
+def machine() -> dict[str, Any]:
+    """What this ran on (CPU model, cores, memory, load at start)."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(memory, 1),
+            "python": platform.python_version(), "load_1m_at_start": round(os.getloadavg()[0], 2)}
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def simulated_events(count: int, seed: int) -> list[tuple[str, str, Any]]:
+    """``count`` valid simulated events (chaos off), sized for the count."""
+    customers = max(500, count // 60)
+    config = SimulatorConfig(seed=seed, customers=customers, days=max(1.0, count / (customers * 12.0)))
+    events = []
+    for event in ShopSimulator(config).events():
+        events.append((event.topic, event.key, event.value))
+        if len(events) >= count:
+            break
+    return events
+
+
+async def ceiling_rate(settings: KairosSettings, expected: int) -> float:
+    """Events/s of a raw aiokafka consumer + json.loads over the input topics."""
+    consumer = AIOKafkaConsumer(
+        *settings.topics.inputs(), **settings.kafka_client_options(), group_id=None,
+        auto_offset_reset="earliest", enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20, fetch_max_bytes=64 << 20,
+    )
+    await consumer.start()
+    try:
+        seen, started = 0, None
+        while seen < expected:
+            fetched = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if started is None and fetched:
+                started = time.perf_counter()
+            for messages in fetched.values():
+                for message in messages:
+                    json.loads(message.value)
+                seen += sum(1 for _ in messages)
+        return seen / (time.perf_counter() - (started or time.perf_counter()))
+    finally:
+        await consumer.stop()
+
+
+def ingest_total(r: redis.Redis, keys: RedisKeys) -> int:
+    counts = r.hgetall(keys.metrics("ingest"))
+    return sum(int(v) for k, v in counts.items()
+               if k.decode().rsplit(".", 1)[-1] in ("processed", "invalid", "duplicate"))
+
+
+def start_worker(stack: DevStack, settings: KairosSettings, log_name: str) -> subprocess.Popen:
+    env = stack.env(KAIROS_APP_ID=settings.app_id, KAIROS_PREFIX=settings.prefix,
+                    KAIROS_PARTITIONS=str(settings.partitions))
+    log = (stack.workdir / log_name).open("ab")
+    return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for_total(r: redis.Redis, keys: RedisKeys, expected: int, worker: subprocess.Popen,
+                   timeout: float) -> tuple[float, float]:
+    """Wait until ``expected`` outcomes are counted; return (first seen, done) monotonic times."""
+    first = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        total = ingest_total(r, keys)
+        now = time.monotonic()
+        if total and first is None:
+            first = now
+        if total >= expected:
+            return first or now, now
+        if worker.poll() is not None:
+            raise RuntimeError("worker exited during the benchmark")
+        time.sleep(0.05)
+    raise TimeoutError(f"pipeline did not finish {expected} events in {timeout:.0f} s")
+
+
+async def latency_probes(settings: KairosSettings, rate: float, seconds: float, probe_every: int) -> list[str]:
+    """Send traffic at ``rate`` for ``seconds``; every ``probe_every``-th event is a probe."""
+    probes: list[str] = []
+    stamped = []
+
+    def traffic():
+        sent = 0
+        while True:
+            sent += 1
+            now = time.time()
+            customer = f"probe-{sent}" if sent % probe_every == 0 else f"bg-{sent % 5000}"
+            if customer.startswith("probe"):
+                probes.append(customer)
+            stamped.append(now)
+            yield ("clicks", customer, {"event_id": f"lat-{sent}", "ts": iso(now), "customer_id": customer,
+                                        "session_id": f"s-{customer}", "action": "view"})
+
+    await send_paced(settings, traffic(), rate=rate, limit=int(rate * seconds))
+    return probes
+
+
+def probe_latencies(r: redis.Redis, keys: RedisKeys, probes: list[str], timeout: float = 30.0) -> list[float]:
+    """Per probe: view ``updated_at`` - event ``ts`` (milliseconds)."""
+    deadline = time.monotonic() + timeout
+    latencies: dict[str, float] = {}
+    while len(latencies) < len(probes) and time.monotonic() < deadline:
+        pipe = r.pipeline(transaction=False)
+        missing = [p for p in probes if p not in latencies]
+        for probe in missing:
+            pipe.hmget(keys.customer(probe), "updated_at", "last_seen")
+        for probe, (updated, seen) in zip(missing, pipe.execute()):
+            if updated is not None and seen is not None:
+                latencies[probe] = (float(updated) - float(seen)) * 1000.0
+        time.sleep(0.2)
+    return list(latencies.values())
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def bench_pipeline(result: BenchResult, events: int, seed: int, latency_rate: float, partitions: int) -> None:
+    """Ceiling vs pipeline throughput, and event -> Redis latency."""
+    with dev_stack() as stack:
+        settings = KairosSettings(kafka_bootstrap=stack.kafka_bootstrap, redis_url=stack.redis_url,
+                                  app_id="bench", prefix="bench", partitions=partitions)
+        ensure_topics(settings)
+        print(f"generating {events:,} simulated events ...", flush=True)
+        generated = simulated_events(events, seed)
+        started = time.perf_counter()
+        sent = asyncio.run(send_fast(settings, generated))
+        result.add("events", sent)
+        result.add("load_rate_eps", round(sent / (time.perf_counter() - started)))
+        del generated
+        result.add("ceiling_raw_aiokafka_json_eps", round(asyncio.run(ceiling_rate(settings, sent))))
+        r = redis.Redis(port=stack.redis.port)
+        keys = RedisKeys(settings.prefix)
+        worker = start_worker(stack, settings, "bench-worker.log")
+        try:
+            first, done = wait_for_total(r, keys, sent, worker, timeout=600)
+            rate = sent / max(done - first, 1e-9)
+            result.add("pipeline_eps", round(rate))
+            result.add("pipeline_to_ceiling_ratio", round(rate / result.figures["ceiling_raw_aiokafka_json_eps"], 3))
+            probes = asyncio.run(latency_probes(settings, latency_rate, seconds=15, probe_every=20))
+            latencies = probe_latencies(r, keys, probes)
+            result.add("latency_rate_eps", latency_rate)
+            result.add("latency_probes", len(latencies))
+            if latencies:
+                result.add("latency_p50_ms", round(statistics.median(latencies), 1))
+                result.add("latency_p99_ms", round(percentile(latencies, 0.99), 1))
+        finally:
+            worker.terminate()
+            worker.wait(30)
+            r.close()
+
+
+def append_to_benchmarks(result: BenchResult, path: Path) -> None:
+    """Append the raw figures of this run to BENCHMARKS.md (the tables there are written from them)."""
+    block = json.dumps({"command": result.command, "machine": result.machine, "figures": result.figures}, indent=1)
+    with path.open("a") as handle:
+        handle.write(f"\n<!-- kairos bench run {iso(time.time())} -->\n```json\n{block}\n```\n")

@@ -1,0 +1,282 @@
+"""The shop simulator: merges shoppers, surges, fraudsters, late labels and chaos into one stream."""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass
+from itertools import count
+from typing import Any, Iterator
+
+from streams.tools.simulation.catalog import Catalog, plant_bundles
+from streams.tools.simulation.chaos import Chaos
+from streams.tools.simulation.clock import DAY, HOUR, HOURLY_PROFILE, WEEKDAY_PROFILE, ActivityClock, iso_ms, iso_s
+from streams.tools.simulation.config import SimulatorConfig
+from streams.tools.simulation.drafts import Draft, IdMint
+from streams.tools.simulation.fraud import Fraudster
+from streams.tools.simulation.population import (
+    ORDER_REGULARITY, SEGMENTS, Customer, best_selling, populate, segment_samplers,
+)
+from streams.tools.simulation.shopping import ATTEMPTS_PER_ORDER, Shopper
+from streams.tools.simulation.surges import Surge, plant_surges
+
+#: Share of fraud labels that come from a manual review within hours instead of a chargeback days later.
+FRAUD_REVIEW_SHARE = 0.2
+
+_EMIT, _BROWSE, _BUY, _SURGE_BUY, _FRAUD = range(5)
+
+
+@dataclass(frozen=True, slots=True)
+class SimEvent:
+    """One message to send: ``value`` is the wire dict, or raw ``bytes`` for a bad chaos message.
+
+    ``key`` is the customer id (the payment id on ``labels``). ``ts`` is the
+    emission time in epoch seconds, non-decreasing over the stream; it equals
+    the value's ``ts`` except for a chaos duplicate, which repeats an older event.
+    """
+
+    topic: str
+    key: str
+    value: dict[str, Any] | bytes
+    ts: float
+
+
+class ShopSimulator:
+    """A seeded online shop whose event stream carries planted, recoverable signals.
+
+    ``events()`` yields clicks, orders, payments and late fraud labels in
+    event-time order, as wire dicts that validate against
+    ``streams.pipeline.events.EVENT_TYPES``; ``ground_truth()`` says what was
+    planted (segments, bundles, surges, fraud, seasonality, chaos). The stream
+    covers ``[start, start + days)``: labels due after the end never arrive.
+
+    What is planted:
+
+    * customers in five latent segments (``population.SEGMENTS``) whose sessions
+      follow a daily and weekly seasonality (``clock``);
+    * bundles bought together (``catalog.Bundle``) and segment tastes in baskets;
+    * demand surges: while one is on, extra buyers of the surging item arrive
+      at ``factor - 1`` times its usual order rate (``surges``);
+    * fraud patterns with drift (``fraud``) and legit noise (``shopping``);
+    * chaos: after each event, with probability ``chaos``, a bad message or a
+      redelivery (``chaos``), drawn from its own generator so the valid stream
+      does not change with ``chaos``.
+
+    Memory is bounded: O(customers + skus) for the shop; a heap holding each
+    customer's next browse and next order, the events of sessions in progress
+    and the labels due within five days (about 2 x customers entries, plus
+    what is in flight); ground truth holds one entry per fraudulent payment.
+
+    >>> sim = ShopSimulator(SimulatorConfig(customers=50, days=2, seed=3))
+    >>> events = list(sim.events())
+    >>> sorted({e.topic for e in events})
+    ['clicks', 'labels', 'orders', 'payments']
+    >>> all(a.ts <= b.ts for a, b in zip(events, events[1:]))
+    True
+    >>> sorted(sim.ground_truth()["segment_names"])[:2]
+    ['bargain_hunters', 'lapsing']
+    """
+
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.config = config or SimulatorConfig()
+        cfg = self.config
+        self.catalog = Catalog(self._rng("catalog"), cfg.skus, cfg.categories)
+        self.clock = ActivityClock(cfg.start_ts)
+        self.tastes = segment_samplers(self.catalog)
+        ranking = best_selling(self.tastes)
+        self.bundles = plant_bundles(self._rng("bundles"), self.catalog, ranking)
+        self.surges: list[Surge] = plant_surges(
+            self._rng("surges"), self.catalog, ranking, cfg.surges, cfg.start_ts, cfg.end_ts)
+        customers = self._customers()
+        self._segments = {c.id: SEGMENTS[c.segment].name for c in customers}
+        self._surge_rates = [self._extra_orders_per_active_day(surge, customers) for surge in self.surges]
+        self._fraud_payments: dict[str, str] = {}
+        self._chaos: Chaos | None = None
+
+    def _rng(self, stream: str) -> random.Random:
+        return random.Random(f"{self.config.seed}:{stream}")
+
+    def _customers(self) -> list[Customer]:
+        return populate(self._rng("customers"), self.config.customers, self.config.start_ts, self.config.end_ts)
+
+    def _extra_orders_per_active_day(self, surge: Surge, customers: list[Customer]) -> float:
+        """``factor - 1`` times the expected rate of ordinary orders holding the surging item."""
+        hit = [sum(p for sku, p in taste.probabilities().items() if surge.covers(sku, self.catalog))
+               for taste in self.tastes]
+        usual = sum(
+            (1 - (1 - hit[c.segment]) ** c.lines_per_order) / c.order_every_days
+            for c in customers if c.lapse_at > surge.start
+        )
+        return (surge.factor - 1) * usual
+
+    def _expected_legit_payments(self, customers: list[Customer]) -> float:
+        """Expected number of legit payments over the run: ordinary and surge orders, with retries."""
+        start, end, clock = self.config.start_ts, self.config.end_ts, self.clock
+        ordinary = sum(clock.active_days(start, min(end, c.lapse_at)) / c.order_every_days for c in customers)
+        surging = sum(rate * clock.active_days(s.start, s.end) for s, rate in zip(self.surges, self._surge_rates))
+        return (ordinary + surging) * ATTEMPTS_PER_ORDER
+
+    def events(self) -> Iterator[SimEvent]:
+        """The stream, in event-time order; each call replays the same run from the start."""
+        run = _Run(self)
+        self._fraud_payments, self._chaos = run.fraud_payments, run.chaos
+        return iter(run)
+
+    def ground_truth(self) -> dict[str, Any]:
+        """What was planted, as JSON-ready data; fraud and chaos are complete once ``events()`` is exhausted.
+
+        ``weekday_profile`` starts on Monday; profiles are in UTC with mean 1.
+        """
+        drift = self.config.drift_ts
+        chaos = self._chaos
+        return {
+            "segments": dict(self._segments),
+            "segment_names": [s.name for s in SEGMENTS],
+            "bundles": [[b.head, *b.companions] for b in self.bundles],
+            "surges": [s.truth() for s in self.surges],
+            "fraud_payments": dict(self._fraud_payments),
+            "drift_at": None if drift is None else iso_s(drift),
+            "hourly_profile": list(HOURLY_PROFILE),
+            "weekday_profile": list(WEEKDAY_PROFILE),
+            "chaos": {
+                "bad": sum(chaos.bad_by_kind.values()) if chaos else 0,
+                "duplicates": chaos.duplicates if chaos else 0,
+                "bad_by_kind": dict(chaos.bad_by_kind) if chaos else {},
+            },
+        }
+
+
+class _Run:
+    """One pass over the simulated period: the shop's changing state and a heap of what happens next.
+
+    Heap entries are ``(ms, sequence, kind, payload)``: an event to emit, or a
+    customer's next browse or order, a surge's next extra order, a fraud
+    incident. Handling an entry only schedules things at or after its time, so
+    popping the heap yields event-time order.
+    """
+
+    def __init__(self, sim: ShopSimulator) -> None:
+        cfg = self.config = sim.config
+        self.sim, self.clock = sim, sim.clock
+        self.customers = sim._customers()
+        self.schedule, self.labels = sim._rng("schedule"), sim._rng("labels")
+        mint = IdMint(cfg.seed)
+        self.shopper = Shopper(sim._rng("shopping"), mint, sim.catalog, sim.tastes, sim.bundles)
+        self.fraudster = Fraudster(
+            sim._rng("fraud"), mint, sim.catalog, fraud_rate=cfg.fraud_rate,
+            expected_legit_payments=sim._expected_legit_payments(self.customers), start_ts=cfg.start_ts,
+            end_ts=cfg.end_ts, drift_ts=cfg.drift_ts, first_new_account=cfg.customers + 1,
+        )
+        self.chaos = Chaos(sim._rng("chaos"), cfg.seed)
+        self.fraud_payments: dict[str, str] = {}
+        self.heap: list[tuple[int, int, int, Any]] = []
+        self.sequence = count()
+        self.now_ms = 0
+
+    def push(self, t: float, kind: int, payload: Any) -> None:
+        """Schedule ``payload`` at ``t`` (never before now)."""
+        heapq.heappush(self.heap, (max(int(t * 1000), self.now_ms), next(self.sequence), kind, payload))
+
+    def push_next_browse(self, index: int, t: float) -> None:
+        """Schedule customer ``index``'s next browsing session after ``t`` (Poisson, seasonal)."""
+        customer = self.customers[index]
+        t = self.clock.advance(t, self.schedule.expovariate(customer.browse_per_day))
+        if t < customer.lapse_at and t < self.config.end_ts:
+            self.push(t, _BROWSE, index)
+
+    def push_next_order(self, index: int, t: float, first: bool = False) -> None:
+        """Schedule customer ``index``'s next order after ``t`` (gamma renewal, seasonal).
+
+        The first gap is a uniform share of a length-biased gap, so the run starts
+        in the middle of everyone's buying cycle (the renewal process is stationary).
+        """
+        customer, schedule = self.customers[index], self.schedule
+        scale = customer.order_every_days / ORDER_REGULARITY
+        if first:
+            gap = schedule.random() * schedule.gammavariate(ORDER_REGULARITY + 1, scale)
+        else:
+            gap = schedule.gammavariate(ORDER_REGULARITY, scale)
+        t = self.clock.advance(t, gap)
+        if t < customer.lapse_at and t < self.config.end_ts:
+            self.push(t, _BUY, index)
+
+    def push_next_surge_order(self, index: int, t: float) -> None:
+        """Schedule surge ``index``'s next extra order after ``t``, while the surge lasts."""
+        rate = self.sim._surge_rates[index]
+        if rate > 0:
+            t = self.clock.advance(t, self.schedule.expovariate(rate))
+            if t < self.sim.surges[index].end:
+                self.push(t, _SURGE_BUY, index)
+
+    def surge_order(self, index: int, t: float) -> list[Draft]:
+        """An order holding surge ``index``'s item, by a random customer who has not lapsed."""
+        surge, schedule, customers = self.sim.surges[index], self.schedule, self.customers
+        buyer = customers[schedule.randrange(len(customers))]
+        while buyer.lapse_at <= t:
+            buyer = customers[schedule.randrange(len(customers))]
+        forced = surge.key if surge.scope == "sku" else self.sim.catalog.by_category[surge.key].draw(schedule)
+        self.push_next_surge_order(index, t)
+        return self.shopper.session(buyer, t, buying=True, forced=forced)
+
+    def fraud_incident(self, pattern: str, slot: int, t: float) -> list[Draft]:
+        """The ``slot``-th incident of ``pattern``; schedules the next one."""
+        fraudster = self.fraudster
+        if slot + 1 < fraudster.incidents[pattern]:
+            self.push(fraudster.incident_time(pattern, slot + 1), _FRAUD, (pattern, slot + 1))
+        return fraudster.incident(pattern, t, self.shopper.buyers, self.customers)
+
+    def judge(self, draft: Draft, payment_id: str, t: float) -> None:
+        """Record a fraudulent payment and schedule the label that will (maybe) reveal it."""
+        rng = self.labels
+        if draft.fraud is not None:
+            self.fraud_payments[payment_id] = draft.fraud
+            if rng.random() < FRAUD_REVIEW_SHARE:
+                delay, source = rng.uniform(1, 12) * HOUR, "review"
+            else:
+                delay, source = rng.uniform(1, 5) * DAY, "chargeback"
+            label = {"payment_id": payment_id, "is_fraud": True, "source": source}
+        elif rng.random() < self.config.label_share_legit:
+            delay = rng.uniform(1, 12) * HOUR
+            label = {"payment_id": payment_id, "is_fraud": False, "source": "review"}
+        else:
+            return
+        self.push(t + delay, _EMIT, Draft(t + delay, "labels", payment_id, label))
+
+    def __iter__(self) -> Iterator[SimEvent]:
+        cfg, heap, customers, shopper, chaos = self.config, self.heap, self.customers, self.shopper, self.chaos
+        for index in range(len(customers)):
+            self.push_next_browse(index, cfg.start_ts)
+            self.push_next_order(index, cfg.start_ts, first=True)
+        for index, surge in enumerate(self.sim.surges):
+            self.push_next_surge_order(index, surge.start)
+        for pattern, incidents in self.fraudster.incidents.items():
+            if incidents:
+                self.push(self.fraudster.incident_time(pattern, 0), _FRAUD, (pattern, 0))
+        end_ms, event_numbers = int(cfg.end_ts * 1000), count(1)
+        while heap:
+            now_ms, _, kind, payload = heapq.heappop(heap)
+            if now_ms >= end_ms:
+                return
+            self.now_ms, t = now_ms, now_ms / 1000
+            if kind == _EMIT:
+                value = {"event_id": f"ev-{cfg.seed}-{next(event_numbers)}", "ts": iso_ms(now_ms), **payload.value}
+                if payload.topic == "payments":
+                    self.judge(payload, value["payment_id"], t)
+                yield SimEvent(payload.topic, payload.key, value, t)
+                if cfg.chaos:
+                    chaos.remember(payload.topic, payload.key, value)
+                    if chaos.rng.random() < cfg.chaos:
+                        yield SimEvent(*chaos.message(), t)
+                continue
+            if kind == _BROWSE:
+                drafts = shopper.session(customers[payload], t, buying=False)
+                self.push_next_browse(payload, t)
+            elif kind == _BUY:
+                drafts = shopper.session(customers[payload], t, buying=True)
+                self.push_next_order(payload, t)
+            elif kind == _SURGE_BUY:
+                drafts = self.surge_order(payload, t)
+            else:
+                drafts = self.fraud_incident(*payload, t)
+            for draft in drafts:
+                self.push(draft.t, _EMIT, draft)

@@ -1,0 +1,151 @@
+"""Sales windows: event time, lateness, empty windows, order independence, top SKUs, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.forecasting import SalesWindows, TopSkus
+
+MINUTE = 60.0
+
+
+def order(ts: float, sku: str = "A", quantity: int = 1, price: float = 2.5, category: str = "toys") -> dict:
+    return {"ts": ts, "lines": [{"sku": sku, "quantity": quantity, "unit_price": price, "category": category}]}
+
+
+def closed_as_tuples(windows: list) -> list[tuple]:
+    return [(w.series, w.start, w.units, w.revenue) for w in windows]
+
+
+def test_a_window_closes_once_the_watermark_passes_its_end_plus_lateness() -> None:
+    windows = SalesWindows(size=MINUTE, allowed_lateness=20.0)
+    windows.add_order(order(10.0, quantity=2))
+    windows.add_order(order(70.0))
+
+    assert windows.advance() == []  # watermark 70 < 60 + 20
+    windows.add_order(order(55.0, quantity=3))  # late but within the allowed lateness
+    closed = windows.advance(80.0)
+
+    # SKU A entered the top at ts 10, so its series starts with the next (complete) window.
+    assert closed_as_tuples(closed) == [("category:toys", 0.0, 5.0, 12.5), ("total:all", 0.0, 5.0, 12.5)]
+    assert windows.late == 0
+    assert [w.series for w in windows.advance(140.0)] == ["category:toys", "sku:A", "total:all"]
+
+
+def test_quiet_windows_close_with_zero_sales_for_every_known_series() -> None:
+    windows = SalesWindows(size=MINUTE)
+    windows.add_order(order(5.0, category="toys"))
+    windows.add_order(order(6.0, sku="B", category="books"))
+
+    closed = windows.advance(4 * MINUTE)  # nothing sold in minutes 1-3
+
+    toys = [(w.start, w.units) for w in closed if w.series == "category:toys"]
+    books = [(w.start, w.units) for w in closed if w.series == "category:books"]
+    assert toys == [(0.0, 1.0), (60.0, 0.0), (120.0, 0.0), (180.0, 0.0)]
+    assert books == [(0.0, 1.0), (60.0, 0.0), (120.0, 0.0), (180.0, 0.0)]
+    assert [w.start for w in closed] == sorted(w.start for w in closed)
+
+
+def test_a_late_event_is_counted_and_reported_as_a_correction_not_put_in_a_window() -> None:
+    windows = SalesWindows(size=MINUTE, allowed_lateness=10.0)
+    windows.add_order(order(30.0, quantity=2))
+    first = windows.advance(75.0)
+
+    corrections = windows.add_order(order(59.0, quantity=4, price=1.0))
+
+    assert windows.late == 1
+    assert {(c.series, c.start, c.units, c.revenue) for c in corrections} == {
+        ("total:all", 0.0, 4.0, 4.0),
+        ("category:toys", 0.0, 4.0, 4.0),
+    }
+    assert [w for w in first if w.series == "total:all"][0].units == 2.0
+    again = windows.advance(200.0)
+    assert all(w.start >= 60.0 for w in again)  # the closed window is never emitted twice
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    delays=st.lists(st.floats(min_value=0.0, max_value=90.0), min_size=60, max_size=60),
+    seed=st.integers(min_value=0, max_value=1000),
+)
+def test_any_arrival_order_within_the_lateness_gives_the_same_closed_windows(delays: list[float], seed: int) -> None:
+    rng = random.Random(seed)
+    events = [
+        order(ts=i * 17.0 + rng.random(), sku="A", quantity=rng.randint(1, 5), price=rng.choice([0.1, 0.2, 9.99]),
+              category=rng.choice(["toys", "books", "garden"]))
+        for i in range(60)
+    ]
+
+    def run(arrivals: list[dict]) -> list[tuple]:
+        windows = SalesWindows(size=MINUTE, allowed_lateness=90.0)
+        closed = []
+        for event in arrivals:
+            assert windows.add_order(event) == []
+            closed += windows.advance()
+        closed += windows.advance(10_000.0)
+        assert windows.late == 0
+        return sorted(t for t in closed_as_tuples(closed) if not t[0].startswith("sku:"))
+
+    shuffled = [e for _, e in sorted(zip((e["ts"] + d for e, d in zip(events, delays)), events), key=lambda p: p[0])]
+    assert run(shuffled) == run(events)
+
+
+def test_open_windows_stay_bounded_by_the_lateness() -> None:
+    windows = SalesWindows(size=MINUTE, allowed_lateness=150.0)
+    for i in range(2000):
+        windows.add_order(order(i * 7.0, sku=f"S{i % 300}", category=f"c{i % 5}"))
+        windows.advance()
+        assert windows.open_windows <= len(windows.series) * (150.0 / MINUTE + 2)
+    assert len([s for s in windows.series if s.startswith("sku:")]) <= 50
+
+
+def test_the_best_sellers_get_a_series_and_tail_skus_do_not() -> None:
+    windows = SalesWindows(size=MINUTE, top_skus=3)
+    rng = random.Random(1)
+    for i in range(3000):
+        sku = rng.choice(["HIT1", "HIT2", "HIT3"]) if rng.random() < 0.6 else f"TAIL{rng.randrange(500)}"
+        windows.add_order(order(i * 2.0, sku=sku))
+        windows.advance()
+
+    assert [s for s in windows.series if s.startswith("sku:")] == ["sku:HIT1", "sku:HIT2", "sku:HIT3"]
+
+
+def test_top_skus_keep_bounded_counters_and_report_who_left() -> None:
+    top = TopSkus(top=2, capacity=3)
+    assert top.add("A", 10) == [] and top.add("B", 1) == []
+    assert top.add("C", 2) == ["B"]  # C passes B, the weakest of the top two
+    assert top.add("D", 1) == []  # the summary is full: D takes over B's counter (1 + 1)
+    assert sorted(top) == ["A", "C"]
+    assert top.count("D") == 2 and top.count("B") == 0
+    restored = TopSkus.from_state(json.loads(json.dumps(top.state_dict())))
+    assert restored.state_dict() == top.state_dict()
+
+
+def test_a_checkpoint_mid_stream_continues_exactly_like_the_uninterrupted_run() -> None:
+    rng = random.Random(5)
+    events = [order(i * 11.0, sku=f"S{rng.randrange(40)}", quantity=rng.randint(1, 3),
+                    category=rng.choice(["a", "b"])) for i in range(400)]
+
+    def feed(windows: SalesWindows, part: list[dict]) -> list[tuple]:
+        closed = []
+        for event in part:
+            windows.add_order(event)
+            closed += closed_as_tuples(windows.advance())
+        return closed
+
+    straight = SalesWindows(size=MINUTE, allowed_lateness=30.0, top_skus=5)
+    expected = feed(straight, events)
+
+    first = SalesWindows(size=MINUTE, allowed_lateness=30.0, top_skus=5)
+    got = feed(first, events[:200])
+    state = json.loads(json.dumps(first.state_dict()))
+    restored = SalesWindows.from_state(state)
+    assert restored.state_dict() == state
+    got += feed(restored, events[200:])
+
+    assert got == expected
+    assert restored.state_dict() == json.loads(json.dumps(straight.state_dict()))
