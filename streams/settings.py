@@ -77,6 +77,12 @@ class KairosSettings(BaseSettings):
     customer_ttl_seconds: int = Field(90 * 24 * 3600, ge=60)
     metrics_flush_seconds: float = Field(1.0, gt=0)
 
+    # Lookup API (kairos serve)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=0, le=65535)
+    #: When set, every /api/* request needs the header X-API-Key with this value.
+    api_key: SecretStr | None = None
+
     # Worker process
     worker_web_port: int = Field(6066, ge=0, le=65535)
     worker_web_enabled: bool = False
