@@ -1,0 +1,231 @@
+"""Scored payments waiting for their fraud label, keyed by payment id.
+
+Labels carry only a ``payment_id`` and arrive days after the payment, so the
+stream sends each scored payment's feature snapshot (features, score, alert
+decision, ts) to the partition of its payment id, where its label will also
+arrive, and keeps one :class:`PendingLabels` per partition. Every payment comes
+out exactly once as a :class:`LabelledPayment` for the scorer to learn from:
+
+- when its label arrives (``source="label"``); a label that arrives before its
+  snapshot is held and matched when the snapshot comes;
+- when it matures without a label (``maturity_seconds`` after its ``ts``, in
+  event time): learned as legitimate (``source="maturity"``) when
+  ``learn_unlabelled_as_legit`` is set, else dropped;
+- when the map is full, the oldest payment leaves early, as if matured
+  (``source="capacity"``).
+
+Resolved payment ids are remembered for another ``maturity_seconds`` after
+they mature, so a repeated label or snapshot (redelivery after a crash) is not
+learned twice, and a label arriving after maturity is counted as ``late``, not
+learned (a label whose snapshot never comes is counted as ``unmatched``).
+Checkpoint this object together with the scorer and the source offsets; then
+no label is learned twice or lost across a restart.
+
+Memory: at most ``max_pending`` pending snapshots, ``max_pending`` early labels
+and ``max_pending`` resolved ids (each also bounded by time).
+
+>>> pending = PendingLabels(maturity_seconds=100.0)
+>>> pending.add("p1", {"amount_z": 4.0}, score=0.9, alerted=True, ts=0.0)
+[]
+>>> pending.add("p2", {"amount_z": 0.1}, score=0.1, alerted=False, ts=10.0)
+[]
+>>> pending.label("p1", True, ts=50.0).is_fraud
+True
+>>> pending.label("p1", True, ts=51.0) is None  # a repeat is not learned again
+True
+>>> [(p.payment_id, p.is_fraud, p.source) for p in pending.expire(now=120.0)]
+[('p2', False, 'maturity')]
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, Self, TypeVar
+
+from models.base import check_state_tag
+
+Value = TypeVar("Value")
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledPayment:
+    """A payment ready to learn from: its snapshot at scoring time and its outcome."""
+
+    payment_id: str
+    features: dict[str, float]
+    score: float
+    alerted: bool
+    is_fraud: bool
+    source: Literal["label", "maturity", "capacity"]
+
+
+class _TimedMap(Generic[Value]):
+    """A dict keyed by id that also yields its entries oldest ``ts`` first."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[float, Value]] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def put(self, key: str, ts: float, value: Value) -> None:
+        self.entries[key] = (ts, value)
+        heapq.heappush(self._heap, (ts, key))
+        if len(self._heap) > 2 * len(self.entries) + 64:
+            self._heap = [(t, k) for k, (t, _) in self.entries.items()]
+            heapq.heapify(self._heap)
+
+    def pop(self, key: str) -> tuple[float, Value] | None:
+        return self.entries.pop(key, None)
+
+    def pop_oldest(self, before: float = float("inf")) -> tuple[str, float, Value] | None:
+        """Remove and return the oldest entry if its ts is before ``before``."""
+        while self._heap:
+            ts, key = self._heap[0]
+            entry = self.entries.get(key)
+            if entry is None or entry[0] != ts:
+                heapq.heappop(self._heap)
+                continue
+            if ts >= before:
+                return None
+            heapq.heappop(self._heap)
+            del self.entries[key]
+            return key, ts, entry[1]
+        return None
+
+    def rows(self) -> list[list[Any]]:
+        return [[key, ts, value] for key, (ts, value) in sorted(self.entries.items(), key=lambda kv: (kv[1][0], kv[0]))]
+
+
+class PendingLabels:
+    """Bounded map payment id → feature snapshot, resolved by a label or by maturity."""
+
+    STATE_MODEL = "PendingLabels"
+    STATE_VERSION = 1
+
+    def __init__(
+        self,
+        maturity_seconds: float = 7 * 86400.0,
+        learn_unlabelled_as_legit: bool = True,
+        max_pending: int = 100_000,
+    ) -> None:
+        if maturity_seconds <= 0 or max_pending < 1:
+            raise ValueError("need maturity_seconds > 0 and max_pending >= 1")
+        self.maturity_seconds = maturity_seconds
+        self.learn_unlabelled_as_legit = learn_unlabelled_as_legit
+        self.max_pending = max_pending
+        #: payment_id -> (ts, [features, score, alerted])
+        self._pending: _TimedMap[list[Any]] = _TimedMap()
+        #: payment_id -> (label ts, is_fraud) for labels that came before their snapshot.
+        self._early: _TimedMap[bool] = _TimedMap()
+        #: payment_id -> (payment ts, how it was resolved) for payments already learned from.
+        self._resolved: _TimedMap[str] = _TimedMap()
+        self.counts = dict.fromkeys(("labelled", "matured", "dropped", "evicted", "repeated", "late", "unmatched"), 0)
+
+    def add(
+        self, payment_id: str, features: dict[str, float], score: float, alerted: bool, ts: float
+    ) -> list[LabelledPayment]:
+        """Hold a scored payment's snapshot; returns what is ready to learn because of it."""
+        if payment_id in self._resolved or payment_id in self._pending:
+            self.counts["repeated"] += 1
+            return []
+        snapshot = [dict(features), score, alerted]
+        early = self._early.pop(payment_id)
+        if early is not None:
+            return [self._resolve(payment_id, ts, snapshot, early[1])]
+        self._pending.put(payment_id, ts, snapshot)
+        ready = []
+        while len(self._pending) > self.max_pending and (oldest := self._pending.pop_oldest()) is not None:
+            self.counts["evicted"] += 1
+            ready.extend(self._unlabelled(*oldest, "capacity"))
+        return ready
+
+    def label(self, payment_id: str, is_fraud: bool, ts: float) -> LabelledPayment | None:
+        """Apply a label; returns the payment to learn from, or ``None`` (repeat, late or early)."""
+        entry = self._pending.pop(payment_id)
+        if entry is not None:
+            return self._resolve(payment_id, entry[0], entry[1], is_fraud)
+        resolved = self._resolved.entries.get(payment_id)
+        if resolved is not None:
+            self.counts["repeated" if resolved[1] == "label" else "late"] += 1
+            return None
+        self._early.put(payment_id, ts, is_fraud)
+        while len(self._early) > self.max_pending and self._early.pop_oldest() is not None:
+            self.counts["unmatched"] += 1
+        return None
+
+    def expire(self, now: float) -> list[LabelledPayment]:
+        """Payments matured by event time ``now`` (learned as legit, or dropped by setting)."""
+        cutoff = now - self.maturity_seconds
+        ready = []
+        while (oldest := self._pending.pop_oldest(before=cutoff)) is not None:
+            payment_id, ts, snapshot = oldest
+            self.counts["matured"] += 1
+            ready.extend(self._unlabelled(payment_id, ts, snapshot, "maturity"))
+        while self._early.pop_oldest(before=cutoff) is not None:
+            self.counts["unmatched"] += 1
+        while self._resolved.pop_oldest(before=cutoff - self.maturity_seconds) is not None:
+            pass
+        return ready
+
+    def stats(self) -> dict[str, int]:
+        """Sizes and counters: pending, early labels, and what happened to payments so far."""
+        return {"pending": len(self._pending), "early_labels": len(self._early), **self.counts}
+
+    def clone(self) -> Self:
+        """The same settings, empty."""
+        return type(self)(self.maturity_seconds, self.learn_unlabelled_as_legit, self.max_pending)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain-data checkpoint; entries sorted by (ts, payment id)."""
+        return {
+            "model": self.STATE_MODEL,
+            "version": self.STATE_VERSION,
+            "maturity_seconds": self.maturity_seconds,
+            "learn_unlabelled_as_legit": self.learn_unlabelled_as_legit,
+            "max_pending": self.max_pending,
+            "pending": self._pending.rows(),
+            "early": self._early.rows(),
+            "resolved": self._resolved.rows(),
+            "counts": dict(self.counts),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        """Rebuild from :meth:`state_dict` output."""
+        check_state_tag(state, cls.STATE_MODEL, cls.STATE_VERSION)
+        pending = cls(state["maturity_seconds"], state["learn_unlabelled_as_legit"], state["max_pending"])
+        for payment_id, ts, snapshot in state["pending"]:
+            pending._pending.put(payment_id, ts, [dict(snapshot[0]), snapshot[1], snapshot[2]])
+        for payment_id, ts, is_fraud in state["early"]:
+            pending._early.put(payment_id, ts, is_fraud)
+        for payment_id, ts, source in state["resolved"]:
+            pending._resolved.put(payment_id, ts, source)
+        pending.counts = dict(state["counts"])
+        return pending
+
+    def _resolve(self, payment_id: str, ts: float, snapshot: list[Any], is_fraud: bool) -> LabelledPayment:
+        self.counts["labelled"] += 1
+        self._remember_resolved(payment_id, ts, "label")
+        features, score, alerted = snapshot
+        return LabelledPayment(payment_id, features, score, alerted, is_fraud, "label")
+
+    def _unlabelled(
+        self, payment_id: str, ts: float, snapshot: list[Any], source: Literal["maturity", "capacity"]
+    ) -> list[LabelledPayment]:
+        self._remember_resolved(payment_id, ts, source)
+        if not self.learn_unlabelled_as_legit:
+            self.counts["dropped"] += 1
+            return []
+        features, score, alerted = snapshot
+        return [LabelledPayment(payment_id, features, score, alerted, False, source)]
+
+    def _remember_resolved(self, payment_id: str, ts: float, source: str) -> None:
+        self._resolved.put(payment_id, ts, source)
+        while len(self._resolved) > self.max_pending:
+            self._resolved.pop_oldest()

@@ -1,0 +1,87 @@
+"""Late fraud labels meet the features their payment was scored with: once, and never lost."""
+
+from __future__ import annotations
+
+import json
+
+from models.risk import PendingLabels
+
+DAY = 86400.0
+
+
+def scored(pending: PendingLabels, payment_id: str, ts: float, amount_z: float = 0.0) -> list:
+    return pending.add(payment_id, {"amount_z": amount_z}, score=0.1, alerted=False, ts=ts)
+
+
+def test_a_chargeback_days_later_learns_from_the_features_at_scoring_time() -> None:
+    pending = PendingLabels(maturity_seconds=7 * DAY)
+    assert scored(pending, "p1", ts=0.0, amount_z=8.2) == []
+    learned = pending.label("p1", True, ts=3 * DAY)
+    assert learned.features == {"amount_z": 8.2} and learned.is_fraud and learned.source == "label"
+    assert (learned.score, learned.alerted) == (0.1, False)
+    assert pending.label("p1", True, ts=3 * DAY + 5) is None  # redelivered label
+    assert pending.label("p1", False, ts=4 * DAY) is None  # a contradicting second label
+    assert pending.stats()["repeated"] == 2 and pending.stats()["labelled"] == 1
+
+
+def test_unlabelled_payments_mature_as_legit_or_are_dropped_by_setting() -> None:
+    for learn_as_legit in (True, False):
+        pending = PendingLabels(maturity_seconds=7 * DAY, learn_unlabelled_as_legit=learn_as_legit)
+        scored(pending, "old", ts=0.0)
+        scored(pending, "new", ts=5 * DAY)
+        assert pending.expire(now=6.9 * DAY) == []
+        matured = pending.expire(now=7 * DAY + 1)
+        if learn_as_legit:
+            assert [(p.payment_id, p.is_fraud, p.source) for p in matured] == [("old", False, "maturity")]
+        else:
+            assert matured == [] and pending.stats()["dropped"] == 1
+        assert pending.label("old", True, ts=8 * DAY) is None  # too late: counted, not learned
+        assert pending.stats()["late"] == 1 and pending.stats()["pending"] == 1
+
+
+def test_a_label_arriving_before_its_snapshot_waits_for_it() -> None:
+    pending = PendingLabels(maturity_seconds=DAY)
+    assert pending.label("p1", True, ts=10.0) is None
+    [learned] = scored(pending, "p1", ts=5.0)
+    assert learned.is_fraud and pending.stats()["early_labels"] == 0
+    assert scored(pending, "p1", ts=5.0) == []  # the snapshot redelivered: already learned
+    pending.label("ghost", True, ts=20.0)
+    pending.expire(now=2 * DAY)
+    assert pending.stats()["unmatched"] == 1
+
+
+def test_a_full_map_lets_the_oldest_payment_go_as_if_matured() -> None:
+    pending = PendingLabels(maturity_seconds=30 * DAY, max_pending=3)
+    for n in range(3):
+        assert scored(pending, f"p{n}", ts=float(n)) == []
+    [evicted] = scored(pending, "p3", ts=3.0)
+    assert (evicted.payment_id, evicted.is_fraud, evicted.source) == ("p0", False, "capacity")
+    assert pending.stats()["pending"] == 3
+
+
+def test_no_label_is_learned_twice_or_lost_across_a_restart() -> None:
+    """Labels and maturity around a checkpoint, with the tail redelivered after the restart."""
+    events = [("pay", f"p{n}", n * 3600.0) for n in range(40)]
+    events += [("label", f"p{n}", (n + 30) * 3600.0) for n in range(0, 40, 3)]
+    events.sort(key=lambda event: event[2])
+
+    def run(pending: PendingLabels, part: list) -> list[str]:
+        learned = []
+        for kind, payment_id, ts in part:
+            if kind == "pay":
+                learned += [p.payment_id for p in scored(pending, payment_id, ts)]
+            else:
+                hit = pending.label(payment_id, True, ts)
+                learned += [hit.payment_id] if hit else []
+            learned += [p.payment_id for p in pending.expire(now=ts)]
+        return learned
+
+    straight = run(PendingLabels(maturity_seconds=2 * DAY), events)
+    first = PendingLabels(maturity_seconds=2 * DAY)
+    before = run(first, events[:35])
+    restored = PendingLabels.from_state(json.loads(json.dumps(first.state_dict())))
+    assert restored.state_dict() == json.loads(json.dumps(first.state_dict()))
+    after = run(restored, events[30:])  # at-least-once: five events come again
+    assert sorted(before + after) == sorted(straight)
+    assert len(set(straight)) == len(straight) == 40 - restored.stats()["pending"]
+    assert restored.stats()["labelled"] == 14 and restored.stats()["matured"] > 0
