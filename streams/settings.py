@@ -73,6 +73,44 @@ class KairosSettings(BaseSettings):
     ingest_batch_records: int = Field(5000, ge=1)
     ingest_fetch_wait_ms: int = Field(20, ge=0)
 
+    # Segmentation
+    segment_k: int = Field(6, ge=2, le=50)
+    segment_half_life_days: float = Field(30.0, gt=0)
+    #: Customers seen before the first k-means++ seeding.
+    segment_warmup: int = Field(300, ge=2)
+    #: Wall-clock seconds between sync rounds (sweep, merge across workers, profiles).
+    segment_sync_seconds: float = Field(10.0, gt=0)
+    segment_capacity: int = Field(200_000, ge=100)
+
+    # Payment risk
+    #: Alert when the score passes this value; unset: follow the target alert rate.
+    risk_threshold: float | None = Field(None, gt=0, lt=1)
+    risk_target_alert_rate: float = Field(0.01, gt=0, lt=1)
+    #: Labels (with at least 20 frauds) before the model replaces the cold-start rules.
+    risk_min_labels: int = Field(200, ge=1)
+    risk_alerts_per_customer_hour: int = Field(3, ge=1)
+    #: Event-time seconds after which an unlabelled payment counts as legitimate.
+    risk_label_maturity_seconds: float = Field(7 * 86400.0, gt=0)
+    risk_learn_unlabelled_as_legit: bool = True
+    risk_sync_seconds: float = Field(2.0, gt=0)
+    risk_payment_ttl_seconds: int = Field(30 * 86400, ge=60)
+
+    # Sales forecasting
+    #: Tumbling window size in event-time seconds (an hour; the demo's accelerated clock uses the same).
+    sales_window_seconds: float = Field(3600.0, gt=0)
+    sales_allowed_lateness_seconds: float = Field(600.0, ge=0)
+    #: Windows per season (24 hourly windows = one day).
+    sales_season_windows: int = Field(24, ge=2)
+    sales_horizon_windows: int = Field(3, ge=1)
+    sales_top_skus: int = Field(50, ge=1)
+
+    # Checkpoints and alerts
+    #: Seconds between snapshots of partition states (risk learner, baskets, sales).
+    snapshot_seconds: float = Field(2.0, gt=0)
+    alerts_max_len: int = Field(10_000, ge=100)
+    #: How long an alert id is remembered to drop a repeated alert (replay after a crash).
+    alert_dedupe_seconds: int = Field(7 * 86400, ge=60)
+
     # Serving
     customer_ttl_seconds: int = Field(90 * 24 * 3600, ge=60)
     metrics_flush_seconds: float = Field(1.0, gt=0)
@@ -95,7 +133,13 @@ class KairosSettings(BaseSettings):
     @cached_property
     def internal_topics(self) -> dict[str, str]:
         """Topics Kairos owns (named after ``app_id``)."""
-        return {"events": f"{self.app_id}-events"}
+        return {
+            "events": f"{self.app_id}-events",
+            "model_sync": f"{self.app_id}-model-sync",
+            "risk": f"{self.app_id}-risk",
+            "sales": f"{self.app_id}-sales",
+            "baskets": f"{self.app_id}-baskets",
+        }
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Connection options for aiokafka / kafka-python clients."""

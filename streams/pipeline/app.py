@@ -1,30 +1,46 @@
-"""The Faust app: topics, tables, the ingest service and the agents, wired once.
+"""The Faust app: topics, tables, services, agents and timers, wired once. Start reading here.
 
-Read this module first. The flow:
+The flow (``<app>`` is ``KAIROS_APP_ID``):
 
 1. :class:`~streams.pipeline.ingest.Ingestor` (a service, not an agent) reads
    ``clicks``/``orders``/``payments``/``labels`` in batches, validates,
-   dead-letters and forwards packed batches to ``<app_id>-events``.
-2. The ``customers`` agent applies each packed batch to the ``customers``
-   table (:class:`~streams.pipeline.stages.customers.CustomerStage`) and
-   writes the customer views to Redis.
+   dead-letters, and forwards packed batches to ``<app>-events`` partitioned
+   by customer (labels by payment).
+2. The ``customers`` agent (:class:`~.stages.customers.CustomerStage`) folds
+   them into the ``customers`` table, scores payments, learns segments and
+   publishes views; it sends risk snapshots and labels to ``<app>-risk`` and
+   orders to ``<app>-sales``.
+3. The ``risk`` agent (:class:`~.stages.risk.RiskLearner` per partition)
+   joins snapshots with late labels and learns; the ``sales`` agent
+   (:class:`~.stages.sales.SalesState`) closes windows, forecasts and alerts.
+   Both checkpoint with held acknowledgements (:mod:`.snapshots`).
+4. Timers: segment sync rounds and risk model sync across workers
+   (:mod:`.model_sync`), analyst-rule reloads, metrics.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import faust
+import orjson
 from aiokafka import AIOKafkaProducer
 
 from streams.pipeline.counters import totals
 from streams.pipeline.ingest import Ingestor
+from streams.pipeline.model_sync import ModelSync
 from streams.pipeline.packing import decode_packet
+from streams.pipeline.snapshots import PartitionSnapshots
 from streams.pipeline.stages.customers import CustomerStage, encode_value, value_decoder
+from streams.pipeline.stages.risk import RiskLearner, RiskScoring, sync_learners
+from streams.pipeline.stages.sales import SalesState, publish_sales
+from streams.pipeline.stages.segments import SegmentStage
 from streams.pipeline.store import MAX_BATCH_BYTES, ChangelogWriter, KeyedStore, register_codec
 from streams.pipeline.transport import FETCH_WAIT_ENV
 from streams.pipeline.views import RedisViews, connect_redis
@@ -35,6 +51,12 @@ log = logging.getLogger(__name__)
 #: Internal messages folded together (at most), and how long to wait for more.
 TAKE_MESSAGES = 64
 TAKE_WITHIN_SECONDS = 0.005
+#: Largest snapshot record (a partition state, compressed).
+MAX_SNAPSHOT_BYTES = 64 << 20
+
+
+def identity(value: bytes) -> bytes:
+    return value
 
 
 @dataclass
@@ -42,8 +64,13 @@ class Runtime:
     """What the agents share inside one worker process, created at start-up."""
 
     producer: AIOKafkaProducer
+    snapshot_producer: AIOKafkaProducer
     redis: Any
     customers: CustomerStage
+    segments: SegmentStage
+    risk: RiskScoring
+    learners: PartitionSnapshots[RiskLearner]
+    sales: PartitionSnapshots[SalesState]
 
 
 class KairosApp:
@@ -54,6 +81,9 @@ class KairosApp:
         os.environ[FETCH_WAIT_ENV] = str(settings.kafka_fetch_max_wait_ms)
         self.views = RedisViews(settings)
         self.runtime: Runtime | None = None
+        self._runtime_lock: asyncio.Lock | None = None
+        #: Set by a recovery: the next segment sync first rebuilds the segmenter from the synced model.
+        self._resume_segments = True
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self.app = faust.App(
             settings.app_id,
@@ -76,30 +106,48 @@ class KairosApp:
             # trip this check although nothing is wrong (see store.py).
             recovery_consistency_check=False,
         )
-        self.events_topic = self.app.topic(
-            settings.internal_topics["events"],
-            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
-            partitions=settings.partitions, internal=True,
-        )
+        internal = settings.internal_topics
+        self.events_topic = self._topic(internal["events"], settings.partitions)
+        self.risk_topic = self._topic(internal["risk"], settings.partitions)
+        self.sales_topic = self._topic(internal["sales"], 1)
         self._customer_decoder = value_decoder(settings.dedupe_ids_per_customer)
-        self.customers_table = self._table("customers", encode_value, self._customer_decoder)
-        self.customers_table.on_recover(self._on_customers_recovered)
+        self.customers_table = self._table("customers", settings.partitions, encode_value,
+                                           self._customer_decoder, MAX_BATCH_BYTES)
+        self.risk_table = self._table("risk-snapshots", settings.partitions, identity, identity, MAX_SNAPSHOT_BYTES)
+        self.sales_table = self._table("sales-snapshots", 1, identity, identity, MAX_SNAPSHOT_BYTES)
         self.ingestor = Ingestor(settings)
-        self.app.service(self.ingestor)  # started and stopped with the app
+        self.model_sync = ModelSync(settings)
+        self.app.service(self.ingestor)
+        self.app.service(self.model_sync)
         self.app.agent(self.events_topic, name="customers")(self._customers_agent)
+        self.app.agent(self.risk_topic, name="risk")(self._risk_agent)
+        self.app.agent(self.sales_topic, name="sales")(self._sales_agent)
         self.app.timer(settings.metrics_flush_seconds)(self._flush_metrics)
+        self.app.timer(settings.segment_sync_seconds)(self._sync_segments)
+        self.app.timer(settings.risk_sync_seconds)(self._sync_risk)
+        self.app.timer(min(1.0, settings.snapshot_seconds))(self._checkpoint)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.app.on_before_shutdown.connect(self._stop_runtime)
+        for table in (self.customers_table, self.risk_table, self.sales_table):
+            table.on_recover(self._recovered(table))
 
-    def _table(self, name: str, encode: Any, decode: Any) -> faust.Table:
+    # -- construction --------------------------------------------------
+
+    def _topic(self, name: str, partitions: int) -> faust.TopicT:
+        return self.app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                              value_serializer="raw", partitions=partitions, internal=True)
+
+    def _table(self, name: str, partitions: int, encode: Callable, decode: Callable, max_bytes: int) -> faust.Table:
         """A table keyed by str whose changelog values use ``encode``/``decode``."""
         codec = register_codec(f"kairos.{self.settings.app_id}.{name}", encode, decode)
         changelog = self.app.topic(
             f"{self.settings.app_id}-{name}-changelog",
             key_type=str, key_serializer="raw", value_serializer=codec,
-            partitions=self.settings.partitions, compacting=True, deleting=False,
+            partitions=partitions, compacting=True, deleting=False,
             acks=False, internal=True, maxsize=131_072, allow_empty=True,
-            config={"max.message.bytes": str(MAX_BATCH_BYTES + 64 * 1024)},
+            config={"max.message.bytes": str(max_bytes + 64 * 1024)},
         )
-        return self.app.Table(name, partitions=self.settings.partitions, key_type=str, changelog_topic=changelog)
+        return self.app.Table(name, partitions=partitions, key_type=str, changelog_topic=changelog)
 
     def _faust_credentials(self) -> Any:
         s = self.settings
@@ -115,43 +163,48 @@ class KairosApp:
         return faust.SSLCredentials(ssl_context)
 
     async def start_runtime(self) -> Runtime:
-        """Create the producer and Redis client the agents share (once)."""
-        if self.runtime is None:
-            producer = AIOKafkaProducer(
-                **self.settings.kafka_client_options(), acks="all", linger_ms=2,
-                max_batch_size=MAX_BATCH_BYTES, max_request_size=4 << 20,
-                client_id=f"{self.settings.app_id}-state",
-            )
-            await producer.start()
-            redis = connect_redis(self.settings)
-            writer = ChangelogWriter(producer)
-            customers = CustomerStage(
-                KeyedStore(self.customers_table, writer, encode_value, self._customer_decoder), redis, self.views,
-                self.settings.dedupe_ids_per_customer,
-            )
-            self.runtime = Runtime(producer, redis, customers)
+        """Create what the agents share (once): producers, Redis client, stages."""
+        if self._runtime_lock is None:
+            self._runtime_lock = asyncio.Lock()
+        async with self._runtime_lock:
+            if self.runtime is None:
+                self.runtime = await self._new_runtime()
         return self.runtime
 
-    async def _on_customers_recovered(self) -> None:
-        try:
-            await self._catch_up_customers()
-        except Exception:  # Faust swallows callback errors; make them loud
-            log.exception("customers: changelog catch-up failed")
-            raise
+    async def _stop_runtime(self, app: faust.App, **kwargs: Any) -> None:
+        if self.runtime is not None:
+            await self.runtime.producer.stop()
+            await self.runtime.snapshot_producer.stop()
+            await self.runtime.redis.aclose()
 
-    async def _catch_up_customers(self) -> None:
-        runtime = await self.start_runtime()
-        recovery = self.app.tables.recovery
-        # Faust stopped at the end offset the broker reported; re-read from the
-        # start of the last record batch it could have cut short.
-        start = {
-            tp: max(0, (recovery.active_highwaters.get(tp) or 0) - 1)
-            for tp in recovery.actives_for_table[self.customers_table]
-        }
-        applied = await runtime.customers.store.catch_up(self.settings.kafka_client_options(), start)
-        if applied:
-            log.info("customers: re-applied %d changelog records from the last batch on", applied)
-        runtime.customers.reload_counters()
+    async def _new_runtime(self) -> Runtime:
+        options = self.settings.kafka_client_options()
+        producer = AIOKafkaProducer(**options, acks="all", linger_ms=2, max_batch_size=MAX_BATCH_BYTES,
+                                    max_request_size=4 << 20, client_id=f"{self.settings.app_id}-state")
+        snapshot_producer = AIOKafkaProducer(**options, acks="all", max_batch_size=MAX_SNAPSHOT_BYTES,
+                                             max_request_size=MAX_SNAPSHOT_BYTES + (1 << 20),
+                                             client_id=f"{self.settings.app_id}-snapshots")
+        await producer.start()
+        await snapshot_producer.start()
+        redis = connect_redis(self.settings)
+        writer, snapshot_writer = ChangelogWriter(producer), ChangelogWriter(snapshot_producer)
+        segments = SegmentStage(self.settings, self.model_sync)
+        risk = RiskScoring(self.settings)
+        customers = CustomerStage(
+            self.settings, KeyedStore(self.customers_table, writer, encode_value, self._customer_decoder),
+            redis, self.views, producer, segments, risk,
+        )
+        learners = PartitionSnapshots(
+            "risk", KeyedStore(self.risk_table, snapshot_writer, identity, identity),
+            lambda partition: RiskLearner.new(self.settings), RiskLearner.from_state,
+            self.settings.snapshot_seconds)
+        sales = PartitionSnapshots(
+            "sales", KeyedStore(self.sales_table, snapshot_writer, identity, identity),
+            lambda partition: SalesState.new(self.settings), SalesState.from_state,
+            self.settings.snapshot_seconds)
+        return Runtime(producer, snapshot_producer, redis, customers, segments, risk, learners, sales)
+
+    # -- agents --------------------------------------------------------
 
     async def _customers_agent(self, stream: faust.Stream) -> None:
         runtime = await self.start_runtime()
@@ -160,10 +213,131 @@ class KairosApp:
                 (event.message.partition, batch) for event in events for batch in decode_packet(event.value)
             ])
 
-    def owned_partitions(self) -> set[int]:
-        """Internal partitions whose tables this worker owns now."""
-        topic = self.settings.internal_topics["events"]
-        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+    async def _risk_agent(self, stream: faust.Stream) -> None:
+        runtime = await self.start_runtime()
+        async for event in stream.noack().events():
+            partition = event.message.partition
+            learner = runtime.learners.get(partition)
+            for batch in decode_packet(event.value):
+                learner.apply(batch)
+            runtime.learners.hold(partition, event)
+            if runtime.learners.due():
+                await runtime.learners.checkpoint()
+
+    async def _sales_agent(self, stream: faust.Stream) -> None:
+        runtime = await self.start_runtime()
+        async for event in stream.noack().events():
+            state = runtime.sales.get(event.message.partition)
+            pipe = runtime.redis.pipeline(transaction=False)
+            alerts = []
+            for batch in decode_packet(event.value):
+                alerts += publish_sales(pipe, self.views, state.apply(batch))
+            if len(pipe):
+                await pipe.execute()
+            for alert in alerts:
+                await runtime.producer.send(self.settings.topics.alerts, alert.message(),
+                                            key=alert.alert_id.encode())
+            runtime.sales.hold(event.message.partition, event)
+            if runtime.sales.due():
+                await runtime.sales.checkpoint()
+
+    # -- rebalancing and recovery --------------------------------------
+
+    def _recovered(self, table: faust.Table) -> Callable:
+        async def on_recover() -> None:
+            try:
+                await self._catch_up(table)
+            except Exception:  # Faust swallows callback errors; make them loud
+                log.exception("%s: changelog catch-up failed", table.name)
+                raise
+        return on_recover
+
+    async def _catch_up(self, table: faust.Table) -> None:
+        """Re-apply the tail Faust's recovery may have cut short (see store.py), then reload indexes."""
+        runtime = await self.start_runtime()
+        store = {self.customers_table: runtime.customers.store, self.risk_table: runtime.learners.store,
+                 self.sales_table: runtime.sales.store}[table]
+        recovery = self.app.tables.recovery
+        start = {tp: max(0, (recovery.active_highwaters.get(tp) or 0) - 1)
+                 for tp in recovery.actives_for_table[table]}
+        applied = await store.catch_up(self.settings.kafka_client_options(), start)
+        if applied:
+            log.info("%s: re-applied %d changelog records from the last batch on", table.name, applied)
+        if table is self.customers_table:
+            runtime.customers.reload_counters()
+            self._resume_segments = True
+
+    async def _on_revoked(self, app: faust.App, revoked: set, **kwargs: Any) -> None:
+        if self.runtime is None:
+            return
+        for snapshots, topic in ((self.runtime.learners, self.risk_topic), (self.runtime.sales, self.sales_topic)):
+            name = topic.get_topic_name()
+            snapshots.forget({tp.partition for tp in revoked if tp.topic == name})
+
+    def owned_partitions(self, topic: faust.TopicT | None = None) -> set[int]:
+        """Partitions of ``topic`` (default: the events topic) this worker owns now."""
+        name = (topic or self.events_topic).get_topic_name()
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name}
+
+    # -- timers --------------------------------------------------------
+
+    async def _checkpoint(self) -> None:
+        if self.runtime is not None:
+            for snapshots in (self.runtime.learners, self.runtime.sales):
+                if snapshots.due():
+                    await snapshots.checkpoint()
+
+    async def _sync_segments(self) -> None:
+        """A segment sync round: sweep, merge with the other workers, publish profiles and moves."""
+        if self.runtime is None or not self.model_sync.started:
+            return
+        runtime, owned = self.runtime, self.owned_partitions()
+        if self._resume_segments:
+            await self.model_sync.caught_up()
+            runtime.segments.resume()
+            self._resume_segments = False
+        customers = ((cid, state.features) for cid, state in runtime.customers.owned_customers(owned))
+        update = await runtime.segments.sync(customers, owned)
+        pipe = runtime.redis.pipeline(transaction=False)
+        self.views.segments(pipe, update.segments)
+        self.views.segment_profiles(pipe, runtime.segments.profiles())
+        self.views.metrics(pipe, "segments", runtime.segments.metrics())
+        await pipe.execute()
+        for change in update.changes:
+            await runtime.producer.send(self.settings.topics.segment_changes,
+                                        orjson.dumps(change.to_event()), key=change.customer_id.encode())
+
+    async def _sync_risk(self) -> None:
+        """Average the risk learners across workers; reload the analyst rules."""
+        if self.runtime is None or not self.model_sync.started:
+            return
+        runtime = self.runtime
+        await sync_learners(self.model_sync, runtime.learners.states, runtime.risk)
+        raw = await runtime.redis.hgetall(self.views.keys.risk_rules())
+        rejected = runtime.risk.load_rules({k.decode(): v.decode() for k, v in raw.items()})
+        pipe = runtime.redis.pipeline(transaction=False)
+        pipe.delete(self.views.keys.risk_rules_rejected())
+        if rejected:
+            pipe.hset(self.views.keys.risk_rules_rejected(), mapping=rejected)
+        self.views.metrics(pipe, "risk", self._risk_metrics(runtime))
+        await pipe.execute()
+
+    def _risk_metrics(self, runtime: Runtime) -> dict[str, Any]:
+        """Progressive metrics of this worker's learners (label-weighted) and its scoring model."""
+        learners = list(runtime.learners.states.values())
+        report: dict[str, Any] = {"mode": runtime.risk.scorer.mode, "threshold": runtime.risk.scorer.threshold.value(),
+                                  "rules_active": len(runtime.risk.rulebook.rules),
+                                  "rules_rejected": len(runtime.risk.rejected)}
+        scoring = runtime.risk.scorer.metrics()
+        report["alert_rate"] = scoring.get("alert_rate", 0.0)
+        labelled = [(learner.scorer.metrics(), learner.pending.stats()) for learner in learners]
+        weight = sum(m.get("labels", 0) for m, _ in labelled)
+        for name in ("roc_auc", "precision", "recall"):
+            if weight:
+                report[name] = sum(m.get(name, 0.0) * m.get("labels", 0) for m, _ in labelled) / weight
+        for name in ("labelled", "matured", "repeated", "late", "pending"):
+            report[f"labels_{name}"] = sum(stats.get(name, 0) for _, stats in labelled)
+        return report
 
     async def _flush_metrics(self) -> None:
         """Publish this worker's partitions' counters, then the totals over all partitions."""
@@ -180,10 +354,12 @@ class KairosApp:
             await redis.hset(self.views.keys.metrics("ingest-partitions"), mapping=per_partition)
         stored = await redis.hgetall(self.views.keys.metrics("ingest-partitions"))
         summed: dict[str, int] = {}
-        for field, value in stored.items():
-            name = field.decode().split(".", 1)[1]
-            summed[name] = summed.get(name, 0) + int(value)
+        for name, value in stored.items():
+            field = name.decode().split(".", 1)[1]
+            summed[field] = summed.get(field, 0) + int(value)
         pipe = redis.pipeline(transaction=False)
         self.views.metrics(pipe, "ingest", summed)
         self.views.worker_metrics(pipe, self.worker_id, {"ingest_lag": self.ingestor.lag, **self.ingestor.counts})
+        for state in self.runtime.sales.states.values():
+            self.views.metrics(pipe, "forecast", state.monitor.metrics())
         await pipe.execute()

@@ -8,6 +8,10 @@ include move together.
 
 The counters here are commutative (sums, min/max of event time), so the same
 set of events gives the same state whatever order or batching they came in.
+Two model-owned parts ride along: the segmentation features
+(:class:`~models.segmentation.CustomerFeatures`, event-time decayed) and the
+payment history the risk features come from
+(:class:`~models.risk.PaymentHistory`).
 
 >>> state = CustomerState.new(dedupe_capacity=8)
 >>> state.apply("orders", {"event_id": "e1", "ts": 100.0, "customer_id": "c",
@@ -25,6 +29,8 @@ from typing import Any
 
 import orjson
 
+from models.risk import PaymentHistory
+from models.segmentation import CustomerFeatures
 from streams.pipeline.replay_guard import AppliedOffsets, RecentIds
 
 
@@ -41,10 +47,11 @@ class CustomerState:
 
     __slots__ = (
         "orders", "spend", "units", "clicks", "payments", "payment_amount",
-        "first_seen", "last_seen", "last_order_ts", "applied", "recent",
+        "first_seen", "last_seen", "last_order_ts", "applied", "recent", "features", "history",
     )
 
-    def __init__(self, applied: AppliedOffsets, recent: RecentIds) -> None:
+    def __init__(self, applied: AppliedOffsets, recent: RecentIds, features: CustomerFeatures,
+                 history: PaymentHistory) -> None:
         self.orders = 0
         self.spend = 0.0
         self.units = 0
@@ -56,14 +63,20 @@ class CustomerState:
         self.last_order_ts: float | None = None
         self.applied = applied
         self.recent = recent
+        self.features = features
+        self.history = history
 
     @classmethod
-    def new(cls, dedupe_capacity: int) -> CustomerState:
+    def new(cls, dedupe_capacity: int, half_life_days: float = 30.0) -> CustomerState:
         """An empty customer."""
-        return cls(AppliedOffsets(), RecentIds(dedupe_capacity))
+        return cls(AppliedOffsets(), RecentIds(dedupe_capacity), CustomerFeatures(half_life_days), PaymentHistory())
 
     def apply(self, event_type: str, record: dict[str, Any]) -> None:
-        """Fold one accepted record of ``clicks``, ``orders`` or ``payments``."""
+        """Fold one accepted record of ``clicks``, ``orders`` or ``payments``.
+
+        A payment's risk features must be read from :attr:`history` *before*
+        this (a payment never sees itself).
+        """
         ts = record["ts"]
         self.first_seen = ts if self.first_seen is None else min(self.first_seen, ts)
         self.last_seen = ts if self.last_seen is None else max(self.last_seen, ts)
@@ -77,6 +90,8 @@ class CustomerState:
         elif event_type == "payments":
             self.payments += 1
             self.payment_amount += record["amount"]
+        self.features.apply(event_type, record)
+        self.history.update(record)
 
     def view(self) -> dict[str, str]:
         """The Redis hash of this customer (absolute values, strings)."""
@@ -101,6 +116,7 @@ class CustomerState:
             "payment_amount": self.payment_amount, "first_seen": self.first_seen,
             "last_seen": self.last_seen, "last_order_ts": self.last_order_ts,
             "applied": self.applied.to_state(), "recent": self.recent.to_state(),
+            "features": self.features.state_dict(), "history": self.history.state_dict(),
         }
 
     @classmethod
@@ -108,6 +124,8 @@ class CustomerState:
         customer = cls(
             AppliedOffsets(state["applied"]),
             RecentIds.from_state(dedupe_capacity, state["recent"]),
+            CustomerFeatures.from_state(state["features"]),
+            PaymentHistory.from_state(state["history"]),
         )
         for name in ("orders", "spend", "units", "clicks", "payments", "payment_amount",
                      "first_seen", "last_seen", "last_order_ts"):

@@ -69,6 +69,13 @@ class RedisKeys:
     def alerts(self) -> str:
         return self.key("alerts")
 
+    def alert_seen(self, alert_id: str) -> str:
+        """Marks an alert id already appended to the stream (expires)."""
+        return self.key("alerts", "seen", alert_id)
+
+    def risk_rules_rejected(self) -> str:
+        return self.key("risk", "rules", "rejected")
+
     # Forecasts.
     def forecast(self, scope: str, series: str) -> str:
         return self.key("forecast", scope, series)

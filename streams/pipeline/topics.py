@@ -22,9 +22,17 @@ def public_topics(settings: KairosSettings) -> list[str]:
             names.dead_letters, names.alerts, names.segment_changes]
 
 
-def ensure_topics(settings: KairosSettings, extra: list[str] | None = None, timeout: float = 30.0) -> list[str]:
-    """Create missing public topics (``settings.partitions`` each); return those created."""
-    wanted = public_topics(settings) + list(extra or [])
+def internal_topics(settings: KairosSettings) -> list[NewTopic]:
+    """Internal topics Faust does not create itself."""
+    return [NewTopic(settings.internal_topics["model_sync"], 1, settings.kafka_replication_factor,
+                     topic_configs={"cleanup.policy": "compact"})]
+
+
+def ensure_topics(settings: KairosSettings, timeout: float = 30.0) -> list[str]:
+    """Create missing public topics (``settings.partitions`` each) and internal ones; return those created."""
+    wanted = {name: NewTopic(name, settings.partitions, settings.kafka_replication_factor)
+              for name in public_topics(settings)}
+    wanted.update({topic.name: topic for topic in internal_topics(settings)})
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -39,10 +47,7 @@ def ensure_topics(settings: KairosSettings, extra: list[str] | None = None, time
         missing = [name for name in wanted if name not in existing]
         if missing:
             try:
-                admin.create_topics([
-                    NewTopic(name, settings.partitions, settings.kafka_replication_factor)
-                    for name in missing
-                ])
+                admin.create_topics([wanted[name] for name in missing])
             except TopicAlreadyExistsError:
                 pass
         return missing

@@ -2,13 +2,19 @@
 
 Every write is an absolute value (HSET/SET/ZADD of the current state, never
 INCR of a delta), so re-writing a view after a redelivery converges to the
-same result. Keys come from :class:`~streams.pipeline.keys.RedisKeys` only.
+same result. Alerts are appended to a stream through a small script that
+drops an alert id it has already appended (an alert repeated by a replay
+after a crash appears once). Keys come from
+:class:`~streams.pipeline.keys.RedisKeys` only.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -16,10 +22,55 @@ import redis.asyncio as aioredis
 from streams.pipeline.keys import RedisKeys
 from streams.settings import KairosSettings
 
+#: Append an alert to the stream unless its id was appended before.
+APPEND_ALERT_ONCE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+end
+return false
+"""
+
 
 def connect_redis(settings: KairosSettings) -> aioredis.Redis:
     """An asyncio Redis client for ``KAIROS_REDIS_URL``."""
     return aioredis.Redis.from_url(settings.redis_dsn(), decode_responses=False)
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds as ISO 8601 UTC with milliseconds (the wire's format)."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Alert:
+    """One alert as the ``kairos:alerts`` stream and the ``alerts`` topic carry it.
+
+    ``alert_id`` is stable for the thing alerted on (``risk:<payment id>``,
+    ``surge:<series>:<window>`` ...), so a repeated alert is recognised.
+    """
+
+    kind: str
+    alert_id: str
+    subject: str
+    score: float
+    reasons: list[str]
+    ts: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def fields(self) -> dict[str, str]:
+        """Flat string fields for the Redis stream entry."""
+        base = {
+            "kind": self.kind, "alert_id": self.alert_id, "subject": self.subject,
+            "score": f"{self.score:.6g}", "reasons": json.dumps(self.reasons), "ts": iso(self.ts),
+            "created_at": f"{time.time():.3f}",
+        }
+        return base | {k: v if isinstance(v, str) else json.dumps(v) for k, v in self.extra.items()}
+
+    def message(self) -> bytes:
+        """The JSON value for the ``alerts`` topic."""
+        return json.dumps({"kind": self.kind, "alert_id": self.alert_id, "subject": self.subject,
+                           "score": self.score, "reasons": self.reasons, "ts": iso(self.ts),
+                           **self.extra}).encode()
 
 
 class RedisViews:
@@ -28,6 +79,9 @@ class RedisViews:
     def __init__(self, settings: KairosSettings) -> None:
         self.keys = RedisKeys(settings.prefix)
         self.customer_ttl = settings.customer_ttl_seconds
+        self.payment_ttl = settings.risk_payment_ttl_seconds
+        self.alerts_max_len = settings.alerts_max_len
+        self.alert_dedupe_seconds = settings.alert_dedupe_seconds
         self.worker_ttl = max(5, int(settings.metrics_flush_seconds * 5))
 
     def customers(self, pipe: Any, views: Iterable[tuple[str, Mapping[str, str]]]) -> None:
@@ -36,6 +90,45 @@ class RedisViews:
             key = self.keys.customer(customer_id)
             pipe.hset(key, mapping=fields)
             pipe.expire(key, self.customer_ttl)
+
+    def segments(self, pipe: Any, segments: Mapping[str, int]) -> None:
+        """``kairos:segment:customer:{id}``: each customer's current segment id."""
+        for customer_id, segment in segments.items():
+            pipe.set(self.keys.segment_of(customer_id), str(segment), ex=self.customer_ttl)
+
+    def segment_profiles(self, pipe: Any, profiles: Iterable[Mapping[str, Any]]) -> None:
+        """``kairos:segment:profile:{id}`` hashes and the ``kairos:segment:sizes`` hash."""
+        sizes = {}
+        for profile in profiles:
+            segment = profile["segment_id"]
+            sizes[str(segment)] = str(profile["size"])
+            pipe.hset(self.keys.segment_profile(segment), mapping={
+                k: v if isinstance(v, str) else json.dumps(v) for k, v in profile.items()
+            })
+        if sizes:
+            pipe.delete(self.keys.segment_sizes())
+            pipe.hset(self.keys.segment_sizes(), mapping=sizes)
+
+    def risk_payment(self, pipe: Any, payment: Mapping[str, Any], assessment: Any) -> None:
+        """``kairos:risk:payment:{id}``: score, decision, reasons and model version."""
+        key = self.keys.risk_payment(payment["payment_id"])
+        pipe.hset(key, mapping={
+            "payment_id": payment["payment_id"], "customer_id": payment["customer_id"],
+            "amount": f"{payment['amount']:.2f}", "ts": iso(payment["ts"]),
+            "score": f"{assessment.score:.6f}", "decision": assessment.decision, "mode": assessment.mode,
+            "threshold": f"{assessment.threshold:.6f}",
+            "reasons": json.dumps([reason.text for reason in assessment.reasons]),
+            "rule_hits": json.dumps([r.name for r in assessment.reasons if r.kind == "rule"]),
+            "model_version": assessment.model_version, "scored_at": f"{time.time():.3f}",
+        })
+        pipe.expire(key, self.payment_ttl)
+
+    def alert(self, pipe: Any, alert: Alert) -> None:
+        """Append ``alert`` to ``kairos:alerts`` unless its id was appended before."""
+        args: list[str] = [str(self.alert_dedupe_seconds), str(self.alerts_max_len)]
+        for name, value in alert.fields().items():
+            args += [name, value]
+        pipe.eval(APPEND_ALERT_ONCE, 2, self.keys.alert_seen(alert.alert_id), self.keys.alerts(), *args)
 
     def metrics(self, pipe: Any, component: str, fields: Mapping[str, Any]) -> None:
         """``kairos:metrics:{component}`` hash (absolute values)."""

@@ -1,87 +1,196 @@
-"""Stage 2: fold packed batches into per-customer state and its Redis view.
+"""Stage 2: fold packed batches into per-customer state, score payments, segment customers.
 
-For the packed batches taken together from the internal topic: skip entries
-this state has already applied (redelivery), drop duplicate event ids
-(counted), fold the rest into :class:`CustomerState`, count outcomes in the
-path's :class:`IngestCounter`, flush every touched key in one changelog record
-batch per partition per chunk, then write the touched customers' views through
-one Redis pipeline.
+For the packed batches taken together from ``<app_id>-events``, chunk by chunk:
+
+1. skip entries a state has already applied (redelivery), drop duplicate
+   event ids (counted), fold the rest into :class:`CustomerState`; a payment
+   is scored against its customer's history first (:mod:`.risk`);
+2. learn the touched customers' feature vectors (:mod:`.segments`);
+3. publish: customer, segment and risk views and alerts to Redis (one
+   pipeline), derived records downstream (risk snapshots and labels by
+   payment id, orders to the sales and basket stages), alerts and segment
+   changes to their topics;
+4. flush every touched key, with the ingest counter that counted the chunk,
+   as one changelog record batch per partition (appended atomically).
+
+Publishing comes before the flush: a crash in between repeats outputs (views
+are absolute, alerts are deduplicated by id, downstream stages skip offsets
+they applied) but never loses them.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaProducer
 
 from streams.pipeline.counters import COUNTER_KEY_PREFIX, IngestCounter, counter_key
 from streams.pipeline.customers import CustomerState
-from streams.pipeline.packing import PackedBatch
+from streams.pipeline.outbox import Outbox
+from streams.pipeline.packing import PackedBatch, partition_for
+from streams.pipeline.replay_guard import RecentIds
+from streams.pipeline.stages.risk import RiskScoring, ScoredPayment
+from streams.pipeline.stages.segments import SegmentStage
 from streams.pipeline.store import KeyedStore
-from streams.pipeline.views import RedisViews
-
-TableValue = CustomerState | IngestCounter
+from streams.pipeline.views import Alert, RedisViews
+from streams.settings import KairosSettings
 
 #: Entries folded between two changelog flushes: small enough that the touched
 #: keys of a chunk fit one record batch (so they are appended atomically).
 CHUNK_ENTRIES = 500
+#: Label event ids remembered per partition to drop duplicate labels.
+LABEL_IDS_PER_PARTITION = 1024
+LEDGER_KEY_PREFIX = "\x1flabels/"
+
+
+class LabelLedger:
+    """The last label event ids of one partition (labels have no customer to hold them)."""
+
+    def __init__(self, recent: RecentIds) -> None:
+        self.recent = recent
+
+    def to_state(self) -> dict[str, Any]:
+        return {"kind": "labels", "recent": self.recent.to_state()}
+
+
+TableValue = CustomerState | IngestCounter | LabelLedger
 
 
 def encode_value(value: TableValue) -> bytes:
-    """Encode a customers-table value (customer state or ingest counter)."""
+    """Encode a customers-table value (customer, ingest counter or label ledger)."""
     return orjson.dumps(value.to_state())
 
 
-def value_decoder(dedupe_capacity: int):
+def value_decoder(dedupe_capacity: int) -> Callable[[bytes], TableValue]:
     """The decoder matching :func:`encode_value` for a given dedupe window."""
 
     def decode(data: bytes) -> TableValue:
         state = orjson.loads(data)
-        if state.get("kind") == "ingest":
+        kind = state.get("kind")
+        if kind == "ingest":
             return IngestCounter.from_state(state)
+        if kind == "labels":
+            return LabelLedger(RecentIds.from_state(LABEL_IDS_PER_PARTITION, state["recent"]))
         return CustomerState.from_state(state, dedupe_capacity)
 
     return decode
 
 
-def chunks(entries: list, size: int) -> Iterator[list]:
-    for start in range(0, len(entries), size):
-        yield entries[start:start + size]
+@dataclass
+class Chunk:
+    """What one chunk touched and must publish."""
+
+    customers: dict[str, CustomerState] = field(default_factory=dict)
+    fresh: set[str] = field(default_factory=set)
+    scored: list[ScoredPayment] = field(default_factory=list)
+    outbox: Outbox = field(default_factory=Outbox)
+    entries: int = 0
 
 
 class CustomerStage:
-    """Applies packed batches to the ``customers`` table and the customer views."""
+    """Applies packed batches to the ``customers`` table and publishes what follows from them."""
 
-    def __init__(self, store: KeyedStore[TableValue], redis: Any, views: RedisViews, dedupe_capacity: int) -> None:
+    def __init__(self, settings: KairosSettings, store: KeyedStore[TableValue], redis: Any, views: RedisViews,
+                 producer: AIOKafkaProducer, segments: SegmentStage, risk: RiskScoring) -> None:
+        self.settings = settings
         self.store = store
         self.redis = redis
         self.views = views
-        self.dedupe_capacity = dedupe_capacity
+        self.producer = producer
+        self.segments = segments
+        self.risk = risk
+        self.topics = settings.internal_topics
         self.counters: dict[str, tuple[int, IngestCounter]] = {}
+        self.now = float("-inf")
 
     async def apply(self, items: list[tuple[int, PackedBatch]]) -> None:
         """Fold packed batches, each with the internal partition it arrived on."""
-        viewed: dict[str, CustomerState] = {}
+        chunk = Chunk()
         counters: dict[str, tuple[int, IngestCounter]] = {}
-        folded = 0
         for partition, batch in items:
             key = counter_key(batch.path, partition)
             counter = self._counter(key, partition, batch.event_type)
             counters[key] = (partition, counter)
             for offset, record in batch.entries:
-                counter.count(offset, self._fold(partition, batch, offset, record, viewed))
-                folded += 1
-                if folded % CHUNK_ENTRIES == 0:
-                    await self._flush(counters)
-                    counters = {key: (partition, counter)}
-        await self._flush(counters)
-        if viewed:
-            stamp = {"updated_at": f"{time.time():.3f}"}
-            pipe = self.redis.pipeline(transaction=False)
-            self.views.customers(pipe, ((cid, state.view() | stamp) for cid, state in viewed.items()))
+                counter.count(offset, self._fold(partition, batch, offset, record, chunk))
+                if chunk.entries >= CHUNK_ENTRIES:
+                    await self._complete(chunk, counters)
+                    chunk, counters = Chunk(), {key: (partition, counter)}
+        await self._complete(chunk, counters)
+
+    def _fold(self, partition: int, batch: PackedBatch, offset: int, record: dict[str, Any] | None,
+              chunk: Chunk) -> str:
+        chunk.entries += 1
+        if record is None:
+            return "invalid"
+        via = f"{batch.path}>{partition}"
+        if batch.event_type == "labels":
+            return self._label(partition, via, offset, record, chunk)
+        customer_id = record["customer_id"]
+        state = chunk.customers.get(customer_id)
+        if state is None:
+            state = self.store.get(customer_id)
+            if state is None:
+                state = CustomerState.new(self.settings.dedupe_ids_per_customer, self.settings.segment_half_life_days)
+            chunk.customers[customer_id] = state
+        if not state.applied.fresh(batch.path, offset):
+            return "processed"  # applied before a crash: only its view is written again
+        self.store.put(partition, customer_id, state)
+        if state.recent.seen_before(record["event_id"]):
+            return "duplicate"
+        if batch.event_type == "payments":
+            scored = self.risk.score(state.history, record)
+            chunk.scored.append(scored)
+            chunk.outbox.add(self.topics["risk"], partition_for(record["payment_id"], self.settings.partitions),
+                             "pending", via, offset, scored.snapshot())
+        elif batch.event_type == "orders":
+            chunk.outbox.add(self.topics["sales"], 0, "orders", via, offset, record)
+        state.apply(batch.event_type, record)
+        chunk.fresh.add(customer_id)
+        self.now = max(self.now, record["ts"])
+        return "processed"
+
+    def _label(self, partition: int, via: str, offset: int, record: dict[str, Any], chunk: Chunk) -> str:
+        key = LEDGER_KEY_PREFIX + str(partition)
+        ledger = self.store.get(key)
+        if ledger is None:
+            ledger = LabelLedger(RecentIds(LABEL_IDS_PER_PARTITION))
+        self.store.put(partition, key, ledger)
+        if ledger.recent.seen_before(record["event_id"]):
+            return "duplicate"
+        chunk.outbox.add(self.topics["risk"], partition_for(record["payment_id"], self.settings.partitions),
+                         "labels", via, offset, record)
+        return "processed"
+
+    async def _complete(self, chunk: Chunk, counters: dict[str, tuple[int, IngestCounter]]) -> None:
+        """Publish the chunk's outputs, then flush its state with its counters."""
+        update = self.segments.observe(
+            {cid: chunk.customers[cid].features.vector(self.now) for cid in chunk.fresh}, self.now)
+        stamp = {"updated_at": f"{time.time():.3f}"}
+        pipe = self.redis.pipeline(transaction=False)
+        self.views.customers(pipe, ((cid, state.view() | stamp) for cid, state in chunk.customers.items()))
+        self.views.segments(pipe, update.segments)
+        for scored in chunk.scored:
+            self.views.risk_payment(pipe, scored.record, scored.assessment)
+            if scored.alert:
+                alert = risk_alert(scored)
+                self.views.alert(pipe, alert)
+                chunk.outbox.add_message(self.settings.topics.alerts, alert.alert_id.encode(), alert.message())
+        for change in update.changes:
+            chunk.outbox.add_message(self.settings.topics.segment_changes, change.customer_id.encode(),
+                                     json.dumps(change.to_event()).encode())
+        if len(pipe):
             await pipe.execute()
+        if chunk.outbox:
+            await chunk.outbox.send(self.producer)
+        for key, (partition, counter) in counters.items():
+            self.store.put(partition, key, counter)
+        await self.store.flush()
 
     def _counter(self, key: str, partition: int, event_type: str) -> IngestCounter:
         counter = self.store.get(key)
@@ -89,35 +198,6 @@ class CustomerStage:
             counter = IngestCounter(event_type)
         self.counters[key] = (partition, counter)
         return counter
-
-    async def _flush(self, counters: dict[str, tuple[int, IngestCounter]]) -> None:
-        """Write the chunk's customers with the counters that counted them (same record batch)."""
-        for key, (partition, counter) in counters.items():
-            self.store.put(partition, key, counter)
-        await self.store.flush()
-
-    def _fold(self, partition: int, batch: PackedBatch, offset: int, record: dict[str, Any] | None,
-              viewed: dict[str, CustomerState]) -> str:
-        if record is None:
-            return "invalid"
-        if batch.event_type == "labels":
-            return "processed"
-        customer_id = record["customer_id"]
-        state = viewed.get(customer_id)
-        if state is None:
-            state = self.store.get(customer_id)
-            if state is None:
-                state = CustomerState.new(self.dedupe_capacity)
-            viewed[customer_id] = state
-        if not state.applied.fresh(batch.path, offset):
-            return "processed"
-        if state.recent.seen_before(record["event_id"]):
-            outcome = "duplicate"
-        else:
-            state.apply(batch.event_type, record)
-            outcome = "processed"
-        self.store.put(partition, customer_id, state)
-        return outcome
 
     def reload_counters(self) -> None:
         """Find every ingest counter in the table (after recovery or a rebalance)."""
@@ -130,3 +210,23 @@ class CustomerStage:
     def counter_totals(self, partitions: set[int]) -> list[IngestCounter]:
         """Counters of the internal partitions this worker currently owns."""
         return [counter for partition, counter in self.counters.values() if partition in partitions]
+
+    def owned_customers(self, partitions: set[int]) -> list[tuple[str, CustomerState]]:
+        """Customers of the given internal partitions held in the table."""
+        parts = self.settings.partitions
+        return [
+            (key, value) for key, value in list(self.store.table.data.items())
+            if isinstance(value, CustomerState) and partition_for(key, parts) in partitions
+        ]
+
+
+def risk_alert(scored: ScoredPayment) -> Alert:
+    """The alert a risky payment raises, with its reasons."""
+    payment, assessment = scored.record, scored.assessment
+    return Alert(
+        kind="risk", alert_id=f"risk:{payment['payment_id']}", subject=payment["payment_id"],
+        score=assessment.score, reasons=[reason.text for reason in assessment.reasons], ts=payment["ts"],
+        extra={"customer_id": payment["customer_id"], "payment_id": payment["payment_id"],
+               "amount": payment["amount"], "decision": assessment.decision, "mode": assessment.mode,
+               "model_version": assessment.model_version},
+    )

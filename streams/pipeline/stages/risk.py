@@ -1,0 +1,182 @@
+"""Payment risk in the stream: score in the customer's partition, learn in the payment's.
+
+**Scoring** (customers stage, :class:`RiskScoring`): a payment's features come
+from its customer's :class:`~models.risk.PaymentHistory` *before* the payment
+is folded in; the analyst rules and the worker's scoring model assess it; an
+alert passes the customer's dedupe and rate limit. The feature snapshot, the
+score and the alert decision go to the ``<app_id>-risk`` topic, partitioned by
+payment id, where labels for that payment also go.
+
+**Learning** (risk agent, :class:`RiskLearner`, one per risk partition):
+:class:`~models.risk.PendingLabels` joins snapshots and labels (a label may
+arrive first), matures unlabelled payments as legitimate (by setting), and
+the partition's :class:`~models.risk.RiskScorer` learns from exactly the
+features used at scoring time. The learner, its pending labels and its replay
+guard are checkpointed together (:mod:`streams.pipeline.snapshots`), so no
+label is learned twice or lost across a restart.
+
+**Sync**: every ``KAIROS_RISK_SYNC_SECONDS`` each worker publishes its
+learners on the model-sync topic and every worker replaces its learners and
+its scoring model by the label-weighted average of all partitions' learners.
+Analyst rules are read from the ``kairos:risk:rules`` hash (see
+:meth:`RiskScoring.load_rules`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from models.risk import AlertThreshold, PaymentHistory, PendingLabels, RiskAssessment, RiskScorer, RuleBook
+from streams.pipeline.model_sync import ModelSync
+from streams.pipeline.packing import PackedBatch
+from streams.pipeline.replay_guard import AppliedOffsets
+from streams.settings import KairosSettings
+
+log = logging.getLogger(__name__)
+
+SYNC_KEY_PREFIX = "risk:"
+
+
+def new_scorer(settings: KairosSettings) -> RiskScorer:
+    """A scorer configured from the settings (threshold by value or by target alert rate)."""
+    threshold = (
+        AlertThreshold.fixed(settings.risk_threshold) if settings.risk_threshold is not None
+        else AlertThreshold.for_alert_rate(settings.risk_target_alert_rate)
+    )
+    return RiskScorer(min_labels=settings.risk_min_labels, threshold=threshold)
+
+
+@dataclass
+class ScoredPayment:
+    """One payment's verdict and whether it raises an alert."""
+
+    record: dict[str, Any]
+    features: dict[str, float]
+    assessment: RiskAssessment
+    alert: bool
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the learner needs when the label comes: the features and score used now."""
+        return {"payment_id": self.record["payment_id"], "ts": self.record["ts"],
+                "features": self.features, "score": self.assessment.score, "alert": self.alert}
+
+
+class RiskScoring:
+    """The worker's scoring model and analyst rules."""
+
+    def __init__(self, settings: KairosSettings) -> None:
+        self.settings = settings
+        self.scorer = new_scorer(settings)
+        self.rulebook = RuleBook()
+        self.rules_source: dict[str, str] = {}
+        self.rejected: dict[str, str] = {}
+
+    def score(self, history: PaymentHistory, payment: dict[str, Any]) -> ScoredPayment:
+        """Assess ``payment`` against its customer's history (call before folding it in)."""
+        features = history.features(payment)
+        assessment = self.scorer.assess(features, self.rulebook.evaluate(features, payment))
+        alert = assessment.alert and history.admit_alert(
+            payment["payment_id"], payment["ts"], self.settings.risk_alerts_per_customer_hour)
+        return ScoredPayment(payment, features, assessment, alert)
+
+    def load_rules(self, raw: dict[str, str]) -> dict[str, str]:
+        """Replace the rule book by the rules in ``raw`` (rule id -> JSON); returns rejections.
+
+        Called with the whole ``kairos:risk:rules`` hash whenever it changed;
+        a rule that does not parse or validate is left out with its reason.
+        """
+        if raw == self.rules_source:
+            return self.rejected
+        parsed, rejected = [], {}
+        for rule_id, text in raw.items():
+            try:
+                rule = json.loads(text)
+                if not isinstance(rule, dict):
+                    raise ValueError("a rule is a JSON object")
+            except ValueError as exc:
+                rejected[rule_id] = f"not a JSON object: {exc}"
+                continue
+            parsed.append({**rule, "id": rule_id})
+        book = RuleBook()
+        rejected.update(book.load(parsed))
+        self.rulebook, self.rules_source, self.rejected = book, dict(raw), rejected
+        log.info("risk: %d analyst rules active, %d rejected", len(book.rules), len(rejected))
+        return rejected
+
+    def adopt(self, states: list[tuple[dict[str, Any], float]]) -> None:
+        """Score with the label-weighted average of the learners' states."""
+        if states and sum(weight for _, weight in states) > 0:
+            self.scorer.merge(states)
+
+
+class RiskLearner:
+    """One risk partition: pending snapshots and labels, the learner, its replay guard."""
+
+    STATE = ("RiskLearner", 1)
+
+    def __init__(self, scorer: RiskScorer, pending: PendingLabels, applied: AppliedOffsets | None = None,
+                 now: float = float("-inf")) -> None:
+        self.scorer = scorer
+        self.pending = pending
+        self.applied = applied or AppliedOffsets()
+        self.now = now
+        self.learned_since_sync = 0
+
+    @classmethod
+    def new(cls, settings: KairosSettings) -> RiskLearner:
+        return cls(new_scorer(settings), PendingLabels(
+            maturity_seconds=settings.risk_label_maturity_seconds,
+            learn_unlabelled_as_legit=settings.risk_learn_unlabelled_as_legit))
+
+    def apply(self, batch: PackedBatch) -> int:
+        """Fold one batch of snapshots (``pending``) or labels; returns how many were learned."""
+        learned = 0
+        for offset, record in batch.entries:
+            if record is None or not self.applied.fresh(batch.path, offset):
+                continue
+            self.now = max(self.now, record["ts"])
+            if batch.event_type == "pending":
+                ready = self.pending.add(record["payment_id"], record["features"], record["score"],
+                                         record["alert"], record["ts"])
+            else:
+                ready = [self.pending.label(record["payment_id"], record["is_fraud"], record["ts"])]
+            learned += self._learn(ready)
+        learned += self._learn(self.pending.expire(self.now))
+        return learned
+
+    def _learn(self, ready: list[Any]) -> int:
+        learned = 0
+        for payment in ready:
+            if payment is not None:
+                self.scorer.learn_one(payment.features, payment.is_fraud, score=payment.score, alerted=payment.alerted)
+                learned += 1
+        self.learned_since_sync += learned
+        return learned
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.STATE[0], "version": self.STATE[1], "scorer": self.scorer.state_dict(),
+                "pending": self.pending.state_dict(), "applied": self.applied.to_state(), "now": self.now}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RiskLearner:
+        return cls(RiskScorer.from_state(state["scorer"]), PendingLabels.from_state(state["pending"]),
+                   AppliedOffsets(state["applied"]), state["now"])
+
+
+async def sync_learners(model_sync: ModelSync, learners: dict[int, RiskLearner], scoring: RiskScoring) -> None:
+    """Publish this worker's learners; average every partition's into learners and the scoring model."""
+    for partition, learner in learners.items():
+        await model_sync.publish(f"{SYNC_KEY_PREFIX}{partition}", {
+            "state": learner.scorer.state_dict(), "labels": learner.scorer.labels,
+        })
+        learner.learned_since_sync = 0
+    states = [(s.payload["state"], float(max(s.payload["labels"], 1)))
+              for s in model_sync.states(SYNC_KEY_PREFIX)]
+    if not states:
+        return
+    scoring.adopt(states)
+    for learner in learners.values():
+        learner.scorer.merge(states)

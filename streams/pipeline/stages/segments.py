@@ -1,0 +1,165 @@
+"""Live segmentation: every feature update re-assigns its customer; sync rounds merge workers.
+
+Per batch, the customers stage hands over the customers it touched; their
+latest feature vectors (at the worker's event-time watermark) are learned in
+one ``learn_many`` and their segment is published. Every
+``KAIROS_SEGMENT_SYNC_SECONDS`` a sync round re-learns every customer this
+worker owns at the current event time (so recency reaches quiet customers),
+publishes this worker's sufficient statistics on the model-sync topic, merges
+the latest statistics of every worker (exactly distributed Lloyd, stable ids)
+and republishes profiles and the customers whose segment moved.
+
+The segmenter is rebuilt from the customers table and the synced statistics
+after a restart or rebalance; its state is derived, not checkpointed: the
+customer features are (exactly, in the changelog) and so is the merged model
+(on the compacted model-sync topic), so a restarted worker resumes with the
+same centroids and segment ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.segmentation import CustomerFeatures, Segmenter, profile_segments
+from streams.pipeline.model_sync import ModelSync, SyncedState
+from streams.settings import KairosSettings
+
+log = logging.getLogger(__name__)
+
+SYNC_KEY_PREFIX = "segments:"
+
+
+@dataclass
+class SegmentChange:
+    """A customer moved from one segment to another (published on ``segment-changes``)."""
+
+    customer_id: str
+    previous: int
+    current: int
+    ts: float
+
+    def to_event(self) -> dict[str, Any]:
+        return {"customer_id": self.customer_id, "from_segment": self.previous,
+                "to_segment": self.current, "ts": self.ts}
+
+
+@dataclass
+class SegmentUpdate:
+    """What a batch or a sync round publishes: customers' segments and the moves among them."""
+
+    segments: dict[str, int] = field(default_factory=dict)
+    changes: list[SegmentChange] = field(default_factory=list)
+
+
+def select_current(states: list[SyncedState]) -> list[SyncedState]:
+    """The newest state per partition: a state counts only if no newer one claims any of its partitions."""
+    claimed: set[int] = set()
+    chosen = []
+    for state in states:  # newest first
+        partitions = set(state.payload["partitions"])
+        if partitions & claimed:
+            continue
+        claimed |= partitions
+        chosen.append(state)
+    return chosen
+
+
+class SegmentStage:
+    """One worker's segmenter, fed by the customers stage and synced with the other workers."""
+
+    def __init__(self, settings: KairosSettings, model_sync: ModelSync) -> None:
+        self.settings = settings
+        self.model_sync = model_sync
+        self.segmenter = self._new_segmenter()
+        self.now = float("-inf")
+        self.rounds = 0
+        self.population: dict[int, int] = {}
+
+    def _new_segmenter(self) -> Segmenter:
+        s = self.settings
+        return Segmenter(k=s.segment_k, warmup=s.segment_warmup, capacity=s.segment_capacity,
+                         refine_every=None, features=CustomerFeatures.FEATURES)
+
+    @property
+    def seeded(self) -> bool:
+        """True once the segmenter has centroids (before that, segment ids mean nothing)."""
+        return bool(self.segmenter.sizes())
+
+    def observe(self, vectors: Mapping[str, dict[str, float]], now: float) -> SegmentUpdate:
+        """Learn the touched customers' latest vectors; their published segments and any moves."""
+        self.now = max(self.now, now)
+        if not vectors:
+            return SegmentUpdate()
+        before = self.segmenter.assignments(vectors) if self.seeded else {}
+        self.segmenter.learn_many(vectors)
+        return self._update(before, self.segmenter.assignments(vectors), changed_only=False)
+
+    def _update(self, before: dict[str, int], after: dict[str, int], changed_only: bool) -> SegmentUpdate:
+        """Segments to publish (all of ``after``, or only those that moved) and the moves."""
+        if not self.seeded:
+            return SegmentUpdate()
+        moved = {cid: segment for cid, segment in after.items() if before.get(cid) != segment}
+        return SegmentUpdate(
+            segments=moved if changed_only else after,
+            changes=[SegmentChange(cid, before[cid], segment, self.now)
+                     for cid, segment in moved.items() if cid in before],
+        )
+
+    async def sync(self, customers: Iterable[tuple[str, CustomerFeatures]], partitions: set[int]) -> SegmentUpdate:
+        """A sync round over this worker's customers (``partitions`` it owns now)."""
+        if self.now == float("-inf"):
+            return SegmentUpdate()
+        vectors = {cid: features.vector(self.now) for cid, features in customers}
+        if not vectors:
+            return SegmentUpdate()
+        before = self.segmenter.assignments() if self.seeded else {}
+        self.segmenter.learn_many(vectors)
+        own = self.segmenter.export_stats()
+        key = SYNC_KEY_PREFIX + ",".join(str(p) for p in sorted(partitions))
+        peers = [s for s in select_current(self.model_sync.states(SYNC_KEY_PREFIX)) if s.key != key]
+        self.segmenter.merge_stats([own] + [peer.payload["stats"] for peer in peers])
+        await self.model_sync.publish(key, {
+            "partitions": sorted(partitions), "stats": self.segmenter.export_stats(),
+            "sizes": {str(k): v for k, v in self.segmenter.sizes().items()}, "now": self.now,
+        })
+        self.population = self._population([peer.payload for peer in peers])
+        self.rounds += 1
+        return self._update(before, self.segmenter.assignments(vectors), changed_only=True)
+
+    def _population(self, peers: list[dict[str, Any]]) -> dict[int, int]:
+        sizes = dict(self.segmenter.sizes())
+        for peer in peers:
+            for segment, count in peer.get("sizes", {}).items():
+                sizes[int(segment)] = sizes.get(int(segment), 0) + count
+        return sizes
+
+    def resume(self) -> None:
+        """Seed a fresh segmenter from the latest synced statistics (after a restart or rebalance)."""
+        self.segmenter = self._new_segmenter()
+        stats = [state.payload["stats"] for state in select_current(self.model_sync.states(SYNC_KEY_PREFIX))]
+        if stats:
+            self.segmenter.merge_stats(stats)
+            log.info("segments: resumed from %d synced worker states", len(stats))
+
+    def profiles(self) -> list[dict[str, Any]]:
+        """Readable profiles with population sizes (all workers), for the Redis view."""
+        if not self.segmenter.sizes():
+            return []
+        profiles = []
+        for profile in profile_segments(self.segmenter, updated_at=self.now):
+            view = profile.to_dict()
+            view["size"] = self.population.get(profile.segment_id, profile.size)
+            view["published_at"] = time.time()
+            profiles.append(view)
+        return profiles
+
+    def metrics(self) -> dict[str, float]:
+        report = {f"segmenter_{k}": v for k, v in self.segmenter.metrics().items()}
+        report["sync_rounds"] = self.rounds
+        report["segments"] = len(self.segmenter.sizes())
+        report["population"] = sum(self.population.values())
+        return report

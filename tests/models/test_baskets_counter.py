@@ -1,0 +1,204 @@
+"""BasketCounter against exact FP-Growth (mlxtend) on generated baskets: recall, bounds, rules, memory, decay."""
+
+from __future__ import annotations
+
+import random
+from itertools import combinations
+
+import pytest
+
+from models.baskets import BasketCounter, owner_partition
+from streams.tools.evaluation.baskets import Comparison, compare, memory_bound
+
+CATALOGUE = [f"S{i:02d}" for i in range(60)]
+#: Planted bundles: a basket holding the head gains each companion with probability 0.7.
+BUNDLES = {"H1": ("B1",), "H2": ("B2", "B3")}
+
+
+def shop_baskets(n: int, seed: int = 1, big_every: int = 0) -> list[set[str]]:
+    """Baskets of 1-6 SKUs with Zipf-like popularity and planted bundles; every ``big_every``-th is a 40-SKU restock."""
+    rng = random.Random(seed)
+    weights = [1 / (rank + 3) for rank in range(len(CATALOGUE))]
+    baskets = []
+    for k in range(n):
+        size = 40 if big_every and k % big_every == 0 else rng.randint(1, 6)
+        basket = set(rng.choices(CATALOGUE, weights, k=size))
+        for head, companions in BUNDLES.items():
+            if rng.random() < 0.12:
+                basket.add(head)
+                basket |= {c for c in companions if rng.random() < 0.7}
+        baskets.append(basket)
+    return baskets
+
+
+def learned(baskets: list[set[str]], **params: float) -> BasketCounter:
+    counter = BasketCounter(**{"epsilon": 0.004, "min_support": 0.02, "min_confidence": 0.1, **params})
+    for basket in baskets:
+        counter.learn_one(basket)
+    return counter
+
+
+@pytest.fixture(scope="module")
+def baskets() -> list[set[str]]:
+    return shop_baskets(3000)
+
+
+@pytest.fixture(scope="module")
+def counter(baskets: list[set[str]]) -> BasketCounter:
+    return learned(baskets)
+
+
+@pytest.fixture(scope="module")
+def comparison(counter: BasketCounter, baskets: list[set[str]]) -> Comparison:
+    return compare(counter, baskets, min_support=0.02, min_confidence=0.1)
+
+
+def test_the_counter_pruned_along_the_way(counter: BasketCounter) -> None:
+    # 3000 baskets in buckets of 250: the tables were pruned 12 times, so the bound is not trivially 0.
+    assert counter.bucket_width == 250
+    assert counter.error_bound(["S00", "S01"]) == pytest.approx(0.004)
+
+
+def test_every_itemset_fpgrowth_finds_is_reported(comparison: Comparison) -> None:
+    assert comparison.exact_itemsets[1] > 20 and comparison.exact_itemsets[2] > 20 and comparison.exact_itemsets[3] > 0
+    assert comparison.recall == {1: 1.0, 2: 1.0, 3: 1.0}
+
+
+def test_support_errors_stay_within_the_stated_bound(comparison: Comparison) -> None:
+    assert comparison.bound_violations == 0
+    assert comparison.overestimates == 0
+    for size in (1, 2, 3):
+        assert comparison.max_support_error[size] <= comparison.max_error_bound[size]
+
+
+def test_rule_confidences_match_association_rules(comparison: Comparison) -> None:
+    assert comparison.exact_rules > 50
+    assert comparison.rule_recall == 1.0
+    assert max(comparison.max_confidence_error.values()) <= 0.01
+    assert max(comparison.max_lift_error.values()) <= 0.02
+
+
+def test_planted_bundles_are_the_top_rules_of_their_heads(counter: BasketCounter) -> None:
+    assert counter.top_consequents("H1", 1)[0][0] == "B1"
+    assert {sku for sku, _ in counter.top_consequents("H2", 2)} == {"B2", "B3"}
+    assert counter.predict_one(["H2", "B2"])[0][0] == "B3"
+    (rule,) = [r for r in counter.rules() if r.antecedent == ("B2", "H2") and r.consequent == "B3"]
+    assert rule.confidence == pytest.approx(0.7, abs=0.1) and rule.lift > 5
+
+
+def test_big_baskets_cut_triple_candidates_and_widen_only_their_bound() -> None:
+    baskets = shop_baskets(2000, seed=4, big_every=50)
+    counter = learned(baskets, triple_budget=1000)
+    assert counter.metrics()["triples_restricted"] > 0
+    result = compare(counter, baskets, min_support=0.02, min_confidence=0.1)
+    assert result.recall == {1: 1.0, 2: 1.0, 3: 1.0}
+    assert result.bound_violations == 0 and result.overestimates == 0
+    # S00 (the best seller) leads many candidate triples in a restock; S57 leads at most one.
+    assert counter.error_bound(("S00", "S01", "S02")) > counter.error_bound(("S57", "S58", "S59"))
+
+
+def tracked_entries(counter: BasketCounter) -> dict[tuple[str, ...], list[float]]:
+    """Every tracked ``[count, delta]`` of a counter's checkpoint, keyed by itemset."""
+    state = counter.state_dict()
+    entries = {(a,): e for a, e in state["singles"].items()}
+    entries |= {(a, b): e for a, row in state["pairs"].items() for b, e in row.items()}
+    entries |= {(a, b, c): e for a, by_b in state["triples"].items() for b, row in by_b.items() for c, e in row.items()}
+    return entries
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_count_brackets_the_true_count_even_with_tiny_budgets(seed: int) -> None:
+    rng = random.Random(seed)
+    catalogue = [f"K{i:02d}" for i in range(12)]
+    weights = [1 / (rank + 1) for rank in range(12)]
+    counter = BasketCounter(epsilon=0.05, triple_epsilon=0.1, min_support=0.2, triple_budget=20)
+    true: dict[tuple[str, ...], int] = {}
+    for _ in range(400):
+        basket = sorted(set(rng.choices(catalogue, weights, k=rng.choice([1, 2, 3, 4, 10]))))
+        counter.learn_one(basket)
+        for size in (1, 2, 3):
+            for itemset in combinations(basket, size):
+                true[itemset] = true.get(itemset, 0) + 1
+    assert counter.metrics()["triples_restricted"] > 0
+    entries = tracked_entries(counter)
+    for itemset, (count, delta) in entries.items():
+        assert count <= true[itemset] <= count + delta, itemset
+    for size in (1, 2, 3):
+        for itemset in combinations(catalogue, size):
+            missed = true.get(itemset, 0) - entries.get(itemset, [0, 0])[0]
+            assert missed / counter.n_baskets <= counter.error_bound(itemset) + 1e-12, itemset
+
+
+def test_partitions_count_each_itemset_once_and_agree_with_one_counter(baskets: list[set[str]]) -> None:
+    single = learned(baskets)
+    parts = [learned(baskets, partition=p, partitions=3) for p in range(3)]
+    owned = [{i: s for i, s in part.itemsets().items() if len(i) > 1} for part in parts]
+    assert sum(len(o) for o in owned) == len({i for o in owned for i in o})
+    assert all(owner_partition(i[0], 3) == p for p, o in enumerate(owned) for i in o)
+    assert {i: s for o in owned for i, s in o.items()} == {i: s for i, s in single.itemsets().items() if len(i) > 1}
+    rules = []
+    for p, part in enumerate(parts):
+        foreign = {i: s for q, o in enumerate(owned) if q != p for i, s in o.items()}
+        rules += part.rules(foreign_supports=foreign)
+    assert sorted(rules, key=repr) == sorted(single.rules(), key=repr)
+    assert any(len(r.antecedent) == 2 and owner_partition(r.antecedent[0], 3) != owner_partition(r.consequent, 3)
+               for r in rules)
+
+
+def test_memory_stays_within_its_bound_as_baskets_grow_tenfold() -> None:
+    small, large = shop_baskets(1500, seed=2), shop_baskets(15_000, seed=2)
+    entries = []
+    for sample in (small, large):
+        counter = learned(sample, epsilon=0.01, triple_epsilon=0.02, min_support=0.03)
+        bound = memory_bound(sample, counter.epsilon)
+        found = counter.memory_entries()
+        assert found["singles"] <= bound["singles"] and found["pairs"] <= bound["pairs"]
+        entries.append(sum(found.values()))
+    assert entries[1] < 1.5 * entries[0]
+
+
+def test_decay_lets_an_old_pair_fade_while_a_new_pair_rises() -> None:
+    rng = random.Random(3)
+    day = 86_400.0
+    decayed = BasketCounter(epsilon=0.005, min_support=0.05, half_life=day)
+    undecayed = BasketCounter(epsilon=0.005, min_support=0.05)
+    for k in range(4000):
+        ts = k * 20 * day / 4000
+        basket = set(rng.sample(CATALOGUE, 3))
+        if rng.random() < 0.3:
+            basket |= {"OLD-A", "OLD-B"} if ts < 10 * day else {"NEW-A", "NEW-B"}
+        order = {"ts": ts, "lines": [{"sku": sku, "quantity": 1, "unit_price": 1.0} for sku in basket]}
+        decayed.learn_one(order)
+        undecayed.learn_one(order)
+    assert ("NEW-A", "NEW-B") in decayed.itemsets() and ("OLD-A", "OLD-B") not in decayed.itemsets()
+    assert decayed.itemsets()[("NEW-A", "NEW-B")] == pytest.approx(0.3, abs=0.05)
+    assert undecayed.itemsets()[("OLD-A", "OLD-B")] == pytest.approx(0.15, abs=0.02)
+
+
+def test_decayed_weights_survive_rescaling_exactly() -> None:
+    half_life = 60.0
+    counter = BasketCounter(epsilon=0.01, min_support=0.05, half_life=half_life)
+    for k in range(2000):  # 2000 minutes: weights are rescaled every 64 half-lives
+        counter.learn_one({"ts": 60.0 * k, "lines": [{"sku": "X"}, {"sku": "Y" if k % 4 == 0 else "Z"}]})
+    now = 60.0 * 1999
+    weights = [2.0 ** ((60.0 * k - now) / half_life) for k in range(2000)]
+    expected = sum(w for k, w in enumerate(weights) if k % 4 == 0) / sum(weights)
+    assert counter.itemsets()[("X", "Y")] == pytest.approx(expected, rel=1e-9)
+    assert counter.rules()[0].count == pytest.approx(sum(w for k, w in enumerate(weights) if k % 4 != 0), rel=1e-9)
+
+
+def test_order_records_and_sku_lists_are_the_same_basket() -> None:
+    from_records, from_lists = BasketCounter(min_support=0.1), BasketCounter(min_support=0.1)
+    for basket in shop_baskets(300, seed=5):
+        from_records.learn_one({"lines": [{"sku": sku, "quantity": 2, "unit_price": 1.0} for sku in basket]})
+        from_lists.learn_one(sorted(basket))
+    assert from_records.state_dict() == from_lists.state_dict()
+
+
+def test_settings_that_void_the_guarantee_are_refused() -> None:
+    with pytest.raises(ValueError, match="min_support"):
+        BasketCounter(epsilon=0.02, min_support=0.01)
+    with pytest.raises(ValueError, match="triple_epsilon"):
+        BasketCounter(epsilon=0.01, triple_epsilon=0.005)
+    with pytest.raises(TypeError):
+        BasketCounter().learn_one("SKU-1")
