@@ -37,6 +37,14 @@ def produce(
 
 
 @app.command()
+def serve() -> None:
+    """Serve the lookup API and the live dashboard (KAIROS_API_HOST / _PORT / _KEY)."""
+    from streams.serving import serve as run
+
+    run(KairosSettings())
+
+
+@app.command()
 def demo(
     rate: float = typer.Option(400.0, help="Events per second sent by the simulated shop."),
     customers: int = typer.Option(1000, help="Simulated customers."),

@@ -105,6 +105,9 @@ class KairosApp:
             # reports; brokers that report the last batch's base offset (Tansu)
             # trip this check although nothing is wrong (see store.py).
             recovery_consistency_check=False,
+            # Checkpointed stages hold acks until their snapshot; on shutdown the
+            # unacknowledged tail is simply replayed by the next owner.
+            stream_wait_empty=False,
         )
         internal = settings.internal_topics
         self.events_topic = self._topic(internal["events"], settings.partitions)

@@ -55,8 +55,13 @@ class RedisKeys:
     def reco_rule(self, antecedent: Iterable[str], consequent: str) -> str:
         return self.key("reco", "rule", ",".join(antecedent), consequent)
 
-    def reco_bestsellers(self, scope: str = "global") -> str:
-        return self.key("reco", "bestsellers", scope)
+    def reco_bestsellers(self) -> str:
+        """Global best-sellers (sorted set sku -> recent units)."""
+        return self.key("reco", "bestsellers", "global")
+
+    def reco_bestsellers_segment(self, segment_id: int | str) -> str:
+        """Best-sellers among one segment's customers."""
+        return self.key("reco", "bestsellers", "segment", str(segment_id))
 
     # Risk.
     def risk_payment(self, payment_id: str) -> str:

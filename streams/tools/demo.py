@@ -25,7 +25,7 @@ from rich.table import Table
 from streams.pipeline.keys import RedisKeys
 from streams.pipeline.topics import ensure_topics
 from streams.settings import KairosSettings
-from streams.tools.devstack import DevStack, ManagedProcess, dev_stack
+from streams.tools.devstack import DevStack, ManagedProcess, dev_stack, free_port, wait_for_port
 from streams.tools.sender import SendStats, send_paced
 from streams.tools.simulation import ShopSimulator, SimulatorConfig
 
@@ -68,8 +68,12 @@ def run_demo(rate: float, customers: int, days: float, seed: int, workdir: Path 
         settings = KairosSettings(kafka_bootstrap=stack.kafka_bootstrap, redis_url=stack.redis_url)
         ensure_topics(settings)
         start_child(stack, "worker", ["worker"], {})
+        api_port = free_port()
+        api = start_child(stack, "api", ["serve"], {"KAIROS_API_PORT": str(api_port)}, api_port)
+        wait_for_port(api_port, api.process, 30, "the lookup API")
         keys = RedisKeys(settings.prefix)
         console.print(f"[bold]Kairos demo[/] — broker {stack.kafka_bootstrap}, Redis {stack.redis_url}")
+        console.print(f"  dashboard:          http://127.0.0.1:{api_port}/   (API docs: /docs)")
         console.print(f"  look at the views:  redis-cli -p {stack.redis.port} --scan --pattern '{keys.pattern()}'")
         console.print(f"  one customer:       redis-cli -p {stack.redis.port} hgetall {keys.customer('<customer_id>')}")
         console.print(f"  dead letters:       kafka topic '{settings.topics.dead_letters}' on {stack.kafka_bootstrap}")

@@ -1,0 +1,252 @@
+"""What the lookup API answers: one pydantic model per response, shared by the API and the client.
+
+The API declares these as response models (so they document the OpenAPI
+schema); the Python client parses answers back into the same classes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+AlertKind = Literal["risk", "trend", "surge", "slump"]
+ForecastScope = Literal["total", "category", "sku"]
+RecommendationSource = Literal["rule", "segment", "global"]
+
+
+class ErrorBody(BaseModel):
+    """What went wrong: a stable machine code and a readable message."""
+
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer: ``{"error": {"code": ..., "message": ...}}``."""
+
+    error: ErrorBody
+
+
+class SegmentProfile(BaseModel):
+    """A segment as a marketer reads it: name, size, one-line summary, typical member."""
+
+    segment_id: int
+    name: str
+    size: int
+    summary: str = ""
+    #: The typical member: feature -> value in original units.
+    centroid: dict[str, float] = {}
+    #: Feature -> z-score against the population (what makes the segment stand out).
+    traits: dict[str, float] = {}
+    updated_at: float | None = None
+
+
+class SegmentList(BaseModel):
+    """Every segment with its size."""
+
+    segments: list[SegmentProfile]
+    customers: int
+
+
+class CustomerView(BaseModel):
+    """One customer's live features, segment and that segment's profile."""
+
+    customer_id: str
+    #: ``orders``, ``spend``, ``units``, ``clicks``, ``payments``, ``payment_amount``, timestamps (epoch s).
+    features: dict[str, float]
+    segment_id: int | None = None
+    segment: SegmentProfile | None = None
+
+
+class Recommendation(BaseModel):
+    """One suggested SKU, its score and where it came from."""
+
+    sku: str
+    #: Confidence (noisy-or over the cart's rules) for ``rule``; recent units for best-sellers.
+    score: float
+    source: RecommendationSource
+
+
+class Recommendations(BaseModel):
+    """Suggestions for an item, a cart or a customer, best first."""
+
+    cart: list[str] = []
+    customer_id: str | None = None
+    segment_id: int | None = None
+    items: list[Recommendation]
+
+
+class AssociationRule(BaseModel):
+    """``antecedent -> consequent`` with its support, confidence and lift."""
+
+    antecedent: list[str]
+    consequent: str
+    support: float
+    confidence: float
+    lift: float
+    count: float
+    updated_at: float | None = None
+
+
+class RuleList(BaseModel):
+    """Association rules, highest lift first."""
+
+    rules: list[AssociationRule]
+
+
+class PaymentRisk(BaseModel):
+    """The scorer's verdict on one payment, with its reasons."""
+
+    payment_id: str
+    customer_id: str | None = None
+    amount: float | None = None
+    ts: float | None = None
+    score: float
+    decision: Literal["allow", "review", "block"]
+    #: ``rules`` (cold start) or ``model``.
+    mode: str | None = None
+    #: The score above which the scorer alerted when it scored this payment.
+    threshold: float | None = None
+    reasons: list[str] = []
+    rule_hits: list[str] = []
+    model_version: str | None = None
+    scored_at: float | None = None
+
+
+class RiskRuleBody(BaseModel):
+    """An analyst rule as sent to ``PUT /risk/rules/{rule_id}`` (validated by :mod:`models.risk.rules`)."""
+
+    expression: str = Field(examples=["amount > 1000 and ip_country != billing_country"])
+    #: ``"review"``, ``"block"``, or a score floor in (0, 1].
+    action: Literal["review", "block"] | float = Field(examples=["review"])
+    enabled: bool = True
+    description: str = ""
+
+
+class RiskRuleView(RiskRuleBody):
+    """An analyst rule in force, and why the workers rejected it, if they did."""
+
+    id: str
+    rejected: str | None = None
+
+
+class RiskRuleList(BaseModel):
+    """All analyst rules."""
+
+    rules: list[RiskRuleView]
+
+
+class Alert(BaseModel):
+    """One entry of the alerts stream."""
+
+    #: Stream entry id (``<ms>-<seq>``); pass it as ``Last-Event-ID`` to resume the live stream.
+    id: str
+    kind: str
+    #: Stable id of what is alerted on (``risk:<payment id>``, ``surge:<series>:<window>``, ...).
+    alert_id: str | None = None
+    subject: str
+    score: float
+    reasons: list[str]
+    #: Event time the alert is about (epoch s).
+    ts: float | None = None
+    #: Wall clock when the worker raised it (epoch s).
+    created_at: float | None = None
+    #: Kind-specific fields, as the worker wrote them (strings).
+    details: dict[str, str] = {}
+
+
+class AlertList(BaseModel):
+    """Recent alerts, newest first."""
+
+    alerts: list[Alert]
+
+
+class SalesWindow(BaseModel):
+    """One closed window of actual sales."""
+
+    window_start: float
+    units: float
+    revenue: float
+    lines: float | None = None
+
+
+class ForecastStep(BaseModel):
+    """One future window: forecast and interval per measure."""
+
+    window_start: float
+    basis: str | None = None
+    units: float
+    units_lower: float
+    units_upper: float
+    revenue: float | None = None
+    revenue_lower: float | None = None
+    revenue_upper: float | None = None
+
+
+class Forecast(BaseModel):
+    """Next-window forecasts of one series, its recent actuals and its error."""
+
+    scope: str
+    key: str
+    window_size: float | None = None
+    next_window_start: float | None = None
+    forecast_units: float | None = None
+    lower_units: float | None = None
+    upper_units: float | None = None
+    forecast_revenue: float | None = None
+    lower_revenue: float | None = None
+    upper_revenue: float | None = None
+    last_window_start: float | None = None
+    last_units: float | None = None
+    last_revenue: float | None = None
+    basis: str | None = None
+    mae: float | None = None
+    naive_mae: float | None = None
+    mae_ratio: float | None = None
+    smape: float | None = None
+    horizon: list[ForecastStep] = []
+    actuals: list[SalesWindow] = []
+
+
+class ForecastList(BaseModel):
+    """Every series of one scope."""
+
+    scope: str
+    forecasts: list[Forecast]
+
+
+class TopicCounts(BaseModel):
+    """Events of one input topic over all partitions."""
+
+    processed: int = 0
+    invalid: int = 0
+    duplicate: int = 0
+
+
+class WorkerStatus(BaseModel):
+    """One live worker (its metrics hash expires when it stops)."""
+
+    worker: str
+    ingest_lag: float | None = None
+    updated_at: float | None = None
+    figures: dict[str, float] = {}
+
+
+class PipelineMetrics(BaseModel):
+    """Pipeline health and progressive model metrics, as the workers last wrote them."""
+
+    ingest: dict[str, TopicCounts]
+    workers: list[WorkerStatus]
+    #: Sum of the live workers' ingest lag (events behind the input topics' ends).
+    lag: float
+    #: Component (``risk``, ``segments``, ``baskets``, ``forecast``) -> metric -> value.
+    models: dict[str, dict[str, float]]
+
+
+class Health(BaseModel):
+    """Liveness of the API and its Redis."""
+
+    status: Literal["ok"]
+    redis: Literal["ok"]
+
