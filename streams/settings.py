@@ -104,6 +104,20 @@ class KairosSettings(BaseSettings):
     sales_horizon_windows: int = Field(3, ge=1)
     sales_top_skus: int = Field(50, ge=1)
 
+    # Baskets
+    #: Lossy Counting error: supports are underestimated by at most this (fraction of baskets).
+    basket_epsilon: float = Field(0.001, gt=0, lt=1)
+    basket_min_support: float = Field(0.005, gt=0, lt=1)
+    basket_min_confidence: float = Field(0.1, ge=0, le=1)
+    basket_min_lift: float = Field(1.0, ge=0)
+    basket_top_n: int = Field(10, ge=1)
+    #: Event-time half-life of basket counts (unset: no decay).
+    basket_half_life_seconds: float | None = Field(None, gt=0)
+    #: Wall-clock seconds between rule publications to Redis.
+    basket_publish_seconds: float = Field(2.0, gt=0)
+    #: Event-time seconds per rising-pairs observation.
+    basket_trend_window_seconds: float = Field(3600.0, gt=0)
+
     # Checkpoints and alerts
     #: Seconds between snapshots of partition states (risk learner, baskets, sales).
     snapshot_seconds: float = Field(2.0, gt=0)

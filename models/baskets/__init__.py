@@ -5,7 +5,8 @@ the order stream by Lossy Counting with Apriori pruning (a proven error bound
 in bounded memory, optional time decay, partitioned by each itemset's smallest
 SKU across workers), and the :class:`AssociationRule` objects it derives
 (support, confidence, lift, count). :class:`CartRecommender` merges the rules
-of every SKU in a cart and falls back to segment and global best-sellers;
+of every SKU in a cart and falls back to segment and global best-sellers
+(:class:`SegmentBestSellers`);
 :class:`RisingPairs` raises ``trend`` alerts for pairs whose support or lift
 jumps against their own history.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import random
 
 from models.base import ContractCase
+from models.baskets.bestsellers import SegmentBestSellers
 from models.baskets.counter import BasketCounter, owner_partition
 from models.baskets.recommend import CartRecommender, Recommendation
 from models.baskets.rising import RisingPairs, TrendAlert
@@ -27,6 +29,7 @@ __all__ = [
     "CartRecommender",
     "Recommendation",
     "RisingPairs",
+    "SegmentBestSellers",
     "TrendAlert",
     "owner_partition",
 ]
@@ -79,6 +82,12 @@ CONTRACT_CASES = [
         factory=lambda: BasketCounter(epsilon=0.02, min_support=0.05, partition=1, partitions=3),
         samples=_orders(),
         predict_inputs=_CARTS,
+    ),
+    ContractCase(
+        name="baskets.SegmentBestSellers",
+        factory=lambda: SegmentBestSellers(top_n=3, half_life=3600.0, capacity=8),
+        samples=[({**order, "segment": k % 3}, None) for k, (order, _) in enumerate(_orders())],
+        predict_inputs=["global", 0, 1, 7],
     ),
     ContractCase(
         name="baskets.RisingPairs",

@@ -305,6 +305,11 @@ class BasketCounter:
         """Most a triple whose smallest SKU is ``a`` can be undercounted, in counter units."""
         return max(self._triple_floor, self._left_out.get(a, 0))
 
+    @property
+    def latest_ts(self) -> float | None:
+        """The latest event time counted (``None`` before the first basket)."""
+        return self._latest
+
     def _newest_weight(self) -> float:
         """Weight of a basket at the latest event time (1 without decay)."""
         if self.half_life is None or self._latest is None:

@@ -12,10 +12,13 @@ The flow (``<app>`` is ``KAIROS_APP_ID``):
    orders to ``<app>-sales``.
 3. The ``risk`` agent (:class:`~.stages.risk.RiskLearner` per partition)
    joins snapshots with late labels and learns; the ``sales`` agent
-   (:class:`~.stages.sales.SalesState`) closes windows, forecasts and alerts.
-   Both checkpoint with held acknowledgements (:mod:`.snapshots`).
+   (:class:`~.stages.sales.SalesState`) closes windows, forecasts and alerts;
+   the ``baskets`` agent (:class:`~.stages.baskets.BasketState`) counts
+   itemsets partitioned by SKU. All three checkpoint with held
+   acknowledgements (:mod:`.snapshots`).
 4. Timers: segment sync rounds and risk model sync across workers
-   (:mod:`.model_sync`), analyst-rule reloads, metrics.
+   (:mod:`.model_sync`), analyst-rule reloads, basket rule publication,
+   metrics.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from streams.pipeline.ingest import Ingestor
 from streams.pipeline.model_sync import ModelSync
 from streams.pipeline.packing import decode_packet
 from streams.pipeline.snapshots import PartitionSnapshots
+from streams.pipeline.stages.baskets import SYNC_KEY_PREFIX as BASKETS_SYNC, BasketState, foreign_supports, publish_rules
 from streams.pipeline.stages.customers import CustomerStage, encode_value, value_decoder
 from streams.pipeline.stages.risk import RiskLearner, RiskScoring, sync_learners
 from streams.pipeline.stages.sales import SalesState, publish_sales
@@ -71,6 +75,7 @@ class Runtime:
     risk: RiskScoring
     learners: PartitionSnapshots[RiskLearner]
     sales: PartitionSnapshots[SalesState]
+    baskets: PartitionSnapshots[BasketState]
 
 
 class KairosApp:
@@ -113,11 +118,14 @@ class KairosApp:
         self.events_topic = self._topic(internal["events"], settings.partitions)
         self.risk_topic = self._topic(internal["risk"], settings.partitions)
         self.sales_topic = self._topic(internal["sales"], 1)
+        self.baskets_topic = self._topic(internal["baskets"], settings.partitions)
         self._customer_decoder = value_decoder(settings.dedupe_ids_per_customer)
         self.customers_table = self._table("customers", settings.partitions, encode_value,
                                            self._customer_decoder, MAX_BATCH_BYTES)
         self.risk_table = self._table("risk-snapshots", settings.partitions, identity, identity, MAX_SNAPSHOT_BYTES)
         self.sales_table = self._table("sales-snapshots", 1, identity, identity, MAX_SNAPSHOT_BYTES)
+        self.baskets_table = self._table("basket-snapshots", settings.partitions, identity, identity,
+                                         MAX_SNAPSHOT_BYTES)
         self.ingestor = Ingestor(settings)
         self.model_sync = ModelSync(settings)
         self.app.service(self.ingestor)
@@ -125,13 +133,15 @@ class KairosApp:
         self.app.agent(self.events_topic, name="customers")(self._customers_agent)
         self.app.agent(self.risk_topic, name="risk")(self._risk_agent)
         self.app.agent(self.sales_topic, name="sales")(self._sales_agent)
+        self.app.agent(self.baskets_topic, name="baskets")(self._baskets_agent)
         self.app.timer(settings.metrics_flush_seconds)(self._flush_metrics)
         self.app.timer(settings.segment_sync_seconds)(self._sync_segments)
         self.app.timer(settings.risk_sync_seconds)(self._sync_risk)
         self.app.timer(min(1.0, settings.snapshot_seconds))(self._checkpoint)
+        self.app.timer(settings.basket_publish_seconds)(self._publish_baskets)
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_before_shutdown.connect(self._stop_runtime)
-        for table in (self.customers_table, self.risk_table, self.sales_table):
+        for table in (self.customers_table, self.risk_table, self.sales_table, self.baskets_table):
             table.on_recover(self._recovered(table))
 
     # -- construction --------------------------------------------------
@@ -205,7 +215,11 @@ class KairosApp:
             "sales", KeyedStore(self.sales_table, snapshot_writer, identity, identity),
             lambda partition: SalesState.new(self.settings), SalesState.from_state,
             self.settings.snapshot_seconds)
-        return Runtime(producer, snapshot_producer, redis, customers, segments, risk, learners, sales)
+        baskets = PartitionSnapshots(
+            "baskets", KeyedStore(self.baskets_table, snapshot_writer, identity, identity),
+            lambda partition: BasketState.new(self.settings, partition), BasketState.from_state,
+            self.settings.snapshot_seconds)
+        return Runtime(producer, snapshot_producer, redis, customers, segments, risk, learners, sales, baskets)
 
     # -- agents --------------------------------------------------------
 
@@ -244,6 +258,16 @@ class KairosApp:
             if runtime.sales.due():
                 await runtime.sales.checkpoint()
 
+    async def _baskets_agent(self, stream: faust.Stream) -> None:
+        runtime = await self.start_runtime()
+        async for event in stream.noack().events():
+            state = runtime.baskets.get(event.message.partition)
+            for batch in decode_packet(event.value):
+                state.apply(batch)
+            runtime.baskets.hold(event.message.partition, event)
+            if runtime.baskets.due():
+                await runtime.baskets.checkpoint()
+
     # -- rebalancing and recovery --------------------------------------
 
     def _recovered(self, table: faust.Table) -> Callable:
@@ -259,7 +283,7 @@ class KairosApp:
         """Re-apply the tail Faust's recovery may have cut short (see store.py), then reload indexes."""
         runtime = await self.start_runtime()
         store = {self.customers_table: runtime.customers.store, self.risk_table: runtime.learners.store,
-                 self.sales_table: runtime.sales.store}[table]
+                 self.sales_table: runtime.sales.store, self.baskets_table: runtime.baskets.store}[table]
         recovery = self.app.tables.recovery
         start = {tp: max(0, (recovery.active_highwaters.get(tp) or 0) - 1)
                  for tp in recovery.actives_for_table[table]}
@@ -273,7 +297,8 @@ class KairosApp:
     async def _on_revoked(self, app: faust.App, revoked: set, **kwargs: Any) -> None:
         if self.runtime is None:
             return
-        for snapshots, topic in ((self.runtime.learners, self.risk_topic), (self.runtime.sales, self.sales_topic)):
+        for snapshots, topic in ((self.runtime.learners, self.risk_topic), (self.runtime.sales, self.sales_topic),
+                                 (self.runtime.baskets, self.baskets_topic)):
             name = topic.get_topic_name()
             snapshots.forget({tp.partition for tp in revoked if tp.topic == name})
 
@@ -286,7 +311,7 @@ class KairosApp:
 
     async def _checkpoint(self) -> None:
         if self.runtime is not None:
-            for snapshots in (self.runtime.learners, self.runtime.sales):
+            for snapshots in (self.runtime.learners, self.runtime.sales, self.runtime.baskets):
                 if snapshots.due():
                     await snapshots.checkpoint()
 
@@ -309,6 +334,31 @@ class KairosApp:
         for change in update.changes:
             await runtime.producer.send(self.settings.topics.segment_changes,
                                         orjson.dumps(change.to_event()), key=change.customer_id.encode())
+
+    async def _publish_baskets(self) -> None:
+        """Rules, best-sellers and trend alerts of this worker's basket partitions; share pair supports."""
+        if self.runtime is None or not self.model_sync.started:
+            return
+        runtime, settings = self.runtime, self.settings
+        local = dict(runtime.baskets.states)
+        pipe = runtime.redis.pipeline(transaction=False)
+        alerts = []
+        metrics: dict[str, float] = {}
+        for partition, state in local.items():
+            rules = state.counter.rules(foreign_supports=foreign_supports(self.model_sync, local, partition))
+            publish_rules(pipe, self.views, state, rules, settings.basket_top_n)
+            for alert in state.trends(settings.basket_trend_window_seconds):
+                self.views.alert(pipe, alert)
+                alerts.append(alert)
+            for name, value in state.counter.metrics().items():
+                metrics[name] = metrics.get(name, 0) + value
+            metrics["rules"] = metrics.get("rules", 0) + len(rules)
+            await self.model_sync.publish(f"{BASKETS_SYNC}{partition}",
+                                          {"partition": partition, "pairs": state.owned_pairs()})
+        self.views.metrics(pipe, "baskets", metrics)
+        await pipe.execute()
+        for alert in alerts:
+            await runtime.producer.send(settings.topics.alerts, alert.message(), key=alert.alert_id.encode())
 
     async def _sync_risk(self) -> None:
         """Average the risk learners across workers; reload the analyst rules."""

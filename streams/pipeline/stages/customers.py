@@ -8,7 +8,7 @@ For the packed batches taken together from ``<app_id>-events``, chunk by chunk:
 2. learn the touched customers' feature vectors (:mod:`.segments`);
 3. publish: customer, segment and risk views and alerts to Redis (one
    pipeline), derived records downstream (risk snapshots and labels by
-   payment id, orders to the sales and basket stages), alerts and segment
+   payment id, orders to the sales stage and to every basket partition), alerts and segment
    changes to their topics;
 4. flush every touched key, with the ingest counter that counted the chunk,
    as one changelog record batch per partition (appended atomically).
@@ -34,6 +34,7 @@ from streams.pipeline.customers import CustomerState
 from streams.pipeline.outbox import Outbox
 from streams.pipeline.packing import PackedBatch, partition_for
 from streams.pipeline.replay_guard import RecentIds
+from streams.pipeline.stages.baskets import basket_record
 from streams.pipeline.stages.risk import RiskScoring, ScoredPayment
 from streams.pipeline.stages.segments import SegmentStage
 from streams.pipeline.store import KeyedStore
@@ -150,6 +151,9 @@ class CustomerStage:
                              "pending", via, offset, scored.snapshot())
         elif batch.event_type == "orders":
             chunk.outbox.add(self.topics["sales"], 0, "orders", via, offset, record)
+            basket = basket_record(record, self.segments.segment_of(customer_id))
+            for target in range(self.settings.partitions):
+                chunk.outbox.add(self.topics["baskets"], target, "orders", via, offset, basket)
         state.apply(batch.event_type, record)
         chunk.fresh.add(customer_id)
         self.now = max(self.now, record["ts"])

@@ -89,6 +89,12 @@ class SegmentStage:
         """True once the segmenter has centroids (before that, segment ids mean nothing)."""
         return bool(self.segmenter.sizes())
 
+    def segment_of(self, customer_id: str) -> int | None:
+        """The customer's published segment (None before seeding or for an unknown customer)."""
+        if not self.seeded:
+            return None
+        return self.segmenter.assignments([customer_id]).get(customer_id)
+
     def observe(self, vectors: Mapping[str, dict[str, float]], now: float) -> SegmentUpdate:
         """Learn the touched customers' latest vectors; their published segments and any moves."""
         self.now = max(self.now, now)

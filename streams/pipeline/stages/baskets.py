@@ -1,0 +1,178 @@
+"""Bought-together: itemset counts partitioned by SKU, rules and best-sellers in Redis.
+
+The customers stage sends every accepted order (its SKUs, the customer's
+segment) to every partition of ``<app_id>-baskets``. Each partition's
+:class:`~models.baskets.BasketCounter` counts the basket count and every
+single SKU, but a pair or triple only when its smallest SKU hashes to that
+partition: each itemset of two or more SKUs is counted in exactly one place
+across the workers, while singles (needed for support and lift everywhere)
+are counted by all. Rules whose antecedent pair lives elsewhere take that
+pair's support from the other partitions' published supports (model sync).
+
+Partition 0 also keeps the best-sellers, overall and per segment (the
+recommendation fallbacks), and every partition watches its own pairs for
+``trend`` alerts once per ``KAIROS_BASKET_TREND_WINDOW_SECONDS`` of event time.
+States are checkpointed with :mod:`streams.pipeline.snapshots`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.baskets import AssociationRule, BasketCounter, RisingPairs, SegmentBestSellers
+from streams.pipeline.model_sync import ModelSync
+from streams.pipeline.packing import PackedBatch
+from streams.pipeline.replay_guard import AppliedOffsets
+from streams.pipeline.views import Alert, RedisViews
+from streams.settings import KairosSettings
+
+SYNC_KEY_PREFIX = "baskets:"
+
+
+def basket_record(order: dict[str, Any], segment: int | None) -> dict[str, Any]:
+    """What the basket stage needs of an order: its time, lines and the customer's segment."""
+    lines = [{"sku": line["sku"], "quantity": line["quantity"]} for line in order["lines"]]
+    return {"ts": order["ts"], "lines": lines, "segment": segment}
+
+
+class BasketState:
+    """One basket partition: its counter, trend detector, (partition 0) best-sellers and replay guard."""
+
+    STATE = ("BasketState", 1)
+
+    def __init__(self, partition: int, counter: BasketCounter, rising: RisingPairs,
+                 bestsellers: SegmentBestSellers | None, applied: AppliedOffsets | None = None,
+                 next_trend_at: float | None = None) -> None:
+        self.partition = partition
+        self.counter = counter
+        self.rising = rising
+        self.bestsellers = bestsellers
+        self.applied = applied or AppliedOffsets()
+        self.next_trend_at = next_trend_at
+        self.published = PublishedRules()
+
+    @classmethod
+    def new(cls, settings: KairosSettings, partition: int) -> BasketState:
+        counter = BasketCounter(
+            epsilon=settings.basket_epsilon, half_life=settings.basket_half_life_seconds,
+            min_support=settings.basket_min_support, min_confidence=settings.basket_min_confidence,
+            min_lift=settings.basket_min_lift, top_n=settings.basket_top_n,
+            partition=partition, partitions=settings.partitions,
+        )
+        best = SegmentBestSellers(top_n=settings.basket_top_n * 2) if partition == 0 else None
+        return cls(partition, counter, RisingPairs(cooldown=settings.basket_trend_window_seconds * 24), best)
+
+    def apply(self, batch: PackedBatch) -> int:
+        """Count the batch's new baskets; returns how many."""
+        counted = 0
+        for offset, record in batch.entries:
+            if record is None or not self.applied.fresh(batch.path, offset):
+                continue
+            self.counter.learn_one(record)
+            if self.bestsellers is not None:
+                self.bestsellers.learn_one(record)
+            counted += 1
+        return counted
+
+    def trends(self, window: float) -> list[Alert]:
+        """Once per event-time window: pairs whose support or lift jumped."""
+        latest = self.counter.latest_ts
+        if latest is None:
+            return []
+        if self.next_trend_at is None:
+            self.next_trend_at = latest + window
+            return []
+        if latest < self.next_trend_at:
+            return []
+        observation = RisingPairs.observation(self.counter.itemsets(), latest, self.counter.min_support)
+        raised = self.rising.predict_one(observation)
+        self.rising.learn_one(observation)
+        self.next_trend_at = latest + window
+        return [
+            Alert(kind="trend", alert_id=f"trend:{','.join(a.items)}:{int(a.ts // window)}", subject=",".join(a.items),
+                  score=a.score, reasons=a.reasons(), ts=a.ts,
+                  extra={"items": list(a.items), "support": a.support, "lift": a.lift})
+            for a in raised
+        ]
+
+    def owned_pairs(self) -> dict[str, float]:
+        """Supports of the pairs this partition owns (for the other partitions' rules)."""
+        return {",".join(itemset): support for itemset, support in self.counter.itemsets().items()
+                if len(itemset) == 2}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.STATE[0], "version": self.STATE[1], "partition": self.partition,
+                "counter": self.counter.state_dict(), "rising": self.rising.state_dict(),
+                "bestsellers": None if self.bestsellers is None else self.bestsellers.state_dict(),
+                "applied": self.applied.to_state(), "next_trend_at": self.next_trend_at}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> BasketState:
+        best = state["bestsellers"]
+        return cls(state["partition"], BasketCounter.from_state(state["counter"]),
+                   RisingPairs.from_state(state["rising"]),
+                   None if best is None else SegmentBestSellers.from_state(best),
+                   AppliedOffsets(state["applied"]), state["next_trend_at"])
+
+
+@dataclass
+class PublishedRules:
+    """What a partition last wrote to Redis, to remove what it no longer produces."""
+
+    members: dict[str, set[str]] = field(default_factory=dict)
+    rule_keys: set[str] = field(default_factory=set)
+    at: float = 0.0
+
+
+def foreign_supports(model_sync: ModelSync, local: dict[int, BasketState], partition: int) -> dict[tuple, float]:
+    """Pair supports owned by the other partitions (local states first, then synced ones)."""
+    supports: dict[tuple, float] = {}
+    for state in model_sync.states(SYNC_KEY_PREFIX):
+        if state.payload["partition"] != partition and state.payload["partition"] not in local:
+            supports.update({tuple(pair.split(",")): s for pair, s in state.payload["pairs"].items()})
+    for other, basket in local.items():
+        if other != partition:
+            supports.update({tuple(pair.split(",")): s for pair, s in basket.owned_pairs().items()})
+    return supports
+
+
+def publish_rules(pipe: Any, views: RedisViews, state: BasketState, rules: list[AssociationRule],
+                  top_n: int) -> None:
+    """Write this partition's rules: item consequents, rule hashes; drop what it no longer produces."""
+    keys = views.keys
+    members: dict[str, dict[str, float]] = {}
+    rule_keys = set()
+    now = f"{time.time():.3f}"
+    for rule in rules:
+        if len(rule.antecedent) == 1:
+            best = members.setdefault(rule.antecedent[0], {})
+            if len(best) < top_n:
+                best[rule.consequent] = rule.confidence
+        key = keys.reco_rule(rule.antecedent, rule.consequent)
+        rule_keys.add(key)
+        pipe.hset(key, mapping={
+            "antecedent": json.dumps(list(rule.antecedent)), "consequent": rule.consequent,
+            "support": f"{rule.support:.6g}", "confidence": f"{rule.confidence:.6g}",
+            "lift": f"{rule.lift:.6g}", "count": f"{rule.count:.6g}", "updated_at": now,
+        })
+    published = state.published
+    for sku, best in members.items():
+        pipe.zadd(keys.reco_item(sku), best)
+    for sku, before in published.members.items():
+        stale = before - set(members.get(sku, {}))
+        if stale:
+            pipe.zrem(keys.reco_item(sku), *stale)
+    for key in published.rule_keys - rule_keys:
+        pipe.delete(key)
+    published.members = {sku: set(best) for sku, best in members.items()}
+    published.rule_keys = rule_keys
+    if state.bestsellers is not None:
+        for scope in state.bestsellers.scopes:
+            top = dict(state.bestsellers.predict_one(scope))
+            key = keys.reco_bestsellers() if scope == "global" else keys.reco_bestsellers_segment(scope)
+            pipe.delete(key)
+            if top:
+                pipe.zadd(key, top)
