@@ -57,7 +57,7 @@ class KairosSettings(BaseSettings):
     #: Longest a fetch waits for data. Apache Kafka answers as soon as data
     #: arrives, so 500 is fine there; brokers that hold every empty fetch for
     #: the full wait (Tansu) need it small for low latency.
-    kafka_fetch_max_wait_ms: int = Field(20, ge=1, le=5000)
+    kafka_fetch_max_wait_ms: int = Field(5, ge=1, le=5000)
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
 
     # Naming

@@ -27,6 +27,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 
 #: Internal messages folded together (at most), and how long to wait for more.
 TAKE_MESSAGES = 64
-TAKE_WITHIN_SECONDS = 0.005
+TAKE_WITHIN_SECONDS = 0.002
 #: Largest snapshot record (a partition state, compressed).
 MAX_SNAPSHOT_BYTES = 64 << 20
 
@@ -235,8 +236,9 @@ class KairosApp:
         async for event in stream.noack().events():
             partition = event.message.partition
             learner = runtime.learners.get(partition)
-            for batch in decode_packet(event.value):
-                learner.apply(batch)
+            async with runtime.learners.lock(partition):
+                for batch in decode_packet(event.value):
+                    learner.apply(batch)
             runtime.learners.hold(partition, event)
             if runtime.learners.due():
                 await runtime.learners.checkpoint()
@@ -247,8 +249,9 @@ class KairosApp:
             state = runtime.sales.get(event.message.partition)
             pipe = runtime.redis.pipeline(transaction=False)
             alerts = []
-            for batch in decode_packet(event.value):
-                alerts += publish_sales(pipe, self.views, state.apply(batch))
+            async with runtime.sales.lock(event.message.partition):
+                for batch in decode_packet(event.value):
+                    alerts += publish_sales(pipe, self.views, state.apply(batch))
             if len(pipe):
                 await pipe.execute()
             for alert in alerts:
@@ -262,8 +265,9 @@ class KairosApp:
         runtime = await self.start_runtime()
         async for event in stream.noack().events():
             state = runtime.baskets.get(event.message.partition)
-            for batch in decode_packet(event.value):
-                state.apply(batch)
+            async with runtime.baskets.lock(event.message.partition):
+                for batch in decode_packet(event.value):
+                    state.apply(batch)
             runtime.baskets.hold(event.message.partition, event)
             if runtime.baskets.due():
                 await runtime.baskets.checkpoint()
@@ -319,6 +323,11 @@ class KairosApp:
         """A segment sync round: sweep, merge with the other workers, publish profiles and moves."""
         if self.runtime is None or not self.model_sync.started:
             return
+        started = time.perf_counter()
+        await self._segment_round()
+        log.info("segments: sync round took %.0f ms", (time.perf_counter() - started) * 1000)
+
+    async def _segment_round(self) -> None:
         runtime, owned = self.runtime, self.owned_partitions()
         if self._resume_segments:
             await self.model_sync.caught_up()
@@ -339,22 +348,30 @@ class KairosApp:
         """Rules, best-sellers and trend alerts of this worker's basket partitions; share pair supports."""
         if self.runtime is None or not self.model_sync.started:
             return
+        started = time.perf_counter()
+        await self._basket_round()
+        log.info("baskets: publication took %.0f ms", (time.perf_counter() - started) * 1000)
+
+    async def _basket_round(self) -> None:
         runtime, settings = self.runtime, self.settings
         local = dict(runtime.baskets.states)
         pipe = runtime.redis.pipeline(transaction=False)
         alerts = []
         metrics: dict[str, float] = {}
         for partition, state in local.items():
-            rules = state.counter.rules(foreign_supports=foreign_supports(self.model_sync, local, partition))
+            foreign = foreign_supports(self.model_sync, partition)
+            async with runtime.baskets.lock(partition):  # counting waits; the event loop does not
+                rules = await asyncio.to_thread(state.counter.rules, foreign_supports=foreign)
+                trends = await asyncio.to_thread(state.trends, settings.basket_trend_window_seconds)
+                pairs = await asyncio.to_thread(state.owned_pairs)
             publish_rules(pipe, self.views, state, rules, settings.basket_top_n)
-            for alert in state.trends(settings.basket_trend_window_seconds):
+            for alert in trends:
                 self.views.alert(pipe, alert)
                 alerts.append(alert)
             for name, value in state.counter.metrics().items():
                 metrics[name] = metrics.get(name, 0) + value
             metrics["rules"] = metrics.get("rules", 0) + len(rules)
-            await self.model_sync.publish(f"{BASKETS_SYNC}{partition}",
-                                          {"partition": partition, "pairs": state.owned_pairs()})
+            await self.model_sync.publish(f"{BASKETS_SYNC}{partition}", {"partition": partition, "pairs": pairs})
         self.views.metrics(pipe, "baskets", metrics)
         await pipe.execute()
         for alert in alerts:
@@ -365,7 +382,7 @@ class KairosApp:
         if self.runtime is None or not self.model_sync.started:
             return
         runtime = self.runtime
-        await sync_learners(self.model_sync, runtime.learners.states, runtime.risk)
+        await sync_learners(self.model_sync, runtime.learners, runtime.risk)
         raw = await runtime.redis.hgetall(self.views.keys.risk_rules())
         rejected = runtime.risk.load_rules({k.decode(): v.decode() for k, v in raw.items()})
         pipe = runtime.redis.pipeline(transaction=False)

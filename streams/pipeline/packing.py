@@ -7,8 +7,8 @@ it had in its source partition: that offset is what the replay guard of the
 receiving state compares against.
 
 >>> batch = PackedBatch("orders", "orders:3", [(7, {"customer_id": "c"}), (8, None)])
->>> decode_packet(encode_packet([batch])) == [batch]
-True
+>>> [(b.event_type, b.path, [tuple(e) for e in b.entries]) for b in decode_packet(encode_packet([batch]))]
+[('orders', 'orders:3', [(7, {'customer_id': 'c'}), (8, None)])]
 >>> partition_for("c42", 4)
 0
 """
@@ -47,8 +47,9 @@ def encode_packet(batches: list[PackedBatch]) -> bytes:
 
 
 def decode_packet(data: bytes) -> list[PackedBatch]:
-    """The packed batches of one internal message, in the order they were packed."""
-    return [
-        PackedBatch(raw["t"], raw["p"], [(offset, record) for offset, record in raw["e"]])
-        for raw in orjson.loads(data)
-    ]
+    """The packed batches of one internal message, in the order they were packed.
+
+    Entries come back as two-item lists (``[offset, record]``), which unpack
+    like the tuples they were packed from.
+    """
+    return [PackedBatch(raw["t"], raw["p"], raw["e"]) for raw in orjson.loads(data)]

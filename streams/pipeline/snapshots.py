@@ -13,6 +13,7 @@ guard skips what the snapshot already holds. Nothing is applied twice or lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import zlib
@@ -45,6 +46,10 @@ def unpack_state(data: bytes) -> dict[str, Any]:
     return orjson.loads(zlib.decompress(data))
 
 
+def _packed(state: PartitionState) -> bytes:
+    return pack_state(state.state_dict())
+
+
 class PartitionSnapshots(Generic[S]):
     """One state object per partition of an agent's topic, checkpointed into ``store``."""
 
@@ -56,6 +61,7 @@ class PartitionSnapshots(Generic[S]):
         self.restore = restore
         self.interval = interval
         self.states: dict[int, S] = {}
+        self.locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._held: dict[int, list[Any]] = defaultdict(list)
         self._last = time.monotonic()
         self.snapshots_written = 0
@@ -76,8 +82,16 @@ class PartitionSnapshots(Generic[S]):
     def due(self) -> bool:
         return bool(self._held) and time.monotonic() - self._last >= self.interval
 
+    def lock(self, partition: int) -> asyncio.Lock:
+        """Hold this while changing the partition's state (a checkpoint reads it in a worker thread)."""
+        return self.locks[partition]
+
     async def checkpoint(self) -> None:
-        """Snapshot every partition with held messages, then acknowledge them."""
+        """Snapshot every partition with held messages, then acknowledge them.
+
+        Each state is serialised in a worker thread under its partition's lock,
+        so its agent waits but the event loop (and every other stage) does not.
+        """
         held, self._held = self._held, defaultdict(list)
         self._last = time.monotonic()
         if not held:
@@ -85,7 +99,9 @@ class PartitionSnapshots(Generic[S]):
         for partition in held:
             state = self.states.get(partition)
             if state is not None:
-                self.store.put(partition, self._key(partition), pack_state(state.state_dict()))
+                async with self.locks[partition]:
+                    packed = await asyncio.to_thread(_packed, state)
+                self.store.put(partition, self._key(partition), packed)
         await self.store.flush()
         self.snapshots_written += len(held)
         for events in held.values():

@@ -26,7 +26,7 @@ class PromptFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads this when the consumer starts and builds its fetcher.
-        consumer._fetch_max_wait_ms = int(os.environ.get(FETCH_WAIT_ENV, "20"))
+        consumer._fetch_max_wait_ms = int(os.environ.get(FETCH_WAIT_ENV, "5"))
         return consumer
 
 

@@ -187,7 +187,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def bench_pipeline(result: BenchResult, events: int, seed: int, latency_rate: float, partitions: int) -> None:
     """Ceiling vs pipeline throughput, and event -> Redis latency."""
-    with dev_stack() as stack:
+    with dev_stack(bench_workdir()) as stack:
         settings = KairosSettings(kafka_bootstrap=stack.kafka_bootstrap, redis_url=stack.redis_url,
                                   app_id="bench", prefix="bench", partitions=partitions)
         ensure_topics(settings)
@@ -218,6 +218,15 @@ def bench_pipeline(result: BenchResult, events: int, seed: int, latency_rate: fl
             worker.terminate()
             worker.wait(30)
             r.close()
+
+
+def bench_workdir() -> Path:
+    """Where a bench run keeps its logs (replaced by the next run)."""
+    path = Path(".kairos/bench").resolve()
+    if path.exists():
+        for old in path.glob("*.log"):
+            old.unlink()
+    return path
 
 
 def append_to_benchmarks(result: BenchResult, path: Path) -> None:

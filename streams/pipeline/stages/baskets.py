@@ -127,15 +127,12 @@ class PublishedRules:
     at: float = 0.0
 
 
-def foreign_supports(model_sync: ModelSync, local: dict[int, BasketState], partition: int) -> dict[tuple, float]:
-    """Pair supports owned by the other partitions (local states first, then synced ones)."""
+def foreign_supports(model_sync: ModelSync, partition: int) -> dict[tuple, float]:
+    """Pair supports the other partitions published last round (a round stale at most)."""
     supports: dict[tuple, float] = {}
     for state in model_sync.states(SYNC_KEY_PREFIX):
-        if state.payload["partition"] != partition and state.payload["partition"] not in local:
+        if state.payload["partition"] != partition:
             supports.update({tuple(pair.split(",")): s for pair, s in state.payload["pairs"].items()})
-    for other, basket in local.items():
-        if other != partition:
-            supports.update({tuple(pair.split(",")): s for pair, s in basket.owned_pairs().items()})
     return supports
 
 

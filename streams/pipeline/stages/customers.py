@@ -20,6 +20,7 @@ they applied) but never loses them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -188,10 +189,7 @@ class CustomerStage:
         for change in update.changes:
             chunk.outbox.add_message(self.settings.topics.segment_changes, change.customer_id.encode(),
                                      json.dumps(change.to_event()).encode())
-        if len(pipe):
-            await pipe.execute()
-        if chunk.outbox:
-            await chunk.outbox.send(self.producer)
+        await asyncio.gather(pipe.execute() if len(pipe) else asyncio.sleep(0), chunk.outbox.send(self.producer))
         for key, (partition, counter) in counters.items():
             self.store.put(partition, key, counter)
         await self.store.flush()

@@ -33,6 +33,7 @@ from models.risk import AlertThreshold, PaymentHistory, PendingLabels, RiskAsses
 from streams.pipeline.model_sync import ModelSync
 from streams.pipeline.packing import PackedBatch
 from streams.pipeline.replay_guard import AppliedOffsets
+from streams.pipeline.snapshots import PartitionSnapshots
 from streams.settings import KairosSettings
 
 log = logging.getLogger(__name__)
@@ -166,17 +167,19 @@ class RiskLearner:
                    AppliedOffsets(state["applied"]), state["now"])
 
 
-async def sync_learners(model_sync: ModelSync, learners: dict[int, RiskLearner], scoring: RiskScoring) -> None:
+async def sync_learners(model_sync: ModelSync, learners: PartitionSnapshots[RiskLearner],
+                        scoring: RiskScoring) -> None:
     """Publish this worker's learners; average every partition's into learners and the scoring model."""
-    for partition, learner in learners.items():
-        await model_sync.publish(f"{SYNC_KEY_PREFIX}{partition}", {
-            "state": learner.scorer.state_dict(), "labels": learner.scorer.labels,
-        })
-        learner.learned_since_sync = 0
+    for partition, learner in list(learners.states.items()):
+        async with learners.lock(partition):
+            state = learner.scorer.state_dict()
+            learner.learned_since_sync = 0
+        await model_sync.publish(f"{SYNC_KEY_PREFIX}{partition}", {"state": state, "labels": learner.scorer.labels})
     states = [(s.payload["state"], float(max(s.payload["labels"], 1)))
               for s in model_sync.states(SYNC_KEY_PREFIX)]
     if not states:
         return
     scoring.adopt(states)
-    for learner in learners.values():
-        learner.scorer.merge(states)
+    for partition, learner in list(learners.states.items()):
+        async with learners.lock(partition):
+            learner.scorer.merge(states)

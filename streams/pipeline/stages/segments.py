@@ -18,6 +18,7 @@ same centroids and segment ids.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -31,6 +32,10 @@ from streams.settings import KairosSettings
 log = logging.getLogger(__name__)
 
 SYNC_KEY_PREFIX = "segments:"
+#: Customers swept between two yields to the event loop.
+SWEEP_SLICE = 500
+#: Fewest customers a sync round re-reads (all of them when there are fewer).
+SWEEP_MIN = 2000
 
 
 @dataclass
@@ -78,6 +83,10 @@ class SegmentStage:
         self.now = float("-inf")
         self.rounds = 0
         self.population: dict[int, int] = {}
+        #: Set while a sync round computes in a worker thread; batches then wait in ``_deferred``.
+        self._syncing = False
+        self._deferred: dict[str, dict[str, float]] = {}
+        self._sweep_at = 0
 
     def _new_segmenter(self) -> Segmenter:
         s = self.settings
@@ -91,7 +100,7 @@ class SegmentStage:
 
     def segment_of(self, customer_id: str) -> int | None:
         """The customer's published segment (None before seeding or for an unknown customer)."""
-        if not self.seeded:
+        if not self.seeded or self._syncing:
             return None
         return self.segmenter.assignments([customer_id]).get(customer_id)
 
@@ -99,6 +108,9 @@ class SegmentStage:
         """Learn the touched customers' latest vectors; their published segments and any moves."""
         self.now = max(self.now, now)
         if not vectors:
+            return SegmentUpdate()
+        if self._syncing:  # the round's thread owns the segmenter: learn these when it is done
+            self._deferred.update(vectors)
             return SegmentUpdate()
         before = self.segmenter.assignments(vectors) if self.seeded else {}
         self.segmenter.learn_many(vectors)
@@ -116,25 +128,57 @@ class SegmentStage:
         )
 
     async def sync(self, customers: Iterable[tuple[str, CustomerFeatures]], partitions: set[int]) -> SegmentUpdate:
-        """A sync round over this worker's customers (``partitions`` it owns now)."""
+        """A sync round over this worker's customers (``partitions`` it owns now).
+
+        Each round re-reads a rotating share of the customers (at least
+        ``SWEEP_MIN`` or a tenth), so every quiet customer's recency is
+        refreshed within ten rounds while a round's cost stays bounded (active
+        customers are re-learned with every batch anyway). The sweep reads
+        features on the event loop, yielding every ``SWEEP_SLICE`` customers;
+        the numerical part (learn, export, merge) runs in a worker thread so
+        batches keep flowing (their vectors are learned right after).
+        """
         if self.now == float("-inf"):
             return SegmentUpdate()
-        vectors = {cid: features.vector(self.now) for cid, features in customers}
+        everyone = list(customers)
+        share = min(len(everyone), max(SWEEP_MIN, len(everyone) // 10))
+        start = self._sweep_at % max(1, len(everyone))
+        chosen = (everyone + everyone)[start:start + share]
+        self._sweep_at = start + share
+        vectors: dict[str, dict[str, float]] = {}
+        for count, (cid, features) in enumerate(chosen, start=1):
+            vectors[cid] = features.vector(self.now)
+            if count % SWEEP_SLICE == 0:
+                await asyncio.sleep(0)
         if not vectors:
             return SegmentUpdate()
-        before = self.segmenter.assignments() if self.seeded else {}
-        self.segmenter.learn_many(vectors)
-        own = self.segmenter.export_stats()
         key = SYNC_KEY_PREFIX + ",".join(str(p) for p in sorted(partitions))
         peers = [s for s in select_current(self.model_sync.states(SYNC_KEY_PREFIX)) if s.key != key]
-        self.segmenter.merge_stats([own] + [peer.payload["stats"] for peer in peers])
+        self._syncing = True
+        try:
+            before, stats = await asyncio.to_thread(self._round, vectors, [p.payload["stats"] for p in peers])
+        finally:
+            self._syncing = False
+        deferred, self._deferred = self._deferred, {}
         await self.model_sync.publish(key, {
-            "partitions": sorted(partitions), "stats": self.segmenter.export_stats(),
+            "partitions": sorted(partitions), "stats": stats,
             "sizes": {str(k): v for k, v in self.segmenter.sizes().items()}, "now": self.now,
         })
         self.population = self._population([peer.payload for peer in peers])
         self.rounds += 1
-        return self._update(before, self.segmenter.assignments(vectors), changed_only=True)
+        update = self._update(before, self.segmenter.assignments(vectors), changed_only=True)
+        if deferred:
+            late = self.observe(deferred, self.now)
+            update.segments.update(late.segments)
+            update.changes += late.changes
+        return update
+
+    def _round(self, vectors: dict[str, dict[str, float]], peers: list[dict[str, Any]]) -> tuple[dict, dict]:
+        """Learn every vector, merge with the peers' statistics; the assignments before and our new stats."""
+        before = self.segmenter.assignments() if self.seeded else {}
+        self.segmenter.learn_many(vectors)
+        self.segmenter.merge_stats([self.segmenter.export_stats()] + peers)
+        return before, self.segmenter.export_stats()
 
     def _population(self, peers: list[dict[str, Any]]) -> dict[int, int]:
         sizes = dict(self.segmenter.sizes())
