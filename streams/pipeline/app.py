@@ -95,7 +95,7 @@ class KairosApp:
             settings.app_id,
             broker=f"kairos://{settings.kafka_bootstrap}",
             broker_credentials=self._faust_credentials(),
-            store="memory://",
+            store="kairos://",  # GuardedMemoryStore (streams/pipeline/store.py)
             topic_partitions=settings.partitions,
             topic_replication_factor=settings.kafka_replication_factor,
             broker_session_timeout=6.0,
@@ -205,19 +205,20 @@ class KairosApp:
         segments = SegmentStage(self.settings, self.model_sync)
         risk = RiskScoring(self.settings)
         customers = CustomerStage(
-            self.settings, KeyedStore(self.customers_table, writer, encode_value, self._customer_decoder),
+            self.settings, KeyedStore(self.customers_table, writer, encode_value, self._customer_decoder,
+                                      self._owns(self.events_topic)),
             redis, self.views, producer, segments, risk,
         )
         learners = PartitionSnapshots(
-            "risk", KeyedStore(self.risk_table, snapshot_writer, identity, identity),
+            "risk", KeyedStore(self.risk_table, snapshot_writer, identity, identity, self._owns(self.risk_topic)),
             lambda partition: RiskLearner.new(self.settings), RiskLearner.from_state,
             self.settings.snapshot_seconds)
         sales = PartitionSnapshots(
-            "sales", KeyedStore(self.sales_table, snapshot_writer, identity, identity),
+            "sales", KeyedStore(self.sales_table, snapshot_writer, identity, identity, self._owns(self.sales_topic)),
             lambda partition: SalesState.new(self.settings), SalesState.from_state,
             self.settings.snapshot_seconds)
         baskets = PartitionSnapshots(
-            "baskets", KeyedStore(self.baskets_table, snapshot_writer, identity, identity),
+            "baskets", KeyedStore(self.baskets_table, snapshot_writer, identity, identity, self._owns(self.baskets_topic)),
             lambda partition: BasketState.new(self.settings, partition), BasketState.from_state,
             self.settings.snapshot_seconds)
         return Runtime(producer, snapshot_producer, redis, customers, segments, risk, learners, sales, baskets)
@@ -305,6 +306,10 @@ class KairosApp:
                                  (self.runtime.baskets, self.baskets_topic)):
             name = topic.get_topic_name()
             snapshots.forget({tp.partition for tp in revoked if tp.topic == name})
+
+    def _owns(self, topic: faust.TopicT) -> Callable[[int], bool]:
+        """Whether this worker owns a partition of ``topic`` right now (checked at every flush)."""
+        return lambda partition: partition in self.owned_partitions(topic)
 
     def owned_partitions(self, topic: faust.TopicT | None = None) -> set[int]:
         """Partitions of ``topic`` (default: the events topic) this worker owns now."""

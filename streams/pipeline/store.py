@@ -12,6 +12,13 @@ their events) survives a crash together or not at all.
 Values are encoded with the table's own codec, so Faust's recovery decodes
 exactly what was written. Recovery reads the whole changelog (memory store).
 
+Faust re-reads a changelog partition it keeps across a rebalance from where
+its last recovery stopped, so records this worker wrote since then are applied
+again over newer values in memory. :class:`GuardedMemoryStore` (the tables'
+store, ``kairos://``) keeps per key the changelog offset its value came from
+and ignores records at or below it, and records for keys with an unflushed
+write: recovery can only move a key forward.
+
 Faust decides that recovery is complete when it reaches the partition's end
 offset as reported by ListOffsets. Some Kafka-compatible brokers (Tansu, the
 embedded broker) report the base offset of the last record batch + 1 there,
@@ -29,6 +36,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 import faust
+from faust.stores import memory
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faust.serializers import codecs
 
@@ -36,6 +44,35 @@ V = TypeVar("V")
 
 #: Largest record batch a flush writes; Kafka's default message.max.bytes is 1 MiB.
 MAX_BATCH_BYTES = 900 * 1024
+
+
+class GuardedMemoryStore(memory.Store):
+    """Faust's in-memory store that never applies a changelog record older than what it holds."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        #: Changelog offset of the record each key's value was written as.
+        self.offsets: dict[Any, int] = {}
+        #: Keys written in memory whose changelog record is not acknowledged yet.
+        self.pending: set[Any] = set()
+
+    def newer(self, key: Any, offset: int) -> bool:
+        """True (and remembered) if a record at ``offset`` may replace ``key``'s value."""
+        if key in self.pending or offset <= self.offsets.get(key, -1):
+            return False
+        self.offsets[key] = offset
+        return True
+
+    def _create_batch_iterator(self, mark_as_delete: Callable[[Any], None], to_key: Callable[[Any], Any],
+                               to_value: Callable[[Any], Any], batch: Iterable[Any]) -> Iterable[tuple[Any, Any]]:
+        for event in batch:
+            key = to_key(event.key)
+            if not self.newer(key, event.message.offset):
+                continue
+            if event.message.value is None:
+                mark_as_delete(key)
+            self._key_partition[key] = event.message.partition
+            yield key, to_value(event.value)
 
 
 class ValueCodec(codecs.Codec):
@@ -67,9 +104,10 @@ class ChangelogWriter:
         self.batches_written = 0
         self.splits = 0
 
-    async def write(self, topic: str, partition: int, items: Iterable[tuple[bytes, bytes | None]]) -> None:
-        """Send ``items`` and wait for the broker to acknowledge them."""
+    async def write(self, topic: str, partition: int, items: Iterable[tuple[bytes, bytes | None]]) -> list[int]:
+        """Send ``items``, wait for the broker to acknowledge them; their offsets, in order."""
         futures = []
+        sizes = []
         batch = self.producer.create_batch()
         count = 0
         for key, value in items:
@@ -78,6 +116,7 @@ class ChangelogWriter:
                     raise ValueError(f"a single changelog record of {len(value or b'')} bytes does not fit a batch")
                 batch.close()
                 futures.append(await self.producer.send_batch(batch, topic, partition=partition))
+                sizes.append(count)
                 self.splits += 1
                 batch = self.producer.create_batch()
                 count = 0
@@ -87,22 +126,38 @@ class ChangelogWriter:
         if count:
             batch.close()
             futures.append(await self.producer.send_batch(batch, topic, partition=partition))
-        for future in futures:
-            await future
+            sizes.append(count)
+        offsets = []
+        for future, size in zip(futures, sizes):
+            base = (await future).offset
+            offsets.extend(range(base, base + size))
         self.batches_written += len(futures)
+        return offsets
 
 
 class KeyedStore(Generic[V]):
-    """Read/modify/write access to a Faust table, flushed per batch."""
+    """Read/modify/write access to a Faust table, flushed per batch.
+
+    ``owns(partition)`` says whether this worker still owns a partition: a
+    flush drops the writes of partitions revoked meanwhile (their events are
+    not committed, so the new owner processes them again) instead of writing
+    behind the new owner's back.
+    """
 
     def __init__(self, table: faust.Table, writer: ChangelogWriter, encode: Callable[[V], bytes],
-                 decode: Callable[[bytes], V]) -> None:
+                 decode: Callable[[bytes], V], owns: Callable[[int], bool] = lambda partition: True) -> None:
         self.table = table
         self.writer = writer
         self.encode = encode
         self.decode = decode
+        self.owns = owns
         self.topic = table.changelog_topic.get_topic_name()
         self._dirty: dict[int, dict[str, V | None]] = defaultdict(dict)
+        self.dropped_writes = 0
+
+    @property
+    def data(self) -> GuardedMemoryStore:
+        return self.table.data
 
     def get(self, key: str) -> V | None:
         return self.table.data.get(key)
@@ -110,22 +165,32 @@ class KeyedStore(Generic[V]):
     def put(self, partition: int, key: str, value: V) -> None:
         """Set ``key`` now; it reaches the changelog at the next :meth:`flush`."""
         self.table.data[key] = value
+        self.data.pending.add(key)
         self._dirty[partition][key] = value
 
     def delete(self, partition: int, key: str) -> None:
         self.table.data.pop(key, None)
+        self.data.pending.add(key)
         self._dirty[partition][key] = None
 
     async def flush(self) -> None:
         """Write every dirty key: one record batch per partition when it fits, partitions in parallel."""
         dirty, self._dirty = self._dirty, defaultdict(dict)
-        await asyncio.gather(*(
-            self.writer.write(self.topic, partition, [
-                (key.encode(), None if value is None else self.encode(value))
-                for key, value in values.items()
-            ])
-            for partition, values in dirty.items()
-        ))
+        owned = {partition: values for partition, values in dirty.items() if self.owns(partition)}
+        for partition, values in dirty.items():
+            if partition not in owned:
+                self.dropped_writes += len(values)
+                self.data.pending.difference_update(values)
+        written = await asyncio.gather(*(self._write(partition, values) for partition, values in owned.items()))
+        for values, offsets in zip(owned.values(), written):
+            for key, offset in zip(values, offsets):
+                self.data.pending.discard(key)
+                self.data.offsets[key] = offset
+
+    async def _write(self, partition: int, values: dict[str, V | None]) -> list[int]:
+        return await self.writer.write(self.topic, partition, [
+            (key.encode(), None if value is None else self.encode(value)) for key, value in values.items()
+        ])
 
     async def catch_up(self, client_options: dict[str, Any], start: dict[TopicPartition, int]) -> int:
         """Apply this table's changelog records from ``start`` (per partition) to the real end.
@@ -150,6 +215,8 @@ class KeyedStore(Generic[V]):
                 for records in fetched.values():
                     for record in records:
                         key = record.key.decode()
+                        if not self.data.newer(key, record.offset):
+                            continue
                         if record.value is None:
                             self.table.data.pop(key, None)
                         else:

@@ -107,7 +107,8 @@ class CustomerStage:
         self.segments = segments
         self.risk = risk
         self.topics = settings.internal_topics
-        self.counters: dict[str, tuple[int, IngestCounter]] = {}
+        #: Counter keys of this worker's partitions (the values are read fresh from the table).
+        self.counter_keys: dict[str, int] = {}
         self.now = float("-inf")
 
     async def apply(self, items: list[tuple[int, PackedBatch]]) -> None:
@@ -198,20 +199,21 @@ class CustomerStage:
         counter = self.store.get(key)
         if counter is None:
             counter = IngestCounter(event_type)
-        self.counters[key] = (partition, counter)
+        self.counter_keys[key] = partition
         return counter
 
     def reload_counters(self) -> None:
         """Find every ingest counter in the table (after recovery or a rebalance)."""
-        self.counters = {
-            key: (int(key.rsplit(">", 1)[1]), value)
-            for key, value in self.store.table.data.items()
+        self.counter_keys = {
+            key: int(key.rsplit(">", 1)[1])
+            for key in list(self.store.table.data.keys())
             if key.startswith(COUNTER_KEY_PREFIX)
         }
 
     def counter_totals(self, partitions: set[int]) -> list[IngestCounter]:
-        """Counters of the internal partitions this worker currently owns."""
-        return [counter for partition, counter in self.counters.values() if partition in partitions]
+        """Counters of the given internal partitions, as the table holds them now."""
+        found = (self.store.get(key) for key, partition in self.counter_keys.items() if partition in partitions)
+        return [counter for counter in found if counter is not None]
 
     def owned_customers(self, partitions: set[int]) -> list[tuple[str, CustomerState]]:
         """Customers of the given internal partitions held in the table."""
