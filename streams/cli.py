@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
 
 import typer
 
@@ -96,6 +100,217 @@ def bench(
     bench_pipeline(result, events, seed, latency_rate, partitions)
     if record:
         append_to_benchmarks(result, Path("BENCHMARKS.md"))
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code`` (1: not found or unreachable, 2: bad input)."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def redis_location(settings: KairosSettings) -> str:
+    """Host and port of the configured Redis, without credentials."""
+    url = urlsplit(settings.redis_dsn())
+    return f"{url.hostname}:{url.port or 6379}"
+
+
+@contextmanager
+def lookup_failures(settings: KairosSettings) -> Iterator[None]:
+    """Unknown ids and bad input (the API's errors) and an unreachable Redis, as messages and exit codes."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from streams.serving.api import ApiError
+
+    try:
+        yield
+    except ApiError as exc:
+        fail(exc.message, 2 if exc.status == 422 else 1)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        fail(f"cannot reach Redis at {redis_location(settings)} (KAIROS_REDIS_URL): {exc}", 1)
+
+
+@app.command()
+def replay(
+    paths: list[Path] = typer.Argument(..., help="Data set CSV files, or folders (all their *.csv in name order)."),
+    fmt: str | None = typer.Option(None, "--format", "-f",
+                            help="retail, paysim, groceries or bakery (default: told by the first file's header)."),
+    speed: float | None = typer.Option(None, rich_help_panel="Pacing",
+                                help="Pace by event time: event seconds per wall second (3600: an hour a second)."),
+    rate: float | None = typer.Option(None, help="Pace by count: events per second.", rich_help_panel="Pacing"),
+    limit: int | None = typer.Option(None, min=1, help="Stop after this many events."),
+    column: list[str] = typer.Option([], "--column", "-c", rich_help_panel="Retail",
+                                     help="Column mapping Default=Actual, e.g. InvoiceNo=Invoice (repeatable)."),
+    guests: bool = typer.Option(True, "--guests/--no-guests", rich_help_panel="Retail",
+                                help="Replay orders without a customer id as one-off guests, or skip them."),
+    date_format: str | None = typer.Option(None, rich_help_panel="Retail",
+                                    help="strptime format of the invoice dates (default: %Y-%m-%d %H:%M:%S)."),
+    currency: str | None = typer.Option(None, rich_help_panel="Reading",
+                                 help="Currency of the orders (default: GBP for retail, EUR for baskets)."),
+    timezone: str | None = typer.Option(None, rich_help_panel="Reading",
+                                 help="The shop's time zone, for retail and bakery times (default: Europe/London)."),
+    start: str | None = typer.Option(None, rich_help_panel="Reading",
+                              help="Event time of the first PaySim hour or groceries basket "
+                                   "(default: 2026-11-01T00:00Z)."),
+    basket_gap: float | None = typer.Option(None, min=0.0, rich_help_panel="Reading",
+                                     help="Seconds between groceries baskets (default: 60)."),
+    label_delay: float | None = typer.Option(None, min=0.0, rich_help_panel="Reading",
+                                      help="Hours from a PaySim payment to its fraud label (default: 24)."),
+) -> None:
+    """Replay a real data set into the input topics: retail CSVs as orders, PaySim as payments and late labels."""
+    from kafka.errors import KafkaError
+    from rich.console import Console
+
+    from streams.tools.replay import ReplayInputError, replay_options, report_table
+    from streams.tools.replay import replay as run
+
+    settings = KairosSettings()
+    try:
+        options = replay_options(column, date_format, guests=guests, currency=currency, timezone=timezone,
+                                 start=start, basket_gap_seconds=basket_gap, label_delay_hours=label_delay)
+        report = run(settings, paths, fmt, options, speed, rate, limit)
+    except ReplayInputError as exc:
+        fail(str(exc), 2)
+    except KafkaError as exc:
+        fail(f"Kafka at {settings.kafka_bootstrap} (KAIROS_KAFKA_BOOTSTRAP): {exc!r}", 1)
+    Console(markup=False).print(report_table(report))
+    if report.failed:
+        fail(f"{report.failed:,} events were not delivered", 1)
+    if report.interrupted:
+        raise typer.Exit(130)
+
+
+@app.command()
+def segments(
+    segment_id: int | None = typer.Argument(None, min=0, help="Show this segment in detail (default: every segment)."),
+    json_: bool = typer.Option(False, "--json", help="Print the API's JSON instead of a table."),
+) -> None:
+    """Customer segments: id, name, size and summary, largest first (from the Redis views)."""
+    from streams.tools.lookups import show_segments
+
+    settings = KairosSettings()
+    with lookup_failures(settings):
+        show_segments(settings, segment_id, json_)
+
+
+@app.command()
+def recommend(
+    cart: str | None = typer.Option(None, help="SKUs in the cart, comma-separated: A,B."),
+    item: str | None = typer.Option(None, help="One SKU: what is bought with it."),
+    customer: str | None = typer.Option(None, help="Add this customer's segment best-sellers (alone: an empty cart)."),
+    limit: int = typer.Option(10, min=1, max=100, help="Most suggestions."),
+    json_: bool = typer.Option(False, "--json", help="Print the API's JSON instead of a table."),
+) -> None:
+    """What to suggest for a cart, a SKU or a customer: rules first, then segment and global best-sellers."""
+    from streams.tools.lookups import show_recommendations
+
+    if cart is None and item is None and customer is None:
+        raise typer.BadParameter("pass --cart A,B, --item SKU or --customer ID", param_hint="'--cart' / '--item'")
+    if item is not None and (cart is not None or customer is not None):
+        raise typer.BadParameter("--item goes alone (a cart of one is --cart SKU)", param_hint="'--item'")
+    settings = KairosSettings()
+    with lookup_failures(settings):
+        show_recommendations(settings, cart, item, customer, limit, json_)
+
+
+@app.command()
+def alerts(
+    kind: list[str] = typer.Option([], "--kind", "-k",
+                                   help="Only this kind: risk, trend, surge or slump (repeatable)."),
+    limit: int = typer.Option(20, min=1, max=100, help="Most recent alerts shown."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Then print new alerts as they come, until Ctrl-C."),
+    count: int = typer.Option(0, min=0, help="With --follow: stop after this many new alerts (0: never)."),
+    json_: bool = typer.Option(False, "--json", help="JSON (with --follow: one alert per line)."),
+) -> None:
+    """Recent alerts (payment risk, rising pairs, sales surges and slumps), newest first."""
+    from streams.tools.lookups import follow_alerts, show_alerts
+
+    settings = KairosSettings()
+    with lookup_failures(settings):
+        if follow:
+            follow_alerts(settings, kind, limit, json_, count)
+        else:
+            show_alerts(settings, kind, limit, json_)
+
+
+@app.command()
+def forecast(
+    category: str | None = typer.Option(None, help="One category's forecast in detail."),
+    sku: str | None = typer.Option(None, help="One (top) SKU's forecast in detail."),
+    total: bool = typer.Option(False, "--total", help="The shop total in detail."),
+    json_: bool = typer.Option(False, "--json", help="Print the API's JSON instead of tables."),
+) -> None:
+    """Sales forecasts: next windows with intervals, last actuals, error vs seasonal-naive (default: every category)."""
+    from streams.tools.lookups import TOTAL_SERIES, show_forecast
+
+    chosen = [(scope, key) for scope, key in (("category", category), ("sku", sku)) if key is not None]
+    chosen += [TOTAL_SERIES] if total else []
+    if len(chosen) > 1:
+        raise typer.BadParameter("pass at most one of them", param_hint="'--category' / '--sku' / '--total'")
+    settings = KairosSettings()
+    with lookup_failures(settings):
+        show_forecast(settings, chosen[0] if chosen else None, json_)
+
+
+rules_app = typer.Typer(help="Analyst risk rules (kairos:risk:rules), picked up by the workers at runtime.",
+                        no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("list")
+def rules_list(json_: bool = typer.Option(False, "--json", help="Print the API's JSON instead of a table.")) -> None:
+    """Every analyst rule: state, action, expression, and why the workers rejected it, if they did."""
+    from streams.tools.lookups import show_risk_rules
+
+    settings = KairosSettings()
+    with lookup_failures(settings):
+        show_risk_rules(settings, json_)
+
+
+@rules_app.command("add")
+def rules_add(
+    rule_id: str = typer.Argument(..., metavar="ID", help="Rule id: letters, digits, _ . : -"),
+    expression: str = typer.Argument(..., metavar="EXPR",
+                                     help="e.g. \"amount > 1000 and ip_country != billing_country\""),
+    action: str = typer.Option("review", help="review, block, or a score floor in (0, 1] such as 0.9."),
+    description: str = typer.Option("", help="What the rule is for (shown in alert reasons)."),
+) -> None:
+    """Add (or replace) a rule; an invalid one is refused with the reason (exit code 2)."""
+    from streams.tools.lookups import add_risk_rule
+
+    settings = KairosSettings()
+    with lookup_failures(settings):
+        typer.echo(add_risk_rule(settings, rule_id, expression, action, description))
+
+
+@rules_app.command("pause")
+def rules_pause(rule_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Stop applying a rule without deleting it."""
+    from streams.tools.lookups import set_risk_rule_enabled
+
+    settings = KairosSettings()
+    with lookup_failures(settings):
+        typer.echo(set_risk_rule_enabled(settings, rule_id, False))
+
+
+@rules_app.command("resume")
+def rules_resume(rule_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Apply a paused rule again."""
+    from streams.tools.lookups import set_risk_rule_enabled
+
+    settings = KairosSettings()
+    with lookup_failures(settings):
+        typer.echo(set_risk_rule_enabled(settings, rule_id, True))
+
+
+@rules_app.command("delete")
+def rules_delete(rule_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Delete a rule."""
+    from streams.tools.lookups import delete_risk_rule
+
+    settings = KairosSettings()
+    with lookup_failures(settings):
+        typer.echo(delete_risk_rule(settings, rule_id))
 
 
 def main() -> None:
