@@ -88,6 +88,7 @@ class KairosSettings(BaseSettings):
     risk_target_alert_rate: float = Field(0.01, gt=0, lt=1)
     #: Labels (with at least 20 frauds) before the model replaces the cold-start rules.
     risk_min_labels: int = Field(200, ge=1)
+    risk_min_fraud_labels: int = Field(20, ge=1)
     risk_alerts_per_customer_hour: int = Field(3, ge=1)
     #: Event-time seconds after which an unlabelled payment counts as legitimate.
     risk_label_maturity_seconds: float = Field(7 * 86400.0, gt=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any, Self
@@ -17,6 +18,8 @@ RESCALE_AT = 64
 #: A tracked itemset: ``[count, delta]``; its true count lies in ``[count, count + delta]``.
 Entry = list[float]
 Itemset = tuple[str, ...]
+#: An open partner ``b`` of a triple's smallest SKU ``a``: ``(b, upper count of {a, b} with this basket)``.
+Partner = tuple[str, float]
 
 
 def owner_partition(sku: str, partitions: int) -> int:
@@ -29,12 +32,15 @@ def owner_partition(sku: str, partitions: int) -> int:
 
 
 def basket_of(x: Mapping[str, Any] | Iterable[str]) -> tuple[set[str], float | None]:
-    """The SKU set and event time of an order record (``lines[*].sku``, ``ts``) or of a plain SKU iterable."""
+    """The SKU set and event time of an order record (``lines[*].sku``, ``ts``) or of a plain SKU iterable.
+
+    SKUs are interned: the tables then hold one string per SKU, however many pairs it is part of.
+    """
     if isinstance(x, Mapping):
-        return {line["sku"] for line in x.get("lines", ())}, x.get("ts")
+        return {sys.intern(line["sku"]) for line in x.get("lines", ())}, x.get("ts")
     if isinstance(x, str):
         raise TypeError("a basket is an order record or an iterable of SKUs, not a single string")
-    return set(x), None
+    return {sys.intern(sku) for sku in x}, None
 
 
 def _upper(entry: Entry) -> float:
@@ -45,48 +51,63 @@ class BasketCounter:
     """Streaming frequent itemsets (sizes 1 to 3) and association rules: Lossy Counting with Apriori pruning.
 
     A basket is the set of SKUs of one order (quantities do not matter). Every
-    itemset size keeps a table of ``[count, delta]`` entries; the table is
-    pruned every ``w = ⌈1/epsilon⌉`` baskets (Manku & Motwani's Lossy
-    Counting, 2002). Let ``N`` be the number of baskets so far.
+    itemset size keeps a table of ``[count, delta]`` entries: the itemset's
+    true count ``c`` lies in ``[count, count + delta]``. Let ``N`` be the
+    number of baskets so far, ``ε = epsilon`` and ``ε₃ = triple_epsilon``.
 
-    Guarantee (undecayed), for every itemset ``I`` with true count ``c(I)``:
+    Guarantee (undecayed):
 
-    * singles and pairs (every pair of every basket is counted): a tracked
-      entry satisfies ``count ≤ c(I) ≤ count + delta`` with
-      ``delta ≤ epsilon·N``; an untracked itemset has ``c(I) ≤ epsilon·N``.
-    * triples: a 100-line invoice holds 161,700 triples, so a new triple
-      ``{a < b < c}`` is only admitted (Apriori pruning) when its two pairs
-      that contain its smallest SKU, ``{a,b}`` and ``{a,c}``, have upper
-      counts (``count + delta``, with this basket) above the triple floor
-      ``triple_epsilon·N`` (the *open* partners ``b`` of ``a``); once
-      tracked, every later occurrence is counted. A basket of ``k`` SKUs may
-      admit at most ``triple_budget`` candidates: each smallest SKU ``a``
-      with more than
-      ``triple_budget / k`` candidates keeps only its open partners with the
-      highest pair counts, and ``Θ(a)`` records the largest pair count it
-      ever left out. Then
-      ``count ≤ c(I) ≤ count + max(triple_epsilon·N, Θ(a))``, and an
-      untracked triple has ``c(I) ≤`` the same bound (a triple missed in a
-      basket has a pair whose upper count, hence its own count, is at most
-      that).
+    * Singles and pairs (Manku & Motwani's Lossy Counting, 2002): every pair
+      of every basket is counted; every ``w = ⌈1/ε⌉`` baskets the entries with
+      ``count + delta ≤ εN`` are dropped. A tracked entry has
+      ``delta ≤ εN``; an untracked single or pair has ``c ≤ εN``.
+    * Triples (Apriori, no per-basket cap): a basket counts the triple
+      ``{a < b < c}`` when the two pairs holding its smallest SKU, ``{a, b}``
+      and ``{a, c}``, are *open*: their upper counts before this basket exceed
+      the triple floor ``ε₃N′`` (``N′`` at the last triple prune). Triples are
+      pruned every ``w₃ = ⌈1/ε₃⌉`` baskets and with every pair prune: those
+      with ``count + delta ≤ ε₃N`` or a pair no longer open go. An open pair
+      stays open until the next prune, so a tracked triple counts every sale,
+      and a triple left out of a basket has ``c ≤ ε₃N + 1`` (the ``1`` is that
+      basket): every ``delta ≤ ε₃N + 1`` and an untracked triple has
+      ``c ≤ ε₃N + 1``.
+    * Look-back: the last ``lookback`` to ``2·lookback`` baskets (default
+      ``w``) stay indexed as per-SKU bitsets. An itemset entering its table
+      counts its sales in those baskets at once, so its ``delta`` only covers
+      sales before them (and is at most the pre-window upper count of each of
+      its pairs): an itemset whose pairs turn frequent within ``lookback``
+      baskets of its first sale is counted exactly, and so is one that was
+      dropped and comes back within the window.
 
-    So :meth:`itemsets` with ``min_support = s`` lowers each threshold by its
-    level's bound (:meth:`error_bound`) and reports every itemset whose true
-    support is ``≥ s`` (recall 1.0); every reported support underestimates the
-    true support by at most that bound. ``Θ(a)`` stays 0 unless a basket is
-    big enough to hit the budget (``metrics()["triples_restricted"]`` counts
-    those cuts).
+    :meth:`itemsets` with ``min_support = s`` reports every tracked itemset
+    whose upper count ``count + delta`` reaches ``sN`` (with the support
+    ``count / N``): recall 1.0 while the level bounds stay below ``s``, and
+    each reported support underestimates the true one by at most that
+    itemset's own ``delta / N`` (:meth:`error_bound`). Rules divide the
+    itemset's count by its antecedent's.
 
-    Memory (Manku & Motwani's lemma): after ``B = N / w`` buckets, a level
-    holds at most ``w·m·(1 + H_B)`` entries (``H_B ≈ ln B + 0.58``), where
-    ``m`` is the largest number of that level's itemsets per basket averaged
-    over a bucket (the mean basket size for singles, the mean ``k(k-1)/2`` for
-    pairs), so memory grows with ``log N``, not ``N``. Triples obey the same
-    bound with ``m`` the admitted candidates per basket (at most
-    ``triple_budget``) while ``Θ(a) ≤ triple_epsilon·N``; a larger ``Θ(a)``
-    lets new triples of ``a`` live a little longer. Work per basket: ``k``
-    singles, ``k(k-1)/2`` pairs and at most ``triple_budget`` triple
-    candidates (plus a look at the tracked triples of a cut SKU).
+    Optional ``triple_budget``: a hard cap on triple candidates per basket (a
+    latency guard for adversarial streams). Each smallest SKU ``a`` of a basket
+    of ``k`` SKUs with more than ``triple_budget / k`` candidates keeps its open
+    partners with the highest pair counts; ``Θ(a)``, the largest pair count
+    left out, joins ``a``'s triple bound: ``max(ε₃N + 1, Θ(a))``
+    (``metrics()["triples_restricted"]`` counts the cuts).
+
+    Memory: singles and pairs obey Manku & Motwani's lemma: after
+    ``B = N / w`` buckets a table holds at most ``w·m·(1 + H_B)`` entries
+    (``H_B ≈ ln B + 0.58``, ``m`` the largest per-bucket mean of singles, or of
+    ``k(k-1)/2`` pairs, per basket), growing with ``log N``. An open pair has
+    ``c > ε₃N′ − εN ≥ (ε₃ − ε)N − 1``, so with ``ε₃ > ε`` there are about
+    ``P/(ε₃ − ε)`` of them at most (``P`` the mean pairs per basket; never more
+    than the pair table). A basket with ``o`` open pairs among its ``k`` SKUs
+    adds at most ``o·(k − 2)/2`` triple candidates, and after a triple prune
+    the table holds only triples of two open pairs: at most
+    ``Σ_a D_a(D_a − 1)/2`` entries (``D_a`` the open pairs led by ``a``).
+    Before the first triple prune (``N′ = 0``) a pair is open once sold twice:
+    a stream that opens with many repeated huge baskets needs
+    ``triple_budget``. The look-back holds at most ``2·lookback`` baskets.
+    Work per basket: ``k`` singles, ``k(k-1)/2`` pairs, the triple candidates,
+    and one bitset intersection per entry created with a look-back sale.
 
     Time decay (``half_life`` in event-time seconds): a basket at event time
     ``t`` weighs ``2**((t - now) / half_life)``; every count and ``N`` become
@@ -113,7 +134,7 @@ class BasketCounter:
     >>> for basket in [["tea", "scones", "jam"], ["tea", "scones"], ["tea", "milk"], ["scones", "jam"]] * 50:
     ...     counter.learn_one(basket)
     >>> counter.itemsets()[("jam", "scones", "tea")], counter.error_bound(("jam", "scones", "tea"))
-    (0.25, 0.05)
+    (0.25, 0.0)
     >>> [(r.antecedent, r.consequent, r.confidence, round(r.lift, 2)) for r in counter.rules()][:3]
     [(('jam',), 'scones', 1.0, 1.33), (('jam', 'tea'), 'scones', 1.0, 1.33), (('milk',), 'tea', 1.0, 1.33)]
 
@@ -124,7 +145,7 @@ class BasketCounter:
     """
 
     MODEL = "BasketCounter"
-    VERSION = 1
+    VERSION = 2
 
     def __init__(
         self,
@@ -136,7 +157,8 @@ class BasketCounter:
         min_confidence: float = 0.1,
         min_lift: float = 1.0,
         top_n: int = 10,
-        triple_budget: int = 20_000,
+        lookback: int | None = None,
+        triple_budget: int | None = None,
         partition: int = 0,
         partitions: int = 1,
     ) -> None:
@@ -151,8 +173,10 @@ class BasketCounter:
             raise ValueError("half_life must be positive")
         if not 0 <= partition < partitions:
             raise ValueError("need 0 <= partition < partitions")
-        if top_n < 1 or triple_budget < 1:
+        if top_n < 1 or (triple_budget is not None and triple_budget < 1):
             raise ValueError("top_n and triple_budget must be at least 1")
+        if lookback is not None and lookback < 0:
+            raise ValueError("lookback must be at least 0")
         self.epsilon = epsilon
         self.triple_epsilon = triple_epsilon
         self.max_size = max_size
@@ -164,8 +188,12 @@ class BasketCounter:
         self.triple_budget = triple_budget
         self.partition = partition
         self.partitions = partitions
-        #: Baskets per bucket; every table is pruned when a bucket closes.
+        #: Baskets per bucket; singles and pairs are pruned when a bucket closes.
         self.bucket_width = math.ceil(round(1 / epsilon, 9))
+        #: Baskets per triple bucket.
+        self.triple_bucket_width = math.ceil(round(1 / triple_epsilon, 9))
+        #: Baskets kept at least for counting an entering itemset's earlier sales.
+        self.lookback = self.bucket_width if lookback is None else lookback
         self._n = 0
         self._weight: float = 0
         self._origin: float | None = None
@@ -178,6 +206,10 @@ class BasketCounter:
         self._triples: dict[str, dict[str, dict[str, Entry]]] = {}
         #: Θ(a): the largest pair count a budget cut left out of a's triple candidates.
         self._left_out: dict[str, float] = {}
+        #: The look-back baskets (sorted SKUs), their weights, and each SKU's bitset of positions in them.
+        self._window: list[list[str]] = []
+        self._window_weights: list[float] = []
+        self._window_bits: dict[str, int] = {}
 
     # Learning.
 
@@ -191,12 +223,16 @@ class BasketCounter:
         weight = self._advance(ts)
         self._n += 1
         self._weight += weight
-        for sku in items:
-            self._add(self._singles, sku, weight, self._floor)
-        if self.max_size >= 2 and len(items) > 1:
-            self._count_pairs(sorted(items), items, weight)
+        basket = sorted(items)
+        for sku in basket:
+            self._count_single(sku, weight)
+        if self.max_size >= 2 and len(basket) > 1:
+            self._count_pairs(basket, items, weight)
+        self._remember(basket, weight)
         if self._n % self.bucket_width == 0:
             self._prune()
+        elif self._n % self.triple_bucket_width == 0:
+            self._prune_triples()
 
     def _advance(self, ts: float | None) -> float:
         """Move the event-time clock to ``ts``; the basket's weight in the counter's units."""
@@ -225,6 +261,7 @@ class BasketCounter:
         self._origin += shift * self.half_life
         self._weight, self._floor, self._triple_floor = map(scale, (self._weight, self._floor, self._triple_floor))
         self._left_out = {sku: scale(w) for sku, w in self._left_out.items()}
+        self._window_weights = [scale(w) for w in self._window_weights]
         for entry in self._entries():
             entry[0], entry[1] = scale(entry[0]), scale(entry[1])
 
@@ -236,11 +273,29 @@ class BasketCounter:
             for row in by_b.values():
                 yield from row.values()
 
-    @staticmethod
-    def _add(table: dict[str, Entry], key: str, weight: float, floor: float) -> None:
-        entry = table.get(key)
+    def _seen(self, positions: int) -> float:
+        """Total weight of the look-back baskets at ``positions`` (a bitset)."""
+        if self.half_life is None:
+            return positions.bit_count()
+        weights, total = self._window_weights, 0.0
+        while positions:
+            lowest = positions & -positions
+            total += weights[lowest.bit_length() - 1]
+            positions ^= lowest
+        return total
+
+    def _entering(self, weight: float, positions: int, earlier: float, before_window: float = math.inf) -> Entry:
+        """A new entry: this basket plus its sales at look-back ``positions``.
+
+        ``earlier`` caps all its sales before this basket, ``before_window`` those before the look-back.
+        """
+        seen = self._seen(positions) if positions else 0
+        return [weight + seen, max(0.0, min(earlier - seen, before_window))]
+
+    def _count_single(self, sku: str, weight: float) -> None:
+        entry = self._singles.get(sku)
         if entry is None:
-            table[key] = [weight, floor]
+            self._singles[sku] = self._entering(weight, self._window_bits.get(sku, 0), self._floor)
         else:
             entry[0] += weight
 
@@ -249,45 +304,54 @@ class BasketCounter:
 
     def _count_pairs(self, items: list[str], basket: set[str], weight: float) -> None:
         """Count every owned pair; gather each smallest SKU's open partners for the triples."""
-        floor, triple_floor = self._floor, self._triple_floor
-        per_sku = max(1, self.triple_budget // len(items))
+        floor, bits = self._floor, self._window_bits
+        gate = self._triple_floor + weight
+        with_triples = self.max_size == 3
         for i, a in enumerate(items[:-1]):
             if not self._owns(a):
                 continue
             row = self._pairs.setdefault(a, {})
-            partners: list[tuple[str, float]] = []
+            bits_a = bits.get(a, 0)
+            partners: list[Partner] = []
             for b in items[i + 1 :]:
                 entry = row.get(b)
                 if entry is None:
-                    entry = row[b] = [weight, floor]
-                else:
-                    entry[0] += weight
+                    shared = bits_a & bits.get(b, 0) if bits_a else 0
+                    row[b] = self._entering(weight, shared, floor) if shared else [weight, floor]
+                    continue
+                entry[0] += weight
                 upper = entry[0] + entry[1]
-                if upper > triple_floor:
+                if with_triples and upper > gate:
                     partners.append((b, upper))
-            if self.max_size == 3 and len(partners) > 1:
-                self._count_triples(a, partners, basket, weight, per_sku)
+            if len(partners) > 1:
+                self._count_triples(a, partners, basket, weight)
 
-    def _count_triples(
-        self, a: str, partners: list[tuple[str, float]], basket: set[str], weight: float, budget: int
-    ) -> None:
+    def _count_triples(self, a: str, partners: list[Partner], basket: set[str], weight: float) -> None:
         """Count the triples ``{a, b, c}`` of ``a``'s open partners (with their pair upper counts)."""
         by_b = self._triples.setdefault(a, {})
-        if len(partners) * (len(partners) - 1) // 2 > budget:
-            partners = self._cut(a, partners, basket, weight, budget)
-        cap = self._triple_bound(a)
-        for j, (b, upper_b) in enumerate(partners[:-1]):
+        if self.triple_budget is not None:
+            budget = max(1, self.triple_budget // len(basket))
+            if len(partners) * (len(partners) - 1) // 2 > budget:
+                partners = self._cut(a, partners, basket, weight, budget)
+        bound, bits = self._triple_bound(a), self._window_bits
+        bits_a = bits.get(a, 0)
+        # Per partner b: the look-back positions of {a, b} and the most {a, b} sold before them.
+        known = []
+        for b, upper in partners:
+            shared = bits_a & bits.get(b, 0)
+            known.append((b, shared, upper - weight - (self._seen(shared) if shared else 0)))
+        for j, (b, shared_b, before_b) in enumerate(known[:-1]):
             row = by_b.setdefault(b, {})
-            for c, upper_c in partners[j + 1 :]:
+            for c, shared_c, before_c in known[j + 1 :]:
                 entry = row.get(c)
                 if entry is None:
-                    row[c] = [weight, min(upper_b - weight, upper_c - weight, cap)]
+                    row[c] = self._entering(weight, shared_b & shared_c, bound, min(before_b, before_c))
                 else:
                     entry[0] += weight
 
     def _cut(
-        self, a: str, partners: list[tuple[str, float]], basket: set[str], weight: float, budget: int
-    ) -> list[tuple[str, float]]:
+        self, a: str, partners: list[Partner], basket: set[str], weight: float, budget: int
+    ) -> list[Partner]:
         """Keep the partners with the highest pair counts within ``budget``; count tracked triples of the rest."""
         keep = int((1 + math.isqrt(1 + 8 * budget)) // 2)
         ranked = sorted(partners, key=lambda p: (-p[1], p[0]))
@@ -301,9 +365,26 @@ class BasketCounter:
                         entry[0] += weight
         return [p for p in partners if p[0] in kept]
 
+    def _remember(self, basket: list[str], weight: float) -> None:
+        """Index the basket in the look-back window, dropping the oldest ``lookback`` baskets when it is full."""
+        if not self.lookback:
+            return
+        if len(self._window) == 2 * self.lookback:
+            drop = self.lookback
+            self._window_bits = {sku: bits >> drop for sku, bits in self._window_bits.items() if bits >> drop}
+            del self._window[:drop], self._window_weights[:drop]
+        self._index(basket, len(self._window))
+        self._window.append(basket)
+        self._window_weights.append(weight)
+
+    def _index(self, basket: list[str], position: int) -> None:
+        bit, bits = 1 << position, self._window_bits
+        for sku in basket:
+            bits[sku] = bits.get(sku, 0) | bit
+
     def _triple_bound(self, a: str) -> float:
         """Most a triple whose smallest SKU is ``a`` can be undercounted, in counter units."""
-        return max(self._triple_floor, self._left_out.get(a, 0))
+        return max(self.triple_epsilon * self._weight + self._newest_weight(), self._left_out.get(a, 0))
 
     @property
     def latest_ts(self) -> float | None:
@@ -317,10 +398,8 @@ class BasketCounter:
         return self._decay_weight(self._latest)
 
     def _prune(self) -> None:
-        """Close a bucket: raise the floors, drop what cannot be frequent, keep triples' pairs tracked."""
-        self._floor = self.epsilon * self._weight
-        self._triple_floor = self.triple_epsilon * self._weight
-        floor, triple_floor = self._floor, self._triple_floor
+        """Close a bucket: raise the floor, drop the singles and pairs that cannot be frequent, then the triples."""
+        self._floor = floor = self.epsilon * self._weight
         self._singles = {sku: e for sku, e in self._singles.items() if _upper(e) > floor}
         pairs: dict[str, dict[str, Entry]] = {}
         for a, row in self._pairs.items():
@@ -328,13 +407,18 @@ class BasketCounter:
             if kept:
                 pairs[a] = kept
         self._pairs = pairs
+        self._prune_triples()
+
+    def _prune_triples(self) -> None:
+        """Close a triple bucket: keep the triples above ``ε₃N`` whose two pairs of their smallest SKU are open."""
+        self._triple_floor = floor = self.triple_epsilon * self._weight
         triples: dict[str, dict[str, dict[str, Entry]]] = {}
         for a, by_b in self._triples.items():
-            open_pairs = {b for b, e in pairs.get(a, {}).items() if _upper(e) > triple_floor}
+            open_pairs = {b for b, e in self._pairs.get(a, {}).items() if _upper(e) > floor}
             kept_a = {}
             for b, row in by_b.items():
                 if b in open_pairs:
-                    kept = {c: e for c, e in row.items() if c in open_pairs and _upper(e) > triple_floor}
+                    kept = {c: e for c, e in row.items() if c in open_pairs and _upper(e) > floor}
                     if kept:
                         kept_a[b] = kept
             if kept_a:
@@ -348,38 +432,42 @@ class BasketCounter:
         """Baskets counted so far."""
         return self._n
 
+    def _entry(self, items: list[str]) -> Entry | None:
+        if len(items) == 1:
+            return self._singles.get(items[0])
+        if len(items) == 2:
+            return self._pairs.get(items[0], {}).get(items[1])
+        return self._triples.get(items[0], {}).get(items[1], {}).get(items[2])
+
     def error_bound(self, itemset: Iterable[str]) -> float:
-        """Largest possible underestimate of ``itemset``'s support (and support of an untracked itemset)."""
+        """Largest possible underestimate of ``itemset``'s support: its own ``delta``, or its level's bound if untracked."""
         items = sorted(itemset)
         if not items or self._weight == 0:
             return 0.0
-        if len(items) < 3:
-            bound = self._floor
-        else:
-            bound = self._triple_bound(items[0])
-        return bound / self._weight
+        entry = self._entry(items)
+        if entry is not None:
+            return entry[1] / self._weight
+        return (self._floor if len(items) < 3 else self._triple_bound(items[0])) / self._weight
 
     def _counts(self, min_support: float) -> dict[Itemset, float]:
-        """Itemsets whose support may reach ``min_support``, with their counts (counter units)."""
+        """Tracked itemsets whose upper count reaches ``min_support``, with their counts (counter units)."""
         if self._weight == 0:
             return {}
         wanted = min_support * self._weight
-        least = wanted - self._floor
-        found: dict[Itemset, float] = {(sku,): e[0] for sku, e in self._singles.items() if e[0] >= least}
+        found: dict[Itemset, float] = {(sku,): e[0] for sku, e in self._singles.items() if _upper(e) >= wanted}
         for a, row in self._pairs.items():
-            found.update(((a, b), e[0]) for b, e in row.items() if e[0] >= least)
+            found.update(((a, b), e[0]) for b, e in row.items() if _upper(e) >= wanted)
         for a, by_b in self._triples.items():
-            least_a = wanted - self._triple_bound(a)
             for b, row in by_b.items():
-                found.update(((a, b, c), e[0]) for c, e in row.items() if e[0] >= least_a)
+                found.update(((a, b, c), e[0]) for c, e in row.items() if _upper(e) >= wanted)
         return found
 
     def itemsets(self, min_support: float | None = None) -> dict[Itemset, float]:
         """Every itemset whose true support may reach ``min_support``, with its estimated support.
 
-        Keys are sorted tuples of SKUs. Recall is 1.0: the threshold is lowered
-        by each itemset's :meth:`error_bound`. A partition reports all singles
-        and only the larger itemsets it owns.
+        Keys are sorted tuples of SKUs; an itemset is reported when its upper
+        count (``count + delta``) reaches the threshold, so recall is 1.0. A
+        partition reports all singles and only the larger itemsets it owns.
         """
         support = self.min_support if min_support is None else min_support
         return {itemset: count / self._weight for itemset, count in self._counts(support).items()}
@@ -457,20 +545,24 @@ class BasketCounter:
         return [(p.sku, p.score) for p in picks]
 
     def memory_entries(self) -> dict[str, int]:
-        """Tracked entries per itemset size."""
+        """Tracked entries per itemset size, and the baskets held for look-back."""
         return {
             "singles": len(self._singles),
             "pairs": sum(len(row) for row in self._pairs.values()),
             "triples": sum(len(row) for by_b in self._triples.values() for row in by_b.values()),
+            "lookback_baskets": len(self._window),
         }
 
     def metrics(self) -> dict[str, float]:
-        """Baskets counted, tracked entries per size, triple budget cuts and the pair error bound."""
+        """Baskets counted, tracked entries per size, triple budget cuts and the level error bounds."""
         return {
             "baskets": self._n,
             **{f"entries_{size}": count for size, count in self.memory_entries().items()},
             "triples_restricted": self._cuts,
             "pair_error_bound": self._floor / self._weight if self._weight else 0.0,
+            "triple_error_bound": (
+                (self.triple_epsilon * self._weight + self._newest_weight()) / self._weight if self._weight else 0.0
+            ),
         }
 
     # Checkpoints.
@@ -485,13 +577,14 @@ class BasketCounter:
             "min_confidence": self.min_confidence,
             "min_lift": self.min_lift,
             "top_n": self.top_n,
+            "lookback": self.lookback,
             "triple_budget": self.triple_budget,
             "partition": self.partition,
             "partitions": self.partitions,
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Plain-data checkpoint: parameters, clock, floors and every tracked entry."""
+        """Plain-data checkpoint: parameters, clock, floor, every tracked entry and the look-back baskets."""
         return {
             "model": self.MODEL,
             "version": self.VERSION,
@@ -510,6 +603,8 @@ class BasketCounter:
                 a: {b: {c: list(e) for c, e in row.items()} for b, row in by_b.items()}
                 for a, by_b in self._triples.items()
             },
+            "window": [list(basket) for basket in self._window],
+            "window_weights": list(self._window_weights),
         }
 
     @classmethod
@@ -531,6 +626,10 @@ class BasketCounter:
             a: {b: {c: list(e) for c, e in row.items()} for b, row in by_b.items()}
             for a, by_b in state["triples"].items()
         }
+        counter._window = [list(basket) for basket in state["window"]]
+        counter._window_weights = list(state["window_weights"])
+        for position, basket in enumerate(counter._window):
+            counter._index(basket, position)
         return counter
 
     def clone(self) -> Self:

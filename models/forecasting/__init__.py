@@ -3,12 +3,14 @@
 Start reading at :class:`~models.forecasting.monitor.SalesMonitor`, the whole
 flow in one object: order records go into :class:`SalesWindows` (tumbling
 event-time windows per category, per top SKU (:class:`TopSkus`) and in total,
-with allowed lateness); each closed window is checked by the
-:class:`SurgeDetector` (a CUSUM of the distance beyond the forecast's
-interval) against the forecast made for it, then learned by that series'
-:class:`SalesForecaster` (slot-of-day profile x day-of-week factor x recent
-level, robust to surges, with a prediction interval), which measures itself
-against :class:`SeasonalNaive` (:class:`ForecastErrors`). Views for
+with allowed lateness); each closed window (:class:`WindowSales`) is checked by
+the :class:`SurgeDetector` (a CUSUM of the orders' log-likelihood ratio of a
+surge, with the units beyond the forecast's interval) against the forecast
+made for it, then learned by that series' :class:`SalesForecaster`
+(slot-of-day profile x day-of-week factor x recent level, robust to surges,
+with a prediction interval), which measures itself against
+:class:`SeasonalNaive` (:class:`ForecastErrors`); open windows are checked as
+they fill, so a strong surge alerts before its window closes. Views for
 ``kairos:forecast:{scope}:{key}`` come out of :meth:`SalesMonitor.view`.
 """
 
@@ -17,18 +19,18 @@ from models.forecasting.baseline import SeasonalNaive
 from models.forecasting.forecaster import Forecast, SalesForecaster
 from models.forecasting.metrics import ForecastErrors
 from models.forecasting.monitor import SalesMonitor, SalesUpdate
-from models.forecasting.surge import Alert, SurgeDetector
+from models.forecasting.surge import Alert, SalesCheck, SurgeDetector
 from models.forecasting.top_skus import TopSkus
 from models.forecasting.window_calendar import WindowCalendar
-from models.forecasting.windows import ClosedWindow, LateCorrection, SalesWindows
+from models.forecasting.windows import LateCorrection, SalesWindows, WindowSales
 
 __all__ = [
     "Alert",
     "CONTRACT_CASES",
-    "ClosedWindow",
     "Forecast",
     "ForecastErrors",
     "LateCorrection",
+    "SalesCheck",
     "SalesForecaster",
     "SalesMonitor",
     "SalesUpdate",
@@ -37,6 +39,7 @@ __all__ = [
     "SurgeDetector",
     "TopSkus",
     "WindowCalendar",
+    "WindowSales",
 ]
 
 #: Compressed days of six one-minute windows, a two-day week and a little deterministic noise.

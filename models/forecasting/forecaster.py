@@ -107,7 +107,10 @@ class SalesForecaster:
     (default one week) :meth:`metrics` reports MAE, sMAPE and their ratio.
 
     ``x`` is ``{"window_start": epoch seconds}``, optionally with ``"lines"``
-    (order lines in the window); ``y`` the window's sales (units or revenue).
+    (order lines in the window) and ``"orders"`` (orders that bought from the
+    series in it); ``y`` the window's sales (units or revenue).
+    :meth:`expected_orders` turns the model's mean into orders, for the
+    :class:`~models.forecasting.surge.SurgeDetector`.
     Memory: ``O(season_length + days_per_week + residual_memory)`` numbers,
     whatever the length of the stream.
 
@@ -122,7 +125,7 @@ class SalesForecaster:
     """
 
     MODEL = "SalesForecaster"
-    VERSION = 1
+    VERSION = 2
 
     def __init__(
         self,
@@ -166,6 +169,9 @@ class SalesForecaster:
         self._stats_stale = True
         self._sales = 0.0
         self._lines = 0
+        # Sales of the windows that carried "orders", and those orders.
+        self._ordered_sales = 0.0
+        self._orders = 0
         self._naive = SeasonalNaive(window_size, season_length, origin)
         self._errors = ForecastErrors()
         self.learned = 0
@@ -174,9 +180,15 @@ class SalesForecaster:
     # -- answers -------------------------------------------------------------------
 
     def predict_one(self, x: dict[str, Any]) -> Forecast:
-        """Forecast and interval for the window starting at ``x["window_start"]``."""
+        """Forecast and interval for the window starting at ``x["window_start"]``.
+
+        With ``x["elapsed"]`` (a share of the window, 0 to 1), for that first
+        share only: the mean scaled to it, the interval from the same noise
+        model at that mean (to judge an open window's sales so far).
+        """
         index = self.calendar.index_of_start(x["window_start"])
         mean, basis = self._mean(index)
+        mean *= x.get("elapsed", 1.0)
         stats = self._stats()
         spread = self._spread(mean)
         if stats is None:
@@ -186,6 +198,16 @@ class SalesForecaster:
         lower = max(0.0, min(point, mean + stats.lower * spread))
         upper = max(point, mean + stats.upper * spread)
         return Forecast(self.calendar.start(index), point, lower, upper, basis)
+
+    def expected_orders(self, x: dict[str, Any]) -> float:
+        """Orders the window starting at ``x["window_start"]`` should see: the model's mean over the mean order.
+
+        The mean order is learned from the ``"orders"`` of learned windows (1
+        until some are known); ``x["elapsed"]`` scales it as in :meth:`predict_one`.
+        """
+        mean, _ = self._mean(self.calendar.index_of_start(x["window_start"]))
+        per_order = self._ordered_sales / self._orders if self._ordered_sales > 0 else 1.0
+        return max(mean, 0.0) * x.get("elapsed", 1.0) / per_order
 
     def forecast(self, horizon: int | None = None) -> list[Forecast]:
         """Forecasts for the ``horizon`` windows after the last learned one (none before learning)."""
@@ -273,6 +295,9 @@ class SalesForecaster:
         if x.get("lines"):
             self._sales += actual
             self._lines += x["lines"]
+        if x.get("orders"):
+            self._ordered_sales += actual
+            self._orders += x["orders"]
         self._learn_profile(index, target)
         self._naive.learn_one(x, actual)
         self.learned += 1
@@ -361,6 +386,8 @@ class SalesForecaster:
             "quiet": list(self._quiet),
             "sales": self._sales,
             "lines": self._lines,
+            "ordered_sales": self._ordered_sales,
+            "orders": self._orders,
             "naive": self._naive.state_dict(),
             "errors": self._errors.state_dict(),
             "learned": self.learned,
@@ -385,6 +412,8 @@ class SalesForecaster:
         model._quiet.extend(state["quiet"])
         model._sales = state["sales"]
         model._lines = state["lines"]
+        model._ordered_sales = state["ordered_sales"]
+        model._orders = state["orders"]
         model._naive = SeasonalNaive.from_state(state["naive"])
         model._errors = ForecastErrors.from_state(state["errors"])
         model.learned = state["learned"]

@@ -8,8 +8,8 @@ from typing import Any, Self
 from models.base import check_state_tag
 from models.forecasting.forecaster import SEASONAL, Forecast, SalesForecaster
 from models.forecasting.metrics import ForecastErrors
-from models.forecasting.surge import Alert, SurgeDetector
-from models.forecasting.windows import ClosedWindow, LateCorrection, SalesWindows
+from models.forecasting.surge import Alert, SalesCheck, SurgeDetector
+from models.forecasting.windows import LateCorrection, SalesWindows, WindowSales
 
 #: What is forecast per series; alerts watch units.
 MEASURES = ("units", "revenue")
@@ -19,7 +19,7 @@ MEASURES = ("units", "revenue")
 class SalesUpdate:
     """What one :meth:`SalesMonitor.advance` produced."""
 
-    #: Opportunity alerts raised by the windows that closed.
+    #: Opportunity alerts raised by the windows that closed or by the open windows so far.
     alerts: list[Alert] = field(default_factory=list)
     #: Fresh views of every series whose windows closed or were corrected since the last advance.
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -43,12 +43,16 @@ class SalesMonitor:
 
     Feed order records with :meth:`add_order` (or per-series sales with
     :meth:`add`), then call :meth:`advance` once per batch: each window the
-    watermark closed is first checked against the forecast made for it (an
-    :class:`Alert` when units leave the interval, once the units forecaster's
-    interval is calibrated on its own residuals, after about two seasons),
-    then learned by that series' forecasters (``units`` and ``revenue``, clones
-    of ``forecaster``). The returned :class:`SalesUpdate` holds the alerts and
-    the fresh :meth:`view` of every series that changed.
+    watermark closed is first checked by the :class:`SurgeDetector` against
+    the forecast made for it (once the units forecaster's interval is
+    calibrated on its own residuals, after about two seasons), then learned by
+    that series' forecasters (``units`` and ``revenue``, clones of
+    ``forecaster``). Then the open windows of every series that sold since the
+    last advance are checked with their sales so far, so a strong surge alerts
+    before its window closes. The returned :class:`SalesUpdate` holds the
+    alerts (at most one per episode, with ``window_start`` the start of the
+    window it was raised in, open or closed) and the fresh :meth:`view` of
+    every series that changed.
 
     Late events (after their window closed) correct the recent actuals shown in
     the view, when that window is still shown; forecasters, errors and alerts
@@ -70,7 +74,7 @@ class SalesMonitor:
     """
 
     MODEL = "SalesMonitor"
-    VERSION = 1
+    VERSION = 2
 
     def __init__(
         self,
@@ -109,10 +113,11 @@ class SalesMonitor:
         """Close the windows the watermark passed, score and learn them; return alerts and changed views."""
         update = SalesUpdate()
         for window in self.windows.advance(watermark):
-            alert = self._learn(window)
-            if alert is not None:
-                update.alerts.append(alert)
+            update.alerts.append(self._learn(window))
             update.closed += 1
+        for series in self.windows.take_fresh():
+            update.alerts.append(self._nowcast(series))
+        update.alerts = [alert for alert in update.alerts if alert is not None]
         self.alerts += len(update.alerts)
         tracked = set(self.windows.series)
         update.removed = sorted(s for s in self._forecasters if s not in tracked)
@@ -125,24 +130,43 @@ class SalesMonitor:
         self._changed.clear()
         return update
 
-    def _learn(self, window: ClosedWindow) -> Alert | None:
+    def _check(self, forecaster: SalesForecaster, sales: WindowSales, elapsed: float = 1.0) -> SalesCheck | None:
+        """The window's sales (so far) against their forecast, once the forecaster is seasonal and calibrated."""
+        x = {"window_start": sales.start, "elapsed": elapsed}
+        expected = forecaster.predict_one(x)
+        if expected.basis != SEASONAL or not forecaster.calibrated:
+            return None
+        return SalesCheck(sales.series, sales.start, sales.units, sales.orders, expected.value, expected.lower,
+                          expected.upper, forecaster.expected_orders(x), elapsed)
+
+    def _learn(self, window: WindowSales) -> Alert | None:
         models = self._forecasters.get(window.series)
         if models is None:
             models = self._forecasters[window.series] = {m: self.forecaster.clone() for m in MEASURES}
-        x = {"window_start": window.start}
-        expected = models["units"].predict_one(x)
-        alert = None
-        if expected.basis == SEASONAL and models["units"].calibrated:
-            alert = self.detector.observe(
-                window.series, window.start, window.units, expected.value, expected.lower, expected.upper
-            )
+        check = self._check(models["units"], window)
+        alert = None if check is None else self.detector.observe(check)
+        x = {"window_start": window.start, "lines": window.lines, "orders": window.orders}
         for measure, model in models.items():
-            model.learn_one(x | {"lines": window.lines}, getattr(window, measure))
+            model.learn_one(x, getattr(window, measure))
         recent = self._actuals.setdefault(window.series, [])
         recent.append([window.start, window.units, window.revenue, window.lines])
         del recent[: -self.recent_actuals]
         self._changed.add(window.series)
         return alert
+
+    def _nowcast(self, series: str) -> Alert | None:
+        """Check the open windows of ``series`` with their sales so far, scaled to the share of each that elapsed."""
+        models = self._forecasters.get(series)
+        if models is None:
+            return None
+        size, watermark = self.windows.calendar.size, self.windows.watermark
+        checks = [
+            self._check(models["units"], sales, min(1.0, (watermark - sales.start) / size))
+            for sales in self.windows.open_sales(series)
+        ]
+        if not checks or None in checks:
+            return None
+        return self.detector.nowcast(checks)
 
     def _correct(self, correction: LateCorrection) -> None:
         for shown in self._actuals.get(correction.series, []):

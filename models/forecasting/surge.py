@@ -1,21 +1,55 @@
-"""Opportunity alerts: sales leaving their forecast's prediction interval."""
+"""Opportunity alerts: a series' orders running several times (or a fraction of) their forecast."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from typing import Any, Self
 
 from models.base import check_state_tag
 
 SURGE = "surge"
 SLUMP = "slump"
-#: Most evidence one window can add, in interval half-widths (keeps checkpoints finite).
-MAX_STEP = 10.0
+#: How fast a series' dispersion follows its recent windows (about the last 50).
+DISPERSION_RATE = 0.02
+#: Windows expecting fewer orders than this say little about the dispersion and do not update it.
+DISPERSION_MIN_ORDERS = 1.0
+#: Most one window can move the dispersion, as a multiple of its current value (a surge barely moves it).
+DISPERSION_MAX_STEP = 4.0
+#: Dispersion of a new series: its forecasts are unproven, so it needs twice the evidence of a Poisson one at first.
+PRIOR_DISPERSION = 2.0
+
+
+@dataclass(frozen=True)
+class SalesCheck:
+    """One series' sales in one window, so far, against their forecast: what the detector judges.
+
+    ``actual`` (units) and ``orders`` are what the window has seen after
+    ``elapsed``, its share of the window's duration (1 once it is over);
+    ``forecast``, ``lower``, ``upper`` (units) and ``expected_orders`` are for
+    that same share (see :meth:`SalesForecaster.predict_one
+    <models.forecasting.forecaster.SalesForecaster.predict_one>`).
+    """
+
+    series: str
+    window_start: float
+    actual: float
+    orders: int
+    forecast: float
+    lower: float
+    upper: float
+    expected_orders: float
+    elapsed: float = 1.0
 
 
 @dataclass(frozen=True)
 class Alert:
-    """A series selling far above (``surge``) or below (``slump``) its forecast."""
+    """A series selling far above (``surge``) or below (``slump``) its forecast.
+
+    For an alert raised while its window is still open (``elapsed`` < 1),
+    ``actual`` and ``orders`` are the sales so far and ``forecast``, ``lower``,
+    ``upper`` and ``expected_orders`` are for the elapsed share (see :class:`SalesCheck`).
+    """
 
     kind: str
     series: str
@@ -24,8 +58,12 @@ class Alert:
     forecast: float
     lower: float
     upper: float
-    #: Accumulated excess beyond the forecast, in interval half-widths, when the alert was raised.
+    #: The detector's evidence when the alert was raised: a log-likelihood ratio over recent windows.
     evidence: float
+    orders: int
+    expected_orders: float
+    #: Share of the window seen when the alert was raised (1: the window was over).
+    elapsed: float
 
     @property
     def score(self) -> float:
@@ -35,10 +73,12 @@ class Alert:
     def reasons(self) -> list[str]:
         """Why the alert was raised, in words."""
         side = "above" if self.kind == SURGE else "below"
+        seen = f" in the first {self.elapsed:.0%} of the window" if self.elapsed < 1 else ""
         return [
-            f"sold {self.actual:g} against a forecast of {self.forecast:.1f}",
+            f"sold {self.actual:g} against a forecast of {self.forecast:.1f}{seen}",
             f"{side} the interval [{self.lower:.1f}, {self.upper:.1f}]",
-            f"{self.evidence:.1f} interval half-widths {side} the forecast over recent windows",
+            f"{self.orders} orders against {self.expected_orders:.1f} expected; "
+            f"evidence {self.evidence:.1f} (log-likelihood ratio over recent windows)",
         ]
 
     def to_record(self) -> dict[str, Any]:
@@ -47,133 +87,171 @@ class Alert:
 
 
 @dataclass
-class _Episode:
-    """What the detector remembers of a series that is, or recently was, away from its forecast."""
+class _Side:
+    """One direction (surge or slump) of one series: its CUSUM and its episode."""
 
-    above: float = 0.0
-    below: float = 0.0
-    #: Side already alerted in this episode.
-    alerted: str | None = None
-    #: Windows back inside the interval in a row, counted while an alert is on.
-    inside: int = 0
+    evidence: float = 0.0
+    #: Whether an alert was raised in the current episode.
+    alerted: bool = False
+    #: Closed windows in a row that argued against this side, counted while an episode is on.
+    calm: int = 0
 
 
-def _half_widths(excess: float, half_width: float) -> float:
-    """``excess`` in units of the interval's half-width on that side."""
-    if half_width <= 0:
-        return MAX_STEP if excess > 0 else 0.0
-    return min(excess / half_width, MAX_STEP)
+@dataclass
+class _Series:
+    """What the detector knows of one series."""
+
+    surge: _Side = field(default_factory=_Side)
+    slump: _Side = field(default_factory=_Side)
+    #: Variance of the window's orders over their expectation: 1 for Poisson orders, more when forecasts miss.
+    dispersion: float = PRIOR_DISPERSION
 
 
 class SurgeDetector:
-    """Raise one alert per episode of sales leaving the forecast's interval.
+    """Raise one alert per episode of a series' orders running far from their forecast, as soon as it shows.
 
-    Each closed window's distance from its forecast is measured in half-widths
-    of the interval on that side (1 = on the upper bound for a surge, on the
-    lower bound for a slump) and accumulated as a CUSUM (Page, 1954):
-    ``evidence = max(0, evidence + distance - allowance)``. An alert is raised
-    when a window is outside the interval and the evidence reaches
-    ``threshold``. With the defaults (``allowance`` 0.5, ``threshold`` 1.0) that
-    is two windows in a row outside the interval, or a single window beyond
-    1.5 half-widths: a sustained surge is caught in the window it starts in or
-    the next, while a lone noisy window just past the bound is not.
+    **Evidence**: a series' orders in a window are taken as Poisson around
+    their forecast (``expected_orders``), and each window adds the
+    log-likelihood ratio of the orders running ``ratio`` times the forecast
+    (surge) or ``1 / ratio`` times it (slump) against running as forecast,
+    divided by the series' *dispersion*. Summed as a CUSUM (Page, 1954),
+    ``evidence = max(0, evidence + step)``, this is the quickest detector of
+    such a change for a given rate of false alarms. A window adds surge
+    evidence only when its orders exceed ``(ratio - 1) / ln(ratio)`` times the
+    forecast (1.64 for 2.5), so a good day of a busy series is not a surge.
+    Counting orders rather than units means one bulk order is not a surge.
 
-    Guards: a surge needs at least ``min_ratio`` times the forecast, a slump
-    at most ``1 / min_ratio`` of it, and the larger of actual and forecast must
-    reach ``min_volume`` (tiny series never alert). Deduplication: after an
-    alert the episode stays silent until ``recovery`` windows in a row are back
-    inside the interval, so a surge of many windows raises one alert.
+    **Dispersion**: the variance of a series' orders around their forecast
+    over its mean (1 for Poisson orders), a moving average over the closed
+    windows expecting at least one order (about the last 50; outside episodes;
+    one window moves it at most fourfold). It starts at 2, as a new series'
+    forecasts are unproven, and keeps busy series, whose forecasts miss by
+    more than Poisson noise, from alerting on ordinary misses.
 
-    Memory: one small record per series away from its forecast or recovering;
-    a series back to normal is forgotten.
+    **Alerts**: a surge is raised when the evidence reaches ``threshold`` and
+    the window's units are above the forecast's interval; a slump when it
+    reaches ``slump_threshold`` and they are below it. Closed windows go
+    through :meth:`observe`; open windows through :meth:`nowcast`, with their
+    sales so far against the forecast for the elapsed share of the window, so
+    a strong surge alerts while its first window is still open (slumps wait
+    for the window to close: a quiet start is not yet a slump).
 
-    >>> detector = SurgeDetector(min_volume=5)
-    >>> detector.observe("sku:A", 0.0, actual=9, forecast=8.0, lower=3.0, upper=14.0) is None
+    **Episodes**: after an alert its side stays silent, and gathers no
+    evidence, until ``recovery`` closed windows in a row argue against it
+    (orders below the surge's break-even, or above the slump's), so a surge
+    of many windows raises one alert.
+
+    Memory: one small record per series (its dispersion and two CUSUMs); the
+    caller forgets a series it no longer tracks (:meth:`forget`).
+
+    >>> detector = SurgeDetector()
+    >>> detector.observe(SalesCheck("sku:A", 0.0, actual=12, orders=9, forecast=10.0, lower=4.0, upper=17.0,
+    ...                             expected_orders=8.0)) is None
     True
-    >>> alert = detector.observe("sku:A", 3600.0, actual=40, forecast=8.0, lower=3.0, upper=14.0)
-    >>> alert.kind, alert.score
-    ('surge', 5.0)
-    >>> detector.observe("sku:A", 7200.0, actual=45, forecast=8.5, lower=3.0, upper=15.0) is None  # same episode
+    >>> halfway = SalesCheck("sku:A", 3600.0, actual=30, orders=22, forecast=5.0, lower=1.0, upper=10.0,
+    ...                      expected_orders=4.0, elapsed=0.5)  # the window [3600, 7200) half over
+    >>> alert = detector.nowcast([halfway])
+    >>> alert.kind, alert.window_start, alert.score
+    ('surge', 3600.0, 6.0)
+    >>> alert.reasons()[0]
+    'sold 30 against a forecast of 5.0 in the first 50% of the window'
+    >>> detector.observe(SalesCheck("sku:A", 3600.0, actual=41, orders=30, forecast=10.0, lower=4.0, upper=17.0,
+    ...                             expected_orders=8.0)) is None  # the same episode
     True
     """
 
     MODEL = "SurgeDetector"
-    VERSION = 1
+    VERSION = 2
 
     def __init__(
-        self,
-        threshold: float = 1.0,
-        allowance: float = 0.5,
-        recovery: int = 2,
-        min_volume: float = 5.0,
-        min_ratio: float = 1.5,
+        self, ratio: float = 2.5, threshold: float = 4.5, slump_threshold: float = 10.0, recovery: int = 2
     ) -> None:
-        if threshold <= 0 or allowance < 0 or recovery < 1 or min_ratio < 1:
-            raise ValueError("need threshold > 0, allowance >= 0, recovery >= 1 and min_ratio >= 1")
+        if ratio <= 1 or threshold <= 0 or slump_threshold <= 0 or recovery < 1:
+            raise ValueError("need ratio > 1, positive thresholds and recovery >= 1")
+        self.ratio = ratio
         self.threshold = threshold
-        self.allowance = allowance
+        self.slump_threshold = slump_threshold
         self.recovery = recovery
-        self.min_volume = min_volume
-        self.min_ratio = min_ratio
-        self._episodes: dict[str, _Episode] = {}
+        self._series: dict[str, _Series] = {}
 
-    def side(self, actual: float, forecast: float, lower: float, upper: float) -> str | None:
-        """``"surge"``, ``"slump"`` or ``None``: whether one window may alert, guards included."""
-        if max(actual, forecast) < self.min_volume:
+    def _steps(self, check: SalesCheck, dispersion: float) -> tuple[float, float]:
+        """Evidence one window adds for a surge and for a slump."""
+        expected, log_ratio = check.expected_orders, math.log(self.ratio)
+        surge = check.orders * log_ratio - (self.ratio - 1) * expected
+        slump = (1 - 1 / self.ratio) * expected - check.orders * log_ratio
+        return surge / dispersion, slump / dispersion
+
+    def _alert(self, kind: str, check: SalesCheck, evidence: float) -> Alert | None:
+        """The alert ``check`` raises with ``evidence`` on side ``kind``, if its units are beyond the interval."""
+        threshold = self.threshold if kind == SURGE else self.slump_threshold
+        beyond = check.actual > check.upper if kind == SURGE else check.actual < check.lower
+        if evidence < threshold or not beyond:
             return None
-        if actual > upper and actual >= self.min_ratio * forecast:
-            return SURGE
-        if actual < lower and actual * self.min_ratio <= forecast:
-            return SLUMP
-        return None
+        return Alert(kind, check.series, check.window_start, check.actual, check.forecast, check.lower, check.upper,
+                     evidence, check.orders, check.expected_orders, check.elapsed)
 
-    def observe(
-        self, series: str, window_start: float, actual: float, forecast: float, lower: float, upper: float
-    ) -> Alert | None:
-        """Take one closed window of ``series``; return an alert when an episode starts."""
-        episode = self._episodes.get(series) or _Episode()
-        episode.above = max(0.0, episode.above + _half_widths(actual - forecast, upper - forecast) - self.allowance)
-        episode.below = max(0.0, episode.below + _half_widths(forecast - actual, forecast - lower) - self.allowance)
-        episode.inside = episode.inside + 1 if lower <= actual <= upper else 0
-        if episode.inside >= self.recovery:
-            episode.alerted = None
-        if episode.alerted is None:
-            episode.inside = 0
-        side = self.side(actual, forecast, lower, upper)
-        evidence = episode.above if side == SURGE else episode.below
+    def observe(self, check: SalesCheck) -> Alert | None:
+        """Take one closed window; return an alert when an episode starts."""
+        state = self._series.setdefault(check.series, _Series())
         alert = None
-        if side is not None and side != episode.alerted and evidence >= self.threshold:
-            episode.alerted = side
-            alert = Alert(side, series, window_start, actual, forecast, lower, upper, evidence)
-        if episode == _Episode():
-            self._episodes.pop(series, None)
-        else:
-            self._episodes[series] = episode
+        for kind, side, step in zip((SURGE, SLUMP), (state.surge, state.slump), self._steps(check, state.dispersion)):
+            if side.alerted:
+                side.calm = side.calm + 1 if step < 0 else 0
+                if side.calm >= self.recovery:
+                    side.alerted, side.calm = False, 0
+                continue
+            side.evidence = max(0.0, side.evidence + step)
+            raised = self._alert(kind, check, side.evidence)
+            if raised is not None:
+                alert = raised
+                side.evidence, side.alerted = 0.0, True
+        expected = check.expected_orders
+        if expected >= DISPERSION_MIN_ORDERS and not (state.surge.alerted or state.slump.alerted):
+            pearson = (check.orders - expected) ** 2 / expected
+            step = min(pearson, DISPERSION_MAX_STEP * state.dispersion) - state.dispersion
+            state.dispersion = max(1.0, state.dispersion + DISPERSION_RATE * step)
         return alert
+
+    def nowcast(self, checks: list[SalesCheck]) -> Alert | None:
+        """Look at one series' open windows, oldest first, with their sales so far; alert on a surge already showing.
+
+        Nothing is learned: the windows are judged again, complete, by :meth:`observe` when they close.
+        """
+        state = self._series.setdefault(checks[0].series, _Series())
+        if state.surge.alerted:
+            return None
+        evidence = state.surge.evidence
+        for check in checks:
+            evidence = max(0.0, evidence + self._steps(check, state.dispersion)[0])
+            alert = self._alert(SURGE, check, evidence)
+            if alert is not None:
+                state.surge.evidence, state.surge.alerted = 0.0, True
+                return alert
+        return None
 
     def forget(self, series: str) -> None:
         """Drop what is known about ``series`` (it is no longer tracked)."""
-        self._episodes.pop(series, None)
+        self._series.pop(series, None)
 
     def state_dict(self) -> dict[str, Any]:
-        """Plain-data checkpoint: parameters and the open episodes."""
+        """Plain-data checkpoint: parameters and every series' dispersion and CUSUMs."""
         return {
             "model": self.MODEL,
             "version": self.VERSION,
+            "ratio": self.ratio,
             "threshold": self.threshold,
-            "allowance": self.allowance,
+            "slump_threshold": self.slump_threshold,
             "recovery": self.recovery,
-            "min_volume": self.min_volume,
-            "min_ratio": self.min_ratio,
-            "episodes": {series: asdict(e) for series, e in sorted(self._episodes.items())},
+            "series": {name: asdict(state) for name, state in sorted(self._series.items())},
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
         """Rebuild from :meth:`state_dict` output."""
         check_state_tag(state, cls.MODEL, cls.VERSION)
-        detector = cls(
-            state["threshold"], state["allowance"], state["recovery"], state["min_volume"], state["min_ratio"]
-        )
-        detector._episodes = {series: _Episode(**e) for series, e in state["episodes"].items()}
+        detector = cls(state["ratio"], state["threshold"], state["slump_threshold"], state["recovery"])
+        detector._series = {
+            name: _Series(_Side(**s["surge"]), _Side(**s["slump"]), s["dispersion"])
+            for name, s in state["series"].items()
+        }
         return detector

@@ -24,8 +24,8 @@ def _micros(value: float) -> int:
 
 
 @dataclass(frozen=True)
-class ClosedWindow:
-    """Final sales of one series in one window (zero when nothing sold)."""
+class WindowSales:
+    """Sales of one series in one window: final once the window closed, so far while it is open."""
 
     series: str
     start: float
@@ -34,6 +34,8 @@ class ClosedWindow:
     revenue: float
     #: Order lines: how many times the series was bought, whatever the quantities.
     lines: int
+    #: Orders that bought from the series: the number of purchases (several lines of one order count once).
+    orders: int
 
 
 @dataclass(frozen=True)
@@ -45,17 +47,21 @@ class LateCorrection:
     units: float
     revenue: float
     lines: int
+    orders: int
 
 
 class SalesWindows:
-    """Units, revenue and order lines per series in tumbling event-time windows, with allowed lateness.
+    """Units, revenue, order lines and orders per series in tumbling event-time windows, with allowed lateness.
 
     A window ``[start, end)`` closes when the watermark reaches ``end +
     allowed_lateness``; the watermark is the largest event time seen, or the
     one passed to :meth:`advance` (a stream-wide watermark, or wall-clock time
     so that quiet hours close too). :meth:`advance` returns every closed window
     of every known series in time order, **including empty ones**: a series
-    that sold nothing in an hour has an actual of 0 for that hour.
+    that sold nothing in an hour has an actual of 0 for that hour. While a
+    window is open, :meth:`open_sales` gives its sales so far and
+    :meth:`take_fresh` the series that sold since it was last called (to
+    watch the windows as they fill).
 
     **Late events** (their window already closed) are never put into a window:
     they are counted in ``late`` and :meth:`add` returns a
@@ -70,6 +76,8 @@ class SalesWindows:
     after the latest event time when the SKU entered the top (so its first
     window is complete); units of a SKU outside the top feed only the
     summary; a SKU leaving the top loses its series (see :attr:`series`).
+    An order counts once in ``orders`` of every series it bought from, and
+    once per line in ``lines``.
 
     **Exact and order-independent**: sums are kept as integers in millionths,
     so feeding the same events in any order, each before its window closes,
@@ -83,21 +91,24 @@ class SalesWindows:
     summary's ``10 x top_skus`` counters.
 
     >>> windows = SalesWindows(size=60.0, allowed_lateness=30.0)
-    >>> order = {"ts": 5.0, "lines": [{"sku": "A", "quantity": 2, "unit_price": 9.5, "category": "toys"}]}
-    >>> windows.add_order(order)
+    >>> lines = [{"sku": "A", "quantity": 2, "unit_price": 9.5, "category": "toys"},
+    ...          {"sku": "B", "quantity": 1, "unit_price": 4.0, "category": "toys"}]
+    >>> windows.add_order({"ts": 5.0, "lines": lines})
     []
     >>> windows.advance(89.0)  # the window [0, 60) waits for late events until 90
     []
-    >>> [(w.series, w.start, w.units, w.revenue, w.lines) for w in windows.advance(90.0)]
-    [('category:toys', 0.0, 2.0, 19.0, 1), ('total:all', 0.0, 2.0, 19.0, 1)]
-    >>> [c.series for c in windows.add_order({"ts": 59.0, "lines": [{"sku": "B", "quantity": 1, "unit_price": 4.0}]})]
+    >>> [(w.start, w.units, w.lines, w.orders) for w in windows.open_sales("category:toys")]  # so far
+    [(0.0, 3.0, 2, 1), (60.0, 0.0, 0, 0)]
+    >>> [(w.series, w.start, w.units, w.revenue, w.lines, w.orders) for w in windows.advance(90.0)]
+    [('category:toys', 0.0, 3.0, 23.0, 2, 1), ('total:all', 0.0, 3.0, 23.0, 2, 1)]
+    >>> [c.series for c in windows.add_order({"ts": 59.0, "lines": [{"sku": "C", "quantity": 1, "unit_price": 4.0}]})]
     ['total:all', 'category:uncategorized']
     >>> windows.late
     1
     """
 
     MODEL = "SalesWindows"
-    VERSION = 1
+    VERSION = 2
 
     def __init__(
         self, size: float, allowed_lateness: float = 0.0, top_skus: int = 50, origin: float = 0.0
@@ -109,12 +120,14 @@ class SalesWindows:
         self.top = TopSkus(top_skus)
         #: Events that arrived after their window had closed.
         self.late = 0
-        # series -> window index -> [units, revenue] in millionths and lines
+        # series -> window index -> [units, revenue] in millionths, lines, orders
         self._open: dict[str, dict[int, list[int]]] = {}
         # series -> index of its first window not yet closed
         self._first_open: dict[str, int] = {}
         # SKU series -> index of its first window: earlier sales are not its to count
         self._sku_start: dict[str, int] = {}
+        # series that sold in an open window since the last take_fresh()
+        self._fresh: set[str] = set()
         # every window below this index is closed (None before the first advance)
         self._closed_below: int | None = None
         self._max_ts: float | None = None
@@ -131,8 +144,8 @@ class SalesWindows:
         return sum(len(windows) for windows in self._open.values())
 
     def add(self, series: str, ts: float, units: float, revenue: float, lines: int = 1) -> LateCorrection | None:
-        """Count a sale of ``series`` at event time ``ts``; a late one is returned as a correction."""
-        correction = self._count(series, ts, units, revenue, lines)
+        """Count one order's sales of ``series`` at event time ``ts``; a late one is returned as a correction."""
+        correction = self._count(series, ts, [_micros(units), _micros(revenue), lines, 1])
         self.late += correction is not None
         return correction
 
@@ -142,27 +155,32 @@ class SalesWindows:
         A late order counts once in ``late`` and returns a correction per series it touched.
         """
         ts = order["ts"]
-        corrections = []
+        sales: dict[str, list[int]] = {}
         for line in order["lines"]:
             units = line["quantity"]
-            revenue = units * line["unit_price"]
-            category = CATEGORY + line.get("category", UNCATEGORIZED)
-            for series in (TOTAL, category):
-                corrections.append(self._count(series, ts, units, revenue, 1))
-            corrections.append(self._count_sku(line["sku"], ts, units, revenue))
+            sale = [_micros(units), _micros(units * line["unit_price"]), 1]
+            names = [TOTAL, CATEGORY + line.get("category", UNCATEGORIZED), self._sku_series(line["sku"], ts, units)]
+            for name in names:
+                if name is not None:
+                    cell = sales.setdefault(name, [0, 0, 0])
+                    for i, value in enumerate(sale):
+                        cell[i] += value
+        corrections = [self._count(series, ts, [*cell, 1]) for series, cell in sales.items()]
         late = [c for c in corrections if c is not None]
         self.late += bool(late)
         return late
 
-    def _count_sku(self, sku: str, ts: float, units: float, revenue: float) -> LateCorrection | None:
+    def _sku_series(self, sku: str, ts: float, units: float) -> str | None:
+        """Count ``units`` of ``sku`` in the top; the series to count the sale in, if the SKU has one yet."""
         was_top = sku in self.top
         for gone in self.top.add(sku, units):
             for table in (self._open, self._first_open, self._sku_start):
                 table.pop(SKU + gone, None)
+            self._fresh.discard(SKU + gone)
         if sku not in self.top:
             return None
         if was_top:
-            return self._count(SKU + sku, ts, units, revenue, 1)
+            return SKU + sku
         latest = ts if self._max_ts is None else max(ts, self._max_ts)
         first = self.calendar.index_of(latest) + 1
         if self._closed_below is not None:
@@ -170,24 +188,34 @@ class SalesWindows:
         self._first_open[SKU + sku] = self._sku_start[SKU + sku] = first
         return None
 
-    def _count(self, series: str, ts: float, units: float, revenue: float, lines: int) -> LateCorrection | None:
-        """Add to the open window of ``ts``, or return the correction of a closed one."""
+    def _count(self, series: str, ts: float, sale: list[int]) -> LateCorrection | None:
+        """Add ``[units, revenue]`` in millionths, lines and orders to the open window of ``ts``.
+
+        Returns the correction of a closed window instead.
+        """
         self._max_ts = ts if self._max_ts is None else max(self._max_ts, ts)
         index = self.calendar.index_of(ts)
         if index < self._sku_start.get(series, index):
             return None
+        units, revenue, lines, orders = sale
         if self._closed_below is not None and index < self._closed_below:
-            return LateCorrection(series, self.calendar.start(index), float(units), float(revenue), lines)
+            start = self.calendar.start(index)
+            return LateCorrection(series, start, units / _MICROS, revenue / _MICROS, lines, orders)
         first = self._first_open.get(series)
         if first is None or index < first:
             self._first_open[series] = index
-        cell = self._open.setdefault(series, {}).setdefault(index, [0, 0, 0])
-        cell[0] += _micros(units)
-        cell[1] += _micros(revenue)
-        cell[2] += lines
+        cell = self._open.setdefault(series, {}).setdefault(index, [0, 0, 0, 0])
+        for i, value in enumerate(sale):
+            cell[i] += value
+        self._fresh.add(series)
         return None
 
-    def advance(self, watermark: float | None = None) -> list[ClosedWindow]:
+    def _window(self, series: str, index: int, cell: list[int] | tuple[int, ...]) -> WindowSales:
+        start = self.calendar.start(index)
+        units, revenue, lines, orders = cell
+        return WindowSales(series, start, start + self.calendar.size, units / _MICROS, revenue / _MICROS, lines, orders)
+
+    def advance(self, watermark: float | None = None) -> list[WindowSales]:
         """Close every window the watermark has passed; return them ordered by start, then series.
 
         ``watermark`` defaults to the largest event time seen; it never moves back.
@@ -200,18 +228,30 @@ class SalesWindows:
         closed_below = self.calendar.index_of(self.watermark - self.allowed_lateness)
         if self._closed_below is not None and closed_below <= self._closed_below:
             return []
-        size = self.calendar.size
-        closed: list[ClosedWindow] = []
+        closed: list[WindowSales] = []
         for series, first in self._first_open.items():
             windows = self._open.get(series, {})
             for index in range(first, closed_below):
-                units, revenue, lines = windows.pop(index, (0, 0, 0))
-                start = self.calendar.start(index)
-                closed.append(ClosedWindow(series, start, start + size, units / _MICROS, revenue / _MICROS, lines))
+                closed.append(self._window(series, index, windows.pop(index, (0, 0, 0, 0))))
             self._first_open[series] = max(first, closed_below)
         self._closed_below = closed_below
         closed.sort(key=lambda w: (w.start, w.series))
         return closed
+
+    def open_sales(self, series: str) -> list[WindowSales]:
+        """Sales so far of ``series`` in each window not yet closed, up to the one holding the watermark."""
+        first = self._first_open.get(series)
+        if first is None or self.watermark is None:
+            return []
+        windows = self._open.get(series, {})
+        last = self.calendar.index_of(self.watermark)
+        return [self._window(series, index, windows.get(index, (0, 0, 0, 0))) for index in range(first, last + 1)]
+
+    def take_fresh(self) -> list[str]:
+        """The series that sold in an open window since the last call, sorted; forgets them."""
+        fresh = sorted(self._fresh)
+        self._fresh.clear()
+        return fresh
 
     def state_dict(self) -> dict[str, Any]:
         """Plain-data checkpoint: parameters, open windows, watermark, late count and the top SKUs."""
@@ -229,6 +269,7 @@ class SalesWindows:
             },
             "first_open": dict(sorted(self._first_open.items())),
             "sku_start": dict(sorted(self._sku_start.items())),
+            "fresh": sorted(self._fresh),
             "closed_below": self._closed_below,
             "max_ts": self._max_ts,
             "watermark": self.watermark,
@@ -247,6 +288,7 @@ class SalesWindows:
         }
         windows._first_open = dict(state["first_open"])
         windows._sku_start = dict(state["sku_start"])
+        windows._fresh = set(state["fresh"])
         windows._closed_below = state["closed_below"]
         windows._max_ts = state["max_ts"]
         windows.watermark = state["watermark"]

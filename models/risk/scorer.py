@@ -15,14 +15,27 @@ Features that can only raise risk (:data:`~models.risk.features.RISK_INDICATORS`
 velocities, new card/device/IP country, country mismatch, failed attempts)
 keep weights >= 0 (projected gradient). Without this, correlated indicators
 traded signs in noisy online updates (e.g. "failed attempts lower the risk"),
-and a later fraud pattern that lit up only one of them was missed: on 12
-simulator runs (seeds 7-12, with and without drift) the worst second-half AUC
-went from 0.66 to 0.97, and the explanations stay sensible.
+and a later fraud pattern that lit up only one of them was missed: on the
+simulator without drift (seeds 7-12, 1 % fraud) the worst progressive AUC is
+0.974 with the constraint and 0.886 without, and the explanations stay sensible.
 
-Class imbalance: a fraud label's gradient is weighted by the current ratio of
-legitimate to fraud labels (at most ``max_positive_weight``). The returned
-probability corrects the log-odds by the log of that weight, so it stays on the
-scale of the label base rate.
+Class imbalance, by replaying recent frauds: the scorer keeps the feature
+snapshots of the last ``replay_frauds`` fraud labels, and after every label it
+learns it takes one more gradient step on the next of them in turn (round
+robin). While a fraud is among the recent ones it is learned about once per
+``labels / frauds`` labels — the balance of a loss weighted by the label
+ratio — but in many small steps between the legit labels, each with the
+current weights, instead of one large step when its label arrives. The recent
+frauds set the balance, so after a change of fraud pattern the new frauds take
+over the replay as they arrive. Against weighting each fraud's single step by
+the label ratio (the previous version), on the simulator without drift (seeds
+7-12, 1 % fraud) the worst second-half AUC gap to a batch logistic regression
+went from -0.010 to -0.002, and on PaySim the online second-half AUC from
+0.924 to 0.944. The returned probability corrects the log-odds by the log of
+:meth:`positive_weight` (the label ratio, at most ``max_positive_weight``), so
+it stays on the scale of the label base rate; without the cap the model's
+first scores fell below the cold-start rules' and progressive AUC across the
+switch dropped by 0.016 on PaySim.
 
 Cold start: until ``min_labels`` labels including ``min_positives`` frauds have
 been learned, :meth:`predict_one` answers with the fixed-weight
@@ -38,11 +51,12 @@ metrics measure what the stream did.
 
 Several workers each train a copy and :meth:`merge` their states by weighted
 averaging (scaler moments, weights, intercept, AdaGrad sums); label counts add
-up what each worker learned since the last merge. The threshold and metrics
-stay per worker.
+up what each worker learned since the last merge. The replayed frauds, the
+threshold and the metrics stay per worker.
 
 Memory: at most ``max_features`` features (further new feature names are
-ignored), plus the threshold's and metrics' bounded windows.
+ignored), ``replay_frauds`` fraud feature snapshots, plus the threshold's and
+metrics' bounded windows.
 
 >>> scorer = RiskScorer(min_labels=40, min_positives=5)
 >>> normal = {"amount_z": 0.1, "new_device": 0.0, "velocity_1m": 0.0}
@@ -86,7 +100,7 @@ class RiskScorer:
     """Scores payments from their risk features; rules first, then an online logistic model."""
 
     STATE_MODEL = "RiskScorer"
-    STATE_VERSION = 1
+    STATE_VERSION = 2
 
     def __init__(
         self,
@@ -95,6 +109,7 @@ class RiskScorer:
         gradient_memory: float = 3000.0,
         min_labels: int = 200,
         min_positives: int = 20,
+        replay_frauds: int = 64,
         max_positive_weight: float = 50.0,
         max_features: int = 64,
         threshold: AlertThreshold | None = None,
@@ -105,7 +120,10 @@ class RiskScorer:
         self.l2 = l2
         self.gradient_memory = gradient_memory
         self.min_labels = min_labels
+        if replay_frauds < 1:
+            raise ValueError("replay_frauds must be at least 1")
         self.min_positives = min_positives
+        self.replay_frauds = replay_frauds
         self.max_positive_weight = max_positive_weight
         self.max_features = max_features
         self.non_negative = frozenset(non_negative)
@@ -118,6 +136,9 @@ class RiskScorer:
         self._intercept_g2 = 0.0
         #: feature -> [mean, M2, weight, AdaGrad squared-gradient sum]
         self._params: dict[str, list[float]] = {}
+        #: Feature snapshots of the most recent fraud labels, oldest first, and the next one to replay.
+        self._replay: list[dict[str, float]] = []
+        self._replay_cursor = 0
         self._cold_start = ColdStartScorer()
         self._metrics = ProgressiveRiskMetrics(metrics_window)
 
@@ -128,7 +149,7 @@ class RiskScorer:
         return "model" if trusted else "rules"
 
     def positive_weight(self) -> float:
-        """The sample weight of a fraud label: legit/fraud label ratio, clipped to [1, max]."""
+        """About how much a fraud label weighs against a legit one: legit/fraud label ratio, clipped to [1, max]."""
         ratio = (self.labels - self.positives) / max(self.positives, 1)
         return min(max(ratio, 1.0), self.max_positive_weight)
 
@@ -187,19 +208,14 @@ class RiskScorer:
         self.labels += 1
         self.positives += int(is_fraud)
         self._update_scaler(x)
-        scaled = self._scaled(x)
-        log_odds = self.intercept + sum(self._params[name][2] * value for name, value in scaled.items())
-        gradient = (_sigmoid(log_odds) - float(is_fraud)) * (self.positive_weight() if is_fraud else 1.0)
-        keep = 1.0 - 1.0 / self.gradient_memory
-        for name, value in scaled.items():
-            params = self._params[name]
-            step = gradient * value + self.l2 * params[2]
-            params[3] = keep * params[3] + step * step
-            params[2] -= self.learning_rate * step / math.sqrt(params[3] + _EPSILON)
-            if name in self.non_negative and params[2] < 0:
-                params[2] = 0.0
-        self._intercept_g2 = keep * self._intercept_g2 + gradient * gradient
-        self.intercept -= self.learning_rate * gradient / math.sqrt(self._intercept_g2 + _EPSILON)
+        self._step(x, is_fraud)
+        if is_fraud:
+            self._replay.append(dict(x))
+            del self._replay[: -self.replay_frauds]
+        if self._replay:
+            self._replay_cursor %= len(self._replay)
+            self._step(self._replay[self._replay_cursor], True)
+            self._replay_cursor += 1
 
     def merge(self, states_with_weights: Sequence[tuple[dict[str, Any], float]]) -> None:
         """Replace the model by the weighted average of worker states (include this worker's own)."""
@@ -258,6 +274,8 @@ class RiskScorer:
             "intercept": self.intercept,
             "intercept_g2": self._intercept_g2,
             "params": {name: list(params) for name, params in self._params.items()},
+            "replay": [dict(x) for x in self._replay],
+            "replay_cursor": self._replay_cursor,
             "threshold": self.threshold.state_dict(),
             "metrics": self._metrics.state_dict(),
         }
@@ -274,6 +292,8 @@ class RiskScorer:
         scorer.intercept = state["intercept"]
         scorer._intercept_g2 = state["intercept_g2"]
         scorer._params = {name: list(params) for name, params in state["params"].items()}
+        scorer._replay = [dict(x) for x in state["replay"]]
+        scorer._replay_cursor = state["replay_cursor"]
         scorer._metrics = ProgressiveRiskMetrics.from_state(state["metrics"])
         return scorer
 
@@ -284,6 +304,7 @@ class RiskScorer:
             "gradient_memory": self.gradient_memory,
             "min_labels": self.min_labels,
             "min_positives": self.min_positives,
+            "replay_frauds": self.replay_frauds,
             "max_positive_weight": self.max_positive_weight,
             "max_features": self.max_features,
             "metrics_window": self._metrics.window,
@@ -300,6 +321,22 @@ class RiskScorer:
             delta = value - params[0]
             params[0] += delta / self.labels
             params[1] += delta * (value - params[0])
+
+    def _step(self, x: dict[str, float], is_fraud: bool) -> None:
+        """One projected AdaGrad step of the logistic loss on one example (the scaler is not updated)."""
+        scaled = self._scaled(x)
+        log_odds = self.intercept + sum(self._params[name][2] * value for name, value in scaled.items())
+        gradient = _sigmoid(log_odds) - float(is_fraud)
+        keep = 1.0 - 1.0 / self.gradient_memory
+        for name, value in scaled.items():
+            params = self._params[name]
+            step = gradient * value + self.l2 * params[2]
+            params[3] = keep * params[3] + step * step
+            params[2] -= self.learning_rate * step / math.sqrt(params[3] + _EPSILON)
+            if name in self.non_negative and params[2] < 0:
+                params[2] = 0.0
+        self._intercept_g2 = keep * self._intercept_g2 + gradient * gradient
+        self.intercept -= self.learning_rate * gradient / math.sqrt(self._intercept_g2 + _EPSILON)
 
     def _scaled(self, x: dict[str, float]) -> dict[str, float]:
         scaled = {}

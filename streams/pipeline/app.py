@@ -37,9 +37,11 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from streams.pipeline.counters import totals
+from streams.pipeline.fence import WriteFence
 from streams.pipeline.ingest import Ingestor
 from streams.pipeline.model_sync import ModelSync
 from streams.pipeline.packing import decode_packet
+from streams.pipeline.retry import until_done
 from streams.pipeline.snapshots import PartitionSnapshots
 from streams.pipeline.stages.baskets import SYNC_KEY_PREFIX as BASKETS_SYNC, BasketState, foreign_supports, publish_rules
 from streams.pipeline.stages.customers import CustomerStage, encode_value, value_decoder
@@ -87,6 +89,8 @@ class KairosApp:
         os.environ[FETCH_WAIT_ENV] = str(settings.kafka_fetch_max_wait_ms)
         self.views = RedisViews(settings)
         self.runtime: Runtime | None = None
+        #: Stages write inside this fence; a revocation closes it (see fence.py).
+        self.fence = WriteFence()
         self._runtime_lock: asyncio.Lock | None = None
         #: Set by a recovery: the next segment sync first rebuilds the segmenter from the synced model.
         self._resume_segments = True
@@ -205,20 +209,19 @@ class KairosApp:
         segments = SegmentStage(self.settings, self.model_sync)
         risk = RiskScoring(self.settings)
         customers = CustomerStage(
-            self.settings, KeyedStore(self.customers_table, writer, encode_value, self._customer_decoder,
-                                      self._owns(self.events_topic)),
+            self.settings, KeyedStore(self.customers_table, writer, encode_value, self._customer_decoder),
             redis, self.views, producer, segments, risk,
         )
         learners = PartitionSnapshots(
-            "risk", KeyedStore(self.risk_table, snapshot_writer, identity, identity, self._owns(self.risk_topic)),
+            "risk", KeyedStore(self.risk_table, snapshot_writer, identity, identity),
             lambda partition: RiskLearner.new(self.settings), RiskLearner.from_state,
             self.settings.snapshot_seconds)
         sales = PartitionSnapshots(
-            "sales", KeyedStore(self.sales_table, snapshot_writer, identity, identity, self._owns(self.sales_topic)),
+            "sales", KeyedStore(self.sales_table, snapshot_writer, identity, identity),
             lambda partition: SalesState.new(self.settings), SalesState.from_state,
             self.settings.snapshot_seconds)
         baskets = PartitionSnapshots(
-            "baskets", KeyedStore(self.baskets_table, snapshot_writer, identity, identity, self._owns(self.baskets_topic)),
+            "baskets", KeyedStore(self.baskets_table, snapshot_writer, identity, identity),
             lambda partition: BasketState.new(self.settings, partition), BasketState.from_state,
             self.settings.snapshot_seconds)
         return Runtime(producer, snapshot_producer, redis, customers, segments, risk, learners, sales, baskets)
@@ -228,50 +231,66 @@ class KairosApp:
     async def _customers_agent(self, stream: faust.Stream) -> None:
         runtime = await self.start_runtime()
         async for events in stream.take_events(TAKE_MESSAGES, within=TAKE_WITHIN_SECONDS):
-            await runtime.customers.apply([
-                (event.message.partition, batch) for event in events for batch in decode_packet(event.value)
-            ])
+            async with self.fence.writing():
+                items = [(event.message.partition, batch) for event in events if self.fence.current(event)
+                         for batch in decode_packet(event.value)]
+                # Faust acknowledges the taken events when this block ends, even on an error: so the
+                # block retries until the batch is applied (applying again is idempotent) and never loses it.
+                await until_done("customers batch", lambda: runtime.customers.apply(items))
 
     async def _risk_agent(self, stream: faust.Stream) -> None:
         runtime = await self.start_runtime()
         async for event in stream.noack().events():
-            partition = event.message.partition
-            learner = runtime.learners.get(partition)
-            async with runtime.learners.lock(partition):
-                for batch in decode_packet(event.value):
-                    learner.apply(batch)
-            runtime.learners.hold(partition, event)
-            if runtime.learners.due():
-                await runtime.learners.checkpoint()
+            async with self.fence.writing():
+                if not self.fence.current(event):
+                    continue
+                partition = event.message.partition
+                learner = runtime.learners.get(partition)
+                async with runtime.learners.lock(partition):
+                    for batch in decode_packet(event.value):
+                        learner.apply(batch)
+                runtime.learners.hold(partition, event)
+                if runtime.learners.due():
+                    await runtime.learners.checkpoint()
 
     async def _sales_agent(self, stream: faust.Stream) -> None:
         runtime = await self.start_runtime()
         async for event in stream.noack().events():
-            state = runtime.sales.get(event.message.partition)
-            pipe = runtime.redis.pipeline(transaction=False)
-            alerts = []
-            async with runtime.sales.lock(event.message.partition):
-                for batch in decode_packet(event.value):
-                    alerts += publish_sales(pipe, self.views, state.apply(batch))
-            if len(pipe):
-                await pipe.execute()
-            for alert in alerts:
-                await runtime.producer.send(self.settings.topics.alerts, alert.message(),
-                                            key=alert.alert_id.encode())
-            runtime.sales.hold(event.message.partition, event)
-            if runtime.sales.due():
-                await runtime.sales.checkpoint()
+            async with self.fence.writing():
+                if not self.fence.current(event):
+                    continue
+                state = runtime.sales.get(event.message.partition)
+                async with runtime.sales.lock(event.message.partition):
+                    updates = [state.apply(batch) for batch in decode_packet(event.value)]
+                await until_done("sales views", lambda: self._publish_sales(updates))
+                runtime.sales.hold(event.message.partition, event)
+                if runtime.sales.due():
+                    await runtime.sales.checkpoint()
+
+    async def _publish_sales(self, updates: list) -> None:
+        """Forecast views and alerts to Redis, then the alerts to the alerts topic (repeatable)."""
+        assert self.runtime is not None
+        pipe = self.runtime.redis.pipeline(transaction=False)
+        alerts = [alert for update in updates for alert in publish_sales(pipe, self.views, update)]
+        if len(pipe):
+            await pipe.execute()
+        for alert in alerts:
+            await self.runtime.producer.send_and_wait(self.settings.topics.alerts, alert.message(),
+                                                      key=alert.alert_id.encode())
 
     async def _baskets_agent(self, stream: faust.Stream) -> None:
         runtime = await self.start_runtime()
         async for event in stream.noack().events():
-            state = runtime.baskets.get(event.message.partition)
-            async with runtime.baskets.lock(event.message.partition):
-                for batch in decode_packet(event.value):
-                    state.apply(batch)
-            runtime.baskets.hold(event.message.partition, event)
-            if runtime.baskets.due():
-                await runtime.baskets.checkpoint()
+            async with self.fence.writing():
+                if not self.fence.current(event):
+                    continue
+                state = runtime.baskets.get(event.message.partition)
+                async with runtime.baskets.lock(event.message.partition):
+                    for batch in decode_packet(event.value):
+                        state.apply(batch)
+                runtime.baskets.hold(event.message.partition, event)
+                if runtime.baskets.due():
+                    await runtime.baskets.checkpoint()
 
     # -- rebalancing and recovery --------------------------------------
 
@@ -298,31 +317,43 @@ class KairosApp:
         if table is self.customers_table:
             runtime.customers.reload_counters()
             self._resume_segments = True
+            counted = totals(runtime.customers.counter_totals(self.owned_partitions()))
+            log.info("customers: %d keys after recovery; %d outcomes counted on owned partitions",
+                     len(table.data), sum(counted.values()))
 
     async def _on_revoked(self, app: faust.App, revoked: set, **kwargs: Any) -> None:
-        if self.runtime is None:
-            return
-        for snapshots, topic in ((self.runtime.learners, self.risk_topic), (self.runtime.sales, self.sales_topic),
-                                 (self.runtime.baskets, self.baskets_topic)):
-            name = topic.get_topic_name()
-            snapshots.forget({tp.partition for tp in revoked if tp.topic == name})
+        """Inside the rebalance: wait for in-flight writes, fence off older events, drop revoked states."""
+        runtime = self.runtime
 
-    def _owns(self, topic: faust.TopicT) -> Callable[[int], bool]:
-        """Whether this worker owns a partition of ``topic`` right now (checked at every flush)."""
-        return lambda partition: partition in self.owned_partitions(topic)
+        def forget() -> None:
+            if runtime is None:
+                return
+            for snapshots, topic in ((runtime.learners, self.risk_topic), (runtime.sales, self.sales_topic),
+                                     (runtime.baskets, self.baskets_topic)):
+                name = topic.get_topic_name()
+                snapshots.forget({tp.partition for tp in revoked if tp.topic == name})
+
+        await self.fence.revoke(getattr(self.app.consumer, "epoch", 0) + 1, forget)
+        if self.fence.skipped:
+            log.info("rebalance: %d events of older generations skipped so far", self.fence.skipped)
 
     def owned_partitions(self, topic: faust.TopicT | None = None) -> set[int]:
         """Partitions of ``topic`` (default: the events topic) this worker owns now."""
         name = (topic or self.events_topic).get_topic_name()
-        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name}
+        try:
+            assigned = self.app.consumer.assignment()
+        except Exception:  # the consumer is not started yet
+            return set()
+        return {tp.partition for tp in assigned if tp.topic == name}
 
     # -- timers --------------------------------------------------------
 
     async def _checkpoint(self) -> None:
         if self.runtime is not None:
-            for snapshots in (self.runtime.learners, self.runtime.sales, self.runtime.baskets):
-                if snapshots.due():
-                    await snapshots.checkpoint()
+            async with self.fence.writing():
+                for snapshots in (self.runtime.learners, self.runtime.sales, self.runtime.baskets):
+                    if snapshots.due():
+                        await snapshots.checkpoint()
 
     async def _sync_segments(self) -> None:
         """A segment sync round: sweep, merge with the other workers, publish profiles and moves."""
@@ -434,7 +465,9 @@ class KairosApp:
             summed[field] = summed.get(field, 0) + int(value)
         pipe = redis.pipeline(transaction=False)
         self.views.metrics(pipe, "ingest", summed)
-        self.views.worker_metrics(pipe, self.worker_id, {"ingest_lag": self.ingestor.lag, **self.ingestor.counts})
+        self.views.worker_metrics(pipe, self.worker_id, {
+            "ingest_lag": self.ingestor.lag, **self.ingestor.counts,
+        })
         for state in self.runtime.sales.states.values():
             self.views.metrics(pipe, "forecast", state.monitor.metrics())
         await pipe.execute()

@@ -96,13 +96,19 @@ class PartitionSnapshots(Generic[S]):
         self._last = time.monotonic()
         if not held:
             return
-        for partition in held:
-            state = self.states.get(partition)
-            if state is not None:
-                async with self.locks[partition]:
-                    packed = await asyncio.to_thread(_packed, state)
-                self.store.put(partition, self._key(partition), packed)
-        await self.store.flush()
+        try:
+            for partition in held:
+                state = self.states.get(partition)
+                if state is not None:
+                    async with self.locks[partition]:
+                        packed = await asyncio.to_thread(_packed, state)
+                    self.store.put(partition, self._key(partition), packed)
+            await self.store.flush()
+        except Exception:
+            for partition, events in held.items():  # keep them for the next checkpoint
+                self._held[partition][:0] = events
+            log.exception("%s: checkpoint failed; its messages stay unacknowledged", self.name)
+            return
         self.snapshots_written += len(held)
         for events in held.values():
             for event in events:

@@ -74,6 +74,26 @@ class GuardedMemoryStore(memory.Store):
             self._key_partition[key] = event.message.partition
             yield key, to_value(event.value)
 
+    def written(self, key: Any, partition: int) -> None:
+        """Note that this worker wrote ``key`` of ``partition`` (so a revocation forgets it too)."""
+        self._key_partition[key] = partition
+        self.pending.add(key)
+
+    async def on_recovery_completed(self, active_tps: set, standby_tps: set) -> None:
+        """Forget every key of a partition this worker no longer owns: value *and* offset.
+
+        Faust's memory store drops only the values of keys it recovered, and keeps
+        none of its own offsets; keeping the offset of a dropped key would make the
+        next recovery of that partition skip the key's records (state lost).
+        """
+        partitions = {partition for _, partition in active_tps}
+        for key, partition in list(self._key_partition.items()):
+            if partition not in partitions:
+                self.data.pop(key, None)
+                self._key_partition.pop(key, None)
+                self.offsets.pop(key, None)
+                self.pending.discard(key)
+
 
 class ValueCodec(codecs.Codec):
     """A Faust codec from a pair of functions (value <-> bytes)."""
@@ -136,24 +156,16 @@ class ChangelogWriter:
 
 
 class KeyedStore(Generic[V]):
-    """Read/modify/write access to a Faust table, flushed per batch.
-
-    ``owns(partition)`` says whether this worker still owns a partition: a
-    flush drops the writes of partitions revoked meanwhile (their events are
-    not committed, so the new owner processes them again) instead of writing
-    behind the new owner's back.
-    """
+    """Read/modify/write access to a Faust table, flushed per batch."""
 
     def __init__(self, table: faust.Table, writer: ChangelogWriter, encode: Callable[[V], bytes],
-                 decode: Callable[[bytes], V], owns: Callable[[int], bool] = lambda partition: True) -> None:
+                 decode: Callable[[bytes], V]) -> None:
         self.table = table
         self.writer = writer
         self.encode = encode
         self.decode = decode
-        self.owns = owns
         self.topic = table.changelog_topic.get_topic_name()
         self._dirty: dict[int, dict[str, V | None]] = defaultdict(dict)
-        self.dropped_writes = 0
 
     @property
     def data(self) -> GuardedMemoryStore:
@@ -165,24 +177,30 @@ class KeyedStore(Generic[V]):
     def put(self, partition: int, key: str, value: V) -> None:
         """Set ``key`` now; it reaches the changelog at the next :meth:`flush`."""
         self.table.data[key] = value
-        self.data.pending.add(key)
+        self.data.written(key, partition)
         self._dirty[partition][key] = value
 
     def delete(self, partition: int, key: str) -> None:
         self.table.data.pop(key, None)
-        self.data.pending.add(key)
+        self.data.written(key, partition)
         self._dirty[partition][key] = None
 
     async def flush(self) -> None:
-        """Write every dirty key: one record batch per partition when it fits, partitions in parallel."""
+        """Write every dirty key: one record batch per partition when it fits, partitions in parallel.
+
+        On a failure the keys stay dirty, so the next flush writes them again.
+        """
         dirty, self._dirty = self._dirty, defaultdict(dict)
-        owned = {partition: values for partition, values in dirty.items() if self.owns(partition)}
-        for partition, values in dirty.items():
-            if partition not in owned:
-                self.dropped_writes += len(values)
-                self.data.pending.difference_update(values)
-        written = await asyncio.gather(*(self._write(partition, values) for partition, values in owned.items()))
-        for values, offsets in zip(owned.values(), written):
+        try:
+            await self._flush(dirty)
+        except BaseException:
+            for partition, values in dirty.items():  # newer writes made meanwhile win
+                self._dirty[partition] = values | self._dirty[partition]
+            raise
+
+    async def _flush(self, dirty: dict[int, dict[str, V | None]]) -> None:
+        written = await asyncio.gather(*(self._write(partition, values) for partition, values in dirty.items()))
+        for values, offsets in zip(dirty.values(), written):
             for key, offset in zip(values, offsets):
                 self.data.pending.discard(key)
                 self.data.offsets[key] = offset
@@ -217,6 +235,7 @@ class KeyedStore(Generic[V]):
                         key = record.key.decode()
                         if not self.data.newer(key, record.offset):
                             continue
+                        self.data._key_partition[key] = record.partition
                         if record.value is None:
                             self.table.data.pop(key, None)
                         else:

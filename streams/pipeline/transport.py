@@ -7,6 +7,12 @@ there; some Kafka-compatible brokers (Tansu, our embedded broker, measured:
 the full wait. This transport is Faust's aiokafka transport with the wait set
 from ``KAIROS_KAFKA_FETCH_MAX_WAIT_MS``. It is registered as an entry point in
 the ``faust.transports`` namespace (see ``pyproject.toml``).
+
+The consumer also stamps every message it fetches with a local assignment
+epoch (bumped at each partition assignment), which the write fence
+(:mod:`streams.pipeline.fence`) uses to recognise events fetched before a
+rebalance. Faust's ``generation_id`` is ambiguous there: the app's value is 0
+before the first join, and some brokers (Tansu) number the first generation 0.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import os
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types.tuples import ConsumerMessage
 
 #: Environment variable read by the consumer thread (set from the settings by the app).
 FETCH_WAIT_ENV = "KAIROS_KAFKA_FETCH_MAX_WAIT_MS"
@@ -30,8 +37,33 @@ class PromptFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
+class EpochMessage(ConsumerMessage):
+    """A consumer message with the local assignment epoch it was fetched in."""
+
+    __slots__ = ("epoch",)
+
+
 class PromptFetchConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer using :class:`PromptFetchConsumerThread`."""
+    """Faust's aiokafka consumer using :class:`PromptFetchConsumerThread`, stamping epochs."""
+
+    #: Bumped at every partition assignment, before the new partitions are fetched.
+    epoch = 0
+
+    async def on_partitions_assigned(self, assigned: Any, generation_id: int = 0) -> None:
+        self.epoch += 1
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    def _to_message(self, tp: Any, record: Any) -> EpochMessage:
+        timestamp = record.timestamp
+        message = EpochMessage(
+            record.topic, record.partition, record.offset,
+            timestamp / 1000.0 if timestamp is not None else None,
+            record.timestamp_type, record.headers, record.key, record.value, record.checksum,
+            record.serialized_key_size, record.serialized_value_size, tp,
+            generation_id=self.app.consumer_generation_id,
+        )
+        message.epoch = self.epoch
+        return message
 
     def _new_consumer_thread(self) -> PromptFetchConsumerThread:
         return PromptFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)

@@ -35,17 +35,13 @@ def isolated_settings(stack: DevStack, partitions: int = 4, **overrides: Any) ->
 
 def settings_env(settings: KairosSettings) -> dict[str, str]:
     """The same settings as KAIROS_* environment variables, for a worker process."""
-    env = {
-        "KAIROS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "KAIROS_REDIS_URL": settings.redis_dsn(),
-        "KAIROS_PREFIX": settings.prefix,
-        "KAIROS_APP_ID": settings.app_id,
-        "KAIROS_PARTITIONS": str(settings.partitions),
-        "KAIROS_METRICS_FLUSH_SECONDS": str(settings.metrics_flush_seconds),
-        "KAIROS_TOPICS": settings.topics.model_dump_json(),
-    }
-    for name in ("max_event_bytes", "dedupe_ids_per_customer"):
-        env[f"KAIROS_{name.upper()}"] = str(getattr(settings, name))
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"KAIROS_{name.upper()}"] = json.dumps(value) if isinstance(value, (dict, list, bool)) else str(value)
     return env
 
 
@@ -147,7 +143,9 @@ class Pipeline:
                     f"worker died:\n{worker.log()[-4000:]}")
             time.sleep(0.1)
         logs = "\n".join(w.log()[-3000:] for w in self.workers)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; counts={self.ingest_counts()}\n{logs}")
+        partitions = self.redis.hgetall(self.keys.metrics("ingest-partitions"))
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; counts={self.ingest_counts()}; "
+                             f"per partition={partitions}\n{logs}")
 
     def wait_for_outcomes(self, expected: int, timeout: float = 90.0) -> dict[str, int]:
         """Wait until processed + invalid + duplicate over all topics reaches ``expected``."""

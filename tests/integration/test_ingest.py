@@ -152,3 +152,27 @@ def test_killed_worker_restarts_without_losing_or_double_counting(make_pipeline,
         )
 
     pipeline.wait_until(views_match, 30, "customer views equal to a run without the kill")
+
+
+def test_two_packets_of_a_new_path_in_one_take_both_count(make_pipeline) -> None:
+    """Regression: the second packet of a path never counted before used to start a fresh counter."""
+    from streams.pipeline.packing import PackedBatch, encode_packet, partition_for
+    from streams.pipeline.validation import EventValidator
+
+    pipeline: Pipeline = make_pipeline()
+    events_topic = pipeline.settings.internal_topics["events"]
+    clicks = [event for event_type, event in shop_events(400, customers=40, seed=7) if event_type == "clicks"]
+    by_partition: dict[int, list] = defaultdict(list)
+    validator = EventValidator(pipeline.settings.max_event_bytes)
+    for offset, click in enumerate(clicks):
+        record = validator.check("clicks", json.dumps(click).encode()).record
+        by_partition[partition_for(click["customer_id"], pipeline.settings.partitions)].append((offset, record))
+    for partition, entries in by_partition.items():  # queued before the worker starts: taken together
+        half = len(entries) // 2
+        for part in (entries[:half], entries[half:]):
+            pipeline.producer.send(events_topic, encode_packet([PackedBatch("clicks", "upstream:0", part)]),
+                                   partition=partition)
+    pipeline.producer.flush()
+    pipeline.start_worker()
+    counts = pipeline.wait_for_outcomes(len(clicks))
+    assert counts["clicks.processed"] == len(clicks)

@@ -31,6 +31,23 @@ def shop_baskets(n: int, seed: int = 1, big_every: int = 0) -> list[set[str]]:
     return baskets
 
 
+def wholesale_baskets(n: int, seed: int = 6) -> list[set[str]]:
+    """Shop baskets of 1-8 SKUs over 300 SKUs with a planted bundle, and every 40th a wholesale invoice of ~90 SKUs."""
+    rng = random.Random(seed)
+    catalogue = [f"W{i:03d}" for i in range(300)]
+    weights = [1 / (rank + 5) for rank in range(len(catalogue))]
+    baskets = []
+    for k in range(n):
+        if k % 40 == 39:
+            baskets.append(set(rng.choices(catalogue, weights, k=120)))
+            continue
+        basket = set(rng.choices(catalogue, weights, k=rng.randint(1, 8)))
+        if rng.random() < 0.1:
+            basket |= {"H1", "B1", "B2"} if rng.random() < 0.6 else {"H1"}
+        baskets.append(basket)
+    return baskets
+
+
 def learned(baskets: list[set[str]], **params: float) -> BasketCounter:
     counter = BasketCounter(**{"epsilon": 0.004, "min_support": 0.02, "min_confidence": 0.1, **params})
     for basket in baskets:
@@ -54,9 +71,11 @@ def comparison(counter: BasketCounter, baskets: list[set[str]]) -> Comparison:
 
 
 def test_the_counter_pruned_along_the_way(counter: BasketCounter) -> None:
-    # 3000 baskets in buckets of 250: the tables were pruned 12 times, so the bound is not trivially 0.
+    # 3000 baskets in buckets of 250: the tables were pruned 12 times, so the level bound is not trivially 0.
     assert counter.bucket_width == 250
-    assert counter.error_bound(["S00", "S01"]) == pytest.approx(0.004)
+    assert counter.metrics()["pair_error_bound"] == pytest.approx(0.004)
+    assert counter.error_bound(["S58", "NEVER-SOLD"]) == pytest.approx(0.004)
+    assert counter.metrics()["triple_error_bound"] == pytest.approx(0.004 + 1 / 3000)
 
 
 def test_every_itemset_fpgrowth_finds_is_reported(comparison: Comparison) -> None:
@@ -69,6 +88,13 @@ def test_support_errors_stay_within_the_stated_bound(comparison: Comparison) -> 
     assert comparison.overestimates == 0
     for size in (1, 2, 3):
         assert comparison.max_support_error[size] <= comparison.max_error_bound[size]
+        assert comparison.max_error_bound[size] <= comparison.stated_bound[size]
+
+
+def test_only_itemsets_that_may_be_frequent_are_reported(comparison: Comparison) -> None:
+    # An itemset is reported when its own upper count reaches s, not when it clears s minus the worst case.
+    for size in (1, 2, 3):
+        assert comparison.reported[size] <= 1.1 * comparison.exact_itemsets[size]
 
 
 def test_rule_confidences_match_association_rules(comparison: Comparison) -> None:
@@ -86,15 +112,42 @@ def test_planted_bundles_are_the_top_rules_of_their_heads(counter: BasketCounter
     assert rule.confidence == pytest.approx(0.7, abs=0.1) and rule.lift > 5
 
 
-def test_big_baskets_cut_triple_candidates_and_widen_only_their_bound() -> None:
+def test_wholesale_invoices_do_not_blur_the_rules_of_two_sku_antecedents() -> None:
+    baskets = wholesale_baskets(2000)
+    counter = learned(baskets, triple_epsilon=0.01)
+    result = compare(counter, baskets, min_support=0.02, min_confidence=0.1)
+    assert result.exact_itemsets[3] > 100 and result.recall == {1: 1.0, 2: 1.0, 3: 1.0}
+    assert result.bound_violations == 0
+    assert result.max_confidence_error[2] <= 0.01 and result.max_confidence_error[1] <= 0.01
+    assert counter.metrics()["triples_restricted"] == 0
+
+
+def test_a_bundle_that_takes_off_is_counted_from_its_first_sale() -> None:
+    rng = random.Random(2)
+    baskets = []
+    for k in range(1000):
+        basket = set(rng.sample(CATALOGUE, 3))
+        if k in (100, 130, 160, 210) or (k >= 300 and k % 5 == 0):
+            basket |= {"X", "Y", "Z"}
+        baskets.append(basket)
+    sold = sum({"X", "Y", "Z"} <= basket for basket in baskets)
+    remembering = learned(baskets, epsilon=0.01, triple_epsilon=0.02, min_support=0.05, lookback=300)
+    forgetting = learned(baskets, epsilon=0.01, triple_epsilon=0.02, min_support=0.05, lookback=0)
+    # Its early sales fell below the floor; the look-back still held them when the bundle took off.
+    assert remembering.itemsets()[("X", "Y", "Z")] * 1000 == sold
+    missed = sold - forgetting.itemsets()[("X", "Y", "Z")] * 1000
+    assert 0 < missed <= forgetting.error_bound(("X", "Y", "Z")) * 1000
+
+
+def test_a_triple_budget_cuts_candidates_and_widens_only_the_cut_skus_bound() -> None:
     baskets = shop_baskets(2000, seed=4, big_every=50)
-    counter = learned(baskets, triple_budget=1000)
+    counter = learned(baskets, triple_budget=1000, lookback=0)
     assert counter.metrics()["triples_restricted"] > 0
     result = compare(counter, baskets, min_support=0.02, min_confidence=0.1)
     assert result.recall == {1: 1.0, 2: 1.0, 3: 1.0}
     assert result.bound_violations == 0 and result.overestimates == 0
     # S00 (the best seller) leads many candidate triples in a restock; S57 leads at most one.
-    assert counter.error_bound(("S00", "S01", "S02")) > counter.error_bound(("S57", "S58", "S59"))
+    assert counter.error_bound(("S00", "S01", "ZZZ")) > counter.error_bound(("S57", "S58", "ZZZ"))
 
 
 def tracked_entries(counter: BasketCounter) -> dict[tuple[str, ...], list[float]]:
@@ -106,27 +159,40 @@ def tracked_entries(counter: BasketCounter) -> dict[tuple[str, ...], list[float]
     return entries
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_every_count_brackets_the_true_count_even_with_tiny_budgets(seed: int) -> None:
+@pytest.mark.parametrize("budget", [None, 20])
+@pytest.mark.parametrize("lookback", [0, 7, None])
+@pytest.mark.parametrize("half_life", [None, 40.0])
+@pytest.mark.parametrize("seed", range(2))
+def test_every_count_brackets_the_true_count(seed: int, half_life: float | None, lookback: int | None,
+                                             budget: int | None) -> None:
+    # Popularity shifts every 100 baskets, so itemsets are dropped and come back, inside and outside the look-back.
     rng = random.Random(seed)
     catalogue = [f"K{i:02d}" for i in range(12)]
-    weights = [1 / (rank + 1) for rank in range(12)]
-    counter = BasketCounter(epsilon=0.05, triple_epsilon=0.1, min_support=0.2, triple_budget=20)
-    true: dict[tuple[str, ...], int] = {}
-    for _ in range(400):
-        basket = sorted(set(rng.choices(catalogue, weights, k=rng.choice([1, 2, 3, 4, 10]))))
-        counter.learn_one(basket)
+    counter = BasketCounter(epsilon=0.05, triple_epsilon=0.1, min_support=0.2, half_life=half_life,
+                            lookback=lookback, triple_budget=budget)
+    history = []
+    for k in range(400):
+        ranks = catalogue[k // 100 * 3:] + catalogue[: k // 100 * 3]
+        weights = [1 / (rank + 1) for rank in range(12)]
+        basket = sorted(set(rng.choices(ranks, weights, k=rng.choice([1, 2, 3, 4, 10]))))
+        counter.learn_one({"ts": float(k), "lines": [{"sku": sku} for sku in basket]})
+        history.append(basket)
+    weights = [1.0 if half_life is None else 2 ** ((k - 399) / half_life) for k in range(400)]
+    true: dict[tuple[str, ...], float] = {}
+    for basket, weight in zip(history, weights):
         for size in (1, 2, 3):
             for itemset in combinations(basket, size):
-                true[itemset] = true.get(itemset, 0) + 1
-    assert counter.metrics()["triples_restricted"] > 0
+                true[itemset] = true.get(itemset, 0) + weight / sum(weights)
+    if budget:
+        assert counter.metrics()["triples_restricted"] > 0
+    total = counter.state_dict()["weight"]
     entries = tracked_entries(counter)
     for itemset, (count, delta) in entries.items():
-        assert count <= true[itemset] <= count + delta, itemset
+        assert count / total - 1e-9 <= true[itemset] <= (count + delta) / total + 1e-9, itemset
     for size in (1, 2, 3):
         for itemset in combinations(catalogue, size):
-            missed = true.get(itemset, 0) - entries.get(itemset, [0, 0])[0]
-            assert missed / counter.n_baskets <= counter.error_bound(itemset) + 1e-12, itemset
+            missed = true.get(itemset, 0) - entries.get(itemset, [0, 0])[0] / total
+            assert missed <= counter.error_bound(itemset) + 1e-9, itemset
 
 
 def test_partitions_count_each_itemset_once_and_agree_with_one_counter(baskets: list[set[str]]) -> None:
@@ -153,7 +219,8 @@ def test_memory_stays_within_its_bound_as_baskets_grow_tenfold() -> None:
         bound = memory_bound(sample, counter.epsilon)
         found = counter.memory_entries()
         assert found["singles"] <= bound["singles"] and found["pairs"] <= bound["pairs"]
-        entries.append(sum(found.values()))
+        assert found["lookback_baskets"] <= 2 * counter.lookback
+        entries.append(found["singles"] + found["pairs"] + found["triples"])
     assert entries[1] < 1.5 * entries[0]
 
 
@@ -200,5 +267,7 @@ def test_settings_that_void_the_guarantee_are_refused() -> None:
         BasketCounter(epsilon=0.02, min_support=0.01)
     with pytest.raises(ValueError, match="triple_epsilon"):
         BasketCounter(epsilon=0.01, triple_epsilon=0.005)
+    with pytest.raises(ValueError, match="lookback"):
+        BasketCounter(lookback=-1)
     with pytest.raises(TypeError):
         BasketCounter().learn_one("SKU-1")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from models.forecasting import SalesForecaster, SalesMonitor, SalesWindows, SurgeDetector
+from models.forecasting import SalesCheck, SalesForecaster, SalesMonitor, SalesWindows, SurgeDetector
 from tests.models.test_forecasting import WEEK, daily_profile
 
 HOUR = 3600.0
@@ -64,6 +64,25 @@ def test_a_planted_surge_raises_exactly_one_alert_within_two_windows_of_its_star
     assert on_toys[0].actual > on_toys[0].upper and "above the interval" in on_toys[0].reasons()[1]
 
 
+def test_a_strong_surge_alerts_from_advance_while_its_first_window_is_still_open() -> None:
+    start = 15 * DAY + 10 * HOUR + 5 * 60  # 10:05 on day 15
+    orders = shop_orders(seed=6, days=16, peaks={"toys": 12.0, "books": 20.0}, surge=("toys", start, start + 4 * HOUR, 6.0))
+    first_window = start - start % HOUR
+    monitor = hourly_monitor()
+
+    raised = []  # (alert, event time of the order after which advance() returned it)
+    for order in orders:
+        monitor.add_order(order)
+        raised += [(alert, order["ts"]) for alert in monitor.advance().alerts if alert.series == "category:toys"]
+
+    on_toys = [(alert, seen) for alert, seen in raised if alert.window_start >= 15 * DAY]  # the surge's day
+    assert len(on_toys) == 1
+    alert, seen = on_toys[0]
+    assert alert.kind == "surge" and alert.window_start == first_window  # the id the stream dedups by
+    assert start < seen < first_window + HOUR and alert.elapsed < 1  # before the window closed
+    assert "in the first" in alert.reasons()[0] and alert.actual > alert.upper
+
+
 def test_the_surge_does_not_become_the_new_normal_nor_end_in_a_false_slump() -> None:
     start = 15 * DAY + 9 * HOUR
     orders = shop_orders(seed=2, days=18, peaks={"toys": 15.0}, surge=("toys", start, start + 6 * HOUR, 4.0))
@@ -74,25 +93,87 @@ def test_the_surge_does_not_become_the_new_normal_nor_end_in_a_false_slump() -> 
     assert after == []
 
 
+def usual_hour(at: int, actual: float, orders: int) -> SalesCheck:
+    """A closed hour of ``category:toys``, forecast at 10 units from 8 orders, interval [4, 17]."""
+    return SalesCheck("category:toys", at * HOUR, actual, orders, 10.0, 4.0, 17.0, 8.0)
+
+
 def test_the_detector_dedups_an_episode_and_rearms_after_recovery() -> None:
-    detector = SurgeDetector(min_volume=5)
-    observe = lambda actual, at: detector.observe("category:toys", at * HOUR, actual, 10.0, 4.0, 16.0)  # noqa: E731
+    detector = SurgeDetector()
+    observe = lambda at, actual, orders: detector.observe(usual_hour(at, actual, orders))  # noqa: E731
 
-    assert observe(18, 0) is None  # just above the bound once: not yet evidence enough
-    assert observe(19, 1).kind == "surge"  # twice in a row: a surge
-    assert observe(40, 2) is None and observe(12, 3) is None and observe(35, 4) is None  # same episode
-    assert observe(10, 5) is None and observe(11, 6) is None  # two windows back inside: episode over
-    assert observe(45, 7).kind == "surge"
-    assert observe(10, 8) is None and observe(10, 9) is None
-    assert observe(1, 10).kind == "slump"  # far below in a single window
+    assert observe(0, 20, 16) is None  # above the bound once: not yet evidence enough
+    assert observe(1, 26, 22).kind == "surge"  # twice in a row: a surge
+    assert observe(2, 40, 30) is None and observe(3, 12, 9) is None and observe(4, 35, 26) is None  # same episode
+    assert observe(5, 10, 8) is None and observe(6, 11, 9) is None  # two ordinary hours in a row: episode over
+    assert observe(7, 45, 33).kind == "surge"
+    assert observe(8, 10, 8) is None and observe(9, 10, 8) is None
+
+    empty_hours = [observe(10 + k, 0, 0) for k in range(8)]  # the shop goes quiet: one slump, not at once
+    assert [a.kind for a in empty_hours if a] == ["slump"] and empty_hours[0] is None
 
 
-def test_tiny_series_and_small_relative_moves_never_alert() -> None:
-    detector = SurgeDetector(min_volume=5, min_ratio=1.5)
-    assert detector.observe("sku:A", 0.0, actual=4, forecast=0.2, lower=0.0, upper=2.0) is None
-    assert detector.observe("total:all", 0.0, actual=130, forecast=100.0, lower=90.0, upper=110.0) is None
-    assert detector.observe("total:all", HOUR, actual=131, forecast=100.0, lower=90.0, upper=110.0) is None
-    assert detector.state_dict()["episodes"]["total:all"]["above"] > 1.0  # evidence, but not 1.5 x the forecast
+def test_a_surge_seen_in_an_open_window_is_not_raised_again_when_the_window_closes() -> None:
+    detector = SurgeDetector()
+    detector.observe(usual_hour(0, 9, 7))
+    # The next hour, 40% then 60% through: the forecast for that share of the hour is 4 units from 3.2 orders.
+    at_40 = SalesCheck("category:toys", HOUR, 21, 16, 4.0, 0.5, 8.0, 3.2, elapsed=0.4)
+    at_60 = SalesCheck("category:toys", HOUR, 30, 23, 6.0, 1.0, 11.0, 4.8, elapsed=0.6)
+
+    early = detector.nowcast([at_40])
+    assert detector.nowcast([at_60]) is None
+    assert detector.observe(usual_hour(1, 48, 36)) is None
+
+    assert early.kind == "surge" and early.window_start == HOUR and early.elapsed == 0.4
+    assert early.reasons()[0] == "sold 21 against a forecast of 4.0 in the first 40% of the window"
+
+
+def test_one_bulk_order_is_not_a_surge_but_many_buyers_are() -> None:
+    detector = SurgeDetector()
+    bulk = SalesCheck("sku:A", 0.0, actual=60, orders=1, forecast=2.0, lower=0.0, upper=6.0, expected_orders=1.5)
+    buyers = SalesCheck("sku:B", 0.0, actual=16, orders=14, forecast=2.0, lower=0.0, upper=6.0, expected_orders=1.5)
+
+    assert detector.observe(bulk) is None
+    assert detector.observe(buyers).kind == "surge"
+
+
+def test_small_relative_moves_of_a_busy_series_never_alert() -> None:
+    detector = SurgeDetector()
+    for hour in range(6):  # 40% above the forecast all day: a good day, not a surge
+        assert detector.observe(SalesCheck("total:all", hour * HOUR, 140, 112, 100.0, 80.0, 121.0, 80.0)) is None
+    assert detector.state_dict()["series"]["total:all"]["surge"]["evidence"] == 0.0
+
+
+def test_a_series_whose_forecasts_often_miss_needs_more_evidence() -> None:
+    steady, erratic = SurgeDetector(), SurgeDetector()
+    for hour in range(150):  # erratic: orders far from the forecast of 10 either way, hour after hour
+        steady.observe(SalesCheck("category:toys", hour * HOUR, 12.0, 10, 12.0, 5.0, 20.0, 10.0))
+        orders = 3 if hour % 2 else 17
+        erratic.observe(SalesCheck("category:toys", hour * HOUR, 1.2 * orders, orders, 12.0, 5.0, 20.0, 10.0))
+
+    busy_hour = SalesCheck("category:toys", 150 * HOUR, 32.0, 26, 12.0, 5.0, 20.0, 10.0)
+
+    assert steady.observe(busy_hour).kind == "surge"
+    assert erratic.observe(busy_hour) is None
+    assert steady.state_dict()["series"]["category:toys"]["dispersion"] == 1.0
+    assert erratic.state_dict()["series"]["category:toys"]["dispersion"] > 3.0
+
+
+def test_a_detector_checkpoint_continues_like_the_uninterrupted_detector() -> None:
+    sales = [(9, 7), (18, 13), (30, 25), (3, 2), (0, 0), (0, 0), (0, 0), (0, 0), (0, 0)]
+    hours = [usual_hour(at, actual, orders) for at, (actual, orders) in enumerate(sales)]
+    straight = SurgeDetector()
+    expected = [straight.observe(h) for h in hours]
+
+    first = SurgeDetector()
+    got = [first.observe(h) for h in hours[:2]]
+    wire = json.loads(json.dumps(first.state_dict()))
+    restored = SurgeDetector.from_state(wire)
+    assert restored.state_dict() == wire
+    got += [restored.observe(h) for h in hours[2:]]
+
+    assert got == expected and [a.kind for a in got if a] == ["surge", "slump"]
+    assert restored.state_dict() == straight.state_dict()
 
 
 def test_views_carry_the_next_forecasts_the_interval_the_last_actuals_and_the_errors() -> None:

@@ -36,6 +36,38 @@ def test_a_window_closes_once_the_watermark_passes_its_end_plus_lateness() -> No
     assert [w.series for w in windows.advance(140.0)] == ["category:toys", "sku:A", "total:all"]
 
 
+def test_an_order_counts_once_in_orders_and_once_per_line_in_lines() -> None:
+    windows = SalesWindows(size=MINUTE)
+    two_toys = {"ts": 5.0, "lines": [
+        {"sku": "A", "quantity": 2, "unit_price": 1.0, "category": "toys"},
+        {"sku": "B", "quantity": 1, "unit_price": 1.0, "category": "toys"},
+    ]}
+    windows.add_order(two_toys)
+    windows.add_order(order(7.0, sku="C", category="books"))
+
+    closed = {w.series: (w.units, w.lines, w.orders) for w in windows.advance(MINUTE)}
+
+    assert closed == {"total:all": (4.0, 3, 2), "category:toys": (3.0, 2, 1), "category:books": (1.0, 1, 1)}
+
+
+def test_open_windows_show_their_sales_so_far_and_which_series_just_sold() -> None:
+    windows = SalesWindows(size=MINUTE, allowed_lateness=30.0)
+    windows.add_order(order(50.0, quantity=2))
+    windows.add_order(order(70.0, sku="B", category="books"))
+    windows.advance()  # watermark 70: [0, 60) is still open for late events, [60, 120) is filling
+
+    assert windows.take_fresh() == ["category:books", "category:toys", "total:all"]
+    assert windows.take_fresh() == []
+    so_far = [(w.start, w.units, w.orders) for w in windows.open_sales("total:all")]
+    assert so_far == [(0.0, 2.0, 1), (60.0, 1.0, 1)]
+    assert [(w.start, w.units) for w in windows.open_sales("category:toys")] == [(0.0, 2.0), (60.0, 0.0)]
+
+    windows.add_order(order(95.0))
+    windows.advance()
+    assert windows.take_fresh() == ["category:toys", "sku:A", "total:all"]
+    assert [w.start for w in windows.open_sales("total:all")] == [60.0]  # [0, 60) closed at watermark 95
+
+
 def test_quiet_windows_close_with_zero_sales_for_every_known_series() -> None:
     windows = SalesWindows(size=MINUTE)
     windows.add_order(order(5.0, category="toys"))

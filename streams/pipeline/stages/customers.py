@@ -38,6 +38,7 @@ from streams.pipeline.replay_guard import RecentIds
 from streams.pipeline.stages.baskets import basket_record
 from streams.pipeline.stages.risk import RiskScoring, ScoredPayment
 from streams.pipeline.stages.segments import SegmentStage
+from streams.pipeline.retry import until_done
 from streams.pipeline.store import KeyedStore
 from streams.pipeline.views import Alert, RedisViews
 from streams.settings import KairosSettings
@@ -174,31 +175,46 @@ class CustomerStage:
         return "processed"
 
     async def _complete(self, chunk: Chunk, counters: dict[str, tuple[int, IngestCounter]]) -> None:
-        """Publish the chunk's outputs, then flush its state with its counters."""
+        """Publish the chunk's outputs, then flush its state with its counters.
+
+        Both steps retry on I/O errors (a broker or Redis timeout) until they
+        succeed, so a chunk is never half-published and its state never half
+        written; the stage stalls (lag grows) while a dependency is down.
+        """
         update = self.segments.observe(
             {cid: chunk.customers[cid].features.vector(self.now) for cid in chunk.fresh}, self.now)
         stamp = {"updated_at": f"{time.time():.3f}"}
-        pipe = self.redis.pipeline(transaction=False)
-        self.views.customers(pipe, ((cid, state.view() | stamp) for cid, state in chunk.customers.items()))
-        self.views.segments(pipe, update.segments)
-        for scored in chunk.scored:
-            self.views.risk_payment(pipe, scored.record, scored.assessment)
-            if scored.alert:
-                alert = risk_alert(scored)
-                self.views.alert(pipe, alert)
-                chunk.outbox.add_message(self.settings.topics.alerts, alert.alert_id.encode(), alert.message())
+        views = [(cid, state.view() | stamp) for cid, state in chunk.customers.items()]
+        alerts = [risk_alert(scored) for scored in chunk.scored if scored.alert]
+        for alert in alerts:
+            chunk.outbox.add_message(self.settings.topics.alerts, alert.alert_id.encode(), alert.message())
         for change in update.changes:
             chunk.outbox.add_message(self.settings.topics.segment_changes, change.customer_id.encode(),
                                      json.dumps(change.to_event()).encode())
-        await asyncio.gather(pipe.execute() if len(pipe) else asyncio.sleep(0), chunk.outbox.send(self.producer))
+
+        async def write_views() -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            self.views.customers(pipe, views)
+            self.views.segments(pipe, update.segments)
+            for scored in chunk.scored:
+                self.views.risk_payment(pipe, scored.record, scored.assessment)
+            for alert in alerts:
+                self.views.alert(pipe, alert)
+            if len(pipe):
+                await pipe.execute()
+
+        await asyncio.gather(until_done("customer views", write_views),
+                             until_done("derived records", lambda: chunk.outbox.send(self.producer)))
         for key, (partition, counter) in counters.items():
             self.store.put(partition, key, counter)
-        await self.store.flush()
+        await until_done("customers changelog", self.store.flush)
 
     def _counter(self, key: str, partition: int, event_type: str) -> IngestCounter:
         counter = self.store.get(key)
         if counter is None:
+            # Into the table now: a second batch of the same path in this take must count on it too.
             counter = IngestCounter(event_type)
+            self.store.put(partition, key, counter)
         self.counter_keys[key] = partition
         return counter
 

@@ -47,7 +47,8 @@ def new_scorer(settings: KairosSettings) -> RiskScorer:
         AlertThreshold.fixed(settings.risk_threshold) if settings.risk_threshold is not None
         else AlertThreshold.for_alert_rate(settings.risk_target_alert_rate)
     )
-    return RiskScorer(min_labels=settings.risk_min_labels, threshold=threshold)
+    return RiskScorer(min_labels=settings.risk_min_labels, min_positives=settings.risk_min_fraud_labels,
+                      threshold=threshold)
 
 
 @dataclass
