@@ -1,10 +1,10 @@
 # The two commands of the README:
 #   make demo   set up (venv, packages, redis-server) and run the live demo
-#   make test   set up (venv, packages, redis-server) and run the whole test suite
+#   make test   set up (venv, packages, redis-server, chromium) and run the whole test suite
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: demo test setup setup-test bench
+.PHONY: demo test setup setup-test bench system-packages system-packages-test
 
 demo: setup
 	$(VENV)/bin/kairos demo
@@ -15,19 +15,24 @@ test: setup-test
 bench: setup-test
 	$(VENV)/bin/kairos bench
 
-setup: $(VENV)/.installed
-setup-test: $(VENV)/.installed-test
+setup: system-packages $(VENV)/.installed
+setup-test: system-packages-test $(VENV)/.installed-test
+
+# Debian packages, installed with apt-get only when missing.
+system-packages:
+	bash scripts/ensure-package.sh redis-server redis-server
+
+system-packages-test: system-packages
+	bash scripts/ensure-package.sh chromium chromium
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	bash scripts/ensure-redis.sh
 	$(VENV)/bin/python -m pip install -q -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
-	bash scripts/ensure-redis.sh
 	$(VENV)/bin/python -m pip install -q -e '.[test]'
 	touch $@ $(VENV)/.installed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,22 +85,55 @@ def simulate(
     typer.echo(run(KairosSettings(), config, rate, events or None, truth, out))
 
 
+BENCH_SUITES = ("pipeline", "serving", "segments", "baskets", "risk", "forecast")
+
+
 @app.command()
 def bench(
-    events: int = typer.Option(300_000, help="Simulated events loaded for the throughput run."),
+    suite: str = typer.Option("pipeline", help=f"What to measure: {', '.join(BENCH_SUITES)} or all."),
+    events: int = typer.Option(300_000, help="pipeline: simulated events loaded for the throughput run."),
     seed: int = typer.Option(11),
-    latency_rate: float = typer.Option(2000.0, help="Events/s sent during the latency run."),
+    latency_rate: float = typer.Option(2000.0, help="pipeline: events/s sent during the latency run."),
     partitions: int = typer.Option(4),
-    record: bool = typer.Option(False, help="Append the figures to BENCHMARKS.md."),
+    request_rate: float = typer.Option(1000.0, help="serving: HTTP requests/s from the load process."),
+    datasets: Path = typer.Option(Path("../shared/datasets"), help="Folder of the public datasets (see its README)."),
+    record: bool = typer.Option(False, help="pipeline: append the figures to BENCHMARKS.md."),
 ) -> None:
-    """Measure pipeline throughput (vs a raw aiokafka ceiling) and event-to-Redis latency."""
+    """Measure the pipeline (throughput vs a raw aiokafka ceiling, event-to-Redis latency), the lookup
+    API (vs raw Redis), and the models against exact batch answers on simulated and real data."""
+    suites = BENCH_SUITES if suite == "all" else (suite,)
+    if any(name not in BENCH_SUITES for name in suites):
+        fail(f"unknown suite {suite!r}: choose from {', '.join(BENCH_SUITES)} or all", 2)
     from streams.tools.bench import BenchResult, append_to_benchmarks, bench_pipeline, machine
 
-    result = BenchResult(" ".join(["kairos", *sys.argv[1:]]), machine())
-    typer.echo(f"machine: {result.machine}")
-    bench_pipeline(result, events, seed, latency_rate, partitions)
-    if record:
-        append_to_benchmarks(result, Path("BENCHMARKS.md"))
+    typer.echo(f"machine: {machine()}")
+    for name in suites:
+        typer.echo(f"== {name}", err=True)
+        if name == "pipeline":
+            result = BenchResult(" ".join(["kairos", *sys.argv[1:]]), machine())
+            bench_pipeline(result, events, seed, latency_rate, partitions)
+            if record:
+                append_to_benchmarks(result, Path("BENCHMARKS.md"))
+        elif name == "serving":
+            from streams.serving.bench import run_serving_bench
+
+            typer.echo(json.dumps(run_serving_bench(rate=request_rate, seed=seed), indent=2))
+        elif name == "segments":
+            from streams.tools.evaluation import segmentation
+
+            segmentation.main([str(datasets / "online-retail-2010-12")])
+        elif name == "baskets":
+            from streams.tools.evaluation import baskets
+
+            baskets.main([str(datasets)])
+        elif name == "risk":
+            from streams.tools.evaluation import risk
+
+            risk.main(["--paysim", str(datasets / "paysim-sample" / "paysim_sample.csv"), "--summary"])
+        else:
+            from streams.tools.evaluation import forecasting
+
+            forecasting.main(["--retail", str(datasets / "online-retail-2010-12"), "--seeds", "1", "2", "3", "4"])
 
 
 def fail(message: str, code: int) -> NoReturn:

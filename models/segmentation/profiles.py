@@ -69,13 +69,19 @@ def days_ago(days: float) -> str:
 
 
 def summary_line(units: dict[str, float], currency: str) -> str:
-    """One line such as ``avg order €84, 3.1 orders/30d, 12 views/30d, last seen 2 days ago``."""
-    return (
-        f"avg order {money(units['avg_order_value'], currency)}, "
-        f"{units['orders_per_30d']:.1f} orders/30d, "
-        f"{units['views_per_30d']:.0f} views/30d, "
-        f"last seen {days_ago(units['days_since_seen'])}"
-    )
+    """One line such as ``avg order €84, 3.1 orders/30d, 12 views/30d, last seen 2 days ago``.
+
+    Centroid coordinates can land a hair below zero after un-standardising;
+    they read as zero, and a segment that does not buy says so.
+
+    >>> summary_line({"avg_order_value": -0.001, "orders_per_30d": -0.01, "views_per_30d": 14.2,
+    ...               "days_since_seen": 0.4}, "EUR")
+    'no orders, 14 views/30d, last seen today'
+    """
+    average, orders = max(0.0, units["avg_order_value"]), max(0.0, units["orders_per_30d"])
+    buying = (f"avg order {money(average, currency)}, {orders:.1f} orders/30d"
+              if average >= 0.01 and orders >= 0.05 else "no orders")
+    return f"{buying}, {max(0.0, units['views_per_30d']):.0f} views/30d, last seen {days_ago(units['days_since_seen'])}"
 
 
 def _ranked_traits(z_scores: dict[str, float]) -> list[tuple[str, str]]:

@@ -100,6 +100,7 @@ class KairosApp:
             broker=f"kairos://{settings.kafka_bootstrap}",
             broker_credentials=self._faust_credentials(),
             store="kairos://",  # GuardedMemoryStore (streams/pipeline/store.py)
+            datadir=f".kairos/faust/{settings.app_id}-data",  # memory tables: Faust only makes the folder
             topic_partitions=settings.partitions,
             topic_replication_factor=settings.kafka_replication_factor,
             broker_session_timeout=6.0,

@@ -97,7 +97,7 @@ def write_forecast(r: RedisWriter, keys: RedisKeys, scope: str, key: str, level:
         "forecast_revenue": step["revenue"], "lower_revenue": step["revenue_lower"],
         "upper_revenue": step["revenue_upper"], "last_window_start": actuals[-1]["window_start"],
         "last_units": actuals[-1]["units"], "last_revenue": actuals[-1]["revenue"], "basis": "seasonal",
-        "mae": 1.2, "naive_mae": 1.8, "mae_ratio": 0.67, "smape": 0.12,
+        "mae": 1.2, "naive_mae": 1.8, "mae_ratio": 0.67, "smape": 12.0,  # percent, as the monitor reports
         "horizon": json.dumps(horizon), "actuals": json.dumps(actuals),
     })
 

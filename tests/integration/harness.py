@@ -59,6 +59,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"], env=env,
             stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=self.log_path.parent,
         )
         return self
 
