@@ -28,6 +28,7 @@ import logging
 import os
 import socket
 import time
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -95,12 +96,14 @@ class KairosApp:
         #: Set by a recovery: the next segment sync first rebuilds the segmenter from the synced model.
         self._resume_segments = True
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        datadir = Path(".kairos") / "faust" / f"{settings.app_id}-data"  # memory tables: Faust only makes the folder
+        datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates the last level only
         self.app = faust.App(
             settings.app_id,
             broker=f"kairos://{settings.kafka_bootstrap}",
             broker_credentials=self._faust_credentials(),
             store="kairos://",  # GuardedMemoryStore (streams/pipeline/store.py)
-            datadir=f".kairos/faust/{settings.app_id}-data",  # memory tables: Faust only makes the folder
+            datadir=str(datadir),
             topic_partitions=settings.partitions,
             topic_replication_factor=settings.kafka_replication_factor,
             broker_session_timeout=6.0,

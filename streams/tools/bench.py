@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaConsumer
 from streams.pipeline.keys import RedisKeys
 from streams.pipeline.topics import ensure_topics
 from streams.settings import KairosSettings
+from streams.tools.lookups import add_risk_rule
 from streams.tools.devstack import DevStack, dev_stack
 from streams.tools.sender import send_fast, send_paced
 from streams.tools.simulation import ShopSimulator, SimulatorConfig
@@ -180,6 +181,59 @@ def probe_latencies(r: redis.Redis, keys: RedisKeys, probes: list[str], timeout:
     return list(latencies.values())
 
 
+PROBE_RULE = "bench-latency-probe"
+
+
+async def payment_probes(settings: KairosSettings, rate: float, seconds: float,
+                         probe_every: int) -> dict[str, float]:
+    """Send payments at ``rate`` for ``seconds``; every ``probe_every``-th trips the probe rule.
+
+    Returns the probes' payment ids with their send times (wall clock).
+    """
+    probes: dict[str, float] = {}
+
+    def traffic():
+        sent = 0
+        while True:
+            sent += 1
+            now = time.time()
+            probe = sent % probe_every == 0
+            payment_id = f"probe-pay-{sent}" if probe else f"bg-pay-{sent}"
+            if probe:
+                probes[payment_id] = now
+            customer = f"probe-payer-{sent}" if probe else f"payer-{sent % 5000}"  # alerts are rate-limited per customer
+            yield ("payments", customer, {
+                "event_id": f"lat-pay-{sent}", "payment_id": payment_id, "order_id": f"ord-{sent}",
+                "ts": iso(now), "customer_id": customer, "amount": 95_000.0 if probe else 40.0,
+                "currency": "EUR", "method": "card", "card_fingerprint": f"card-{customer}",
+            })
+
+    await send_paced(settings, traffic(), rate=rate, limit=int(rate * seconds))
+    return probes
+
+
+def payment_latencies(r: redis.Redis, keys: RedisKeys, probes: dict[str, float],
+                      timeout: float = 30.0) -> tuple[list[float], list[float]]:
+    """Per probe: payment sent -> risk view written, and -> alert appended (milliseconds)."""
+    deadline = time.monotonic() + timeout
+    views: dict[str, float] = {}
+    while len(views) < len(probes) and time.monotonic() < deadline:
+        pipe = r.pipeline(transaction=False)
+        missing = [p for p in probes if p not in views]
+        for payment_id in missing:
+            pipe.hget(keys.risk_payment(payment_id), "scored_at")
+        for payment_id, scored_at in zip(missing, pipe.execute()):
+            if scored_at is not None:
+                views[payment_id] = (float(scored_at) - probes[payment_id]) * 1000.0
+        time.sleep(0.2)
+    alerts = []
+    for _, fields in r.xrange(keys.alerts(), count=100_000):
+        subject = fields.get(b"subject", b"").decode()
+        if subject in probes and fields.get(b"kind") == b"risk":
+            alerts.append((float(fields[b"created_at"]) - probes[subject]) * 1000.0)
+    return list(views.values()), alerts
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -214,6 +268,18 @@ def bench_pipeline(result: BenchResult, events: int, seed: int, latency_rate: fl
             if latencies:
                 result.add("latency_p50_ms", round(statistics.median(latencies), 1))
                 result.add("latency_p99_ms", round(percentile(latencies, 0.99), 1))
+            # Payment -> risk view and alert: every 20th payment trips an analyst rule.
+            add_risk_rule(settings, PROBE_RULE, "amount > 90000", "block", "bench latency probe")
+            time.sleep(settings.risk_sync_seconds * 2)  # workers reload rules every sync round
+            sent_probes = asyncio.run(payment_probes(settings, latency_rate, seconds=15, probe_every=20))
+            views, alerts = payment_latencies(r, keys, sent_probes)
+            result.add("payment_rate_per_s", latency_rate)
+            result.add("payment_probes", len(sent_probes))
+            result.add("payment_alerts_seen", len(alerts))
+            for name, values in (("payment_to_risk_view", views), ("payment_to_alert", alerts)):
+                if values:
+                    result.add(f"{name}_p50_ms", round(statistics.median(values), 1))
+                    result.add(f"{name}_p99_ms", round(percentile(values, 0.99), 1))
         finally:
             worker.terminate()
             worker.wait(30)
