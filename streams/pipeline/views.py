@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import hiredis
 import redis.asyncio as aioredis
 
 from streams.pipeline.keys import RedisKeys
@@ -31,9 +32,52 @@ return false
 """
 
 
+class HiredisFraming:
+    """Frame commands with hiredis (C) instead of redis-py's pure-Python packer.
+
+    The arguments are still encoded by redis-py's own encoder, so the bytes on
+    the wire are the same; the framing alone was ~10 % of a worker's CPU on
+    payment traffic (profiled). A mixin for redis-py's asyncio connections.
+
+    >>> import redis.asyncio as aioredis
+    >>> class Framed(HiredisFraming, aioredis.Connection): ...
+    >>> args = ("HSET", "k", "f", 1.5, b"v", 7, "CONFIG GET")
+    >>> Framed().pack_command(*args) == [b"".join(aioredis.Connection().pack_command(*args))]
+    True
+    >>> Framed().pack_command("CLIENT SETNAME", "w") == [b"".join(aioredis.Connection().pack_command("CLIENT SETNAME", "w"))]
+    True
+    """
+
+    encoder: Any
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]
+        head = tuple((first.encode() if isinstance(first, str) else first).split())
+        encode = self.encoder.encode
+        return [hiredis.pack_command(head + tuple(bytes(encode(arg)) for arg in args[1:]))]
+
+
+class FramedConnection(HiredisFraming, aioredis.Connection):
+    """TCP connection framed by hiredis."""
+
+
+class FramedSSLConnection(HiredisFraming, aioredis.SSLConnection):
+    """TLS connection framed by hiredis."""
+
+
+class FramedUnixConnection(HiredisFraming, aioredis.UnixDomainSocketConnection):
+    """Unix-socket connection framed by hiredis."""
+
+
 def connect_redis(settings: KairosSettings) -> aioredis.Redis:
-    """An asyncio Redis client for ``KAIROS_REDIS_URL``."""
-    return aioredis.Redis.from_url(settings.redis_dsn(), decode_responses=False)
+    """An asyncio Redis client for ``KAIROS_REDIS_URL`` (commands framed by hiredis)."""
+    pool = aioredis.ConnectionPool.from_url(settings.redis_dsn(), decode_responses=False)
+    framed = {aioredis.Connection: FramedConnection, aioredis.SSLConnection: FramedSSLConnection,
+              aioredis.UnixDomainSocketConnection: FramedUnixConnection}
+    pool.connection_class = framed.get(pool.connection_class, pool.connection_class)  # connections are made lazily
+    client = aioredis.Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # as Redis.from_url does
+    return client
 
 
 def iso(ts: float) -> str:
