@@ -445,7 +445,7 @@ class KairosApp:
         for name in ("roc_auc", "precision", "recall"):
             if weight:
                 report[name] = sum(m.get(name, 0.0) * m.get("labels", 0) for m, _ in labelled) / weight
-        for name in ("labelled", "matured", "repeated", "late", "pending"):
+        for name in ("labelled", "matured", "repeated", "late", "pending", "early_labels", "unmatched"):
             report[f"labels_{name}"] = sum(stats.get(name, 0) for _, stats in labelled)
         return report
 

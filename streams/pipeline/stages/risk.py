@@ -25,6 +25,7 @@ Analyst rules are read from the ``kairos:risk:rules`` hash (see
 from __future__ import annotations
 
 import json
+import time
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -114,18 +115,46 @@ class RiskScoring:
             self.scorer.merge(states)
 
 
+#: A path (upstream partition) silent this long no longer holds the maturity watermark back.
+IDLE_PATH_SECONDS = 30.0
+
+
 class RiskLearner:
     """One risk partition: pending snapshots and labels, the learner, its replay guard."""
 
     STATE = ("RiskLearner", 1)
 
     def __init__(self, scorer: RiskScorer, pending: PendingLabels, applied: AppliedOffsets | None = None,
-                 now: float = float("-inf")) -> None:
+                 now: float = float("-inf"), path_ts: dict[str, float] | None = None) -> None:
         self.scorer = scorer
         self.pending = pending
         self.applied = applied or AppliedOffsets()
         self.now = now
+        #: Latest event time per upstream path: the maturity watermark is their minimum.
+        self.path_ts: dict[str, float] = dict(path_ts or {})
+        #: Wall-clock time (monotonic) of each path's last record; restored paths count as just seen.
+        self.path_seen: dict[str, float] = dict.fromkeys(self.path_ts, time.monotonic())
         self.learned_since_sync = 0
+
+    def watermark(self, now: float | None = None) -> float:
+        """Event time every active upstream path has reached.
+
+        Payments and labels reach a risk partition from every customers
+        partition, each at its own pace (in a replay at full speed they can be
+        days apart). Maturing payments by the fastest path's time would learn
+        as legitimate payments whose labels are still on the way from a slower
+        path. A path that sent nothing for ``IDLE_PATH_SECONDS`` of wall-clock
+        time stops holding the watermark back.
+
+        >>> learner = RiskLearner(None, PendingLabels(maturity_seconds=100.0))
+        >>> learner.path_ts = {"a": 1000.0, "b": 400.0, "quiet": 10.0}
+        >>> learner.path_seen = {"a": 50.0, "b": 50.0, "quiet": 50.0 - IDLE_PATH_SECONDS - 1}
+        >>> learner.watermark(now=50.0)
+        400.0
+        """
+        now = time.monotonic() if now is None else now
+        active = [ts for path, ts in self.path_ts.items() if now - self.path_seen.get(path, now) <= IDLE_PATH_SECONDS]
+        return min(active) if active else self.now
 
     @classmethod
     def new(cls, settings: KairosSettings) -> RiskLearner:
@@ -140,13 +169,15 @@ class RiskLearner:
             if record is None or not self.applied.fresh(batch.path, offset):
                 continue
             self.now = max(self.now, record["ts"])
+            self.path_ts[batch.path] = max(self.path_ts.get(batch.path, float("-inf")), record["ts"])
+            self.path_seen[batch.path] = time.monotonic()
             if batch.event_type == "pending":
                 ready = self.pending.add(record["payment_id"], record["features"], record["score"],
                                          record["alert"], record["ts"])
             else:
                 ready = [self.pending.label(record["payment_id"], record["is_fraud"], record["ts"])]
             learned += self._learn(ready)
-        learned += self._learn(self.pending.expire(self.now))
+        learned += self._learn(self.pending.expire(self.watermark()))
         return learned
 
     def _learn(self, ready: list[Any]) -> int:
@@ -160,12 +191,13 @@ class RiskLearner:
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.STATE[0], "version": self.STATE[1], "scorer": self.scorer.state_dict(),
-                "pending": self.pending.state_dict(), "applied": self.applied.to_state(), "now": self.now}
+                "pending": self.pending.state_dict(), "applied": self.applied.to_state(), "now": self.now,
+                "path_ts": self.path_ts}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> RiskLearner:
         return cls(RiskScorer.from_state(state["scorer"]), PendingLabels.from_state(state["pending"]),
-                   AppliedOffsets(state["applied"]), state["now"])
+                   AppliedOffsets(state["applied"]), state["now"], state.get("path_ts"))
 
 
 async def sync_learners(model_sync: ModelSync, learners: PartitionSnapshots[RiskLearner],
