@@ -170,13 +170,13 @@ class RiskLearner:
                 continue
             self.now = max(self.now, record["ts"])
             self.path_ts[batch.path] = max(self.path_ts.get(batch.path, float("-inf")), record["ts"])
-            self.path_seen[batch.path] = time.monotonic()
             if batch.event_type == "pending":
                 ready = self.pending.add(record["payment_id"], record["features"], record["score"],
                                          record["alert"], record["ts"])
             else:
                 ready = [self.pending.label(record["payment_id"], record["is_fraud"], record["ts"])]
             learned += self._learn(ready)
+        self.path_seen[batch.path] = time.monotonic()  # once per batch: a path's wall-clock activity
         learned += self._learn(self.pending.expire(self.watermark()))
         return learned
 
