@@ -133,7 +133,7 @@ def bench(
         else:
             from streams.tools.evaluation import forecasting
 
-            forecasting.main(["--retail", str(datasets / "online-retail-2010-12"), "--seeds", "1", "2", "3", "4"])
+            forecasting.main(["--retail", str(datasets / "online-retail-2010-12"), "--seeds", *map(str, range(1, 9))])
 
 
 def fail(message: str, code: int) -> NoReturn:
