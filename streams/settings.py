@@ -104,6 +104,13 @@ class KairosSettings(BaseSettings):
     sales_season_windows: int = Field(24, ge=2)
     sales_horizon_windows: int = Field(3, ge=1)
     sales_top_skus: int = Field(50, ge=1)
+    #: Opportunity alerts (``SurgeDetector``): the sales ratio a surge is tested for (a slump: its inverse), the
+    #: evidence (log-likelihood ratio) that raises a surge and a slump, and the calm windows that end an episode.
+    #: 5.0 was chosen on simulated shops: the same surges caught in time as 4.5, a third fewer other alerts.
+    surge_ratio: float = Field(2.5, gt=1)
+    surge_threshold: float = Field(5.0, gt=0)
+    slump_threshold: float = Field(10.0, gt=0)
+    surge_recovery_windows: int = Field(2, ge=1)
 
     # Baskets
     #: Lossy Counting error: supports are underestimated by at most this (fraction of baskets).

@@ -164,7 +164,7 @@ class SurgeDetector:
     VERSION = 2
 
     def __init__(
-        self, ratio: float = 2.5, threshold: float = 4.5, slump_threshold: float = 10.0, recovery: int = 2
+        self, ratio: float = 2.5, threshold: float = 5.0, slump_threshold: float = 10.0, recovery: int = 2
     ) -> None:
         if ratio <= 1 or threshold <= 0 or slump_threshold <= 0 or recovery < 1:
             raise ValueError("need ratio > 1, positive thresholds and recovery >= 1")

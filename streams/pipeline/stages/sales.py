@@ -39,7 +39,9 @@ class SalesState:
                                top_skus=settings.sales_top_skus)
         forecaster = SalesForecaster(size, season_length=settings.sales_season_windows,
                                      horizon=settings.sales_horizon_windows)
-        return cls(SalesMonitor(windows, forecaster, SurgeDetector()))
+        detector = SurgeDetector(settings.surge_ratio, settings.surge_threshold, settings.slump_threshold,
+                                 settings.surge_recovery_windows)
+        return cls(SalesMonitor(windows, forecaster, detector))
 
     def apply(self, batch: PackedBatch) -> SalesUpdate:
         """Count the batch's new orders, then close the windows the event time passed."""
