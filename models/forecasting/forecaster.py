@@ -278,13 +278,24 @@ class SalesForecaster:
     # -- learning ------------------------------------------------------------------
 
     def learn_one(self, x: dict[str, Any], y: float) -> None:
-        """Score, then learn, the sales ``y`` of the window starting at ``x["window_start"]``."""
+        """Score, then learn, the sales ``y`` of the window starting at ``x["window_start"]``.
+
+        With ``x["unusual"]`` true (the window is in an alerted surge or slump),
+        it is scored and the baselines see it, but the profile, day factors,
+        level and residuals do not learn from it: tomorrow's forecast for that
+        hour is not raised by today's surge.
+        """
         index = self.calendar.index_of_start(x["window_start"])
         actual = float(y)
         mean, basis = self._mean(index)
         baseline = self._naive.predict_one(x)
         if self.learned >= self.warmup and baseline is not None:
             self._errors.update(actual, self.predict_one(x).value, baseline)
+        if x.get("unusual") and basis == SEASONAL:
+            self._naive.learn_one(x, actual)
+            self.learned += 1
+            self.last_index = max(self.last_index, index) if self.last_index is not None else index
+            return
         target = actual
         if basis == SEASONAL:
             target = self._winsorized(actual, mean)

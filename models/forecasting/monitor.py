@@ -47,7 +47,10 @@ class SalesMonitor:
     the forecast made for it (once the units forecaster's interval is
     calibrated on its own residuals, after about two seasons), then learned by
     that series' forecasters (``units`` and ``revenue``, clones of
-    ``forecaster``). Then the open windows of every series that sold since the
+    ``forecaster``), unless it is in an alerted surge or slump younger than a
+    season: those windows are scored but not learned, so a surge does not
+    raise the next day's forecast for its hours (at most a season's worth of
+    windows a week per series; a longer change is learned as the new normal). Then the open windows of every series that sold since the
     last advance are checked with their sales so far, so a strong surge alerts
     before its window closes. The returned :class:`SalesUpdate` holds the
     alerts (at most one per episode, with ``window_start`` the start of the
@@ -74,7 +77,7 @@ class SalesMonitor:
     """
 
     MODEL = "SalesMonitor"
-    VERSION = 2
+    VERSION = 3
 
     def __init__(
         self,
@@ -97,6 +100,10 @@ class SalesMonitor:
         # series -> recent closed windows as [start, units, revenue, lines], oldest first
         self._actuals: dict[str, list[list[float]]] = {}
         self._changed: set[str] = set()
+        # series in an alerted episode -> start of its first window not learned
+        self._episodes: dict[str, float] = {}
+        # series -> starts of the windows held out from learning in the last week
+        self._held_out: dict[str, list[float]] = {}
 
     def add_order(self, order: dict[str, Any]) -> None:
         """Count an order record (``ts`` in epoch seconds, ``lines`` with ``sku``, ``quantity``, ``unit_price``)."""
@@ -126,6 +133,8 @@ class SalesMonitor:
             self._actuals.pop(series, None)
             self._changed.discard(series)
             self.detector.forget(series)
+            self._episodes.pop(series, None)
+            self._held_out.pop(series, None)
         update.views = {series: self.view(series) for series in sorted(self._changed)}
         self._changed.clear()
         return update
@@ -145,7 +154,8 @@ class SalesMonitor:
             models = self._forecasters[window.series] = {m: self.forecaster.clone() for m in MEASURES}
         check = self._check(models["units"], window)
         alert = None if check is None else self.detector.observe(check)
-        x = {"window_start": window.start, "lines": window.lines, "orders": window.orders}
+        x = {"window_start": window.start, "lines": window.lines, "orders": window.orders,
+             "unusual": self._unusual(window)}
         for measure, model in models.items():
             model.learn_one(x, getattr(window, measure))
         recent = self._actuals.setdefault(window.series, [])
@@ -153,6 +163,29 @@ class SalesMonitor:
         del recent[: -self.recent_actuals]
         self._changed.add(window.series)
         return alert
+
+    def _unusual(self, window: WindowSales) -> bool:
+        """Whether the forecasters should not learn ``window``: it is in an alerted episode younger than a season.
+
+        A surge or slump of up to a season (a day of hourly windows) is not
+        learned as normal; one lasting longer is a change, and is learned.
+        A series holds out at most a season's worth of windows a week, so a
+        lasting change that alerts again and again is not held out again and
+        again.
+        """
+        if not self.detector.in_episode(window.series):
+            self._episodes.pop(window.series, None)
+            return False
+        calendar = self.forecaster.calendar
+        season = calendar.season_length * calendar.size
+        begun = self._episodes.setdefault(window.series, window.start)
+        if window.start - begun >= season:
+            return False
+        week = calendar.days_per_week * season
+        recent = [start for start in self._held_out.get(window.series, []) if window.start - start < week]
+        unusual = len(recent) < calendar.season_length
+        self._held_out[window.series] = recent + [window.start] if unusual else recent
+        return unusual
 
     def _nowcast(self, series: str) -> Alert | None:
         """Check the open windows of ``series`` with their sales so far, scaled to the share of each that elapsed."""
@@ -250,6 +283,8 @@ class SalesMonitor:
             },
             "actuals": {series: [list(a) for a in recent] for series, recent in sorted(self._actuals.items())},
             "changed": sorted(self._changed),
+            "episodes": dict(sorted(self._episodes.items())),
+            "held_out": {series: list(starts) for series, starts in sorted(self._held_out.items())},
         }
 
     @classmethod
@@ -270,4 +305,6 @@ class SalesMonitor:
         }
         monitor._actuals = {series: [list(a) for a in recent] for series, recent in state["actuals"].items()}
         monitor._changed = set(state["changed"])
+        monitor._episodes = dict(state["episodes"])
+        monitor._held_out = {series: list(starts) for series, starts in state["held_out"].items()}
         return monitor

@@ -229,6 +229,11 @@ class SurgeDetector:
                 return alert
         return None
 
+    def in_episode(self, series: str) -> bool:
+        """Whether ``series`` is in an alerted surge or slump (raised, and not yet calm for ``recovery`` windows)."""
+        state = self._series.get(series)
+        return state is not None and (state.surge.alerted or state.slump.alerted)
+
     def forget(self, series: str) -> None:
         """Drop what is known about ``series`` (it is no longer tracked)."""
         self._series.pop(series, None)

@@ -242,3 +242,35 @@ def test_a_checkpoint_mid_stream_gives_the_same_alerts_and_views_as_an_uninterru
 
     assert got == expected and any(a.series == "category:toys" for a in got)
     assert json.loads(json.dumps(restored.state_dict())) == json.loads(json.dumps(straight.state_dict()))
+
+
+def test_a_surge_of_a_few_hours_does_not_raise_the_next_days_forecast_for_those_hours() -> None:
+    start = 15 * DAY + 10 * HOUR
+    hours = range(11, 16)  # the surge's hours after its first: alerted, so not learned
+    peaks = {"toys": 12.0, "books": 20.0}
+    forecasts = {}
+    for name, surge in (("calm", None), ("surge", ("toys", start, start + 6 * HOUR, 4.0))):
+        monitor = hourly_monitor()
+        alerts = run(monitor, shop_orders(seed=8, days=16, peaks=peaks, surge=surge))
+        monitor.advance(16 * DAY)
+        if surge:
+            during = [a for a in alerts if a.series == "category:toys" and start <= a.window_start < start + 6 * HOUR]
+            assert [a.kind for a in during] == ["surge"] and during[0].window_start == start
+        model = monitor._forecasters["category:toys"]["units"]
+        forecasts[name] = sum(model.predict_one({"window_start": 16 * DAY + h * HOUR}).value for h in hours)
+
+    assert forecasts["surge"] == pytest.approx(forecasts["calm"], rel=0.1), forecasts
+
+
+def test_a_change_lasting_longer_than_a_season_is_learned_as_the_new_normal() -> None:
+    start = 12 * DAY + 10 * HOUR  # toys sell three times as much from here on
+    orders = shop_orders(seed=9, days=17, peaks={"toys": 12.0}, surge=("toys", start, 99 * DAY, 3.0))
+    monitor = hourly_monitor()
+    alerts = run(monitor, orders)
+    monitor.advance(17 * DAY)
+
+    model = monitor._forecasters["category:toys"]["units"]
+    tomorrow = sum(model.predict_one({"window_start": 17 * DAY + h * HOUR}).value for h in range(24))
+    last_day = sum(o["lines"][0]["quantity"] for o in orders if o["ts"] >= 16 * DAY)
+    assert tomorrow == pytest.approx(last_day, rel=0.25)  # only its first day was held out of learning
+    assert [a.kind for a in alerts if a.series == "category:toys" and a.window_start >= start][0] == "surge"
