@@ -291,11 +291,14 @@ class SalesForecaster:
         baseline = self._naive.predict_one(x)
         if self.learned >= self.warmup and baseline is not None:
             self._errors.update(actual, self.predict_one(x).value, baseline)
-        if x.get("unusual") and basis == SEASONAL:
-            self._naive.learn_one(x, actual)
-            self.learned += 1
-            self.last_index = max(self.last_index, index) if self.last_index is not None else index
-            return
+        if not (x.get("unusual") and basis == SEASONAL):
+            self._learn_shape(index, actual, mean, basis, x)
+        self._naive.learn_one(x, actual)
+        self.learned += 1
+        self.last_index = index if self.last_index is None else max(self.last_index, index)
+
+    def _learn_shape(self, index: int, actual: float, mean: float, basis: str, x: dict[str, Any]) -> None:
+        """Learn window ``index``'s sales into the profile, day factors, level, residuals and sale sizes."""
         target = actual
         if basis == SEASONAL:
             target = self._winsorized(actual, mean)
@@ -310,9 +313,6 @@ class SalesForecaster:
             self._ordered_sales += actual
             self._orders += x["orders"]
         self._learn_profile(index, target)
-        self._naive.learn_one(x, actual)
-        self.learned += 1
-        self.last_index = index if self.last_index is None else max(self.last_index, index)
 
     def _winsorized(self, actual: float, mean: float) -> float:
         stats = self._stats()

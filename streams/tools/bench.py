@@ -165,20 +165,30 @@ async def latency_probes(settings: KairosSettings, rate: float, seconds: float, 
     return probes
 
 
+def poll_hashes(r: redis.Redis, keys: dict[str, str], fields: tuple[str, ...],
+                timeout: float = 30.0) -> dict[str, list[bytes]]:
+    """Poll the hashes ``keys`` (id -> Redis key) until each has every one of ``fields``, or ``timeout`` passes.
+
+    Returns, per id whose hash got them, the fields' values.
+    """
+    deadline = time.monotonic() + timeout
+    found: dict[str, list[bytes]] = {}
+    while len(found) < len(keys) and time.monotonic() < deadline:
+        pipe = r.pipeline(transaction=False)
+        missing = [name for name in keys if name not in found]
+        for name in missing:
+            pipe.hmget(keys[name], *fields)
+        for name, values in zip(missing, pipe.execute()):
+            if all(value is not None for value in values):
+                found[name] = values
+        time.sleep(0.2)
+    return found
+
+
 def probe_latencies(r: redis.Redis, keys: RedisKeys, probes: list[str], timeout: float = 30.0) -> list[float]:
     """Per probe: view ``updated_at`` - event ``ts`` (milliseconds)."""
-    deadline = time.monotonic() + timeout
-    latencies: dict[str, float] = {}
-    while len(latencies) < len(probes) and time.monotonic() < deadline:
-        pipe = r.pipeline(transaction=False)
-        missing = [p for p in probes if p not in latencies]
-        for probe in missing:
-            pipe.hmget(keys.customer(probe), "updated_at", "last_seen")
-        for probe, (updated, seen) in zip(missing, pipe.execute()):
-            if updated is not None and seen is not None:
-                latencies[probe] = (float(updated) - float(seen)) * 1000.0
-        time.sleep(0.2)
-    return list(latencies.values())
+    found = poll_hashes(r, {probe: keys.customer(probe) for probe in probes}, ("updated_at", "last_seen"), timeout)
+    return [(float(updated) - float(seen)) * 1000.0 for updated, seen in found.values()]
 
 
 PROBE_RULE = "bench-latency-probe"
@@ -215,23 +225,15 @@ async def payment_probes(settings: KairosSettings, rate: float, seconds: float,
 def payment_latencies(r: redis.Redis, keys: RedisKeys, probes: dict[str, float],
                       timeout: float = 30.0) -> tuple[list[float], list[float]]:
     """Per probe: payment sent -> risk view written, and -> alert appended (milliseconds)."""
-    deadline = time.monotonic() + timeout
-    views: dict[str, float] = {}
-    while len(views) < len(probes) and time.monotonic() < deadline:
-        pipe = r.pipeline(transaction=False)
-        missing = [p for p in probes if p not in views]
-        for payment_id in missing:
-            pipe.hget(keys.risk_payment(payment_id), "scored_at")
-        for payment_id, scored_at in zip(missing, pipe.execute()):
-            if scored_at is not None:
-                views[payment_id] = (float(scored_at) - probes[payment_id]) * 1000.0
-        time.sleep(0.2)
+    found = poll_hashes(r, {payment_id: keys.risk_payment(payment_id) for payment_id in probes}, ("scored_at",),
+                        timeout)
+    views = [(float(scored_at) - probes[payment_id]) * 1000.0 for payment_id, (scored_at,) in found.items()]
     alerts = []
     for _, fields in r.xrange(keys.alerts(), count=100_000):
         subject = fields.get(b"subject", b"").decode()
         if subject in probes and fields.get(b"kind") == b"risk":
             alerts.append((float(fields[b"created_at"]) - probes[subject]) * 1000.0)
-    return list(views.values()), alerts
+    return views, alerts
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -39,8 +39,8 @@ class SalesState:
                                top_skus=settings.sales_top_skus)
         forecaster = SalesForecaster(size, season_length=settings.sales_season_windows,
                                      horizon=settings.sales_horizon_windows)
-        detector = SurgeDetector(settings.surge_ratio, settings.surge_threshold, settings.slump_threshold,
-                                 settings.surge_recovery_windows)
+        detector = SurgeDetector(ratio=settings.surge_ratio, threshold=settings.surge_threshold,
+                                 slump_threshold=settings.slump_threshold, recovery=settings.surge_recovery_windows)
         return cls(SalesMonitor(windows, forecaster, detector))
 
     def apply(self, batch: PackedBatch) -> SalesUpdate:
