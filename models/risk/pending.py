@@ -22,7 +22,10 @@ Checkpoint this object together with the scorer and the source offsets; then
 no label is learned twice or lost across a restart.
 
 Memory: at most ``max_pending`` pending snapshots, ``max_pending`` early labels
-and ``max_pending`` resolved ids (each also bounded by time).
+and ``max_pending`` resolved ids (each also bounded by time). A pending
+snapshot is held as its JSON text, encoded once when it arrives: a checkpoint
+of tens of thousands of them then costs little more than copying that text
+(it was most of a risk checkpoint's CPU, and stalled the event loop).
 
 >>> pending = PendingLabels(maturity_seconds=100.0)
 >>> pending.add("p1", {"amount_z": 4.0}, score=0.9, alerted=True, ts=0.0)
@@ -42,6 +45,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Self, TypeVar
+
+import orjson
 
 from models.base import check_state_tag
 
@@ -99,14 +104,15 @@ class _TimedMap(Generic[Value]):
         return None
 
     def rows(self) -> list[list[Any]]:
-        return [[key, ts, value] for key, (ts, value) in sorted(self.entries.items(), key=lambda kv: (kv[1][0], kv[0]))]
+        """``[key, ts, value]`` per entry, in the order they were put (restoring them keeps it)."""
+        return [[key, ts, value] for key, (ts, value) in self.entries.items()]
 
 
 class PendingLabels:
     """Bounded map payment id → feature snapshot, resolved by a label or by maturity."""
 
     STATE_MODEL = "PendingLabels"
-    STATE_VERSION = 1
+    STATE_VERSION = 2
 
     def __init__(
         self,
@@ -119,8 +125,8 @@ class PendingLabels:
         self.maturity_seconds = maturity_seconds
         self.learn_unlabelled_as_legit = learn_unlabelled_as_legit
         self.max_pending = max_pending
-        #: payment_id -> (ts, [features, score, alerted])
-        self._pending: _TimedMap[list[Any]] = _TimedMap()
+        #: payment_id -> (ts, JSON text of [features, score, alerted])
+        self._pending: _TimedMap[str] = _TimedMap()
         #: payment_id -> (label ts, is_fraud) for labels that came before their snapshot.
         self._early: _TimedMap[bool] = _TimedMap()
         #: payment_id -> (payment ts, how it was resolved) for payments already learned from.
@@ -134,7 +140,7 @@ class PendingLabels:
         if payment_id in self._resolved or payment_id in self._pending:
             self.counts["repeated"] += 1
             return []
-        snapshot = [dict(features), score, alerted]
+        snapshot = orjson.dumps([features, score, alerted], option=orjson.OPT_SERIALIZE_NUMPY).decode()
         early = self._early.pop(payment_id)
         if early is not None:
             return [self._resolve(payment_id, ts, snapshot, early[1])]
@@ -182,7 +188,7 @@ class PendingLabels:
         return type(self)(self.maturity_seconds, self.learn_unlabelled_as_legit, self.max_pending)
 
     def state_dict(self) -> dict[str, Any]:
-        """Plain-data checkpoint; entries sorted by (ts, payment id)."""
+        """Plain-data checkpoint; entries in arrival order, a pending snapshot as its JSON text."""
         return {
             "model": self.STATE_MODEL,
             "version": self.STATE_VERSION,
@@ -197,11 +203,14 @@ class PendingLabels:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
-        """Rebuild from :meth:`state_dict` output."""
+        """Rebuild from :meth:`state_dict` output (of this version or version 1)."""
+        if state.get("version") == 1:  # version 1 held each snapshot as a list, oldest first: same content
+            state = state | {"version": cls.STATE_VERSION, "pending": [
+                [payment_id, ts, orjson.dumps(snapshot).decode()] for payment_id, ts, snapshot in state["pending"]]}
         check_state_tag(state, cls.STATE_MODEL, cls.STATE_VERSION)
         pending = cls(state["maturity_seconds"], state["learn_unlabelled_as_legit"], state["max_pending"])
         for payment_id, ts, snapshot in state["pending"]:
-            pending._pending.put(payment_id, ts, [dict(snapshot[0]), snapshot[1], snapshot[2]])
+            pending._pending.put(payment_id, ts, snapshot)
         for payment_id, ts, is_fraud in state["early"]:
             pending._early.put(payment_id, ts, is_fraud)
         for payment_id, ts, source in state["resolved"]:
@@ -209,20 +218,20 @@ class PendingLabels:
         pending.counts = dict(state["counts"])
         return pending
 
-    def _resolve(self, payment_id: str, ts: float, snapshot: list[Any], is_fraud: bool) -> LabelledPayment:
+    def _resolve(self, payment_id: str, ts: float, snapshot: str, is_fraud: bool) -> LabelledPayment:
         self.counts["labelled"] += 1
         self._remember_resolved(payment_id, ts, "label")
-        features, score, alerted = snapshot
+        features, score, alerted = orjson.loads(snapshot)
         return LabelledPayment(payment_id, features, score, alerted, is_fraud, "label")
 
     def _unlabelled(
-        self, payment_id: str, ts: float, snapshot: list[Any], source: Literal["maturity", "capacity"]
+        self, payment_id: str, ts: float, snapshot: str, source: Literal["maturity", "capacity"]
     ) -> list[LabelledPayment]:
         self._remember_resolved(payment_id, ts, source)
         if not self.learn_unlabelled_as_legit:
             self.counts["dropped"] += 1
             return []
-        features, score, alerted = snapshot
+        features, score, alerted = orjson.loads(snapshot)
         return [LabelledPayment(payment_id, features, score, alerted, False, source)]
 
     def _remember_resolved(self, payment_id: str, ts: float, source: str) -> None:

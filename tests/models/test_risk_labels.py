@@ -85,3 +85,20 @@ def test_no_label_is_learned_twice_or_lost_across_a_restart() -> None:
     assert sorted(before + after) == sorted(straight)
     assert len(set(straight)) == len(straight) == 40 - restored.stats()["pending"]
     assert restored.stats()["labelled"] == 14 and restored.stats()["matured"] > 0
+
+
+def test_a_version_1_checkpoint_restores_with_the_same_pending_payments() -> None:
+    """Version 1 held each snapshot as a list; a worker upgraded mid-stream still learns them."""
+    old = {
+        "model": "PendingLabels", "version": 1, "maturity_seconds": 100.0, "learn_unlabelled_as_legit": True,
+        "max_pending": 10, "early": [], "resolved": [["p0", 1.0, "label"]],
+        "pending": [["p1", 5.0, [{"amount_z": 4.0}, 0.9, True]], ["p2", 9.0, [{"amount_z": 0.1}, 0.1, False]]],
+        "counts": {"labelled": 1, "matured": 0, "dropped": 0, "evicted": 0, "repeated": 0, "late": 0,
+                   "unmatched": 0},
+    }
+    restored = PendingLabels.from_state(old)
+    hit = restored.label("p1", True, ts=20.0)
+    assert (hit.features, hit.score, hit.alerted, hit.is_fraud) == ({"amount_z": 4.0}, 0.9, True, True)
+    [matured] = restored.expire(now=200.0)
+    assert (matured.payment_id, matured.features, matured.is_fraud) == ("p2", {"amount_z": 0.1}, False)
+    assert restored.label("p0", True, ts=30.0) is None and restored.stats()["repeated"] == 1

@@ -40,7 +40,7 @@ from streams.pipeline.stages.risk import RiskScoring, ScoredPayment
 from streams.pipeline.stages.segments import SegmentStage
 from streams.pipeline.retry import until_done
 from streams.pipeline.store import KeyedStore
-from streams.pipeline.views import Alert, RedisViews
+from streams.pipeline.views import Alert, RedisViews, WriteBatch
 from streams.settings import KairosSettings
 
 #: Entries folded between two changelog flushes: small enough that the touched
@@ -193,15 +193,14 @@ class CustomerStage:
                                      json.dumps(change.to_event()).encode())
 
         async def write_views() -> None:
-            pipe = self.redis.pipeline(transaction=False)
-            self.views.customers(pipe, views)
-            self.views.segments(pipe, update.segments)
+            batch = WriteBatch()
+            self.views.customers(batch, views)
+            self.views.segments(batch, update.segments)
             for scored in chunk.scored:
-                self.views.risk_payment(pipe, scored.record, scored.assessment)
+                self.views.risk_payment(batch, scored.record, scored.assessment)
             for alert in alerts:
-                self.views.alert(pipe, alert)
-            if len(pipe):
-                await pipe.execute()
+                self.views.alert(batch, alert)
+            await batch.execute(self.redis)
 
         await asyncio.gather(until_done("customer views", write_views),
                              until_done("derived records", lambda: chunk.outbox.send(self.producer)))
