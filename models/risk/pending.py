@@ -43,6 +43,7 @@ True
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Self, TypeVar
 
@@ -71,6 +72,8 @@ class _TimedMap(Generic[Value]):
     def __init__(self) -> None:
         self.entries: dict[str, tuple[float, Value]] = {}
         self._heap: list[tuple[float, str]] = []
+        #: Keys put or removed since the last :meth:`PendingLabels.changes` (``None``: not journaling).
+        self.touched: set[str] | None = None
 
     def __contains__(self, key: str) -> bool:
         return key in self.entries
@@ -80,13 +83,18 @@ class _TimedMap(Generic[Value]):
 
     def put(self, key: str, ts: float, value: Value) -> None:
         self.entries[key] = (ts, value)
+        if self.touched is not None:
+            self.touched.add(key)
         heapq.heappush(self._heap, (ts, key))
         if len(self._heap) > 2 * len(self.entries) + 64:
             self._heap = [(t, k) for k, (t, _) in self.entries.items()]
             heapq.heapify(self._heap)
 
     def pop(self, key: str) -> tuple[float, Value] | None:
-        return self.entries.pop(key, None)
+        entry = self.entries.pop(key, None)
+        if entry is not None and self.touched is not None:
+            self.touched.add(key)
+        return entry
 
     def pop_oldest(self, before: float = float("inf")) -> tuple[str, float, Value] | None:
         """Remove and return the oldest entry if its ts is before ``before``."""
@@ -100,6 +108,8 @@ class _TimedMap(Generic[Value]):
                 return None
             heapq.heappop(self._heap)
             del self.entries[key]
+            if self.touched is not None:
+                self.touched.add(key)
             return key, ts, entry[1]
         return None
 
@@ -187,19 +197,86 @@ class PendingLabels:
         """The same settings, empty."""
         return type(self)(self.maturity_seconds, self.learn_unlabelled_as_legit, self.max_pending)
 
-    def state_dict(self) -> dict[str, Any]:
+    # -- incremental checkpoints -------------------------------------------------
+
+    #: Entry name prefixes of the three maps in :meth:`changes`.
+    MAPS = {"p": "_pending", "e": "_early", "r": "_resolved"}
+
+    def journal(self) -> None:
+        """Record from now on which entries change, for :meth:`changes`; the first call reports every entry.
+
+        A pipeline checkpoints tens of thousands of pending payments every
+        couple of seconds: writing only what changed (a few per payment) keeps
+        that cost proportional to the traffic, not to what is pending.
+        """
+        for attr in self.MAPS.values():
+            timed = getattr(self, attr)
+            timed.touched = set(timed.entries)
+
+    def changes(self) -> dict[str, list[Any] | None]:
+        """Entries put or removed since the last call: ``"p/<id>"`` (pending), ``"e/<id>"`` (early label) or
+        ``"r/<id>"`` (resolved) to ``[ts, value]``, or to ``None`` when gone. Needs :meth:`journal`.
+
+        With :meth:`core_dict`, what :meth:`from_parts` rebuilds the object from.
+
+        >>> pending = PendingLabels(maturity_seconds=100.0)
+        >>> pending.journal()
+        >>> pending.add("p1", {"amount_z": 4.0}, score=0.9, alerted=True, ts=0.0)
+        []
+        >>> pending.changes()
+        {'p/p1': [0.0, '[{"amount_z":4.0},0.9,true]']}
+        >>> pending.label("p1", False, ts=5.0).source
+        'label'
+        >>> sorted(pending.changes().items())
+        [('p/p1', None), ('r/p1', [0.0, 'label'])]
+        >>> pending.changes()
+        {}
+        """
+        out: dict[str, list[Any] | None] = {}
+        for code, attr in self.MAPS.items():
+            timed = getattr(self, attr)
+            if timed.touched is None:
+                raise RuntimeError("call journal() first")
+            for key in timed.touched:
+                entry = timed.entries.get(key)
+                out[f"{code}/{key}"] = None if entry is None else [entry[0], entry[1]]
+            timed.touched = set()
+        return out
+
+    def core_dict(self) -> dict[str, Any]:
+        """:meth:`state_dict` without the entries (they go out through :meth:`changes`)."""
+        return self.state_dict(rows=False)
+
+    @classmethod
+    def from_parts(cls, core: dict[str, Any], entries: Iterable[tuple[str, list[Any]]]) -> Self:
+        """Rebuild from :meth:`core_dict` output and the latest value of every entry :meth:`changes` reported.
+
+        The result journals (its next :meth:`changes` reports only what changes after this).
+        """
+        check_state_tag(core, cls.STATE_MODEL, cls.STATE_VERSION)
+        pending = cls(core["maturity_seconds"], core["learn_unlabelled_as_legit"], core["max_pending"])
+        pending.counts = dict(core["counts"])
+        maps = {code: getattr(pending, attr) for code, attr in cls.MAPS.items()}
+        for name, (ts, value) in entries:
+            code, _, key = name.partition("/")
+            maps[code].put(key, ts, value)
+        for timed in maps.values():
+            timed.touched = set()
+        return pending
+
+    def state_dict(self, rows: bool = True) -> dict[str, Any]:
         """Plain-data checkpoint; entries in arrival order, a pending snapshot as its JSON text."""
-        return {
+        state = {
             "model": self.STATE_MODEL,
             "version": self.STATE_VERSION,
             "maturity_seconds": self.maturity_seconds,
             "learn_unlabelled_as_legit": self.learn_unlabelled_as_legit,
             "max_pending": self.max_pending,
-            "pending": self._pending.rows(),
-            "early": self._early.rows(),
-            "resolved": self._resolved.rows(),
             "counts": dict(self.counts),
         }
+        if rows:
+            state |= {"pending": self._pending.rows(), "early": self._early.rows(), "resolved": self._resolved.rows()}
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:

@@ -51,7 +51,7 @@ from streams.pipeline.stages.sales import SalesState, publish_sales
 from streams.pipeline.stages.segments import SegmentStage
 from streams.pipeline.store import MAX_BATCH_BYTES, ChangelogWriter, KeyedStore, register_codec
 from streams.pipeline.transport import FETCH_WAIT_ENV
-from streams.pipeline.views import RedisViews, connect_redis
+from streams.pipeline.views import RedisViews, WriteBatch, connect_redis
 from streams.settings import KairosSettings
 
 log = logging.getLogger(__name__)
@@ -218,8 +218,8 @@ class KairosApp:
         )
         learners = PartitionSnapshots(
             "risk", KeyedStore(self.risk_table, snapshot_writer, identity, identity),
-            lambda partition: RiskLearner.new(self.settings), RiskLearner.from_state,
-            self.settings.snapshot_seconds)
+            lambda partition: RiskLearner.new(self.settings), RiskLearner.restore,
+            self.settings.snapshot_seconds, entries=True)
         sales = PartitionSnapshots(
             "sales", KeyedStore(self.sales_table, snapshot_writer, identity, identity),
             lambda partition: SalesState.new(self.settings), SalesState.from_state,
@@ -375,11 +375,11 @@ class KairosApp:
             self._resume_segments = False
         customers = ((cid, state.features) for cid, state in runtime.customers.owned_customers(owned))
         update = await runtime.segments.sync(customers, owned)
-        pipe = runtime.redis.pipeline(transaction=False)
-        self.views.segments(pipe, update.segments)
-        self.views.segment_profiles(pipe, runtime.segments.profiles())
-        self.views.metrics(pipe, "segments", runtime.segments.metrics())
-        await pipe.execute()
+        batch = WriteBatch()  # thousands of customers can move in a round: one command, not one each
+        self.views.segments(batch, update.segments)
+        self.views.segment_profiles(batch, runtime.segments.profiles())
+        self.views.metrics(batch, "segments", runtime.segments.metrics())
+        await batch.execute(runtime.redis)
         for change in update.changes:
             await runtime.producer.send(self.settings.topics.segment_changes,
                                         orjson.dumps(change.to_event()), key=change.customer_id.encode())

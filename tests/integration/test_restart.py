@@ -136,3 +136,7 @@ def test_segments_and_late_labels_survive_worker_restarts(make_pipeline) -> None
     assert stats["repeated"] == 0, stats
     assert stats["labelled"] + stats["late"] + stats["early_labels"] + stats["unmatched"] == labels, stats
     assert stats["labelled"] >= 0.9 * labels, stats
+    # Every payment's snapshot accounted for exactly once too: learned with its label, matured, or still
+    # pending (restored from the checkpoint's core and its pending entries, written one by one).
+    payments = pipeline.ingest_counts()["payments.processed"]
+    assert stats["labelled"] + stats["matured"] + stats["pending"] == payments, stats

@@ -41,6 +41,7 @@ def _views(prefix: str):
         views = RedisViews(KairosSettings(prefix=prefix))
         views.customers(pipe, [("c1", {"orders": "3", "name": "Zoë", "spend": "12.5"}), ("c2", {"orders": "1"})])
         views.segments(pipe, {"c1": 2, "c2": 0})
+        views.segment_profiles(pipe, [{"segment_id": 2, "size": 7, "label": "loyal", "centroid": {"orders": 3.5}}])
         payment = {"payment_id": "p1", "customer_id": "c1", "amount": 95.0, "ts": 1_793_491_200.0}
         views.risk_payment(pipe, payment, _Assessment())
         views.alert(pipe, Alert("risk", "risk:p1", "p1", 0.97, ["amount 9x usual"], 1_793_491_200.0,
@@ -73,6 +74,7 @@ def test_a_write_batch_leaves_redis_as_the_pipeline_does_and_repeating_it_change
     assert by_batch["customer:c1"][1][b"name"] == "Zoë".encode()
     assert by_batch["customer:c1"][2] == 90 * 24 * 60  # the view's TTL was set with it
     assert len(by_batch["alerts"][1]) == 1
+    assert by_batch["segment:sizes"][1] == {b"2": b"7"}  # deleted, then written whole
 
     _write(settings, _views("viewbatch"), use_batch=True)  # a retry after a failure part-way
     assert _dump(r, "viewbatch") == by_batch  # absolute writes, and the alert is not appended twice

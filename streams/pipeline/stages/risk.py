@@ -27,9 +27,11 @@ from __future__ import annotations
 import json
 import time
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from models.base import check_state_tag
 from models.risk import AlertThreshold, PaymentHistory, PendingLabels, RiskAssessment, RiskScorer, RuleBook
 from streams.pipeline.model_sync import ModelSync
 from streams.pipeline.packing import PackedBatch
@@ -123,6 +125,8 @@ class RiskLearner:
     """One risk partition: pending snapshots and labels, the learner, its replay guard."""
 
     STATE = ("RiskLearner", 1)
+    #: Version of :meth:`checkpoint_parts`' core (the pending entries written apart).
+    PARTS_VERSION = 2
 
     def __init__(self, scorer: RiskScorer, pending: PendingLabels, applied: AppliedOffsets | None = None,
                  now: float = float("-inf"), path_ts: dict[str, float] | None = None) -> None:
@@ -190,6 +194,7 @@ class RiskLearner:
         return learned
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything, pending payments included (version 1 of the checkpoint)."""
         return {"model": self.STATE[0], "version": self.STATE[1], "scorer": self.scorer.state_dict(),
                 "pending": self.pending.state_dict(), "applied": self.applied.to_state(), "now": self.now,
                 "path_ts": self.path_ts}
@@ -198,6 +203,30 @@ class RiskLearner:
     def from_state(cls, state: dict[str, Any]) -> RiskLearner:
         return cls(RiskScorer.from_state(state["scorer"]), PendingLabels.from_state(state["pending"]),
                    AppliedOffsets(state["applied"]), state["now"], state.get("path_ts"))
+
+    # -- incremental checkpoints (PartitionSnapshots with entries) ------------------
+
+    def journal(self) -> None:
+        """Start recording which pending payments, early labels and resolved ids change."""
+        self.pending.journal()
+
+    def checkpoint_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The learner without its pending entries (version 2), and the entries changed since the last call."""
+        core = {"model": self.STATE[0], "version": self.PARTS_VERSION, "scorer": self.scorer.state_dict(),
+                "pending": self.pending.core_dict(), "applied": self.applied.to_state(), "now": self.now,
+                "path_ts": self.path_ts}
+        return core, self.pending.changes()
+
+    @classmethod
+    def restore(cls, core: dict[str, Any], entries: Iterable[tuple[str, Any]]) -> RiskLearner:
+        """Rebuild from :meth:`checkpoint_parts` output (or a version-1 :meth:`state_dict`), journaling."""
+        if core.get("version") == cls.STATE[1]:
+            learner = cls.from_state(core)
+            learner.journal()  # its entries were never written one by one: the next checkpoint writes them all
+            return learner
+        check_state_tag(core, cls.STATE[0], cls.PARTS_VERSION)
+        return cls(RiskScorer.from_state(core["scorer"]), PendingLabels.from_parts(core["pending"], entries),
+                   AppliedOffsets(core["applied"]), core["now"], core.get("path_ts"))
 
 
 async def sync_learners(model_sync: ModelSync, learners: PartitionSnapshots[RiskLearner],
