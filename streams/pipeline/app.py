@@ -395,7 +395,7 @@ class KairosApp:
     async def _basket_round(self) -> None:
         runtime, settings = self.runtime, self.settings
         local = dict(runtime.baskets.states)
-        pipe = runtime.redis.pipeline(transaction=False)
+        pipe = WriteBatch()  # every rule's hash is rewritten each round: one command, not one per rule
         alerts = []
         metrics: dict[str, float] = {}
         for partition, state in local.items():
@@ -413,7 +413,7 @@ class KairosApp:
             metrics["rules"] = metrics.get("rules", 0) + len(rules)
             await self.model_sync.publish(f"{BASKETS_SYNC}{partition}", {"partition": partition, "pairs": pairs})
         self.views.metrics(pipe, "baskets", metrics)
-        await pipe.execute()
+        await pipe.execute(runtime.redis)
         for alert in alerts:
             await runtime.producer.send(settings.topics.alerts, alert.message(), key=alert.alert_id.encode())
 

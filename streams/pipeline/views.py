@@ -51,7 +51,7 @@ class WriteBatch:
     A redis-py pipeline costs about 10 µs of Python per command to queue,
     frame and parse; the customers stage writes five per payment, which was a
     quarter of a worker's CPU at 2,000 payments/s (profiled). Here the
-    single-key writes (``hset``, ``expire``, ``set``, ``delete``) become the arguments of
+    single-key writes (``hset``, ``expire``, ``set``, ``zadd``, ``zrem``, ``delete``) become the arguments of
     one ``EVAL`` of :data:`RUN_WRITES` (one reply); ``eval`` calls (alerts)
     go beside it in the same round trip. The writes are absolute, so a batch
     that failed part-way is simply sent again.
@@ -86,6 +86,17 @@ class WriteBatch:
     def set(self, key: str, value: Any, ex: int | None = None) -> None:
         self.keys.append(key)
         self.args += (2, "SET", value) if ex is None else (4, "SET", value, "EX", ex)
+
+    def zadd(self, key: str, mapping: Mapping[str, float]) -> None:
+        self.keys.append(key)
+        args = self.args
+        args += (2 * len(mapping) + 1, "ZADD")
+        for member, score in mapping.items():
+            args += (score, member)
+
+    def zrem(self, key: str, *members: str) -> None:
+        self.keys.append(key)
+        self.args += (len(members) + 1, "ZREM", *members)
 
     def delete(self, key: str) -> None:
         self.keys.append(key)

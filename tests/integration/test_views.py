@@ -42,6 +42,9 @@ def _views(prefix: str):
         views.customers(pipe, [("c1", {"orders": "3", "name": "Zoë", "spend": "12.5"}), ("c2", {"orders": "1"})])
         views.segments(pipe, {"c1": 2, "c2": 0})
         views.segment_profiles(pipe, [{"segment_id": 2, "size": 7, "label": "loyal", "centroid": {"orders": 3.5}}])
+        item = views.keys.reco_item("A")
+        pipe.zadd(item, {"B": 0.5, "C": 0.25, "D": 1.0})
+        pipe.zrem(item, "C", "D")
         payment = {"payment_id": "p1", "customer_id": "c1", "amount": 95.0, "ts": 1_793_491_200.0}
         views.risk_payment(pipe, payment, _Assessment())
         views.alert(pipe, Alert("risk", "risk:p1", "p1", 0.97, ["amount 9x usual"], 1_793_491_200.0,
@@ -58,6 +61,8 @@ def _dump(r: redis.Redis, prefix: str) -> dict:
             value = {k: v for k, v in r.hgetall(key).items() if k != b"scored_at"}
         elif kind == "string":
             value = r.get(key)
+        elif kind == "zset":
+            value = r.zrange(key, 0, -1, withscores=True)
         else:
             value = [{k: v for k, v in fields.items() if k != b"created_at"} for _, fields in r.xrange(key)]
         out[key.decode().split(":", 1)[1]] = (kind, value, round(r.ttl(key) / 60))
@@ -75,6 +80,7 @@ def test_a_write_batch_leaves_redis_as_the_pipeline_does_and_repeating_it_change
     assert by_batch["customer:c1"][2] == 90 * 24 * 60  # the view's TTL was set with it
     assert len(by_batch["alerts"][1]) == 1
     assert by_batch["segment:sizes"][1] == {b"2": b"7"}  # deleted, then written whole
+    assert by_batch["reco:item:A"][1] == [(b"B", 0.5)]
 
     _write(settings, _views("viewbatch"), use_batch=True)  # a retry after a failure part-way
     assert _dump(r, "viewbatch") == by_batch  # absolute writes, and the alert is not appended twice
