@@ -25,6 +25,8 @@ QUIET = 0.5
 MIN_SCALE = 0.5
 #: Below this squared weekday factor a day counts as (nearly) closed: it barely moves the profile.
 CLOSED_DAY = 0.01
+#: Per window, how much of the own and pooled forecasts' past absolute errors is kept (about the last 50).
+POOL_ERROR_KEEP = 0.98
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,23 @@ class SalesForecaster:
     scaling makes the model indifferent to the unit: revenue forecasts are
     price x units forecasts.
 
+    **Pooled shape**: a series that sells a few units a window cannot learn
+    its own hour-of-day profile well (each slot sees one window a day). Given
+    a ``parent`` (the shop's total, whose profile rests on every sale: the
+    :class:`~models.forecasting.monitor.SalesMonitor` links it), the
+    forecaster also keeps a second forecast, the parent's shape (its profile x
+    day factor, over the profile's mean) times this series' own scale (the
+    ratio of its sales to that shape, exponential averages with rate
+    ``pool_rate``, so it also follows the series' level within a day). Both
+    are scored on every learned window before it is learned (discounted
+    absolute errors, about the last 50 windows), and the one with the smaller
+    error is the forecast: a series with a profile of its own keeps it, a
+    sparse one borrows the shop's. Progressive MAE over seasonal-naive's:
+    Online Retail month, SKUs 0.98 -> 0.79, categories 0.69 -> 0.68; simulated
+    shops (2,000 customers, seeds 1-8), SKUs 0.78 -> 0.75, categories
+    0.73 -> 0.71, and on seeds 9-12 (not used to choose ``pool_rate`` among
+    0.005-0.1) 0.78 -> 0.76 and 0.74 -> 0.71.
+
     **Cold start**: during the first season (``season_length`` windows learned)
     the forecast is the mean of the windows seen so far, with basis
     ``"warming-up"``; after it, basis ``"seasonal"``.
@@ -125,7 +144,7 @@ class SalesForecaster:
     """
 
     MODEL = "SalesForecaster"
-    VERSION = 2
+    VERSION = 3
 
     def __init__(
         self,
@@ -141,6 +160,7 @@ class SalesForecaster:
         residual_memory: int = 240,
         warmup: int | None = None,
         origin: float = 0.0,
+        pool_rate: float = 0.06,
     ) -> None:
         if not 0 < coverage < 1:
             raise ValueError("coverage must be between 0 and 1")
@@ -153,6 +173,16 @@ class SalesForecaster:
         self.coverage = coverage
         self.residual_memory = residual_memory
         self.warmup = season_length * days_per_week if warmup is None else warmup
+        self.pool_rate = pool_rate
+        #: The forecaster whose shape a sparse series may borrow (linked by its owner, not checkpointed).
+        self.parent: SalesForecaster | None = None
+        # Pooled forecast: exponential averages of the sales and of the parent's shape at the same windows.
+        self._pool_sales = 0.0
+        self._pool_shape = 0.0
+        self._pool_windows = 0
+        # Discounted absolute errors of the own and the pooled forecast on the same windows.
+        self._own_error = 0.0
+        self._pool_error = 0.0
         self._profile = [0.0] * season_length
         self._visits = [0] * season_length
         self._weekday = [1.0] * days_per_week
@@ -245,11 +275,50 @@ class SalesForecaster:
         return (self._recent_actual + prior) / denominator if denominator > 0 else 1.0
 
     def _mean(self, index: int) -> tuple[float, str]:
-        """The model's mean sales for window ``index`` and the basis it stands on."""
+        """The model's mean sales for window ``index`` and the basis it stands on: own or pooled, the better."""
+        mean, basis = self._own_mean(index)
+        if basis == SEASONAL and self._pool_error < self._own_error:
+            pooled = self._pooled_mean(index)
+            if pooled is not None:
+                return pooled, basis
+        return mean, basis
+
+    def _own_mean(self, index: int) -> tuple[float, str]:
+        """This series' own profile x day factor x level (the mean so far while warming up)."""
         if self.learned < self.calendar.season_length:
             seen = [p for p, n in zip(self._profile, self._visits) if n]
             return (sum(seen) / len(seen) if seen else 0.0), WARMING_UP
         return self._expected(index) * self._level(), SEASONAL
+
+    def _shape(self, index: int) -> float | None:
+        """The parent's expected sales of window ``index`` over its profile's mean (``None`` without one)."""
+        parent = self.parent
+        if parent is None or parent.learned < parent.calendar.season_length:
+            return None
+        average = sum(parent._profile) / len(parent._profile)
+        return parent._expected(index) / average if average > 0 else None
+
+    def _pooled_mean(self, index: int) -> float | None:
+        """The parent's shape at window ``index`` times this series' scale, once a season of it is known."""
+        if self._pool_windows < self.calendar.season_length or self._pool_shape <= 0:
+            return None
+        shape = self._shape(index)
+        return None if shape is None else shape * self._pool_sales / self._pool_shape
+
+    def _learn_pool(self, index: int, actual: float) -> None:
+        """Score the own and the pooled forecast on this window, then learn the pooled scale."""
+        shape = self._shape(index)
+        if shape is None:
+            return
+        own, basis = self._own_mean(index)
+        pooled = self._pooled_mean(index)
+        if basis == SEASONAL and pooled is not None:
+            self._own_error = POOL_ERROR_KEEP * self._own_error + abs(actual - own)
+            self._pool_error = POOL_ERROR_KEEP * self._pool_error + abs(actual - pooled)
+        self._pool_windows += 1
+        rate = max(self.pool_rate, 1.0 / self._pool_windows)
+        self._pool_sales += rate * (actual - self._pool_sales)
+        self._pool_shape += rate * (shape - self._pool_shape)
 
     def _stats(self) -> ResidualStats | None:
         """The recent residuals' quantiles, robust scale and median, once enough active windows are known."""
@@ -292,6 +361,7 @@ class SalesForecaster:
         if self.learned >= self.warmup and baseline is not None:
             self._errors.update(actual, self.predict_one(x).value, baseline)
         if not (x.get("unusual") and basis == SEASONAL):
+            self._learn_pool(index, actual)
             self._learn_shape(index, actual, mean, basis, x)
         self._naive.learn_one(x, actual)
         self.learned += 1
@@ -372,6 +442,7 @@ class SalesForecaster:
             "residual_memory": self.residual_memory,
             "warmup": self.warmup,
             "origin": c.origin,
+            "pool_rate": self.pool_rate,
         }
 
     def clone(self) -> Self:
@@ -403,11 +474,17 @@ class SalesForecaster:
             "errors": self._errors.state_dict(),
             "learned": self.learned,
             "last_index": self.last_index,
+            "pool": [self._pool_sales, self._pool_shape, self._pool_windows, self._own_error, self._pool_error],
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
-        """Rebuild from :meth:`state_dict` output."""
+        """Rebuild from :meth:`state_dict` output (of this version, or of version 2: no pooled forecast yet).
+
+        The ``parent`` link is not part of the state: the owner links it again.
+        """
+        if state.get("model") == cls.MODEL and state.get("version") == 2:
+            state = state | {"version": cls.VERSION, "pool": [0.0, 0.0, 0, 0.0, 0.0]}
         check_state_tag(state, cls.MODEL, cls.VERSION)
         model = cls(**state["params"])
         model._profile = [float(v) for v in state["profile"]]
@@ -429,4 +506,7 @@ class SalesForecaster:
         model._errors = ForecastErrors.from_state(state["errors"])
         model.learned = state["learned"]
         model.last_index = state["last_index"]
+        sales, shape, windows, own_error, pool_error = state["pool"]
+        model._pool_sales, model._pool_shape, model._pool_windows = sales, shape, windows
+        model._own_error, model._pool_error = own_error, pool_error
         return model

@@ -9,7 +9,7 @@ from models.base import check_state_tag
 from models.forecasting.forecaster import SEASONAL, Forecast, SalesForecaster
 from models.forecasting.metrics import ForecastErrors
 from models.forecasting.surge import Alert, SalesCheck, SurgeDetector
-from models.forecasting.windows import LateCorrection, SalesWindows, WindowSales
+from models.forecasting.windows import TOTAL, LateCorrection, SalesWindows, WindowSales
 
 #: What is forecast per series; alerts watch units.
 MEASURES = ("units", "revenue")
@@ -152,6 +152,9 @@ class SalesMonitor:
         models = self._forecasters.get(window.series)
         if models is None:
             models = self._forecasters[window.series] = {m: self.forecaster.clone() for m in MEASURES}
+        if window.series != TOTAL and models["units"].parent is None and TOTAL in self._forecasters:
+            for measure, model in models.items():  # a sparse series may borrow the total's shape
+                model.parent = self._forecasters[TOTAL][measure]
         check = self._check(models["units"], window)
         alert = None if check is None else self.detector.observe(check)
         x = {"window_start": window.start, "lines": window.lines, "orders": window.orders,
@@ -303,6 +306,11 @@ class SalesMonitor:
             series: {m: SalesForecaster.from_state(s) for m, s in models.items()}
             for series, models in state["forecasters"].items()
         }
+        total = monitor._forecasters.get(TOTAL)
+        for series, models in monitor._forecasters.items():
+            if total is not None and series != TOTAL:
+                for measure, model in models.items():
+                    model.parent = total[measure]
         monitor._actuals = {series: [list(a) for a in recent] for series, recent in state["actuals"].items()}
         monitor._changed = set(state["changed"])
         monitor._episodes = dict(state["episodes"])

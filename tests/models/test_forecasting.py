@@ -111,3 +111,56 @@ def test_it_scores_itself_against_seasonal_naive_on_the_same_windows() -> None:
         naive.learn_one(x, actual)
 
     assert forecaster.metrics() == by_hand.as_dict()
+
+
+def _with_and_without_the_shop(series: list[float], shop: list[float]) -> tuple[SalesForecaster, SalesForecaster]:
+    """A forecaster of ``series`` that may borrow the shop's shape, and one on its own, fed window by window."""
+    total = SalesForecaster(window_size=3600.0, season_length=24)
+    borrowing = SalesForecaster(window_size=3600.0, season_length=24)
+    borrowing.parent = total
+    alone = SalesForecaster(window_size=3600.0, season_length=24)
+    for k, (units, all_units) in enumerate(zip(series, shop)):
+        x = {"window_start": k * 3600.0}
+        total.learn_one(x, all_units)
+        borrowing.learn_one(x, units)
+        alone.learn_one(x, units)
+    return borrowing, alone
+
+
+def test_sparse_series_borrow_the_shops_daily_shape_and_forecast_better() -> None:
+    """One or two sales an hour teach 24 hourly slots slowly; the shop's hundreds of sales an hour do not."""
+    shop = seasonal_sales(seed=1, days=28, peak=300.0)
+    borrowed, alone = [], []
+    for peak in (1.5, 3.0):
+        for seed in (2, 5, 9):
+            borrowing, single = _with_and_without_the_shop(seasonal_sales(seed=seed, days=28, peak=peak), shop)
+            borrowed.append(borrowing.metrics()["mae"])
+            alone.append(single.metrics()["mae"])
+            assert borrowed[-1] <= 1.01 * alone[-1], (peak, seed)  # never much worse: it is chosen by its errors
+    assert sum(borrowed) < 0.985 * sum(alone), (borrowed, alone)
+
+
+def test_a_series_with_a_daily_shape_of_its_own_keeps_it() -> None:
+    """A night seller in a day-time shop: the shop's shape would be wrong, and its errors say so."""
+    shop = seasonal_sales(seed=1, days=28, peak=300.0)
+    rng = np.random.default_rng(4)
+    night = [float(rng.poisson(12.0 * daily_profile(((k % 24) / 24 + 0.5) % 1.0) * WEEK[k // 24 % 7]))
+             for k in range(28 * 24)]
+    borrowing, alone = _with_and_without_the_shop(night, shop)
+
+    assert borrowing._own_error < borrowing._pool_error
+    assert borrowing.metrics()["mae"] == pytest.approx(alone.metrics()["mae"], rel=0.02)
+
+
+def test_a_version_2_checkpoint_restores_without_a_pooled_forecast_and_keeps_its_own() -> None:
+    forecaster = SalesForecaster(window_size=3600.0, season_length=24)
+    learn(forecaster, seasonal_sales(seed=3, days=9, peak=8.0))
+    state = forecaster.state_dict()
+    old = {key: value for key, value in state.items() if key != "pool"} | {"version": 2}
+    old["params"] = {key: value for key, value in state["params"].items() if key != "pool_rate"}
+
+    restored = SalesForecaster.from_state(old)
+
+    assert restored.state_dict() == state | {"pool": [0.0, 0.0, 0, 0.0, 0.0]}
+    x = {"window_start": 9 * 24 * 3600.0 + 12 * 3600.0}
+    assert restored.predict_one(x) == forecaster.predict_one(x)
