@@ -106,3 +106,28 @@ def test_an_empty_write_batch_sends_nothing(stack) -> None:
         await client.aclose()
 
     asyncio.run(go())
+
+
+def test_a_big_write_batch_goes_as_several_short_scripts_and_writes_everything(stack) -> None:
+    """Redis serves no one else while a script runs: a big batch is cut into calls of a couple hundred writes."""
+    r = redis.Redis(port=stack.redis.port)
+    settings = KairosSettings(redis_url=stack.redis_url, prefix="viewbig")
+
+    def fill(batch) -> None:
+        views = RedisViews(settings)
+        views.customers(batch, [(f"c{i}", {"orders": str(i), "spend": f"{i * 1.5:.2f}"}) for i in range(450)])
+
+    before = r.config_get("slowlog-*")
+    r.config_set("slowlog-max-len", 4096)  # Redis 7 also logs the commands a script runs
+    r.config_set("slowlog-log-slower-than", 0)
+    r.execute_command("SLOWLOG", "RESET")
+    try:
+        _write(settings, fill, use_batch=True)
+        calls = [entry for entry in r.slowlog_get(4096) if entry["command"].startswith(b"EVAL")]
+    finally:
+        for name, value in before.items():
+            r.config_set(name, value)
+    assert len(calls) == 5  # 900 writes (HSET and EXPIRE per customer), 200 per call
+    assert all(r.hget(f"viewbig:customer:c{i}", "orders") == str(i).encode() for i in range(450))
+    assert min(r.ttl(f"viewbig:customer:c{i}") for i in range(450)) > 0
+    r.close()
