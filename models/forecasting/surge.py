@@ -18,6 +18,9 @@ DISPERSION_MIN_ORDERS = 1.0
 DISPERSION_MAX_STEP = 4.0
 #: Dispersion of a new series: its forecasts are unproven, so it needs twice the evidence of a Poisson one at first.
 PRIOR_DISPERSION = 2.0
+#: A surge's window is beyond the forecast when its units are above their interval, or its orders this many
+#: standard deviations (``sqrt(dispersion x max(expected, 1))``) above the expected orders.
+ORDERS_Z = 3.0
 
 
 @dataclass(frozen=True)
@@ -129,8 +132,17 @@ class SurgeDetector:
     more than Poisson noise, from alerting on ordinary misses.
 
     **Alerts**: a surge is raised when the evidence reaches ``threshold`` and
-    the window's units are above the forecast's interval; a slump when it
-    reaches ``slump_threshold`` and they are below it. Closed windows go
+    the window is beyond the forecast: its units above the forecast's
+    interval, or its orders :data:`ORDERS_Z` standard deviations above the
+    expected orders, the variance floored at one order so that a single
+    order in a usually empty hour is not enough. Where order sizes vary a
+    lot the units interval is wide, and a surge of ordinary orders shows in
+    the orders first: on simulated shops (2,000 customers, 8 seeds) the orders
+    test alerted in time the one surge of the 17 the data showed that the
+    units alone held back a window, for 0.13 more other alerts a day; on
+    Online Retail it raised 51 surge alerts in the month instead of 38. A
+    slump is raised when the evidence reaches ``slump_threshold`` and the
+    units are below their interval. Closed windows go
     through :meth:`observe`; open windows through :meth:`nowcast`, with their
     sales so far against the forecast for the elapsed share of the window, so
     a strong surge alerts while its first window is still open (slumps wait
@@ -181,10 +193,15 @@ class SurgeDetector:
         slump = (1 - 1 / self.ratio) * expected - check.orders * log_ratio
         return surge / dispersion, slump / dispersion
 
-    def _alert(self, kind: str, check: SalesCheck, evidence: float) -> Alert | None:
-        """The alert ``check`` raises with ``evidence`` on side ``kind``, if its units are beyond the interval."""
+    def _alert(self, kind: str, check: SalesCheck, evidence: float, dispersion: float) -> Alert | None:
+        """The alert ``check`` raises with ``evidence`` on side ``kind``, if the window is beyond the forecast."""
         threshold = self.threshold if kind == SURGE else self.slump_threshold
-        beyond = check.actual > check.upper if kind == SURGE else check.actual < check.lower
+        if kind == SURGE:
+            expected = check.expected_orders
+            beyond = check.actual > check.upper or (
+                check.orders > expected + ORDERS_Z * math.sqrt(dispersion * max(expected, 1.0)))
+        else:
+            beyond = check.actual < check.lower
         if evidence < threshold or not beyond:
             return None
         return Alert(kind, check.series, check.window_start, check.actual, check.forecast, check.lower, check.upper,
@@ -201,7 +218,7 @@ class SurgeDetector:
                     side.alerted, side.calm = False, 0
                 continue
             side.evidence = max(0.0, side.evidence + step)
-            raised = self._alert(kind, check, side.evidence)
+            raised = self._alert(kind, check, side.evidence, state.dispersion)
             if raised is not None:
                 alert = raised
                 side.evidence, side.alerted = 0.0, True
@@ -223,7 +240,7 @@ class SurgeDetector:
         evidence = state.surge.evidence
         for check in checks:
             evidence = max(0.0, evidence + self._steps(check, state.dispersion)[0])
-            alert = self._alert(SURGE, check, evidence)
+            alert = self._alert(SURGE, check, evidence, state.dispersion)
             if alert is not None:
                 state.surge.evidence, state.surge.alerted = 0.0, True
                 return alert

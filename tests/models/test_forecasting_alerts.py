@@ -274,3 +274,20 @@ def test_a_change_lasting_longer_than_a_season_is_learned_as_the_new_normal() ->
     last_day = sum(o["lines"][0]["quantity"] for o in orders if o["ts"] >= 16 * DAY)
     assert tomorrow == pytest.approx(last_day, rel=0.25)  # only its first day was held out of learning
     assert [a.kind for a in alerts if a.series == "category:toys" and a.window_start >= start][0] == "surge"
+
+
+@pytest.mark.parametrize(("orders", "alerts"), [(20, True), (18, False)])
+def test_many_ordinary_orders_alert_when_the_units_stay_inside_their_wide_interval(orders: int, alerts: bool) -> None:
+    """Orders 3 standard deviations above their expectation make the window beyond the forecast, units or not."""
+    detector = SurgeDetector()  # a new series: dispersion 2
+    first = SalesCheck("category:home", 0.0, actual=21, orders=14, forecast=8.0, lower=1.0, upper=23.0,
+                       expected_orders=5.0)
+    assert detector.observe(first) is None  # some evidence (2.7), not enough
+    second = SalesCheck("category:home", HOUR, actual=27, orders=orders, forecast=11.0, lower=2.0, upper=30.0,
+                        expected_orders=7.0)  # units inside their interval; 7 + 3 x sqrt(2 x 7) = 18.2 orders
+
+    alert = detector.observe(second)
+
+    assert (alert is not None) == alerts
+    if alerts:
+        assert alert.kind == "surge" and alert.evidence >= detector.threshold
