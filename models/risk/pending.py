@@ -142,6 +142,8 @@ class PendingLabels:
         #: payment_id -> (payment ts, how it was resolved) for payments already learned from.
         self._resolved: _TimedMap[str] = _TimedMap()
         self.counts = dict.fromkeys(("labelled", "matured", "dropped", "evicted", "repeated", "late", "unmatched"), 0)
+        # Entry keys per map reported by the last changes(), until the next (for resend()).
+        self._sent: dict[str, set[str]] = {}
 
     def add(
         self, payment_id: str, features: dict[str, float], score: float, alerted: bool, ts: float
@@ -233,6 +235,7 @@ class PendingLabels:
         {}
         """
         out: dict[str, list[Any] | None] = {}
+        self._sent = {}
         for code, attr in self.MAPS.items():
             timed = getattr(self, attr)
             if timed.touched is None:
@@ -240,8 +243,16 @@ class PendingLabels:
             for key in timed.touched:
                 entry = timed.entries.get(key)
                 out[f"{code}/{key}"] = None if entry is None else [entry[0], entry[1]]
-            timed.touched = set()
+            self._sent[code], timed.touched = timed.touched, set()
         return out
+
+    def resend(self) -> None:
+        """The last :meth:`changes` were not written: report those entries again (as they are by then)."""
+        for code, keys in self._sent.items():
+            timed = getattr(self, self.MAPS[code])
+            if timed.touched is not None:
+                timed.touched |= keys
+        self._sent = {}
 
     def core_dict(self) -> dict[str, Any]:
         """:meth:`state_dict` without the entries (they go out through :meth:`changes`)."""

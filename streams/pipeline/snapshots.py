@@ -69,7 +69,8 @@ class PartitionSnapshots(Generic[S]):
     def __init__(self, name: str, store: KeyedStore[bytes], new: Callable[[int], S],
                  restore: Callable[..., S], interval: float, entries: bool = False) -> None:
         """``restore(state)`` rebuilds a state; with ``entries``, ``restore(core, entries)`` does, and
-        states offer ``journal()`` and ``checkpoint_parts() -> (core, {entry: value or None})``."""
+        states offer ``journal()``, ``checkpoint_parts() -> (core, {entry: value or None})`` and
+        ``resend_changes()`` (the last parts were not written)."""
         self.name = name
         self.store = store
         self.new = new
@@ -147,7 +148,7 @@ class PartitionSnapshots(Generic[S]):
                 self._held[partition][:0] = events
                 state = self.states.get(partition)
                 if self.entries and state is not None:
-                    state.journal()  # whatever this one drained is written again by the next
+                    state.resend_changes()  # the entries this one took (puts and removals) go out with the next
             log.exception("%s: checkpoint failed; its messages stay unacknowledged", self.name)
             return
         self.snapshots_written += len(held)

@@ -139,3 +139,19 @@ def _same(a: PendingLabels, b: PendingLabels) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return all(sorted(map(tuple, sa.pop(part))) == sorted(map(tuple, sb.pop(part)))
                for part in ("pending", "early", "resolved")) and sa == sb
+
+
+def test_changes_that_were_not_written_are_reported_again_as_they_are_by_then() -> None:
+    """A checkpoint that failed after taking the changes: puts and removals go out with the next one."""
+    pending = PendingLabels(maturity_seconds=100.0)
+    pending.journal()
+    scored(pending, "p1", ts=0.0)
+    scored(pending, "p2", ts=1.0)
+    assert sorted(pending.changes()) == ["p/p1", "p/p2"]  # taken, then the write failed
+    pending.resend()
+    pending.label("p1", True, ts=5.0)  # p1 is resolved meanwhile
+
+    again = pending.changes()
+
+    assert again["p/p1"] is None and again["r/p1"] == [0.0, "label"]  # its removal is not lost
+    assert again["p/p2"][0] == 1.0

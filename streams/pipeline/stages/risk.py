@@ -210,6 +210,10 @@ class RiskLearner:
         """Start recording which pending payments, early labels and resolved ids change."""
         self.pending.journal()
 
+    def resend_changes(self) -> None:
+        """The last :meth:`checkpoint_parts` was not written: its entries go out again with the next."""
+        self.pending.resend()
+
     def checkpoint_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The learner without its pending entries (version 2), and the entries changed since the last call."""
         core = {"model": self.STATE[0], "version": self.PARTS_VERSION, "scorer": self.scorer.state_dict(),
