@@ -295,15 +295,10 @@ class PendingLabels:
         if state.get("version") == 1:  # version 1 held each snapshot as a list, oldest first: same content
             state = state | {"version": cls.STATE_VERSION, "pending": [
                 [payment_id, ts, orjson.dumps(snapshot).decode()] for payment_id, ts, snapshot in state["pending"]]}
-        check_state_tag(state, cls.STATE_MODEL, cls.STATE_VERSION)
-        pending = cls(state["maturity_seconds"], state["learn_unlabelled_as_legit"], state["max_pending"])
-        for payment_id, ts, snapshot in state["pending"]:
-            pending._pending.put(payment_id, ts, snapshot)
-        for payment_id, ts, is_fraud in state["early"]:
-            pending._early.put(payment_id, ts, is_fraud)
-        for payment_id, ts, source in state["resolved"]:
-            pending._resolved.put(payment_id, ts, source)
-        pending.counts = dict(state["counts"])
+        rows = ((f"{code}/{key}", [ts, value]) for code, attr in cls.MAPS.items() for key, ts, value in state[attr[1:]])
+        pending = cls.from_parts(state, rows)
+        for attr in cls.MAPS.values():
+            getattr(pending, attr).touched = None  # not journaling unless asked
         return pending
 
     def _resolve(self, payment_id: str, ts: float, snapshot: str, is_fraud: bool) -> LabelledPayment:

@@ -395,7 +395,7 @@ class KairosApp:
     async def _basket_round(self) -> None:
         runtime, settings = self.runtime, self.settings
         local = dict(runtime.baskets.states)
-        pipe = WriteBatch()  # every rule's hash is rewritten each round: one command, not one per rule
+        batch = WriteBatch()  # every rule's hash is rewritten each round: one command, not one per rule
         alerts = []
         metrics: dict[str, float] = {}
         for partition, state in local.items():
@@ -404,16 +404,16 @@ class KairosApp:
                 rules = await asyncio.to_thread(state.counter.rules, foreign_supports=foreign)
                 trends = await asyncio.to_thread(state.trends, settings.basket_trend_window_seconds)
                 pairs = await asyncio.to_thread(state.owned_pairs)
-            publish_rules(pipe, self.views, state, rules, settings.basket_top_n)
+            publish_rules(batch, self.views, state, rules, settings.basket_top_n)
             for alert in trends:
-                self.views.alert(pipe, alert)
+                self.views.alert(batch, alert)
                 alerts.append(alert)
             for name, value in state.counter.metrics().items():
                 metrics[name] = metrics.get(name, 0) + value
             metrics["rules"] = metrics.get("rules", 0) + len(rules)
             await self.model_sync.publish(f"{BASKETS_SYNC}{partition}", {"partition": partition, "pairs": pairs})
-        self.views.metrics(pipe, "baskets", metrics)
-        await pipe.execute(runtime.redis)
+        self.views.metrics(batch, "baskets", metrics)
+        await batch.execute(runtime.redis)
         for alert in alerts:
             await runtime.producer.send(settings.topics.alerts, alert.message(), key=alert.alert_id.encode())
 

@@ -48,6 +48,8 @@ return k - 1
 #: Writes per ``EVAL`` of :data:`RUN_WRITES`: Redis runs a script without serving other clients, and 200
 #: writes take it about 1 ms (measured: ~5 µs per 7-field HSET), so lookups never wait much longer.
 WRITES_PER_CALL = 200
+#: Field-value pairs (or members) per HSET/ZADD/ZREM write: a bigger one is cut into several.
+PAIRS_PER_WRITE = 1000
 
 
 class WriteBatch:
@@ -61,7 +63,8 @@ class WriteBatch:
     :data:`WRITES_PER_CALL` writes each (one reply each), sent with the
     ``eval`` calls (alerts) in one pipeline. The writes are absolute, so a
     batch that failed part-way is simply sent again. An ``hset`` or ``zadd``
-    of nothing is no write (redis-py would refuse it).
+    of nothing is no write (redis-py would refuse it); one of more than
+    :data:`PAIRS_PER_WRITE` pairs is cut into several writes.
 
     >>> batch = WriteBatch()
     >>> batch.hset("h", mapping={"a": "1", "b": 2})
@@ -72,6 +75,10 @@ class WriteBatch:
     (3, ['h', 'h', 's'], [5, 'HSET', 'a', '1', 'b', 2, 2, 'EXPIRE', 60, 4, 'SET', 'x', 'EX', 30])
     >>> [len(keys) for keys, _ in WriteBatch._calls(["k"] * 450, [1, "DEL"] * 450)]
     [200, 200, 50]
+    >>> huge = WriteBatch()
+    >>> huge.hset("h", mapping={f"f{i}": i for i in range(2500)})
+    >>> huge.keys, huge.args[0], huge.args[2002], huge.args[4004], len(huge.args)  # counts: name + values
+    (['h', 'h', 'h'], 2001, 2001, 1001, 5006)
     """
 
     def __init__(self) -> None:
@@ -82,38 +89,37 @@ class WriteBatch:
     def __len__(self) -> int:
         return len(self.keys) + len(self.scripts)
 
+    def _write(self, key: str, name: str, args: Iterable[Any] = (), per_write: int = 0) -> None:
+        """One write of ``name`` on ``key``; with ``per_write``, one per that many of ``args`` (a script
+        unpacks at most ~8,000 values per call, and HSET, ZADD and ZREM of a part each add up the same)."""
+        values = list(args)
+        step = per_write or max(len(values), 1)
+        for first in range(0, max(len(values), 1), step):
+            part = values[first:first + step]
+            self.keys.append(key)
+            self.args += (len(part) + 1, name, *part)
+
     def hset(self, key: str, mapping: Mapping[str, Any]) -> None:
         if mapping:
-            self.keys.append(key)
-            args = self.args
-            args += (2 * len(mapping) + 1, "HSET")
-            for item in mapping.items():
-                args += item
+            self._write(key, "HSET", (x for item in mapping.items() for x in item), PAIRS_PER_WRITE * 2)
 
     def expire(self, key: str, seconds: int) -> None:
-        self.keys.append(key)
-        self.args += (2, "EXPIRE", seconds)
+        self._write(key, "EXPIRE", (seconds,))
 
     def set(self, key: str, value: Any, ex: int | None = None) -> None:
-        self.keys.append(key)
-        self.args += (2, "SET", value) if ex is None else (4, "SET", value, "EX", ex)
+        self._write(key, "SET", (value,) if ex is None else (value, "EX", ex))
 
     def zadd(self, key: str, mapping: Mapping[str, float]) -> None:
         if mapping:
-            self.keys.append(key)
-            args = self.args
-            args += (2 * len(mapping) + 1, "ZADD")
-            for member, score in mapping.items():
-                args += (score, member)
+            self._write(key, "ZADD", (x for member, score in mapping.items() for x in (score, member)),
+                        PAIRS_PER_WRITE * 2)
 
     def zrem(self, key: str, *members: str) -> None:
         if members:
-            self.keys.append(key)
-            self.args += (len(members) + 1, "ZREM", *members)
+            self._write(key, "ZREM", members, PAIRS_PER_WRITE)
 
     def delete(self, key: str) -> None:
-        self.keys.append(key)
-        self.args += (1, "DEL")
+        self._write(key, "DEL")
 
     def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> None:
         self.scripts.append((script, numkeys, *keys_and_args))
@@ -180,11 +186,20 @@ class FramedUnixConnection(HiredisFraming, aioredis.UnixDomainSocketConnection):
 
 
 def connect_redis(settings: KairosSettings) -> aioredis.Redis:
-    """An asyncio Redis client for ``KAIROS_REDIS_URL`` (commands framed by hiredis)."""
+    """An asyncio Redis client for ``KAIROS_REDIS_URL`` (commands framed by hiredis when it encodes UTF-8).
+
+    >>> connect_redis(KairosSettings(redis_url="redis://127.0.0.1:1/0")).connection_pool.connection_class.__name__
+    'FramedConnection'
+    >>> url = "redis://127.0.0.1:1/0?encoding=latin-1"
+    >>> connect_redis(KairosSettings(redis_url=url)).connection_pool.connection_class.__name__
+    'Connection'
+    """
     pool = aioredis.ConnectionPool.from_url(settings.redis_dsn(), decode_responses=False)
     framed = {aioredis.Connection: FramedConnection, aioredis.SSLConnection: FramedSSLConnection,
               aioredis.UnixDomainSocketConnection: FramedUnixConnection}
-    pool.connection_class = framed.get(pool.connection_class, pool.connection_class)  # connections are made lazily
+    if pool.connection_kwargs.get("encoding", "utf-8").lower().replace("_", "-") in ("utf-8", "utf8"):
+        # hiredis writes str as UTF-8; a URL asking for another encoding keeps redis-py's own framing
+        pool.connection_class = framed.get(pool.connection_class, pool.connection_class)  # made lazily
     client = aioredis.Redis(connection_pool=pool)
     client.auto_close_connection_pool = True  # as Redis.from_url does
     return client

@@ -131,3 +131,13 @@ def test_a_big_write_batch_goes_as_several_short_scripts_and_writes_everything(s
     assert all(r.hget(f"viewbig:customer:c{i}", "orders") == str(i).encode() for i in range(450))
     assert min(r.ttl(f"viewbig:customer:c{i}") for i in range(450)) > 0
     r.close()
+
+
+def test_a_hash_of_thousands_of_fields_is_written_in_parts(stack) -> None:
+    """A script unpacks at most ~8,000 values per call: one HSET of 5,000 fields would fail every retry."""
+    r = redis.Redis(port=stack.redis.port)
+    fields = {f"f{i}": str(i) for i in range(5000)}
+    _write(KairosSettings(redis_url=stack.redis_url), lambda batch: batch.hset("viewhuge:h", mapping=fields),
+           use_batch=True)
+    assert r.hlen("viewhuge:h") == 5000 and r.hget("viewhuge:h", "f4999") == b"4999"
+    r.close()

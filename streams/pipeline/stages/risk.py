@@ -195,14 +195,20 @@ class RiskLearner:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything, pending payments included (version 1 of the checkpoint)."""
-        return {"model": self.STATE[0], "version": self.STATE[1], "scorer": self.scorer.state_dict(),
-                "pending": self.pending.state_dict(), "applied": self.applied.to_state(), "now": self.now,
-                "path_ts": self.path_ts}
+        return self._state(self.STATE[1], self.pending.state_dict())
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> RiskLearner:
-        return cls(RiskScorer.from_state(state["scorer"]), PendingLabels.from_state(state["pending"]),
-                   AppliedOffsets(state["applied"]), state["now"], state.get("path_ts"))
+        return cls._with(state, PendingLabels.from_state(state["pending"]))
+
+    def _state(self, version: int, pending: dict[str, Any]) -> dict[str, Any]:
+        return {"model": self.STATE[0], "version": version, "scorer": self.scorer.state_dict(), "pending": pending,
+                "applied": self.applied.to_state(), "now": self.now, "path_ts": self.path_ts}
+
+    @classmethod
+    def _with(cls, state: dict[str, Any], pending: PendingLabels) -> RiskLearner:
+        return cls(RiskScorer.from_state(state["scorer"]), pending, AppliedOffsets(state["applied"]), state["now"],
+                   state.get("path_ts"))
 
     # -- incremental checkpoints (PartitionSnapshots with entries) ------------------
 
@@ -216,10 +222,7 @@ class RiskLearner:
 
     def checkpoint_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The learner without its pending entries (version 2), and the entries changed since the last call."""
-        core = {"model": self.STATE[0], "version": self.PARTS_VERSION, "scorer": self.scorer.state_dict(),
-                "pending": self.pending.core_dict(), "applied": self.applied.to_state(), "now": self.now,
-                "path_ts": self.path_ts}
-        return core, self.pending.changes()
+        return self._state(self.PARTS_VERSION, self.pending.core_dict()), self.pending.changes()
 
     @classmethod
     def restore(cls, core: dict[str, Any], entries: Iterable[tuple[str, Any]]) -> RiskLearner:
@@ -229,8 +232,7 @@ class RiskLearner:
             learner.journal()  # its entries were never written one by one: the next checkpoint writes them all
             return learner
         check_state_tag(core, cls.STATE[0], cls.PARTS_VERSION)
-        return cls(RiskScorer.from_state(core["scorer"]), PendingLabels.from_parts(core["pending"], entries),
-                   AppliedOffsets(core["applied"]), core["now"], core.get("path_ts"))
+        return cls._with(core, PendingLabels.from_parts(core["pending"], entries))
 
 
 async def sync_learners(model_sync: ModelSync, learners: PartitionSnapshots[RiskLearner],
