@@ -229,15 +229,22 @@ class SalesForecaster:
         upper = max(point, mean + stats.upper * spread)
         return Forecast(self.calendar.start(index), point, lower, upper, basis)
 
+    def expected(self, x: dict[str, Any]) -> float:
+        """The model's mean for the window starting at ``x["window_start"]`` (scaled by ``x["elapsed"]``).
+
+        Unlike :meth:`predict_one`'s point, not shifted by the residuals' median: the rate a count test needs.
+        """
+        mean, _ = self._mean(self.calendar.index_of_start(x["window_start"]))
+        return max(mean, 0.0) * x.get("elapsed", 1.0)
+
     def expected_orders(self, x: dict[str, Any]) -> float:
         """Orders the window starting at ``x["window_start"]`` should see: the model's mean over the mean order.
 
         The mean order is learned from the ``"orders"`` of learned windows (1
         until some are known); ``x["elapsed"]`` scales it as in :meth:`predict_one`.
         """
-        mean, _ = self._mean(self.calendar.index_of_start(x["window_start"]))
         per_order = self._ordered_sales / self._orders if self._ordered_sales > 0 else 1.0
-        return max(mean, 0.0) * x.get("elapsed", 1.0) / per_order
+        return self.expected(x) / per_order
 
     def forecast(self, horizon: int | None = None) -> list[Forecast]:
         """Forecasts for the ``horizon`` windows after the last learned one (none before learning)."""

@@ -11,8 +11,8 @@ from models.forecasting.metrics import ForecastErrors
 from models.forecasting.surge import Alert, SalesCheck, SurgeDetector
 from models.forecasting.windows import TOTAL, LateCorrection, SalesWindows, WindowSales
 
-#: What is forecast per series; alerts watch units.
-MEASURES = ("units", "revenue")
+#: What is forecast per series; alerts watch orders (from the units forecaster) and views.
+MEASURES = ("units", "revenue", "views")
 
 
 @dataclass
@@ -42,7 +42,7 @@ class SalesMonitor:
     """Sales windows, a forecaster per series and measure, a surge detector and the views they serve.
 
     Feed order records with :meth:`add_order` (or per-series sales with
-    :meth:`add`), then call :meth:`advance` once per batch: each window the
+    :meth:`add`) and product views with :meth:`add_view`, then call :meth:`advance` once per batch: each window the
     watermark closed is first checked by the :class:`SurgeDetector` against
     the forecast made for it (once the units forecaster's interval is
     calibrated on its own residuals, after about two seasons), then learned by
@@ -77,7 +77,7 @@ class SalesMonitor:
     """
 
     MODEL = "SalesMonitor"
-    VERSION = 3
+    VERSION = 4
 
     def __init__(
         self,
@@ -97,7 +97,7 @@ class SalesMonitor:
         #: Alerts raised since the start.
         self.alerts = 0
         self._forecasters: dict[str, dict[str, SalesForecaster]] = {}
-        # series -> recent closed windows as [start, units, revenue, lines], oldest first
+        # series -> recent closed windows as [start, units, revenue, lines, views], oldest first
         self._actuals: dict[str, list[list[float]]] = {}
         self._changed: set[str] = set()
         # series in an alerted episode -> start of its first window not learned
@@ -109,6 +109,10 @@ class SalesMonitor:
         """Count an order record (``ts`` in epoch seconds, ``lines`` with ``sku``, ``quantity``, ``unit_price``)."""
         for correction in self.windows.add_order(order):
             self._correct(correction)
+
+    def add_view(self, view: dict[str, Any]) -> None:
+        """Count a product view record (``ts`` in epoch seconds, ``sku``, optional ``category``)."""
+        self.windows.add_view(view)
 
     def add(self, series: str, ts: float, units: float, revenue: float, lines: int = 1) -> None:
         """Count sales of one series directly (when orders are split by series upstream)."""
@@ -139,14 +143,23 @@ class SalesMonitor:
         self._changed.clear()
         return update
 
-    def _check(self, forecaster: SalesForecaster, sales: WindowSales, elapsed: float = 1.0) -> SalesCheck | None:
-        """The window's sales (so far) against their forecast, once the forecaster is seasonal and calibrated."""
+    def _check(self, models: dict[str, SalesForecaster], sales: WindowSales, elapsed: float = 1.0
+               ) -> SalesCheck | None:
+        """The window's sales (so far) against their forecast, once the units forecaster is seasonal and calibrated.
+
+        Its views are judged too once the views forecaster is, for a closed window (``elapsed`` 1): the
+        detector weighs views on closed windows only.
+        """
         x = {"window_start": sales.start, "elapsed": elapsed}
+        forecaster = models["units"]
         expected = forecaster.predict_one(x)
         if expected.basis != SEASONAL or not forecaster.calibrated:
             return None
+        views = models["views"]
+        expected_views = (views.expected(x) if elapsed == 1.0 and views.calibrated
+                          and views.predict_one(x).basis == SEASONAL else None)
         return SalesCheck(sales.series, sales.start, sales.units, sales.orders, expected.value, expected.lower,
-                          expected.upper, forecaster.expected_orders(x), elapsed)
+                          expected.upper, forecaster.expected_orders(x), elapsed, sales.views, expected_views)
 
     def _learn(self, window: WindowSales) -> Alert | None:
         models = self._forecasters.get(window.series)
@@ -155,14 +168,14 @@ class SalesMonitor:
         if window.series != TOTAL and models["units"].parent is None and TOTAL in self._forecasters:
             for measure, model in models.items():  # a sparse series may borrow the total's shape
                 model.parent = self._forecasters[TOTAL][measure]
-        check = self._check(models["units"], window)
+        check = self._check(models, window)
         alert = None if check is None else self.detector.observe(check)
         x = {"window_start": window.start, "lines": window.lines, "orders": window.orders,
              "unusual": self._unusual(window)}
         for measure, model in models.items():
             model.learn_one(x, getattr(window, measure))
         recent = self._actuals.setdefault(window.series, [])
-        recent.append([window.start, window.units, window.revenue, window.lines])
+        recent.append([window.start, window.units, window.revenue, window.lines, window.views])
         del recent[: -self.recent_actuals]
         self._changed.add(window.series)
         return alert
@@ -197,7 +210,7 @@ class SalesMonitor:
             return None
         size, watermark = self.windows.calendar.size, self.windows.watermark
         checks = [
-            self._check(models["units"], sales, min(1.0, (watermark - sales.start) / size))
+            self._check(models, sales, min(1.0, (watermark - sales.start) / size))
             for sales in self.windows.open_sales(series)
         ]
         if not checks or None in checks:
@@ -223,9 +236,12 @@ class SalesMonitor:
         """
         scope, _, key = series.partition(":")
         models = self._forecasters[series]
-        steps = zip(*(models[measure].forecast() for measure in MEASURES))
-        horizon = [_horizon_step(dict(zip(MEASURES, step))) for step in steps]
-        actuals = [{"window_start": s, "units": u, "revenue": r, "lines": n} for s, u, r, n in self._actuals[series]]
+        # A views forecaster restored from version 3 has no forecast until it learns a window.
+        measures = [m for m in MEASURES if models[m].last_index is not None]
+        steps = zip(*(models[measure].forecast() for measure in measures))
+        horizon = [_horizon_step(dict(zip(measures, step))) for step in steps]
+        actuals = [{"window_start": s, "units": u, "revenue": r, "lines": n, "views": v}
+                   for s, u, r, n, v in self._actuals[series]]
         following = horizon[0]
         last = actuals[-1]
         return {
@@ -241,10 +257,12 @@ class SalesMonitor:
             "forecast_revenue": following["revenue"],
             "lower_revenue": following["revenue_lower"],
             "upper_revenue": following["revenue_upper"],
+            "forecast_views": following.get("views"),
             "last_window_start": last["window_start"],
             "last_units": last["units"],
             "last_revenue": last["revenue"],
             "last_lines": last["lines"],
+            "last_views": last["views"],
             "horizon": horizon,
             "actuals": actuals,
         } | models["units"].metrics()
@@ -292,7 +310,14 @@ class SalesMonitor:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
-        """Rebuild from :meth:`state_dict` output."""
+        """Rebuild from :meth:`state_dict` output (of this version, or of version 3: no views yet).
+
+        A series restored from version 3 starts a fresh views forecaster, so its views are judged again once
+        that one is seasonal and calibrated.
+        """
+        if state.get("model") == cls.MODEL and state.get("version") == 3:
+            state = state | {"version": cls.VERSION,
+                             "actuals": {s: [[*a, 0] for a in recent] for s, recent in state["actuals"].items()}}
         check_state_tag(state, cls.MODEL, cls.VERSION)
         monitor = cls(
             SalesWindows.from_state(state["windows"]),
@@ -303,7 +328,8 @@ class SalesMonitor:
         monitor.late_corrections = state["late_corrections"]
         monitor.alerts = state["alerts"]
         monitor._forecasters = {
-            series: {m: SalesForecaster.from_state(s) for m, s in models.items()}
+            series: {m: SalesForecaster.from_state(models[m]) if m in models else monitor.forecaster.clone()
+                     for m in MEASURES}
             for series, models in state["forecasters"].items()
         }
         total = monitor._forecasters.get(TOTAL)

@@ -36,6 +36,8 @@ class WindowSales:
     lines: int
     #: Orders that bought from the series: the number of purchases (several lines of one order count once).
     orders: int
+    #: Product views of the series (its SKU, a SKU of its category, any SKU for the total): the interest.
+    views: int = 0
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class LateCorrection:
 
 
 class SalesWindows:
-    """Units, revenue, order lines and orders per series in tumbling event-time windows, with allowed lateness.
+    """Units, revenue, order lines, orders and views per series in tumbling event-time windows, with allowed lateness.
 
     A window ``[start, end)`` closes when the watermark reaches ``end +
     allowed_lateness``; the watermark is the largest event time seen, or the
@@ -61,7 +63,7 @@ class SalesWindows:
     that sold nothing in an hour has an actual of 0 for that hour. While a
     window is open, :meth:`open_sales` gives its sales so far and
     :meth:`take_fresh` the series that sold since it was last called (to
-    watch the windows as they fill).
+    watch the windows as they fill; views alone do not make a series fresh).
 
     **Late events** (their window already closed) are never put into a window:
     they are counted in ``late`` and :meth:`add` returns a
@@ -78,6 +80,12 @@ class SalesWindows:
     summary; a SKU leaving the top loses its series (see :attr:`series`).
     An order counts once in ``orders`` of every series it bought from, and
     once per line in ``lines``.
+
+    **Views** (:meth:`add_view`, a product view click) count in ``views`` of
+    the total, the SKU's category and the SKU's series when it has one; they
+    do not rank SKUs (units do) and, like sales, move the event time. A late
+    view is dropped and counted in ``late_views`` (views are not shown in the
+    actuals, so there is nothing to correct).
 
     **Exact and order-independent**: sums are kept as integers in millionths,
     so feeding the same events in any order, each before its window closes,
@@ -105,10 +113,13 @@ class SalesWindows:
     ['total:all', 'category:uncategorized']
     >>> windows.late
     1
+    >>> windows.add_view({"ts": 100.0, "sku": "A", "category": "toys"})
+    >>> [(w.series, w.views) for w in windows.open_sales("category:toys")]
+    [('category:toys', 1)]
     """
 
     MODEL = "SalesWindows"
-    VERSION = 2
+    VERSION = 3
 
     def __init__(
         self, size: float, allowed_lateness: float = 0.0, top_skus: int = 50, origin: float = 0.0
@@ -120,7 +131,9 @@ class SalesWindows:
         self.top = TopSkus(top_skus)
         #: Events that arrived after their window had closed.
         self.late = 0
-        # series -> window index -> [units, revenue] in millionths, lines, orders
+        #: Views that arrived after their window had closed (dropped).
+        self.late_views = 0
+        # series -> window index -> [units, revenue] in millionths, lines, orders, views
         self._open: dict[str, dict[int, list[int]]] = {}
         # series -> index of its first window not yet closed
         self._first_open: dict[str, int] = {}
@@ -145,9 +158,18 @@ class SalesWindows:
 
     def add(self, series: str, ts: float, units: float, revenue: float, lines: int = 1) -> LateCorrection | None:
         """Count one order's sales of ``series`` at event time ``ts``; a late one is returned as a correction."""
-        correction = self._count(series, ts, [_micros(units), _micros(revenue), lines, 1])
+        correction = self._count(series, ts, [_micros(units), _micros(revenue), lines, 1, 0])
         self.late += correction is not None
         return correction
+
+    def add_view(self, view: dict[str, Any]) -> None:
+        """Count a product view (``ts``, ``sku``, optional ``category``) in the total, its category and its SKU."""
+        ts, sku = view["ts"], view["sku"]
+        names = [TOTAL, CATEGORY + (view.get("category") or UNCATEGORIZED)]
+        if SKU + sku in self._sku_start:
+            names.append(SKU + sku)
+        late = [self._count(name, ts, [0, 0, 0, 0, 1]) for name in names]
+        self.late_views += any(c is not None for c in late)
 
     def add_order(self, order: dict[str, Any]) -> list[LateCorrection]:
         """Count an order record's lines in the total, their categories and the top SKUs.
@@ -165,7 +187,7 @@ class SalesWindows:
                     cell = sales.setdefault(name, [0, 0, 0])
                     for i, value in enumerate(sale):
                         cell[i] += value
-        corrections = [self._count(series, ts, [*cell, 1]) for series, cell in sales.items()]
+        corrections = [self._count(series, ts, [*cell, 1, 0]) for series, cell in sales.items()]
         late = [c for c in corrections if c is not None]
         self.late += bool(late)
         return late
@@ -189,7 +211,7 @@ class SalesWindows:
         return None
 
     def _count(self, series: str, ts: float, sale: list[int]) -> LateCorrection | None:
-        """Add ``[units, revenue]`` in millionths, lines and orders to the open window of ``ts``.
+        """Add ``[units, revenue]`` in millionths, lines, orders and views to the open window of ``ts``.
 
         Returns the correction of a closed window instead.
         """
@@ -197,23 +219,25 @@ class SalesWindows:
         index = self.calendar.index_of(ts)
         if index < self._sku_start.get(series, index):
             return None
-        units, revenue, lines, orders = sale
+        units, revenue, lines, orders, _ = sale
         if self._closed_below is not None and index < self._closed_below:
             start = self.calendar.start(index)
             return LateCorrection(series, start, units / _MICROS, revenue / _MICROS, lines, orders)
         first = self._first_open.get(series)
         if first is None or index < first:
             self._first_open[series] = index
-        cell = self._open.setdefault(series, {}).setdefault(index, [0, 0, 0, 0])
+        cell = self._open.setdefault(series, {}).setdefault(index, [0, 0, 0, 0, 0])
         for i, value in enumerate(sale):
             cell[i] += value
-        self._fresh.add(series)
+        if orders:
+            self._fresh.add(series)
         return None
 
     def _window(self, series: str, index: int, cell: list[int] | tuple[int, ...]) -> WindowSales:
         start = self.calendar.start(index)
-        units, revenue, lines, orders = cell
-        return WindowSales(series, start, start + self.calendar.size, units / _MICROS, revenue / _MICROS, lines, orders)
+        units, revenue, lines, orders, views = cell
+        return WindowSales(series, start, start + self.calendar.size, units / _MICROS, revenue / _MICROS, lines, orders,
+                           views)
 
     def advance(self, watermark: float | None = None) -> list[WindowSales]:
         """Close every window the watermark has passed; return them ordered by start, then series.
@@ -232,7 +256,7 @@ class SalesWindows:
         for series, first in self._first_open.items():
             windows = self._open.get(series, {})
             for index in range(first, closed_below):
-                closed.append(self._window(series, index, windows.pop(index, (0, 0, 0, 0))))
+                closed.append(self._window(series, index, windows.pop(index, (0, 0, 0, 0, 0))))
             self._first_open[series] = max(first, closed_below)
         self._closed_below = closed_below
         closed.sort(key=lambda w: (w.start, w.series))
@@ -245,7 +269,7 @@ class SalesWindows:
             return []
         windows = self._open.get(series, {})
         last = self.calendar.index_of(self.watermark)
-        return [self._window(series, index, windows.get(index, (0, 0, 0, 0))) for index in range(first, last + 1)]
+        return [self._window(series, index, windows.get(index, (0, 0, 0, 0, 0))) for index in range(first, last + 1)]
 
     def take_fresh(self) -> list[str]:
         """The series that sold in an open window since the last call, sorted; forgets them."""
@@ -263,6 +287,7 @@ class SalesWindows:
             "origin": self.calendar.origin,
             "top": self.top.state_dict(),
             "late": self.late,
+            "late_views": self.late_views,
             "open": {
                 series: [[index, *cell] for index, cell in sorted(windows.items())]
                 for series, windows in sorted(self._open.items())
@@ -277,11 +302,15 @@ class SalesWindows:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
-        """Rebuild from :meth:`state_dict` output."""
+        """Rebuild from :meth:`state_dict` output (of this version, or of version 2: no views yet)."""
+        if state.get("model") == cls.MODEL and state.get("version") == 2:
+            state = state | {"version": cls.VERSION, "late_views": 0, "open": {
+                series: [[*cell, 0] for cell in cells] for series, cells in state["open"].items()}}
         check_state_tag(state, cls.MODEL, cls.VERSION)
         windows = cls(state["size"], state["allowed_lateness"], origin=state["origin"])
         windows.top = TopSkus.from_state(state["top"])
         windows.late = state["late"]
+        windows.late_views = state["late_views"]
         windows._open = {
             series: {index: cell for index, *cell in cells}
             for series, cells in state["open"].items()

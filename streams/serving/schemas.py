@@ -169,6 +169,8 @@ class SalesWindow(BaseModel):
     units: float
     revenue: float
     lines: float | None = None
+    #: Product views of the series in the window.
+    views: float | None = None
 
 
 class ForecastStep(BaseModel):
@@ -182,6 +184,9 @@ class ForecastStep(BaseModel):
     revenue: float | None = None
     revenue_lower: float | None = None
     revenue_upper: float | None = None
+    views: float | None = None
+    views_lower: float | None = None
+    views_upper: float | None = None
 
 
 class Forecast(BaseModel):
@@ -197,9 +202,11 @@ class Forecast(BaseModel):
     forecast_revenue: float | None = None
     lower_revenue: float | None = None
     upper_revenue: float | None = None
+    forecast_views: float | None = None
     last_window_start: float | None = None
     last_units: float | None = None
     last_revenue: float | None = None
+    last_views: float | None = None
     basis: str | None = None
     mae: float | None = None
     naive_mae: float | None = None

@@ -291,3 +291,66 @@ def test_many_ordinary_orders_alert_when_the_units_stay_inside_their_wide_interv
     assert (alert is not None) == alerts
     if alerts:
         assert alert.kind == "surge" and alert.evidence >= detector.threshold
+
+
+def sku_hour(at: int, orders: int, views: int | None) -> SalesCheck:
+    """A closed hour of a SKU selling 1.5 orders (2 units) and viewed 15 times an hour as usual."""
+    return SalesCheck("sku:A", at * HOUR, actual=orders * 1.3, orders=orders, forecast=2.0, lower=0.0, upper=6.0,
+                      expected_orders=1.5, views=views or 0, expected_views=None if views is None else 15.0)
+
+
+def test_a_surge_in_views_backed_by_more_orders_alerts_where_the_orders_alone_cannot() -> None:
+    # Three times the usual views and about three times the usual orders, two hours in a row.
+    surge = [(0, 2, 14), (1, 1, 17), (2, 4, 45), (3, 5, 46), (4, 6, 44)]
+    with_views, orders_only = SurgeDetector(), SurgeDetector()
+
+    alerts = [with_views.observe(sku_hour(at, orders, views)) for at, orders, views in surge]
+    blind = [orders_only.observe(sku_hour(at, orders, None)) for at, orders, views in surge]
+
+    assert [a is not None for a in alerts] == [False, False, False, True, False]  # the surge's second hour
+    alert = alerts[3]
+    assert alert.kind == "surge" and alert.interest >= with_views.interest_threshold
+    assert alert.evidence < with_views.threshold  # the orders alone did not hold enough evidence
+    assert alert.reasons()[-1].startswith("46 product views against 15.0 expected")
+    assert blind == [None] * 5
+
+
+def test_views_that_do_not_sell_never_raise_a_surge() -> None:
+    detector = SurgeDetector()
+    # Interest triples for ten hours, the orders stay as usual (and one hour has a lucky extra order).
+    hours = [sku_hour(at, 3 if at == 6 else 1, 45) for at in range(10)]
+
+    assert [detector.observe(h) for h in hours] == [None] * 10
+    assert detector.state_dict()["series"]["sku:A"]["interest"] > 50
+
+
+def test_an_older_monitor_checkpoint_without_views_restores_and_starts_judging_views_later() -> None:
+    orders = shop_orders(seed=5, days=9, peaks={"toys": 12.0, "books": 6.0})
+    cut = len(orders) // 2
+    first = hourly_monitor()
+    run(first, orders[:cut])
+    state = json.loads(json.dumps(first.state_dict()))
+    # The same state as version 3 of the monitor (v2 windows, v2 detector) wrote it: no views anywhere.
+    state["version"] = 3
+    state["forecasters"] = {s: {m: f for m, f in models.items() if m != "views"}
+                            for s, models in state["forecasters"].items()}
+    state["actuals"] = {s: [a[:4] for a in recent] for s, recent in state["actuals"].items()}
+    windows = state["windows"]
+    windows["version"] = 2
+    del windows["late_views"]
+    windows["open"] = {s: [cell[:5] for cell in cells] for s, cells in windows["open"].items()}
+    detector = state["detector"]
+    detector["version"] = 2
+    del detector["interest_threshold"]
+    for series in detector["series"].values():
+        del series["interest"], series["view_dispersion"]
+
+    restored = SalesMonitor.from_state(state)
+    update = restored.advance(orders[cut]["ts"])
+    restored.add_view({"ts": orders[cut]["ts"], "sku": "toys-1", "category": "toys"})
+    run(restored, orders[cut:])
+
+    view = restored.view("category:toys")
+    assert view["last_units"] > 0 and view["forecast_views"] is not None
+    assert all(set(forecasts) == {"units", "revenue", "views"} for forecasts in restored._forecasters.values())
+    assert update.alerts == []

@@ -181,3 +181,24 @@ def test_a_checkpoint_mid_stream_continues_exactly_like_the_uninterrupted_run() 
 
     assert got == expected
     assert restored.state_dict() == json.loads(json.dumps(straight.state_dict()))
+
+
+def test_views_count_in_the_total_their_category_and_a_top_sku_without_ranking_skus_and_late_ones_are_dropped() -> None:
+    windows = SalesWindows(size=MINUTE, top_skus=1)
+    windows.add_order(order(1.0, sku="A"))
+    windows.advance(MINUTE)  # A enters the top with the window after its first sale
+    windows.take_fresh()
+    for ts, sku in ((61.0, "A"), (62.0, "A"), (63.0, "B"), (64.0, "B"), (65.0, "B")):
+        windows.add_view({"ts": ts, "sku": sku, "category": "toys"})
+    windows.add_view({"ts": 66.0, "sku": "C"})  # no category
+
+    assert windows.take_fresh() == []  # views alone do not call for a look at the open windows
+    closed = {w.series: (w.views, w.orders) for w in windows.advance(2 * MINUTE)}
+    assert closed == {"total:all": (6, 0), "category:toys": (5, 0), "sku:A": (2, 0),
+                      "category:uncategorized": (1, 0)}
+    assert "sku:B" not in windows.series  # three views of B, no sale: views do not rank SKUs
+
+    windows.add_view({"ts": 70.0, "sku": "A", "category": "toys"})  # its window has closed
+    assert windows.late_views == 1 and windows.late == 0
+    state = json.loads(json.dumps(windows.state_dict()))
+    assert SalesWindows.from_state(state).state_dict() == state

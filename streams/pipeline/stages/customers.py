@@ -8,7 +8,8 @@ For the packed batches taken together from ``<app_id>-events``, chunk by chunk:
 2. learn the touched customers' feature vectors (:mod:`.segments`);
 3. publish: customer, segment and risk views and alerts to Redis (one
    pipeline), derived records downstream (risk snapshots and labels by
-   payment id, orders to the sales stage and to every basket partition), alerts and segment
+   payment id, orders and product views to the sales stage, orders to every
+   basket partition), alerts and segment
    changes to their topics;
 4. flush every touched key, with the ingest counter that counted the chunk,
    as one changelog record batch per partition (appended atomically).
@@ -147,7 +148,10 @@ class CustomerStage:
         self.store.put(partition, customer_id, state)
         if state.recent.seen_before(record["event_id"]):
             return "duplicate"
-        if batch.event_type == "payments":
+        if batch.event_type == "clicks":
+            if record["action"] == "view" and record.get("sku"):
+                chunk.outbox.add(self.topics["sales"], 0, "views", via, offset, sales_view(record))
+        elif batch.event_type == "payments":
             scored = self.risk.score(state.history, record)
             chunk.scored.append(scored)
             chunk.outbox.add(self.topics["risk"], partition_for(record["payment_id"], self.settings.partitions),
@@ -237,6 +241,11 @@ class CustomerStage:
             (key, value) for key, value in list(self.store.table.data.items())
             if isinstance(value, CustomerState) and partition_for(key, parts) in partitions
         ]
+
+
+def sales_view(click: dict[str, Any]) -> dict[str, Any]:
+    """What the sales stage needs of a product view: its event time, SKU and category."""
+    return {"ts": click["ts"], "sku": click["sku"], "category": click.get("category")}
 
 
 def risk_alert(scored: ScoredPayment) -> Alert:

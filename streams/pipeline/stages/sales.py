@@ -1,8 +1,10 @@
 """Sales windows, forecasts and surge alerts: one monitor over every order.
 
-The customers stage sends each accepted order to ``<app_id>-sales`` (one
-partition: the total and category series need every line, and orders are a
-small share of the traffic). :class:`SalesState` folds them into a
+The customers stage sends each accepted order, and each accepted product
+view (``view`` click with a SKU, as ``{ts, sku, category}``), to
+``<app_id>-sales`` (one partition: the total and category series need every
+line and view). Views are the interest the surge detector weighs with the
+orders (see :class:`~models.forecasting.SurgeDetector`). :class:`SalesState` folds them into a
 :class:`~models.forecasting.SalesMonitor` (tumbling event-time windows with
 allowed lateness, a forecaster per series, a surge detector) behind a replay
 guard, and is checkpointed with :mod:`streams.pipeline.snapshots`. Each
@@ -40,14 +42,16 @@ class SalesState:
         forecaster = SalesForecaster(size, season_length=settings.sales_season_windows,
                                      horizon=settings.sales_horizon_windows)
         detector = SurgeDetector(ratio=settings.surge_ratio, threshold=settings.surge_threshold,
-                                 slump_threshold=settings.slump_threshold, recovery=settings.surge_recovery_windows)
+                                 slump_threshold=settings.slump_threshold, recovery=settings.surge_recovery_windows,
+                                 interest_threshold=settings.surge_interest_threshold)
         return cls(SalesMonitor(windows, forecaster, detector))
 
     def apply(self, batch: PackedBatch) -> SalesUpdate:
-        """Count the batch's new orders, then close the windows the event time passed."""
+        """Count the batch's new orders or views, then close the windows the event time passed."""
+        add = self.monitor.add_view if batch.event_type == "views" else self.monitor.add_order
         for offset, record in batch.entries:
             if record is not None and self.applied.fresh(batch.path, offset):
-                self.monitor.add_order(record)
+                add(record)
         return self.monitor.advance()
 
     def state_dict(self) -> dict[str, Any]:

@@ -82,16 +82,21 @@ def hourly_monitor(top_skus: int = 50, warmup: int = WEEK_WINDOWS) -> SalesMonit
 
 
 def replay(orders: Iterable[dict[str, Any]], monitor: SalesMonitor, end: float | None = None) -> list[Alert]:
-    """Feed order records in stream order, advancing after each; at the end close every window before ``end``.
+    """Feed order records (and product view records) in stream order, advancing after each; at the end close
+    every window before ``end``.
 
-    ``end`` defaults to the end of the last order's window.
+    A view record has ``"view": True`` (see :func:`simulator_records`). ``end``
+    defaults to the end of the last record's window.
     """
     alerts: list[Alert] = []
     last_ts = 0.0
-    for order in orders:
-        monitor.add_order(order)
+    for record in orders:
+        if record.get("view"):
+            monitor.add_view(record)
+        else:
+            monitor.add_order(record)
         alerts.extend(monitor.advance().alerts)
-        last_ts = order["ts"]
+        last_ts = record["ts"]
     alerts.extend(monitor.advance(_window_end(last_ts) if end is None else end).alerts)
     return alerts
 
@@ -117,12 +122,28 @@ def scope_report(monitor: SalesMonitor) -> dict[str, dict[str, float]]:
 
 def simulator_orders(simulator: ShopSimulator) -> Iterator[dict[str, Any]]:
     """The simulator's valid orders as records, validated as the stream validates them."""
+    return (record for record in simulator_records(simulator) if not record.get("view"))
+
+
+def simulator_records(simulator: ShopSimulator) -> Iterator[dict[str, Any]]:
+    """The simulator's valid orders, and its product views as ``{"view": True, "ts", "sku", "category"}``.
+
+    Both are validated as the stream validates them; a view is what the
+    customers stage sends the sales stage for a ``view`` click.
+    """
     validator = EventValidator(max_bytes=1 << 20)
     for event in simulator.events():
-        if event.topic == "orders" and isinstance(event.value, dict):
-            record = validator.check("orders", json.dumps(event.value).encode()).record
-            if record is not None:
-                yield record
+        if event.topic not in ("orders", "clicks") or not isinstance(event.value, dict):
+            continue
+        if event.topic == "clicks" and (event.value.get("action") != "view" or not event.value.get("sku")):
+            continue
+        record = validator.check(event.topic, json.dumps(event.value).encode()).record
+        if record is None:
+            continue
+        if event.topic == "orders":
+            yield record
+        else:
+            yield {"view": True, "ts": record["ts"], "sku": record["sku"], "category": record.get("category")}
 
 
 def surge_evidence(
@@ -163,6 +184,9 @@ def _count_surge_orders(
         start = datetime.fromisoformat(surge["start"]).timestamp()
         spans.append((start - start % window, start - start % window + windows * window, surge))
     for order in orders:
+        if order.get("view"):
+            yield order
+            continue
         for i, (begin, end, surge) in enumerate(spans):
             if begin <= order["ts"] < end and any(
                 line.get(surge["scope"]) == surge["key"]
@@ -179,8 +203,10 @@ def score_surges(
     """Match alerts to planted surges; count the other alerts per scope and kind (and per day, given ``alert_days``).
 
     With ``evidence`` (see :func:`surge_evidence`) and ``threshold``, each
-    surge also says how much evidence its first two windows held and whether
-    it reached the threshold (``in_data``).
+    surge also says how much evidence its first two windows' orders held and
+    whether it reached the threshold (``in_data``). ``interest`` is the views'
+    evidence the first alert carried (at the detector's ``interest_threshold``
+    or above: the views led it).
 
     An alert on a series *related* to a surge during it (the total, the surging
     SKU's category, a SKU of the surging category) is an ``echo``: the surge
@@ -201,7 +227,8 @@ def score_surges(
         surges.append(
             {"series": series, "start": surge["start"], "hours": round((end - start) / HOUR, 1),
              "factor": surge["factor"], "alerts": len(hits), "delay": delay,
-             "ok": len(hits) == 1 and delay is not None and delay <= 1}
+             "ok": len(hits) == 1 and delay is not None and delay <= 1,
+             "interest": round(hits[0].interest, 2) if hits else None}
         )
         if evidence is not None and threshold is not None:
             surges[-1] |= {"evidence": round(evidence[index], 2), "in_data": evidence[index] >= threshold}
@@ -234,7 +261,7 @@ def evaluate_simulator(
     monitor = hourly_monitor(warmup=warmup_days * DAY_WINDOWS)
     truth = simulator.ground_truth()["surges"]
     counts = [0] * len(truth)
-    alerts = replay(_count_surge_orders(simulator_orders(simulator), truth, counts), monitor, end=config.end_ts)
+    alerts = replay(_count_surge_orders(simulator_records(simulator), truth, counts), monitor, end=config.end_ts)
     evidence = surge_evidence(truth, counts, simulator.clock.active_days)
     alert_days = round(days - 2, 1)
     return {

@@ -80,13 +80,19 @@ class Shopper:
         return [(sku, 1 + poisson(rng, customer.extra_units_per_line)) for sku in dict.fromkeys(skus)]
 
     def session(self, customer: Customer, t: float, buying: bool, forced: str | None = None) -> list[Draft]:
-        """The events of one session starting at ``t``; a buying one ends in an order (holding ``forced``)."""
+        """The events of one session starting at ``t``; a buying one ends in an order (holding ``forced``).
+
+        A session that does not buy but is given ``forced`` is a visitor who
+        came for that item (a surge's extra interest): it views it and leaves.
+        """
         rng, catalog, cid = self.rng, self.catalog, customer.id
         sampler = self.samplers[customer.segment]
         session_id = self.mint.next("ses")
         drafts: list[Draft] = []
         views = poisson(rng, customer.views_per_session)
         searches = poisson(rng, customer.searches_per_session)
+        if forced is not None and not buying:
+            return [click(t + _gap(rng), cid, session_id, "view", catalog, forced)]
         viewed: list[str] = []
         for step in range(views + searches):
             t += _gap(rng)
