@@ -131,7 +131,11 @@ def test_killed_worker_restarts_without_losing_or_double_counting(make_pipeline,
     stream = events[:6000] + duplicates + events[6000:]
     for _ in range(workers):
         pipeline.start_worker()
-    sender = threading.Thread(target=pipeline.send_events, args=(stream, 3000.0))
+    # The workers consume before the traffic starts: a slow start would find the whole stream waiting and
+    # process it before the kill (seen once in CI, 2 workers: the kill landed after the last event).
+    pipeline.send_events(stream[:200])
+    pipeline.wait_for_outcomes(200, timeout=120)
+    sender = threading.Thread(target=pipeline.send_events, args=(stream[200:], 3000.0))
     sender.start()  # ~4 s of traffic: the kill lands mid-stream
     pipeline.wait_for_outcomes(len(stream) // 4)
     pipeline.workers[0].kill()
