@@ -113,7 +113,8 @@ class KairosSettings(BaseSettings):
     surge_recovery_windows: int = Field(2, ge=1)
     #: The views' evidence that raises a surge led by product views (with some evidence from the orders too).
     #: 7.0 was chosen on simulated shops (2,000 customers, seeds 1-4): every planted surge in time for 1.21 other
-    #: alerts a day; 5.0 gave the same surges for 1.67 (BENCHMARKS.md).
+    #: alerts a day; 5.0 gave the same surges for 1.67 (BENCHMARKS.md, measured before the final simulator
+    #: calibration; with it, seeds 1-8 give 28 of 32 in time at 1.10).
     surge_interest_threshold: float = Field(7.0, gt=0)
 
     # Baskets

