@@ -272,6 +272,8 @@ class SalesMonitor:
         report: dict[str, float] = {
             "series": len(self._forecasters),
             "late_events": self.windows.late,
+            "late_views": self.windows.late_views,
+            "watermark": self.windows.watermark or 0.0,
             "late_corrections": self.late_corrections,
             "alerts": self.alerts,
         }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -246,10 +248,10 @@ class SalesWindows:
     def advance(self, watermark: float | None = None) -> list[WindowSales]:
         """Close every window the watermark has passed; return them ordered by start, then series.
 
-        ``watermark`` defaults to the largest event time seen; it never moves back.
+        ``watermark`` defaults to the largest event time seen; it never moves back; ``-inf`` closes nothing.
         """
         mark = self._max_ts if watermark is None else watermark
-        if mark is None:
+        if mark is None or mark == -math.inf:
             return []
         self.watermark = mark if self.watermark is None else max(self.watermark, mark)
         # Window k is closed once start(k + 1) + allowed_lateness <= watermark.

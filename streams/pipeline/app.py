@@ -222,7 +222,8 @@ class KairosApp:
             self.settings.snapshot_seconds, entries=True)
         sales = PartitionSnapshots(
             "sales", KeyedStore(self.sales_table, snapshot_writer, identity, identity),
-            lambda partition: SalesState.new(self.settings), SalesState.from_state,
+            lambda partition: SalesState.new(self.settings),
+            lambda state: SalesState.from_state(state, self.settings.sales_idle_path_seconds),
             self.settings.snapshot_seconds)
         baskets = PartitionSnapshots(
             "baskets", KeyedStore(self.baskets_table, snapshot_writer, identity, identity),
@@ -270,6 +271,16 @@ class KairosApp:
                 runtime.sales.hold(event.message.partition, event)
                 if runtime.sales.due():
                     await runtime.sales.checkpoint()
+
+    async def _tick_sales(self, partition: int, state: SalesState) -> None:
+        """Close the windows that paths fallen silent no longer hold open (at the end of a stream, the last ones)."""
+        async with self.fence.writing():
+            if self.runtime is None or self.runtime.sales.states.get(partition) is not state:
+                return  # revoked meanwhile
+            async with self.runtime.sales.lock(partition):
+                update = state.tick()
+            if update.closed or update.alerts:
+                await until_done("sales views", lambda: self._publish_sales([update]))
 
     async def _publish_sales(self, updates: list) -> None:
         """Forecast views and alerts to Redis, then the alerts to the alerts topic (repeatable)."""
@@ -472,6 +483,7 @@ class KairosApp:
         self.views.worker_metrics(pipe, self.worker_id, {
             "ingest_lag": self.ingestor.lag, **self.ingestor.counts,
         })
-        for state in self.runtime.sales.states.values():
+        for partition, state in list(self.runtime.sales.states.items()):
+            await self._tick_sales(partition, state)
             self.views.metrics(pipe, "forecast", state.monitor.metrics())
         await pipe.execute()

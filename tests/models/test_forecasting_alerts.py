@@ -293,35 +293,69 @@ def test_many_ordinary_orders_alert_when_the_units_stay_inside_their_wide_interv
         assert alert.kind == "surge" and alert.evidence >= detector.threshold
 
 
-def sku_hour(at: int, orders: int, views: int | None) -> SalesCheck:
-    """A closed hour of a SKU selling 1.5 orders (2 units) and viewed 15 times an hour as usual."""
-    return SalesCheck("sku:A", at * HOUR, actual=orders * 1.3, orders=orders, forecast=2.0, lower=0.0, upper=6.0,
-                      expected_orders=1.5, views=views or 0, expected_views=None if views is None else 15.0)
+def sku_hour(at: int, orders: int, views: int | None, usual_orders: float = 1.5) -> SalesCheck:
+    """A closed hour of a SKU selling ``usual_orders`` orders (1.3 units each) viewed 10 times per order as usual."""
+    return SalesCheck("sku:A", at * HOUR, actual=orders * 1.3, orders=orders, forecast=usual_orders * 1.3,
+                      lower=0.0, upper=usual_orders * 4, expected_orders=usual_orders, views=views or 0,
+                      expected_views=None if views is None else 10 * usual_orders)
 
 
-def test_a_surge_in_views_backed_by_more_orders_alerts_where_the_orders_alone_cannot() -> None:
-    # Three times the usual views and about three times the usual orders, two hours in a row.
-    surge = [(0, 2, 14), (1, 1, 17), (2, 4, 45), (3, 5, 46), (4, 6, 44)]
+def test_a_surge_in_views_alerts_while_its_few_orders_cannot_tell_yet() -> None:
+    # A SKU selling 1.5 an hour: its views triple, and its orders, too few to say anything in an hour or two,
+    # show nothing yet (2 and 1 orders against 1.5 expected).
+    surge = [(0, 2, 14), (1, 1, 17), (2, 2, 45), (3, 1, 46), (4, 6, 44)]
     with_views, orders_only = SurgeDetector(), SurgeDetector()
 
     alerts = [with_views.observe(sku_hour(at, orders, views)) for at, orders, views in surge]
     blind = [orders_only.observe(sku_hour(at, orders, None)) for at, orders, views in surge]
 
-    assert [a is not None for a in alerts] == [False, False, False, True, False]  # the surge's second hour
-    alert = alerts[3]
-    assert alert.kind == "surge" and alert.interest >= with_views.interest_threshold
-    assert alert.evidence < with_views.threshold  # the orders alone did not hold enough evidence
-    assert alert.reasons()[-1].startswith("46 product views against 15.0 expected")
+    assert [a is not None for a in alerts] == [False, False, True, False, False]  # the surge's first hour
+    alert = alerts[2]
+    assert alert.kind == "surge" and alert.led_by == "views"
+    assert alert.interest >= with_views.interest_threshold and alert.evidence == 0 and -2 < alert.backing < 0
+    assert alert.reasons()[-2:] == [
+        "45 product views against 15.0 expected; interest evidence 9.7",
+        "led by the views: the orders since the views rose do not confirm it yet (evidence -0.2)",
+    ]
     assert blind == [None] * 5
 
 
-def test_views_that_do_not_sell_never_raise_a_surge() -> None:
+def test_tripled_views_of_a_busy_sku_whose_orders_stay_as_usual_never_raise_a_surge() -> None:
     detector = SurgeDetector()
-    # Interest triples for ten hours, the orders stay as usual (and one hour has a lucky extra order).
-    hours = [sku_hour(at, 3 if at == 6 else 1, 45) for at in range(10)]
+    # Six orders an hour as usual, 60 views: the views triple for ten hours, the orders do not move
+    # (one hour has a lucky extra order). Each hour's orders argue against a surge (evidence -2.2 an hour).
+    hours = [sku_hour(at, 7 if at == 6 else 5, 180, usual_orders=6.0) for at in range(10)]
 
     assert [detector.observe(h) for h in hours] == [None] * 10
-    assert detector.state_dict()["series"]["sku:A"]["interest"] > 50
+    state = detector.state_dict()["series"]["sku:A"]
+    assert state["interest"] > 100 and state["backing"] < -10
+
+
+def test_a_views_led_episode_lasts_while_the_views_stay_up_so_it_alerts_once() -> None:
+    detector = SurgeDetector()
+    # Views triple for ten hours; the orders of this slow SKU stay as usual (below the surge's break-even,
+    # which alone would end the episode after two hours), then both calm down.
+    hours = [sku_hour(at, 1, 45) for at in range(10)] + [sku_hour(at, 1, 15) for at in range(10, 12)]
+    hours += [sku_hour(12, 2, 45), sku_hour(13, 1, 46)]  # and rise again: a new episode
+
+    alerts = [detector.observe(h) for h in hours]
+
+    assert [at for at, a in enumerate(alerts) if a] == [0, 12]
+    assert all(a.led_by == "views" for a in alerts if a)
+
+
+def test_a_version_3_detector_restores_with_todays_views_rule() -> None:
+    detector = SurgeDetector(interest_threshold=7.0)
+    detector.observe(sku_hour(0, 2, 20))
+    state = json.loads(json.dumps(detector.state_dict()))
+    state["version"] = 3  # version 3: a views rule that also wanted orders evidence, and no backing
+    for series in state["series"].values():
+        del series["backing"]
+
+    restored = SurgeDetector.from_state(state)
+
+    assert restored.interest_threshold == SurgeDetector().interest_threshold == 8.0
+    assert restored.state_dict()["series"]["sku:A"] == detector.state_dict()["series"]["sku:A"]
 
 
 def test_an_older_monitor_checkpoint_without_views_restores_and_starts_judging_views_later() -> None:
@@ -343,7 +377,7 @@ def test_an_older_monitor_checkpoint_without_views_restores_and_starts_judging_v
     detector["version"] = 2
     del detector["interest_threshold"]
     for series in detector["series"].values():
-        del series["interest"], series["view_dispersion"]
+        del series["interest"], series["view_dispersion"], series["backing"]
 
     restored = SalesMonitor.from_state(state)
     update = restored.advance(orders[cut]["ts"])

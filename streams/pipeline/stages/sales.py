@@ -16,6 +16,9 @@ window).
 from __future__ import annotations
 
 import json
+import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 from models.forecasting import SalesForecaster, SalesMonitor, SalesUpdate, SalesWindows, SurgeDetector
@@ -26,13 +29,38 @@ from streams.settings import KairosSettings
 
 
 class SalesState:
-    """The sales monitor and the offsets it has applied per upstream path."""
+    """The sales monitor, the offsets it has applied per upstream path and each path's event time.
 
-    STATE = ("SalesState", 1)
+    **Watermark**: orders and views reach the sales stage along many paths
+    (a raw topic partition through a customers partition, ``clicks:3>1``),
+    and one path can run behind another: in a replay, or while a worker
+    catches up after a restart, the customers stage may be hours of event
+    time further on the orders than on the clicks. A window closes when the
+    *slowest* path has passed it (plus the allowed lateness), not the fastest,
+    so a lagging path's events are counted instead of dropped as late. A path
+    silent for ``idle_seconds`` (wall clock) does not hold the others back (a
+    quiet partition would stall every window); when it speaks again, its
+    events are current. Before this, on a simulated fortnight sent at full
+    speed through one worker, 20,254 views and 1,171 orders were dropped as late.
+    """
 
-    def __init__(self, monitor: SalesMonitor, applied: AppliedOffsets | None = None) -> None:
+    STATE = ("SalesState", 2)
+
+    def __init__(self, monitor: SalesMonitor, applied: AppliedOffsets | None = None,
+                 paths: dict[str, float] | None = None, idle_seconds: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.monitor = monitor
         self.applied = applied or AppliedOffsets()
+        #: Per upstream path, the latest event time it delivered.
+        self.paths = dict(paths or {})
+        self.idle_seconds = idle_seconds
+        self._clock = clock
+        # Per path, when it last delivered (wall clock; a restored path counts as just heard).
+        now = clock()
+        self._heard = dict.fromkeys(self.paths, now)
+        # Windows stay open for the first ``idle_seconds`` (new or restored), so every live path is heard from
+        # before the first closes: a path not yet heard cannot hold the others back.
+        self._started = now
 
     @classmethod
     def new(cls, settings: KairosSettings) -> SalesState:
@@ -44,23 +72,49 @@ class SalesState:
         detector = SurgeDetector(ratio=settings.surge_ratio, threshold=settings.surge_threshold,
                                  slump_threshold=settings.slump_threshold, recovery=settings.surge_recovery_windows,
                                  interest_threshold=settings.surge_interest_threshold)
-        return cls(SalesMonitor(windows, forecaster, detector))
+        return cls(SalesMonitor(windows, forecaster, detector), idle_seconds=settings.sales_idle_path_seconds)
 
     def apply(self, batch: PackedBatch) -> SalesUpdate:
-        """Count the batch's new orders or views, then close the windows the event time passed."""
+        """Count the batch's new orders or views, then close the windows every active path has passed."""
         add = self.monitor.add_view if batch.event_type == "views" else self.monitor.add_order
+        latest = None
         for offset, record in batch.entries:
-            if record is not None and self.applied.fresh(batch.path, offset):
-                add(record)
-        return self.monitor.advance()
+            if record is not None:
+                latest = record["ts"] if latest is None else max(latest, record["ts"])
+                if self.applied.fresh(batch.path, offset):
+                    add(record)
+        now = self._clock()
+        if latest is not None:
+            self.paths[batch.path] = max(self.paths.get(batch.path, latest), latest)
+            self._heard[batch.path] = now
+        return self.tick(now)
+
+    def tick(self, now: float | None = None) -> SalesUpdate:
+        """Close the windows the watermark has passed (called after each batch, and on a timer: when the stream
+        stops, the paths fall idle and the last windows close)."""
+        now = self._clock() if now is None else now
+        mark = self.watermark(now)
+        return self.monitor.advance(-math.inf if mark is None else mark)
+
+    def watermark(self, now: float) -> float | None:
+        """The event time every path heard within ``idle_seconds`` has reached; ``None`` holds every window open.
+
+        With every path silent, nothing lags: the latest event time of any path.
+        """
+        if now - self._started < self.idle_seconds or not self.paths:
+            return None
+        active = [ts for path, ts in self.paths.items() if now - self._heard[path] <= self.idle_seconds]
+        return min(active) if active else max(self.paths.values())
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.STATE[0], "version": self.STATE[1], "monitor": self.monitor.state_dict(),
-                "applied": self.applied.to_state()}
+                "applied": self.applied.to_state(), "paths": dict(sorted(self.paths.items()))}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> SalesState:
-        return cls(SalesMonitor.from_state(state["monitor"]), AppliedOffsets(state["applied"]))
+    def from_state(cls, state: dict[str, Any], idle_seconds: float = 5.0) -> SalesState:
+        """Rebuild from :meth:`state_dict` output (version 1 kept no paths: they are learned again)."""
+        return cls(SalesMonitor.from_state(state["monitor"]), AppliedOffsets(state["applied"]),
+                   state.get("paths"), idle_seconds)
 
 
 def forecast_fields(view: dict[str, Any]) -> dict[str, str]:
@@ -83,7 +137,8 @@ def publish_sales(pipe: Any, views: RedisViews, update: SalesUpdate) -> list[Ale
             kind=raised.kind, alert_id=f"{raised.kind}:{raised.series}:{raised.window_start:.0f}",
             subject=raised.series, score=raised.score, reasons=raised.reasons(), ts=raised.window_start,
             extra={"series": raised.series, "window_start": raised.window_start, "actual": raised.actual,
-                   "forecast": raised.forecast, "lower": raised.lower, "upper": raised.upper},
+                   "forecast": raised.forecast, "lower": raised.lower, "upper": raised.upper,
+                   "led_by": raised.led_by},
         )
         views.alert(pipe, alert)
         alerts.append(alert)

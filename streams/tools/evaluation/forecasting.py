@@ -205,8 +205,8 @@ def score_surges(
     With ``evidence`` (see :func:`surge_evidence`) and ``threshold``, each
     surge also says how much evidence its first two windows' orders held and
     whether it reached the threshold (``in_data``). ``interest`` is the views'
-    evidence the first alert carried (at the detector's ``interest_threshold``
-    or above: the views led it).
+    evidence the first alert carried, and ``led_by`` what raised it (``orders``
+    or ``views``, see :class:`~models.forecasting.SurgeDetector`).
 
     An alert on a series *related* to a surge during it (the total, the surging
     SKU's category, a SKU of the surging category) is an ``echo``: the surge
@@ -228,7 +228,8 @@ def score_surges(
             {"series": series, "start": surge["start"], "hours": round((end - start) / HOUR, 1),
              "factor": surge["factor"], "alerts": len(hits), "delay": delay,
              "ok": len(hits) == 1 and delay is not None and delay <= 1,
-             "interest": round(hits[0].interest, 2) if hits else None}
+             "interest": round(hits[0].interest, 2) if hits else None,
+             "led_by": hits[0].led_by if hits else None}
         )
         if evidence is not None and threshold is not None:
             surges[-1] |= {"evidence": round(evidence[index], 2), "in_data": evidence[index] >= threshold}

@@ -10,6 +10,9 @@ from streams.tools.simulation.clock import DAY, HOUR, iso_s
 
 #: Surges start after this much of the run (capped at 40% of it), so forecasters are warmed up.
 WARMUP = 5 * DAY
+#: Least time between the end of one surge and the start of the next. Two surges of one item half an hour
+#: apart are one long surge to anyone watching (a detector's episode outlasts the gap), so none is planted closer.
+GAP = 12 * HOUR
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,7 @@ class Surge:
 def plant_surges(
     rng: random.Random, catalog: Catalog, best_selling: list[str], count: int, start_ts: float, end_ts: float,
 ) -> list[Surge]:
-    """Up to ``count`` non-overlapping surges of 3–8 hours starting between 08:00 and 16:00 UTC.
+    """Up to ``count`` surges of 3–8 hours starting between 08:00 and 16:00 UTC, at least :data:`GAP` apart.
 
     Scopes alternate category, SKU (one of the 10 best sellers), category, …;
     factors are 3–5. A run too short to hold them all gets fewer.
@@ -64,7 +67,7 @@ def plant_surges(
             day = rng.uniform(earliest, end_ts)
             begin = day - day % DAY + rng.uniform(8, 16) * HOUR
             end = begin + hours * HOUR
-            if earliest <= begin and end <= end_ts and all(end <= s.start or begin >= s.end for s in surges):
+            if earliest <= begin and end <= end_ts and all(end + GAP <= s.start or begin >= s.end + GAP for s in surges):
                 surges.append(Surge(scope, key, begin, end, round(rng.uniform(3, 5), 2)))
                 break
     return surges

@@ -1,0 +1,105 @@
+"""The sales stage's state: windows close when every active upstream path has passed them."""
+
+from __future__ import annotations
+
+import json
+
+from streams.pipeline.packing import PackedBatch
+from streams.pipeline.stages.sales import SalesState
+from streams.settings import KairosSettings
+
+HOUR = 3600.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def order(ts: float, sku: str = "A") -> dict:
+    return {"ts": ts, "lines": [{"sku": sku, "quantity": 1, "unit_price": 5.0, "category": "toys"}]}
+
+
+def view(ts: float, sku: str = "A") -> dict:
+    return {"ts": ts, "sku": sku, "category": "toys"}
+
+
+def state(clock: Clock) -> SalesState:
+    """A new sales state, five seconds (its grace) ago: windows may close."""
+    fresh = SalesState.new(KairosSettings())
+    started = SalesState(fresh.monitor, idle_seconds=5.0, clock=clock)
+    clock.now += 5.0
+    return started
+
+
+def test_a_path_running_hours_behind_another_loses_nothing_as_late() -> None:
+    clock = Clock()
+    sales = state(clock)
+    # The orders path is already at hour 5 while the clicks path is still in hour 0 (a replay, a catch-up).
+    sales.apply(PackedBatch("orders", "orders:0>0", [(0, order(0.5 * HOUR))]))
+    sales.apply(PackedBatch("views", "clicks:0>0", [(0, view(0.6 * HOUR))]))
+    closed = sales.apply(PackedBatch("orders", "orders:0>0", [(1, order(5 * HOUR))])).closed
+    assert closed == 0 and sales.watermark(clock.now) == 0.6 * HOUR
+    for offset, at in enumerate([0.7, 1.5, 2.5, 3.5, 4.5, 5.2]):
+        clock.now += 0.1
+        sales.apply(PackedBatch("views", "clicks:0>0", [(offset + 1, view(at * HOUR))]))
+
+    windows = sales.monitor.windows
+    assert windows.late_views == 0 and windows.late == 0
+    assert sales.watermark(clock.now) == 5 * HOUR  # the orders path is now the slower one
+    total = sales.monitor.view("total:all")["actuals"]
+    assert [(w["window_start"] / HOUR, w["lines"], w["views"]) for w in total[:2]] == [(0, 1, 2), (1, 0, 1)]
+
+
+def test_a_silent_path_stops_holding_the_windows_open() -> None:
+    clock = Clock()
+    sales = state(clock)
+    sales.apply(PackedBatch("views", "clicks:1>0", [(0, view(0.2 * HOUR))]))  # then nothing more on this path
+    sales.apply(PackedBatch("orders", "orders:0>0", [(0, order(0.5 * HOUR))]))
+    clock.now += 4.0
+    assert sales.apply(PackedBatch("orders", "orders:0>0", [(1, order(3 * HOUR))])).closed == 0
+
+    clock.now += 2.0  # the clicks path has been silent for more than five seconds
+    update = sales.apply(PackedBatch("orders", "orders:0>0", [(2, order(3.1 * HOUR))]))
+
+    assert update.closed > 0 and sales.monitor.windows.watermark == 3.1 * HOUR
+    # It speaks again with current events: counted, and it holds the windows again.
+    sales.apply(PackedBatch("views", "clicks:1>0", [(1, view(3.05 * HOUR))]))
+    assert sales.monitor.windows.late_views == 0 and sales.watermark(clock.now) == 3.05 * HOUR
+
+
+def test_paths_survive_a_checkpoint_and_a_version_1_state_restores_without_them() -> None:
+    clock = Clock()
+    sales = state(clock)
+    sales.apply(PackedBatch("orders", "orders:0>0", [(0, order(2 * HOUR))]))
+    sales.apply(PackedBatch("views", "clicks:0>0", [(0, view(1 * HOUR))]))
+    wire = json.loads(json.dumps(sales.state_dict()))
+
+    restored = SalesState.from_state(wire)
+    old = SalesState.from_state({k: v for k, v in wire.items() if k != "paths"} | {"version": 1})
+
+    assert restored.paths == {"orders:0>0": 2 * HOUR, "clicks:0>0": 1 * HOUR}
+    assert old.paths == {} and old.watermark(0.0) is None
+    assert restored.applied.to_state() == sales.applied.to_state()
+
+
+def test_a_new_state_holds_its_windows_until_every_live_path_has_spoken_then_closes_them_when_all_fall_silent() -> None:
+    clock = Clock()
+    sales = SalesState(SalesState.new(KairosSettings()).monitor, idle_seconds=5.0, clock=clock)
+    # A restarted worker: the orders path comes first, hours ahead; the clicks path a second later.
+    sales.apply(PackedBatch("orders", "orders:0>0", [(0, order(0.5 * HOUR)), (1, order(4 * HOUR))]))
+    clock.now = 1.0
+    assert sales.apply(PackedBatch("views", "clicks:0>0", [(0, view(0.4 * HOUR))])).closed == 0
+    assert sales.monitor.windows.late_views == 0
+
+    clock.now = 5.5  # the grace is over and both paths are still heard: the clicks path holds the windows
+    assert sales.tick().closed == 0
+    clock.now = 7.0  # the stream stopped: both paths silent, nothing lags, the windows up to the latest close
+    update = sales.tick()
+
+    assert update.closed > 0 and sales.monitor.windows.watermark == 4 * HOUR
+    total = sales.monitor.view("total:all")["actuals"]
+    assert (total[0]["lines"], total[0]["views"]) == (1, 1)
