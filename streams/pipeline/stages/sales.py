@@ -7,7 +7,9 @@ line and view). Views are the interest the surge detector weighs with the
 orders (see :class:`~models.forecasting.SurgeDetector`). :class:`SalesState` folds them into a
 :class:`~models.forecasting.SalesMonitor` (tumbling event-time windows with
 allowed lateness, a forecaster per series, a surge detector) behind a replay
-guard, and is checkpointed with :mod:`streams.pipeline.snapshots`. Each
+guard, closes a window once every active upstream path has passed it (see
+:class:`SalesState`; a timer closes the last ones when the stream stops),
+and is checkpointed with :mod:`streams.pipeline.snapshots`. Each
 advance publishes the changed forecast views and alerts; a replay after a
 crash publishes the same ones again (absolute views, alert ids per series and
 window).
