@@ -144,6 +144,7 @@ class KairosApp:
         self.app.agent(self.sales_topic, name="sales")(self._sales_agent)
         self.app.agent(self.baskets_topic, name="baskets")(self._baskets_agent)
         self.app.timer(settings.metrics_flush_seconds)(self._flush_metrics)
+        self.app.timer(settings.metrics_flush_seconds)(self._tick_sales)
         self.app.timer(settings.segment_sync_seconds)(self._sync_segments)
         self.app.timer(settings.risk_sync_seconds)(self._sync_risk)
         self.app.timer(min(1.0, settings.snapshot_seconds))(self._checkpoint)
@@ -272,15 +273,16 @@ class KairosApp:
                 if runtime.sales.due():
                     await runtime.sales.checkpoint()
 
-    async def _tick_sales(self, partition: int, state: SalesState) -> None:
+    async def _tick_sales(self) -> None:
         """Close the windows that paths fallen silent no longer hold open (at the end of a stream, the last ones)."""
+        if self.runtime is None:
+            return
         async with self.fence.writing():
-            if self.runtime is None or self.runtime.sales.states.get(partition) is not state:
-                return  # revoked meanwhile
-            async with self.runtime.sales.lock(partition):
-                update = state.tick()
-            if update.closed or update.alerts:
-                await until_done("sales views", lambda: self._publish_sales([update]))
+            for partition, state in list(self.runtime.sales.states.items()):
+                async with self.runtime.sales.lock(partition):
+                    update = state.tick()
+                if update.closed or update.alerts:
+                    await until_done("sales views", lambda: self._publish_sales([update]))  # noqa: B023
 
     async def _publish_sales(self, updates: list) -> None:
         """Forecast views and alerts to Redis, then the alerts to the alerts topic (repeatable)."""
@@ -483,7 +485,6 @@ class KairosApp:
         self.views.worker_metrics(pipe, self.worker_id, {
             "ingest_lag": self.ingestor.lag, **self.ingestor.counts,
         })
-        for partition, state in list(self.runtime.sales.states.items()):
-            await self._tick_sales(partition, state)
+        for state in self.runtime.sales.states.values():
             self.views.metrics(pipe, "forecast", state.monitor.metrics())
         await pipe.execute()
