@@ -103,3 +103,17 @@ def test_a_new_state_holds_its_windows_until_every_live_path_has_spoken_then_clo
     assert update.closed > 0 and sales.monitor.windows.watermark == 4 * HOUR
     total = sales.monitor.view("total:all")["actuals"]
     assert (total[0]["lines"], total[0]["views"]) == (1, 1)
+
+
+def test_a_click_dated_in_the_future_does_not_close_every_window_when_the_paths_fall_silent() -> None:
+    clock = Clock()
+    sales = state(clock)
+    sales.apply(PackedBatch("orders", "orders:0>0", [(0, order(2.5 * HOUR))]))
+    sales.apply(PackedBatch("views", "clicks:0>0", [(0, view(2.6 * HOUR)), (1, view(200 * HOUR))]))  # device clock
+
+    clock.now += 6.0  # the shop falls quiet: every path silent
+    sales.tick()
+
+    assert sales.monitor.windows.watermark == 2.5 * HOUR  # the latest order, not the future-dated view
+    sales.apply(PackedBatch("orders", "orders:0>0", [(1, order(2.7 * HOUR))]))  # next order: on time
+    assert sales.monitor.windows.late == 0

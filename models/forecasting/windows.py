@@ -152,6 +152,11 @@ class SalesWindows:
         self.watermark: float | None = None
 
     @property
+    def order_time(self) -> float | None:
+        """The latest event time of any order counted (views do not move it): what :meth:`advance` defaults to."""
+        return self._max_ts
+
+    @property
     def series(self) -> list[str]:
         """Every series currently tracked, sorted."""
         return sorted(self._first_open)

@@ -101,12 +101,13 @@ class SalesState:
     def watermark(self, now: float) -> float | None:
         """The event time every path heard within ``idle_seconds`` has reached; ``None`` holds every window open.
 
-        With every path silent, nothing lags: the latest event time of any path.
+        With every path silent, nothing lags: the latest order's event time (views do not move it, as a click
+        dated in the future by a shopper's device clock must not close every window).
         """
         if now - self._started < self.idle_seconds or not self.paths:
             return None
         active = [ts for path, ts in self.paths.items() if now - self._heard[path] <= self.idle_seconds]
-        return min(active) if active else max(self.paths.values())
+        return min(active) if active else self.monitor.windows.order_time
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.STATE[0], "version": self.STATE[1], "monitor": self.monitor.state_dict(),
