@@ -38,6 +38,7 @@ from streams.pipeline.packing import PackedBatch, partition_for
 from streams.pipeline.replay_guard import RecentIds
 from streams.pipeline.stages.baskets import basket_record
 from streams.pipeline.stages.risk import RiskScoring, ScoredPayment
+from streams.pipeline.stages.sales import sales_view
 from streams.pipeline.stages.segments import SegmentStage
 from streams.pipeline.retry import until_done
 from streams.pipeline.store import KeyedStore
@@ -241,11 +242,6 @@ class CustomerStage:
             (key, value) for key, value in list(self.store.table.data.items())
             if isinstance(value, CustomerState) and partition_for(key, parts) in partitions
         ]
-
-
-def sales_view(click: dict[str, Any]) -> dict[str, Any]:
-    """What the sales stage needs of a product view: its event time, SKU and category."""
-    return {"ts": click["ts"], "sku": click["sku"], "category": click.get("category")}
 
 
 def risk_alert(scored: ScoredPayment) -> Alert:

@@ -120,6 +120,11 @@ class SalesState:
                    state.get("paths"), idle_seconds)
 
 
+def sales_view(click: dict[str, Any]) -> dict[str, Any]:
+    """What the sales stage needs of a product view click: its event time, SKU and category."""
+    return {"ts": click["ts"], "sku": click["sku"], "category": click.get("category")}
+
+
 def forecast_fields(view: dict[str, Any]) -> dict[str, str]:
     """A forecast view as flat Redis hash fields (lists as JSON)."""
     return {k: json.dumps(v) if isinstance(v, (list, dict)) else str(v) for k, v in view.items()}

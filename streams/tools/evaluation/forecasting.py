@@ -60,6 +60,7 @@ from models.forecasting import (
     SeasonalNaive,
     SurgeDetector,
 )
+from streams.pipeline.stages.sales import sales_view
 from streams.pipeline.validation import EventValidator
 from streams.tools.simulation import ShopSimulator, SimulatorConfig
 
@@ -143,7 +144,7 @@ def simulator_records(simulator: ShopSimulator) -> Iterator[dict[str, Any]]:
         if event.topic == "orders":
             yield record
         else:
-            yield {"view": True, "ts": record["ts"], "sku": record["sku"], "category": record.get("category")}
+            yield sales_view(record) | {"view": True}
 
 
 def surge_evidence(

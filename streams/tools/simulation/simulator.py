@@ -269,21 +269,14 @@ class _Run:
         if t < customer.lapse_at and t < self.config.end_ts:
             self.push(t, _BUY, index)
 
-    def push_next_surge_order(self, index: int, t: float) -> None:
-        """Schedule surge ``index``'s next extra order after ``t``, while the surge lasts."""
-        rate = self.sim._surge_rates[index]
+    def push_next_surge_visit(self, index: int, t: float, buying: bool) -> None:
+        """Schedule surge ``index``'s next extra buyer (``buying``) or extra visitor (views its item, does not
+        buy) after ``t``, while the surge lasts."""
+        rate = (self.sim._surge_rates if buying else self.sim._viewer_rates)[index]
         if rate > 0:
             t = self.clock.advance(t, self.schedule.expovariate(rate))
             if t < self.sim.surges[index].end:
-                self.push(t, _SURGE_BUY, index)
-
-    def push_next_surge_view(self, index: int, t: float) -> None:
-        """Schedule surge ``index``'s next extra visitor (views its item, does not buy) after ``t``."""
-        rate = self.sim._viewer_rates[index]
-        if rate > 0:
-            t = self.clock.advance(t, self.schedule.expovariate(rate))
-            if t < self.sim.surges[index].end:
-                self.push(t, _SURGE_VIEW, index)
+                self.push(t, _SURGE_BUY if buying else _SURGE_VIEW, index)
 
     def surge_session(self, index: int, t: float, buying: bool) -> list[Draft]:
         """A session viewing surge ``index``'s item (an order holding it, when ``buying``) by a random customer."""
@@ -292,10 +285,7 @@ class _Run:
         while visitor.lapse_at <= t:
             visitor = customers[schedule.randrange(len(customers))]
         forced = surge.key if surge.scope == "sku" else self.sim.catalog.by_category[surge.key].draw(schedule)
-        if buying:
-            self.push_next_surge_order(index, t)
-        else:
-            self.push_next_surge_view(index, t)
+        self.push_next_surge_visit(index, t, buying)
         return self.shopper.session(visitor, t, buying=buying, forced=forced)
 
     def fraud_incident(self, pattern: str, slot: int, t: float) -> list[Draft]:
@@ -328,8 +318,8 @@ class _Run:
             self.push_next_browse(index, cfg.start_ts)
             self.push_next_order(index, cfg.start_ts, first=True)
         for index, surge in enumerate(self.sim.surges):
-            self.push_next_surge_order(index, surge.start)
-            self.push_next_surge_view(index, surge.start)
+            self.push_next_surge_visit(index, surge.start, buying=True)
+            self.push_next_surge_visit(index, surge.start, buying=False)
         for pattern, incidents in self.fraudster.incidents.items():
             if incidents:
                 self.push(self.fraudster.incident_time(pattern, 0), _FRAUD, (pattern, 0))
