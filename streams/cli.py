@@ -165,6 +165,36 @@ def lookup_failures(settings: KairosSettings) -> Iterator[None]:
 
 
 @app.command()
+def chaos(
+    scenario: list[str] = typer.Option(
+        [], "--scenario", "-s",
+        help="Fault scenario (repeatable; default: all): three-workers, graceful-stop, worker-added, "
+             "two-three-two, redis-restart-aof, redis-restart-empty."),
+    repetitions: int = typer.Option(10, min=1, help="Runs of each scenario."),
+    customers: int = typer.Option(1000, min=10, help="Simulated customers."),
+    days: float = typer.Option(8.0, help="Simulated days."),
+    seed: int = typer.Option(7, help="Simulator seed (the same events in every run)."),
+    rate: float = typer.Option(1000.0, help="Events per second sent."),
+    workdir: Path = typer.Option(Path(".kairos/chaos"), help="Where the runs' brokers, Redis and worker logs go."),
+) -> None:
+    """Send the same simulated shop through ordinary operations and faults; compare every exact view family
+    (customer views, ingest counters, risk-scored payments, alert ids) with a fault-free run."""
+    from streams.tools.faults import SCENARIOS, run_chaos, simulated_events
+
+    names = scenario or [name for name in SCENARIOS if name != "reference"]
+    unknown = [name for name in names if name not in SCENARIOS or name == "reference"]
+    if unknown:
+        fail(f"unknown scenario {unknown[0]!r}: choose from {', '.join(n for n in SCENARIOS if n != 'reference')}", 2)
+    events = simulated_events(seed, customers, days)
+    typer.echo(f"{len(events):,} events (seed {seed}, {customers} customers, {days:g} days) at {rate:g}/s")
+    results = run_chaos(names, repetitions, events, workdir, rate,
+                        report=lambda result: typer.echo(f"{result.row()} {result.examples or ''}"))
+    bad = [result for result in results if not result.exact]
+    typer.echo(f"{len(results) - len(bad)} of {len(results)} runs exact")
+    raise typer.Exit(1 if bad else 0)
+
+
+@app.command()
 def replay(
     paths: list[Path] = typer.Argument(..., help="Data set CSV files, or folders (all their *.csv in name order)."),
     fmt: str | None = typer.Option(None, "--format", "-f",

@@ -42,7 +42,7 @@ from streams.pipeline.fence import WriteFence
 from streams.pipeline.ingest import Ingestor
 from streams.pipeline.model_sync import ModelSync
 from streams.pipeline.packing import decode_packet
-from streams.pipeline.retry import until_done
+from streams.pipeline.retry import FAILING, FAILURES_TOTAL, guarded, until_done
 from streams.pipeline.snapshots import PartitionSnapshots
 from streams.pipeline.stages.baskets import SYNC_KEY_PREFIX as BASKETS_SYNC, BasketState, foreign_supports, publish_rules
 from streams.pipeline.stages.customers import CustomerStage, encode_value, value_decoder
@@ -59,12 +59,27 @@ log = logging.getLogger(__name__)
 #: Internal messages folded together (at most), and how long to wait for more.
 TAKE_MESSAGES = 64
 TAKE_WITHIN_SECONDS = 0.002
+#: On a stop, how long the batches being written may take to finish before their clients close.
+SHUTDOWN_WRITES_SECONDS = 15.0
 #: Largest snapshot record (a partition state, compressed).
 MAX_SNAPSHOT_BYTES = 64 << 20
 
 
 def identity(value: bytes) -> bytes:
     return value
+
+
+def withhold_acks(events: list[faust.EventT]) -> None:
+    """Keep events that were not applied out of every offset commit: the partition's next owner gets them again.
+
+    This closes the hole behind events lost on a graceful stop or a crash (issue 21): Faust's
+    ``Stream.take_events`` acknowledges a taken batch in a ``finally`` block, so a batch interrupted by
+    a stop was acknowledged and its offsets committed on shutdown although its state was never
+    flushed. A message marked acknowledged is never entered into the consumer's committable offsets
+    (``Consumer.ack`` only records messages not yet marked), so the commit stops before it.
+    """
+    for event in events:
+        event.message.acked = True
 
 
 @dataclass
@@ -143,12 +158,16 @@ class KairosApp:
         self.app.agent(self.risk_topic, name="risk")(self._risk_agent)
         self.app.agent(self.sales_topic, name="sales")(self._sales_agent)
         self.app.agent(self.baskets_topic, name="baskets")(self._baskets_agent)
-        self.app.timer(settings.metrics_flush_seconds)(self._flush_metrics)
-        self.app.timer(settings.metrics_flush_seconds)(self._tick_sales)
-        self.app.timer(settings.segment_sync_seconds)(self._sync_segments)
-        self.app.timer(settings.risk_sync_seconds)(self._sync_risk)
-        self.app.timer(min(1.0, settings.snapshot_seconds))(self._checkpoint)
-        self.app.timer(settings.basket_publish_seconds)(self._publish_baskets)
+        # A failing timer (Redis or the broker away) is retried at its next tick; it never stops the worker.
+        for interval, what, step in (
+            (settings.metrics_flush_seconds, "metrics flush", self._flush_metrics),
+            (settings.metrics_flush_seconds, "sales tick", self._tick_sales),
+            (settings.segment_sync_seconds, "segment sync", self._sync_segments),
+            (settings.risk_sync_seconds, "risk sync", self._sync_risk),
+            (min(1.0, settings.snapshot_seconds), "checkpoint", self._checkpoint),
+            (settings.basket_publish_seconds, "basket publication", self._publish_baskets),
+        ):
+            self.app.timer(interval)(guarded(what, step))
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_before_shutdown.connect(self._stop_runtime)
         for table in (self.customers_table, self.risk_table, self.sales_table, self.baskets_table):
@@ -195,10 +214,16 @@ class KairosApp:
         return self.runtime
 
     async def _stop_runtime(self, app: faust.App, **kwargs: Any) -> None:
-        if self.runtime is not None:
-            await self.runtime.producer.stop()
-            await self.runtime.snapshot_producer.stop()
-            await self.runtime.redis.aclose()
+        """On a stop, after Faust stopped fetching and before it stops the agents: let the writes in
+        flight finish (bounded), then close the clients they write with."""
+        if not await self.fence.shut(SHUTDOWN_WRITES_SECONDS):
+            log.warning("stop: a batch still writing after %.0f s is left unacknowledged (its next owner "
+                        "applies it)", SHUTDOWN_WRITES_SECONDS)
+        runtime, self.runtime = self.runtime, None  # the timers find nothing to do from now on
+        if runtime is not None:
+            await runtime.producer.stop()
+            await runtime.snapshot_producer.stop()
+            await runtime.redis.aclose()
 
     async def _new_runtime(self) -> Runtime:
         options = self.settings.kafka_client_options()
@@ -237,12 +262,17 @@ class KairosApp:
     async def _customers_agent(self, stream: faust.Stream) -> None:
         runtime = await self.start_runtime()
         async for events in stream.take_events(TAKE_MESSAGES, within=TAKE_WITHIN_SECONDS):
-            async with self.fence.writing():
-                items = [(event.message.partition, batch) for event in events if self.fence.current(event)
-                         for batch in decode_packet(event.value)]
-                # Faust acknowledges the taken events when this block ends, even on an error: so the
-                # block retries until the batch is applied (applying again is idempotent) and never loses it.
-                await until_done("customers batch", lambda: runtime.customers.apply(items))
+            try:
+                async with self.fence.writing():
+                    items = [(event.message.partition, batch) for event in events if self.fence.current(event)
+                             for batch in decode_packet(event.value)]
+                    # Retried until applied (applying again is idempotent): the stage stalls, it never skips.
+                    await until_done("customers batch", lambda: runtime.customers.apply(items))  # noqa: B023
+            except BaseException:
+                # A stop (SIGTERM, a crash elsewhere) cancels us mid-batch; Faust's take_events would
+                # still acknowledge the batch in its ``finally`` and commit it on shutdown.
+                withhold_acks(events)
+                raise
 
     async def _risk_agent(self, stream: faust.Stream) -> None:
         runtime = await self.start_runtime()
@@ -484,6 +514,10 @@ class KairosApp:
         self.views.metrics(pipe, "ingest", summed)
         self.views.worker_metrics(pipe, self.worker_id, {
             "ingest_lag": self.ingestor.lag, **self.ingestor.counts,
+            # What is failing now (one entry per step: since, failures, reason) and failures since start.
+            "failing": orjson.dumps({name: failure.to_dict() for name, failure in FAILING.items()}).decode(),
+            "failures_total": sum(FAILURES_TOTAL.values()),
+            "stale_events_skipped": self.fence.skipped,
         })
         for state in self.runtime.sales.states.values():
             self.views.metrics(pipe, "forecast", state.monitor.metrics())

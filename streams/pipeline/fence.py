@@ -49,6 +49,7 @@ class WriteFence:
         self._condition: asyncio.Condition | None = None
         self._writers = 0
         self._closed = False
+        self._shut = False
         #: Events fetched in an older assignment epoch than this are stale.
         self.min_epoch = 0
         #: Stale events skipped since start.
@@ -82,8 +83,25 @@ class WriteFence:
                 self.min_epoch = max(self.min_epoch, next_epoch)
                 on_closed()
             finally:
-                self._closed = False
+                self._closed = self._shut
                 self.condition.notify_all()
+
+    async def shut(self, timeout: float) -> bool:
+        """For a stop: let no new write start, wait up to ``timeout`` s for those in flight; True if none is left.
+
+        The worker closes its producers and Redis client only after this, so a
+        batch in flight finishes its writes instead of failing on a closed client;
+        one still unfinished at the timeout is cancelled with its agent and not
+        acknowledged (the next owner applies it).
+        """
+        async with self.condition:
+            self._closed = True
+            self._shut = True
+            try:
+                await asyncio.wait_for(self.condition.wait_for(lambda: self._writers == 0), timeout)
+            except asyncio.TimeoutError:
+                return False
+            return True
 
     def current(self, event: Any) -> bool:
         """False for an event fetched before the last revocation.

@@ -22,8 +22,10 @@ from collections import defaultdict
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from mode import Service
 
+from streams.pipeline.retry import record_failure, record_success, until_done
 from streams.pipeline.packing import PackedBatch, encode_packet, partition_for
 from streams.pipeline.validation import EventValidator
 from streams.settings import KairosSettings
@@ -106,24 +108,40 @@ class Ingestor(Service):
             await self.producer.stop()
 
     async def commit(self) -> None:
-        """Commit what every sent packed message and dead letter covers."""
+        """Commit what every sent packed message and dead letter covers.
+
+        A commit that fails (a rebalance under way, the broker away) is logged
+        and dropped: the partition's owner reads those events again from the
+        last committed offset and the states downstream skip what they applied.
+        """
         if self._uncommitted and self.consumer is not None:
             offsets, self._uncommitted = self._uncommitted, {}
             assigned = self.consumer.assignment()
             offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
             if offsets:
-                await self.consumer.commit(offsets)
+                try:
+                    await self.consumer.commit(offsets)
+                except KafkaError as exc:
+                    record_failure("ingest commit", exc)
+                else:
+                    record_success("ingest commit")
 
     @Service.task
     async def _consume(self) -> None:
         assert self.consumer is not None
         while not self.should_stop:
-            fetched = await self.consumer.getmany(
-                timeout_ms=self.settings.ingest_fetch_wait_ms,
-                max_records=self.settings.ingest_batch_records,
-            )
+            try:
+                fetched = await self.consumer.getmany(
+                    timeout_ms=self.settings.ingest_fetch_wait_ms,
+                    max_records=self.settings.ingest_batch_records,
+                )
+            except KafkaError as exc:  # the fetch position did not move: nothing is skipped
+                record_failure("ingest fetch", exc)
+                await asyncio.sleep(0.5)
+                continue
             if not fetched:
                 continue
+            # The consumer's position is past this fetch now: it is forwarded whatever it takes, never skipped.
             await self.forward(fetched)
             for tp, messages in fetched.items():
                 self._uncommitted[tp] = self.positions[tp] = messages[-1].offset + 1
@@ -131,10 +149,15 @@ class Ingestor(Service):
             self._measure_lag()
 
     async def forward(self, fetched: dict[TopicPartition, list[Any]]) -> None:
-        """Validate, dead-letter and pack one fetch; wait until all of it is acknowledged."""
-        assert self.producer is not None
+        """Validate, dead-letter and pack one fetch; send it until all of it is acknowledged."""
+        packets, letters = self.pack(fetched)
+        await until_done("ingest forward", lambda: self._send(packets, letters))
+        self.last_batch_at = time.time()
+
+    def pack(self, fetched: dict[TopicPartition, list[Any]]) -> tuple[dict[int, list[PackedBatch]], list[tuple]]:
+        """The packed batches per internal partition and the dead letters ``(tp, message, reason)`` of a fetch."""
         partitions = self.settings.partitions
-        sends = []
+        letters: list[tuple] = []
         packets: dict[int, list[PackedBatch]] = defaultdict(list)
         for tp, messages in fetched.items():
             event_type = self.event_types[tp.topic]
@@ -147,7 +170,7 @@ class Ingestor(Service):
                     target = partition_for(outcome.record[route], partitions)
                 else:
                     target = tp.partition % partitions
-                    sends.append(await self._dead_letter(tp, message, outcome.reason or "rejected"))
+                    letters.append((tp, message, outcome.reason or "rejected"))
                     self.counts[f"{event_type}.invalid"] += 1
                 batch = batches.get(target)
                 if batch is None:
@@ -155,11 +178,15 @@ class Ingestor(Service):
                     packets[target].append(batch)
                 batch.entries.append((message.offset, outcome.record))
             self.counts[f"{event_type}.fetched"] += len(messages)
+        return packets, letters
+
+    async def _send(self, packets: dict[int, list[PackedBatch]], letters: list[tuple]) -> None:
+        assert self.producer is not None
+        sends = [await self._dead_letter(tp, message, reason) for tp, message, reason in letters]
         for target, packet in packets.items():
             sends.append(await self.producer.send(self.events_topic, encode_packet(packet), partition=target))
         if sends:
             await asyncio.gather(*sends)
-        self.last_batch_at = time.time()
 
     async def _dead_letter(self, tp: TopicPartition, message: Any, reason: str) -> asyncio.Future:
         assert self.producer is not None

@@ -91,14 +91,14 @@ def redis_server_binary() -> str:
     raise FileNotFoundError(REDIS_HINT)
 
 
-def start_redis(workdir: Path, port: int | None = None) -> ManagedProcess:
-    """Start a redis-server without persistence on 127.0.0.1."""
+def start_redis(workdir: Path, port: int | None = None, appendonly: bool = False) -> ManagedProcess:
+    """Start a redis-server on 127.0.0.1, without persistence unless ``appendonly`` (AOF in ``workdir``)."""
     port = port or free_port()
     log_path = workdir / "redis.log"
     process = subprocess.Popen(
         [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir), "--protected-mode", "yes"],
-        stdout=log_path.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+         "--appendonly", "yes" if appendonly else "no", "--dir", str(workdir), "--protected-mode", "yes"],
+        stdout=log_path.open("ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     managed = ManagedProcess("redis", process, port, log_path)

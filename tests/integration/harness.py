@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -21,6 +17,7 @@ from streams.pipeline.keys import RedisKeys
 from streams.pipeline.topics import ensure_topics
 from streams.settings import KairosSettings, TopicNames
 from streams.tools.devstack import DevStack
+from streams.tools.processes import WorkerProcess, settings_env  # noqa: F401 (re-exported for tests)
 
 
 def isolated_settings(stack: DevStack, partitions: int = 4, **overrides: Any) -> KairosSettings:
@@ -31,59 +28,6 @@ def isolated_settings(stack: DevStack, partitions: int = 4, **overrides: Any) ->
         kafka_bootstrap=stack.kafka_bootstrap, redis_url=stack.redis_url, prefix=tag,
         app_id=tag, topics=topics, partitions=partitions, metrics_flush_seconds=0.25, **overrides,
     )
-
-
-def settings_env(settings: KairosSettings) -> dict[str, str]:
-    """The same settings as KAIROS_* environment variables, for a worker process."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"KAIROS_{name.upper()}"] = json.dumps(value) if isinstance(value, (dict, list, bool)) else str(value)
-    return env
-
-
-@dataclass
-class WorkerProcess:
-    """A real ``kairos worker`` child process."""
-
-    settings: KairosSettings
-    log_path: Path
-    process: subprocess.Popen | None = None
-
-    def start(self) -> WorkerProcess:
-        env = dict(os.environ)
-        env.update(settings_env(self.settings))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=env,
-            stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-            cwd=self.log_path.parent,
-        )
-        return self
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hooks, no commits, no flushes."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.alive():
-            assert self.process is not None
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 @dataclass
@@ -140,7 +84,7 @@ class Pipeline:
             if condition():
                 return
             for worker in self.workers:
-                assert worker.alive() or worker.process is None or worker.process.returncode == -signal.SIGKILL, (
+                assert worker.alive() or worker.process is None or worker.stopped, (
                     f"worker died:\n{worker.log()[-4000:]}")
             time.sleep(0.1)
         logs = "\n".join(w.log()[-3000:] for w in self.workers)
