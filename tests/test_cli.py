@@ -202,6 +202,8 @@ def test_an_analyst_adds_pauses_resumes_and_deletes_a_rule(shop) -> None:
     ("amount > 1000 and ip_county == 'NG'", "block", "unknown field 'ip_county' (did you mean 'ip_country'?)"),
     ("amount > 1000", "deny", "action must be review, block or a score floor in (0, 1], not 'deny'"),
     ("amount > 1000", "1.5", "less than or equal to 1"),
+    ("amount > " + "9" * 400, "block", "a number has at most 30 characters (at column 10)"),
+    ("amount > " + "-" * 980 + "1", "block", "at most 3 unary operators (not, -) in a row"),
 ])
 def test_a_bad_rule_is_refused_with_the_reason(shop, expression, action, reason) -> None:
     result = kairos(shop_env(shop), "rules", "add", "typo", expression, "--action", action)

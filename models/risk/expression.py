@@ -9,6 +9,13 @@ f-strings — is rejected with a readable reason, as are unknown fields and
 comparisons of a number with text. An accepted expression is compiled into
 plain closures; nothing is ever passed to :func:`eval`.
 
+Whatever the text, a problem is a :class:`RuleSyntaxError` with a one-line
+message, never another exception: an expression has at most
+``MAX_EXPRESSION_LENGTH`` characters and ``MAX_DEPTH`` levels of nesting, at
+most ``MAX_UNARY_RUN`` ``not`` / ``-`` in a row, and a number at most
+``MAX_NUMBER_CHARACTERS`` characters and a magnitude of at most
+``MAX_NUMBER_MAGNITUDE`` (well inside a float's exact integers).
+
 At evaluation, a comparison involving a missing field (absent or ``None``) is
 false, and a bare numeric field is true when non-zero.
 
@@ -26,13 +33,24 @@ models.risk.expression.RuleSyntaxError: function calls are not allowed (at colum
 Traceback (most recent call last):
 ...
 models.risk.expression.RuleSyntaxError: unknown field 'amout' (did you mean 'amount'?)
+>>> RuleExpression("amount > " + "9" * 400, fields)
+Traceback (most recent call last):
+...
+models.risk.expression.RuleSyntaxError: a number has at most 30 characters (at column 10)
+>>> RuleExpression("amount > 1e16", fields)
+Traceback (most recent call last):
+...
+models.risk.expression.RuleSyntaxError: a number must be between -1e+15 and 1e+15 (at column 10)
+>>> RuleExpression("amount > " + "-" * 980 + "1", fields)
+Traceback (most recent call last):
+...
+models.risk.expression.RuleSyntaxError: at most 3 unary operators (not, -) in a row (at column 10)
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
-import math
 import operator
 import warnings
 from collections.abc import Callable, Mapping
@@ -43,6 +61,9 @@ Evaluator = Callable[[Mapping[str, Any]], Any]
 
 MAX_EXPRESSION_LENGTH = 1000
 MAX_DEPTH = 40
+MAX_UNARY_RUN = 3
+MAX_NUMBER_CHARACTERS = 30
+MAX_NUMBER_MAGNITUDE = 1e15
 
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
     ast.Eq: operator.eq,
@@ -86,6 +107,7 @@ class RuleExpression:
         self._fields = fields
         self.fields_used: set[str] = set()
         tree = _parse(source)
+        _check_unary_runs(tree)
         self._evaluate = self._condition(tree.body, depth=0)
 
     def evaluate(self, values: Mapping[str, Any]) -> bool:
@@ -113,7 +135,7 @@ class RuleExpression:
     def _comparison(self, node: ast.Compare, depth: int) -> Evaluator:
         operands = [self._operand(node.left, depth + 1)]
         steps = []
-        for op, right in zip(node.ops, node.comparators):
+        for left, op, right in zip([node.left, *node.comparators], node.ops, node.comparators):
             if type(op) not in _COMPARE:
                 raise _reject(node, "'is' / 'is not' are not allowed; use == or !=")
             left_kind = operands[-1][0]
@@ -124,9 +146,9 @@ class RuleExpression:
             else:
                 right_kind, right_eval = self._operand(right, depth + 1)
                 if right_kind != left_kind:
-                    raise _reject(node, f"cannot compare {left_kind} with {right_kind} in {ast.unparse(node)!r}")
+                    raise _reject(node, f"cannot compare {left_kind} with {right_kind} in {_step(left, op, right)!r}")
                 if isinstance(op, _ORDERING) and left_kind != "number":
-                    raise _reject(node, f"text can only be compared with == or != in {ast.unparse(node)!r}")
+                    raise _reject(node, f"text can only be compared with == or != in {_step(left, op, right)!r}")
             operands.append((right_kind, right_eval))
             steps.append(_COMPARE[type(op)])
         evaluators = [evaluate for _, evaluate in operands]
@@ -183,8 +205,18 @@ def _parse(source: str) -> ast.Expression:
         raise RuleSyntaxError(f"bad syntax: {type(exc).__name__}") from None
 
 
+def _check_unary_runs(tree: ast.Expression) -> None:
+    """Reject a run of more than ``MAX_UNARY_RUN`` unary operators, without recursing into it."""
+    for node in ast.walk(tree):
+        run, inner = 0, node
+        while isinstance(inner, ast.UnaryOp) and run <= MAX_UNARY_RUN:
+            run, inner = run + 1, inner.operand
+        if run > MAX_UNARY_RUN:
+            raise _reject(node, f"at most {MAX_UNARY_RUN} unary operators (not, -) in a row")
+
+
 def _constant(node: ast.expr) -> Any:
-    """A whitelisted literal: a finite number (optionally negated), a string or a bool."""
+    """A whitelisted literal: a bounded number (optionally negated), a string or a bool."""
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         value = _constant(node.operand)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -192,9 +224,13 @@ def _constant(node: ast.expr) -> Any:
         return -value
     if isinstance(node, ast.Constant):
         value = node.value
-        if isinstance(value, str):
+        if isinstance(value, (str, bool)):
             return value
-        if isinstance(value, (bool, int, float)) and math.isfinite(value):
+        if isinstance(value, (int, float)):
+            if node.end_col_offset - node.col_offset > MAX_NUMBER_CHARACTERS:
+                raise _reject(node, f"a number has at most {MAX_NUMBER_CHARACTERS} characters")
+            if abs(value) > MAX_NUMBER_MAGNITUDE:
+                raise _reject(node, f"a number must be between -{MAX_NUMBER_MAGNITUDE:g} and {MAX_NUMBER_MAGNITUDE:g}")
             return value
         raise _reject(node, f"the literal {ast.unparse(node)} is not allowed (numbers, strings, True, False only)")
     raise _reject(node, _FORBIDDEN_TEXT.get(type(node), f"{type(node).__name__} expressions are not allowed here"))
@@ -204,6 +240,11 @@ def _reject(node: ast.AST, reason: str) -> RuleSyntaxError:
     column = getattr(node, "col_offset", None)
     where = f" (at column {column + 1})" if column is not None else ""
     return RuleSyntaxError(reason + where)
+
+
+def _step(left: ast.expr, op: ast.cmpop, right: ast.expr) -> str:
+    """The text of one comparison step (its operands are compiled, hence small), for messages."""
+    return ast.unparse(ast.Compare(left=left, ops=[op], comparators=[right]))
 
 
 def _check_depth(node: ast.AST, depth: int) -> None:

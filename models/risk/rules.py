@@ -7,7 +7,9 @@ see :data:`RULE_FIELDS`), with an action: ``"review"``, ``"block"``, or a score
 floor in (0, 1] that raises the payment's score to at least that value. Rules
 are validated when they are created, so a bad rule never reaches the
 :class:`RuleBook`; :meth:`RuleBook.load` takes raw dicts (e.g. from a control
-topic) and returns a readable reason for each one it rejects.
+topic) and returns a readable reason for each one it rejects. A rule that
+raises while evaluated counts as not hit; its failures are counted
+(:meth:`RuleBook.failure_reasons`), so one rule can never stop scoring.
 
 Memory: the rule book holds at most ``max_rules`` rules.
 
@@ -101,6 +103,8 @@ class RuleBook:
     def __init__(self, max_rules: int = 500) -> None:
         self.max_rules = max_rules
         self._rules: dict[str, RiskRule] = {}
+        #: Rule id -> (payments it raised on, the last error), since the rule was put.
+        self.failures: dict[str, tuple[int, str]] = {}
 
     @property
     def rules(self) -> list[RiskRule]:
@@ -112,6 +116,7 @@ class RuleBook:
         if rule.id not in self._rules and len(self._rules) >= self.max_rules:
             raise ValueError(f"the rule book is full ({self.max_rules} rules)")
         self._rules[rule.id] = rule
+        self.failures.pop(rule.id, None)
 
     def load(self, raw_rules: Iterable[Mapping[str, Any]]) -> dict[str, str]:
         """Validate and put each raw rule; returns ``{rule id or position: reason}`` for the rejected."""
@@ -138,11 +143,30 @@ class RuleBook:
         """Remove a rule."""
         self._get(rule_id)
         del self._rules[rule_id]
+        self.failures.pop(rule_id, None)
 
     def evaluate(self, features: Mapping[str, float], payment: Mapping[str, Any]) -> list[RiskRule]:
-        """The enabled rules that hold for a payment (its record fields and its features)."""
+        """The enabled rules that hold for a payment (its record fields and its features).
+
+        A rule that raises is not hit, and its failure is counted.
+        """
         values = {**{name: payment[name] for name in PAYMENT_FIELDS if name in payment}, **features}
-        return [rule for rule in self._rules.values() if rule.enabled and rule.matches(values)]
+        return [rule for rule in self._rules.values() if rule.enabled and self._holds(rule, values)]
+
+    def failure_reasons(self) -> dict[str, str]:
+        """``{rule id: reason}`` for the rules that raised while evaluated: how often, and the last error.
+
+        >>> class Unreadable(float):
+        ...     def __gt__(self, other): raise ArithmeticError("unreadable amount")
+        >>> book = RuleBook()
+        >>> book.put(RiskRule(id="big", expression="amount > 1000", action="review"))
+        >>> book.evaluate({}, {"amount": Unreadable(5000.0)})
+        []
+        >>> book.failure_reasons()
+        {'big': 'raised on 1 payment(s), taken as not hit; last: ArithmeticError: unreadable amount'}
+        """
+        return {rule_id: f"raised on {count} payment(s), taken as not hit; last: {error}"
+                for rule_id, (count, error) in self.failures.items()}
 
     def state_dict(self) -> dict[str, Any]:
         """Plain-data checkpoint: the rules as dicts."""
@@ -162,11 +186,34 @@ class RuleBook:
             book.put(RiskRule.model_validate(raw))
         return book
 
+    def _holds(self, rule: RiskRule, values: Mapping[str, Any]) -> bool:
+        try:
+            return rule.matches(values)
+        except Exception as exc:  # one rule's failure must not stop scoring
+            count, _ = self.failures.get(rule.id, (0, ""))
+            self.failures[rule.id] = (count + 1, error_reason(exc))
+            return False
+
     def _get(self, rule_id: str) -> RiskRule:
         rule = self._rules.get(rule_id)
         if rule is None:
             raise KeyError(f"no rule {rule_id!r}")
         return rule
+
+
+def error_reason(exc: Exception) -> str:
+    """Why ``exc`` happened, on one line: its message, named by its type unless a ``ValueError`` (a reason already).
+
+    >>> error_reason(RecursionError("maximum recursion depth\\nexceeded"))
+    'RecursionError: maximum recursion depth exceeded'
+    >>> error_reason(ValueError("not a JSON object: a list"))
+    'not a JSON object: a list'
+    """
+    return _one_line(str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _reason(exc: ValidationError) -> str:
@@ -176,4 +223,4 @@ def _reason(exc: ValidationError) -> str:
         where = ".".join(str(part) for part in error["loc"] if not str(part).startswith(("literal[", "constrained")))
         message = error["msg"].removeprefix("Value error, ")
         problems.append(f"{where}: {message}" if where else message)
-    return "; ".join(dict.fromkeys(problems))
+    return _one_line("; ".join(dict.fromkeys(problems)))

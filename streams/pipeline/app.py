@@ -161,6 +161,7 @@ class KairosApp:
         # A failing timer (Redis or the broker away) is retried at its next tick; it never stops the worker.
         for interval, what, step in (
             (settings.metrics_flush_seconds, "metrics flush", self._flush_metrics),
+            (settings.metrics_flush_seconds, "views restore", self._restore_views),
             (settings.metrics_flush_seconds, "sales tick", self._tick_sales),
             (settings.segment_sync_seconds, "segment sync", self._sync_segments),
             (settings.risk_sync_seconds, "risk sync", self._sync_risk),
@@ -467,7 +468,8 @@ class KairosApp:
         runtime = self.runtime
         await sync_learners(self.model_sync, runtime.learners, runtime.risk)
         raw = await runtime.redis.hgetall(self.views.keys.risk_rules())
-        rejected = runtime.risk.load_rules({k.decode(): v.decode() for k, v in raw.items()})
+        # Values as stored (bytes): load_rules rejects what it cannot read, whatever wrote it.
+        rejected = runtime.risk.load_rules({k.decode(errors="replace"): v for k, v in raw.items()})
         pipe = runtime.redis.pipeline(transaction=False)
         pipe.delete(self.views.keys.risk_rules_rejected())
         if rejected:
@@ -491,6 +493,33 @@ class KairosApp:
         for name in ("labelled", "matured", "repeated", "late", "pending", "early_labels", "unmatched"):
             report[f"labels_{name}"] = sum(stats.get(name, 0) for _, stats in labelled)
         return report
+
+    async def _restore_views(self) -> None:
+        """Republish the customer views and segment ids of each owned partition whose marker Redis lacks.
+
+        The marker (``meta:views-published:{partition}``) is set with the views; a Redis restarted
+        without persistence (or flushed) has none, so its views come back within one tick of its
+        return. Forecasts return with the next closed window, rules and profiles with the next round;
+        risk payment views and the alerts stream are not kept in state and do not come back
+        (the ``alerts`` topic keeps every alert).
+        """
+        runtime = self.runtime
+        if runtime is None or self.app.rebalancing or self.app.in_recovery:
+            return  # a table being recovered would republish views older than Redis may hold
+        owned = sorted(self.owned_partitions())
+        if not owned:
+            return
+        present = await runtime.redis.mget([self.views.keys.views_published(p) for p in owned])
+        async with self.fence.writing():  # a revocation waits for it
+            await self._republish([p for p, marker in zip(owned, present) if marker is None], runtime)
+
+    async def _republish(self, partitions: list[int], runtime: Runtime) -> None:
+        for partition in partitions:
+            if partition in self.owned_partitions():
+                started = time.perf_counter()
+                count = await runtime.customers.republish(partition)
+                log.info("views: partition %d had no views in Redis; republished %d customers in %.0f ms",
+                         partition, count, (time.perf_counter() - started) * 1000)
 
     async def _flush_metrics(self) -> None:
         """Publish this worker's partitions' counters, then the totals over all partitions."""

@@ -88,3 +88,8 @@ class RedisKeys:
     # Metrics per component (hash).
     def metrics(self, component: str) -> str:
         return self.key("metrics", component)
+
+    # Set by the owner of an events partition once that partition's customer views are in Redis; a Redis
+    # that comes back empty has none, and the owner republishes them (string, no TTL).
+    def views_published(self, partition: int) -> str:
+        return self.key("meta", "views-published", str(partition))

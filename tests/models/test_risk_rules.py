@@ -9,7 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.risk import RULE_FIELDS, AlertThreshold, RiskRule, RiskScorer, RuleBook, RuleExpression, RuleSyntaxError
+from models.risk import (
+    RULE_FIELDS,
+    AlertThreshold,
+    PaymentHistory,
+    RiskRule,
+    RiskScorer,
+    RuleBook,
+    RuleExpression,
+    RuleSyntaxError,
+)
+from streams.pipeline.stages.risk import RiskScoring
+from streams.settings import KairosSettings
 
 ABROAD = {"amount": 1500.0, "ip_country": "NG", "billing_country": "DE", "method": "card", "currency": "EUR"}
 CALM = {"velocity_1m": 0.0, "new_card": 0.0, "amount_z": 0.2}
@@ -51,7 +62,14 @@ def test_rules_read_like_the_analyst_wrote_them(expression: str, features: dict,
         ("ip_country", "is text, not a condition"),
         ("amount is 5", "'is' / 'is not' are not allowed"),
         ("ip_country in billing_country", "'in' needs a literal list"),
-        ("amount > 1e999", "is not allowed"),
+        ("amount > 1e999", "a number must be between -1e+15 and 1e+15"),
+        ("amount > 1e16", "a number must be between -1e+15 and 1e+15"),
+        ("amount > " + "9" * 400, "a number has at most 30 characters"),
+        ("amount > 0." + "0" * 40 + "1", "a number has at most 30 characters"),
+        ("amount > " + "-" * 980 + "1", "at most 3 unary operators (not, -) in a row"),
+        ("not not not not new_card", "at most 3 unary operators (not, -) in a row"),
+        ("amount > " + "-" * 1000 + "1", "longer than 1000 characters"),
+        ("amount > 'x' < " + ".".join(["a"] * 450), "cannot compare number with text in \"amount > 'x'\""),
         ("(" * 300 + "amount" + ")" * 300, "bad syntax"),
         ("x" * 2000, "longer than 1000 characters"),
     ],
@@ -110,6 +128,30 @@ def test_a_rule_hit_raises_the_decision_and_is_among_the_reasons() -> None:
     blocked = scorer.assess(hot, book.evaluate(hot, ABROAD))
     assert blocked.decision == "block" and blocked.score == 0.97 > blocked.model_score
     assert [r.name for r in blocked.reasons if r.kind == "rule"] == ["abroad", "burst", "new-card"]
+
+
+def test_numbers_and_unary_runs_up_to_the_limits_are_accepted() -> None:
+    book = RuleBook()
+    book.load([{"id": "edge", "expression": "amount <= 1e15 and amount_z > ---1e15 and not not not False",
+                "action": "review"}])
+    assert [rule.id for rule in book.evaluate({**CALM, "amount_z": 0.0}, ABROAD)] == ["edge"]
+
+
+def test_a_rule_that_raises_on_a_payment_is_not_hit_and_is_counted() -> None:
+    class Unreadable(float):
+        def __gt__(self, other: object) -> bool:
+            raise ArithmeticError("unreadable amount")
+
+    book = RuleBook()
+    book.load([{"id": "big", "expression": "amount > 1000", "action": "block"},
+               {"id": "burst", "expression": "velocity_1m >= 5", "action": "review"}])
+    hot = {**CALM, "velocity_1m": 6.0}
+    for _ in range(3):
+        assert [rule.id for rule in book.evaluate(hot, {**ABROAD, "amount": Unreadable(5000.0)})] == ["burst"]
+    assert book.failure_reasons() == {
+        "big": "raised on 3 payment(s), taken as not hit; last: ArithmeticError: unreadable amount"}
+    book.put(RiskRule(id="big", expression="amount > 2000", action="block"))  # a replaced rule starts afresh
+    assert book.failure_reasons() == {}
 
 
 ALLOWED_NODES = (
@@ -185,3 +227,106 @@ def test_well_formed_rules_are_accepted_and_mean_what_python_says(source: str, c
     assert all(isinstance(node, ALLOWED_NODES) for node in ast.walk(tree))
     # Only whitelisted nodes, so evaluating it in Python is harmless here, and a reference.
     assert expression.evaluate(complete) is bool(eval(compile(tree, "<rule>", "eval"), {"__builtins__": {}}, complete))
+
+
+HUGE_NUMBERS = st.one_of(
+    st.integers(-(10**400), 10**400).map(str),
+    st.integers(1, 400).map(lambda digits: "9" * digits),
+    st.floats(allow_nan=False).map(repr),
+    st.sampled_from(["1e15", "1e16", "-1e15", "1e999", "0x" + "f" * 40, "1_000_000", "0." + "0" * 40 + "1", "1j"]),
+)
+RUNS = st.tuples(st.sampled_from(["-", "not ", "- ", "+", "~", "(", "[", "not -"]), st.integers(1, 1200)).map(
+    lambda t: t[0] * t[1])
+#: Hostile text from the grammar's tokens: huge and long numbers, long runs of unary operators and brackets.
+HOSTILE = st.lists(st.one_of(st.sampled_from(TOKENS), HUGE_NUMBERS, RUNS), min_size=1, max_size=12).map(" ".join)
+
+
+def _rejected_in_one_line(source: str) -> None:
+    """``source`` compiles, or is rejected with a one-line :class:`RuleSyntaxError` and nothing else."""
+    try:
+        RuleExpression(source, RULE_FIELDS)
+    except RuleSyntaxError as rejected:
+        assert str(rejected) and "\n" not in str(rejected)
+
+
+@settings(max_examples=500, deadline=None)
+@given(source=st.one_of(st.text(max_size=1200), HOSTILE, st.tuples(CONDITIONS, HOSTILE).map(" and ".join)))
+def test_compiling_any_text_raises_nothing_but_a_rule_error(source: str) -> None:
+    _rejected_in_one_line(source)
+
+
+@pytest.mark.parametrize("source", [
+    "amount > " + "9" * 400, "amount > " + "-" * 980 + "1", "amount > " + "-" * 1000 + "1", "-" * 1000,
+    "not " * 240 + "new_card", "(" * 990, "[" * 500 + "]" * 500, "amount in (" + "-" * 900 + "1,)",
+])
+def test_the_reported_crashes_are_rule_errors(source: str) -> None:
+    with pytest.raises(RuleSyntaxError) as rejected:
+        RuleExpression(source, RULE_FIELDS)
+    assert "\n" not in str(rejected.value)
+
+
+def _stored(expression: object, action: object = "review") -> str:
+    return json.dumps({"expression": expression, "action": action})
+
+
+def test_the_worker_skips_unreadable_and_invalid_stored_rules_and_keeps_the_good_ones() -> None:
+    scoring = RiskScoring(KairosSettings())
+    rejected = scoring.load_rules({
+        "big-ticket": _stored("amount > 5000"),
+        "huge": _stored("amount > " + "9" * 400),
+        "minus": _stored("amount > " + "-" * 1000 + "1"),
+        "minus-980": _stored("amount > " + "-" * 980 + "1"),
+        "nested-json": "[" * 100_000,
+        "not-utf8": b'{"expression": "amount > 1", "action": "\xff"}',
+        "a-list": "[1, 2]",
+        "no-action": json.dumps({"expression": "amount > 1"}),
+        "number-expression": _stored(12),
+    })
+    assert [rule.id for rule in scoring.rulebook.rules] == ["big-ticket"]
+    assert set(rejected) == {"huge", "minus", "minus-980", "nested-json", "not-utf8", "a-list", "no-action",
+                             "number-expression"}
+    assert "a number has at most 30 characters" in rejected["huge"]
+    assert "at most 1000 characters" in rejected["minus"]
+    assert "at most 3 unary operators" in rejected["minus-980"]
+    assert rejected["nested-json"].startswith("RecursionError: ")
+    assert rejected["not-utf8"].startswith("not a JSON object: ")
+    assert all(reason and "\n" not in reason for reason in rejected.values())
+
+
+def test_a_rule_raising_while_scoring_is_reported_by_the_next_reload() -> None:
+    class Unreadable(float):
+        def __ge__(self, other: object) -> bool:
+            raise ArithmeticError("unreadable amount")
+
+    scoring = RiskScoring(KairosSettings())
+    rules = {"big": _stored("amount >= 1000", "block"), "burst": _stored("velocity_1m > 5")}
+    assert scoring.load_rules(rules) == {}
+    payment = {**ABROAD, "payment_id": "p1", "customer_id": "c1", "ts": 1000.0, "amount": Unreadable(5000.0)}
+    scored = scoring.score(PaymentHistory(), payment)
+    assert scored.assessment.decision != "block"
+    assert scoring.load_rules(rules) == {
+        "big": "raised on 1 payment(s), taken as not hit; last: ArithmeticError: unreadable amount"}
+
+
+RULE_IDS = st.text(st.characters(codec="utf-8"), min_size=1, max_size=70)
+STORED_RULES = st.one_of(
+    st.tuples(st.one_of(HOSTILE, CONDITIONS, st.text(max_size=200)), st.sampled_from(["review", "block", 0.5, 2]))
+    .map(lambda t: _stored(*t)),
+    st.text(max_size=100),
+    st.binary(max_size=100),
+    st.recursive(st.none() | st.integers() | st.text(max_size=5),
+                 lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+                 max_leaves=8).map(json.dumps),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.dictionaries(RULE_IDS, STORED_RULES, max_size=6))
+def test_reloading_any_stored_rules_never_raises_and_accounts_for_every_rule(raw: dict) -> None:
+    scoring = RiskScoring(KairosSettings())
+    rejected = scoring.load_rules(raw)
+    active = {rule.id for rule in scoring.rulebook.rules}
+    assert active | set(rejected) == set(raw) and not active & set(rejected)
+    assert all(reason and "\n" not in reason for reason in rejected.values())
+    for rule in scoring.rulebook.rules:
+        assert isinstance(rule.matches({**CALM, **ABROAD}), bool)

@@ -170,6 +170,35 @@ async def test_an_invalid_risk_rule_is_refused_with_the_reason(shop, asgi_client
     assert pause_unknown.status_code == 404
 
 
+@pytest.mark.parametrize(("expression", "reason"), [
+    ("amount > " + "9" * 400, "a number has at most 30 characters"),
+    ("amount > 1e400", "a number must be between -1e+15 and 1e+15"),
+    ("amount > " + "-" * 980 + "1", "at most 3 unary operators (not, -) in a row"),
+    ("amount > " + "-" * 1000 + "1", "at most 1000 characters"),
+])
+async def test_a_rule_with_a_huge_number_or_a_long_unary_run_is_422(shop, asgi_client, expression, reason) -> None:
+    async with asgi_client(shop.settings) as api:
+        response = await api.put(f"{API}/risk/rules/hostile", json={"expression": expression, "action": "block"})
+    assert response.status_code == 422 and error_code(response) == "invalid_rule"
+    message = response.json()["error"]["message"]
+    assert reason in message and "\n" not in message
+    assert not shop.redis.hexists(shop.keys.risk_rules(), "hostile")
+
+
+@pytest.mark.parametrize(("action", "code"), [
+    ("1e400", "invalid_rule"),  # JSON reads it as infinity, a float the rule refuses
+    ("9" * 400, "invalid_request"),  # an integer no float holds
+    ("-" + "9" * 400, "invalid_request"),
+])
+async def test_a_huge_number_as_the_action_is_422(shop, asgi_client, action, code) -> None:
+    body = '{"expression": "amount > 10", "action": ' + action + "}"
+    async with asgi_client(shop.settings) as api:
+        response = await api.put(f"{API}/risk/rules/hostile", content=body,
+                                 headers={"content-type": "application/json"})
+    assert response.status_code == 422 and error_code(response) == code
+    assert not shop.redis.hexists(shop.keys.risk_rules(), "hostile")
+
+
 async def test_a_rule_the_workers_rejected_shows_why(shop, asgi_client) -> None:
     async with asgi_client(shop.settings) as api:
         await api.put(f"{API}/risk/rules/burst", json={"expression": "velocity_1m >= 5", "action": "review"})

@@ -113,9 +113,15 @@ class CustomerStage:
         #: Counter keys of this worker's partitions (the values are read fresh from the table).
         self.counter_keys: dict[str, int] = {}
         self.now = float("-inf")
+        #: Held while views are built from the table and written (batches, republication).
+        self.views_lock = asyncio.Lock()
 
     async def apply(self, items: list[tuple[int, PackedBatch]]) -> None:
         """Fold packed batches, each with the internal partition it arrived on."""
+        async with self.views_lock:
+            await self._apply(items)
+
+    async def _apply(self, items: list[tuple[int, PackedBatch]]) -> None:
         chunk = Chunk()
         counters: dict[str, tuple[int, IngestCounter]] = {}
         for partition, batch in items:
@@ -212,6 +218,25 @@ class CustomerStage:
         for key, (partition, counter) in counters.items():
             self.store.put(partition, key, counter)
         await until_done("customers changelog", self.store.flush)
+
+    async def republish(self, partition: int) -> int:
+        """Write every customer view and segment id of ``partition`` from the table (Redis came back empty).
+
+        Holds :attr:`views_lock`, as :meth:`apply` does, so a view built from the
+        table here can never overwrite a newer one written by a batch meanwhile.
+        Returns how many customers were written.
+        """
+        async with self.views_lock:
+            customers = self.owned_customers({partition})
+            stamp = {"updated_at": f"{time.time():.3f}"}
+            batch = WriteBatch()
+            self.views.customers(batch, [(cid, state.view() | stamp) for cid, state in customers])
+            segments = {cid: segment for cid, _ in customers
+                        if (segment := self.segments.segment_of(cid)) is not None}
+            self.views.segments(batch, segments)
+            batch.set(self.views.keys.views_published(partition), "1")
+            await batch.execute(self.redis)
+            return len(customers)
 
     def _counter(self, key: str, partition: int, event_type: str) -> IngestCounter:
         counter = self.store.get(key)

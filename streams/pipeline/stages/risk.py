@@ -27,12 +27,13 @@ from __future__ import annotations
 import json
 import time
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from models.base import check_state_tag
 from models.risk import AlertThreshold, PaymentHistory, PendingLabels, RiskAssessment, RiskScorer, RuleBook
+from models.risk.rules import error_reason
 from streams.pipeline.model_sync import ModelSync
 from streams.pipeline.packing import PackedBatch
 from streams.pipeline.replay_guard import AppliedOffsets
@@ -76,7 +77,7 @@ class RiskScoring:
         self.settings = settings
         self.scorer = new_scorer(settings)
         self.rulebook = RuleBook()
-        self.rules_source: dict[str, str] = {}
+        self.rules_source: dict[str, str | bytes] = {}
         self.rejected: dict[str, str] = {}
 
     def score(self, history: PaymentHistory, payment: dict[str, Any]) -> ScoredPayment:
@@ -87,34 +88,53 @@ class RiskScoring:
             payment["payment_id"], payment["ts"], self.settings.risk_alerts_per_customer_hour)
         return ScoredPayment(payment, features, assessment, alert)
 
-    def load_rules(self, raw: dict[str, str]) -> dict[str, str]:
-        """Replace the rule book by the rules in ``raw`` (rule id -> JSON); returns rejections.
+    def load_rules(self, raw: Mapping[str, str | bytes]) -> dict[str, str]:
+        """Replace the rule book by the rules in ``raw`` (rule id -> JSON) if it changed; returns the bad rules.
 
-        Called with the whole ``kairos:risk:rules`` hash whenever it changed;
-        a rule that does not parse or validate is left out with its reason.
+        Called with the whole ``kairos:risk:rules`` hash every sync round.
+        Whatever wrote the hash, a rule that fails to decode, parse or
+        validate, or fails in any other way, is left out with its reason: no
+        stored rule can stop the worker or crash it at every restart. Rules
+        that raised while scoring (taken as not hit) are returned too, with
+        how often.
         """
-        if raw == self.rules_source:
-            return self.rejected
-        parsed, rejected = [], {}
-        for rule_id, text in raw.items():
-            try:
-                rule = json.loads(text)
-                if not isinstance(rule, dict):
-                    raise ValueError("a rule is a JSON object")
-            except ValueError as exc:
-                rejected[rule_id] = f"not a JSON object: {exc}"
-                continue
-            parsed.append({**rule, "id": rule_id})
-        book = RuleBook()
-        rejected.update(book.load(parsed))
-        self.rulebook, self.rules_source, self.rejected = book, dict(raw), rejected
-        log.info("risk: %d analyst rules active, %d rejected", len(book.rules), len(rejected))
-        return rejected
+        if raw != self.rules_source:
+            book, rejected = RuleBook(), {}
+            for rule_id, text in raw.items():
+                try:
+                    rejected.update(book.load([{**stored_rule(text), "id": rule_id}]))
+                except Exception as exc:  # any stored rule, whatever wrote it, is skipped rather than fatal
+                    rejected[rule_id] = error_reason(exc)
+            self.rulebook, self.rules_source, self.rejected = book, dict(raw), rejected
+            log.info("risk: %d analyst rules active, %d rejected", len(book.rules), len(rejected))
+        failing = self.rulebook.failure_reasons()
+        if failing:
+            log.warning("risk: analyst rules raising while scoring: %s", failing)
+        return {**self.rejected, **failing}
 
     def adopt(self, states: list[tuple[dict[str, Any], float]]) -> None:
         """Score with the label-weighted average of the learners' states."""
         if states and sum(weight for _, weight in states) > 0:
             self.scorer.merge(states)
+
+
+def stored_rule(text: str | bytes) -> dict[str, Any]:
+    """The JSON object of a rule as stored in the rules hash.
+
+    >>> stored_rule('{"expression": "amount > 10", "action": "review"}')
+    {'expression': 'amount > 10', 'action': 'review'}
+    >>> stored_rule("[1, 2]")
+    Traceback (most recent call last):
+    ...
+    ValueError: not a JSON object: a list
+    """
+    try:
+        rule = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not a JSON object: {exc}") from None
+    if not isinstance(rule, dict):
+        raise ValueError(f"not a JSON object: a {type(rule).__name__}")
+    return rule
 
 
 #: A path (upstream partition) silent this long no longer holds the maturity watermark back.
