@@ -68,6 +68,12 @@ class KairosSettings(BaseSettings):
 
     # Ingestion
     max_event_bytes: int = Field(64 * 1024, ge=256)
+    #: Events dated more than this after the stream (the later of the wall clock and the latest event accepted)
+    #: are dead letters: one order dated 2099 would push every event-time clock downstream 73 years ahead.
+    max_future_seconds: float = Field(86400.0, gt=0)
+    #: Events dated more than this before the latest event accepted are dead letters (unset: no limit; relative
+    #: to the stream's own time, so replays of old data pass). See ``EventValidator``.
+    max_past_seconds: float | None = Field(None, gt=0)
     dead_letter_max_bytes: int = Field(64 * 1024, ge=256)
     dedupe_ids_per_customer: int = Field(64, ge=1, le=4096)
     ingest_batch_records: int = Field(5000, ge=1)
@@ -130,6 +136,9 @@ class KairosSettings(BaseSettings):
     basket_half_life_seconds: float | None = Field(None, gt=0)
     #: Wall-clock seconds between rule publications to Redis.
     basket_publish_seconds: float = Field(2.0, gt=0)
+    #: Rule hashes and item recommendations expire this long after their last publication, so a rule
+    #: no longer produced disappears even when the worker that wrote it restarted or moved away.
+    basket_rule_ttl_seconds: int = Field(300, ge=10)
     #: Event-time seconds per rising-pairs observation.
     basket_trend_window_seconds: float = Field(3600.0, gt=0)
 
@@ -153,6 +162,8 @@ class KairosSettings(BaseSettings):
     # Worker process
     worker_web_port: int = Field(6066, ge=0, le=65535)
     worker_web_enabled: bool = False
+    #: A worker whose input has lag and whose ingest has not moved for this long is not ready (stalled).
+    worker_stall_seconds: float = Field(30.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def redis_dsn(self) -> str:

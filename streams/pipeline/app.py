@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams.pipeline.counters import totals
 from streams.pipeline.fence import WriteFence
+from streams.pipeline.health import Readiness, StallDetector, readiness
 from streams.pipeline.ingest import Ingestor
 from streams.pipeline.model_sync import ModelSync
 from streams.pipeline.packing import decode_packet
@@ -169,10 +170,27 @@ class KairosApp:
             (settings.basket_publish_seconds, "basket publication", self._publish_baskets),
         ):
             self.app.timer(interval)(guarded(what, step))
+        self.stall = StallDetector(settings.worker_stall_seconds)
+        self.app.page("/health/")(self._health_page)
+        self.app.page("/ready/")(self._ready_page)
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_before_shutdown.connect(self._stop_runtime)
         for table in (self.customers_table, self.risk_table, self.sales_table, self.baskets_table):
             table.on_recover(self._recovered(table))
+
+    # -- health --------------------------------------------------------
+
+    def readiness(self) -> Readiness:
+        """Ready to do its work now, or the reasons why not (see :mod:`.health`)."""
+        return readiness(self.app.rebalancing, self.app.in_recovery, self.stall, self.ingestor.lag)
+
+    # Faust stores a page handler as the view's ``get``: a bound method is called with the request only.
+    async def _health_page(self, request: Any) -> Any:
+        return self.app.web.json({"alive": True, "worker": self.worker_id})
+
+    async def _ready_page(self, request: Any) -> Any:
+        ready = self.readiness()
+        return self.app.web.json(ready.to_dict(), status=200 if ready.ready else 503)
 
     # -- construction --------------------------------------------------
 
@@ -448,7 +466,7 @@ class KairosApp:
                 rules = await asyncio.to_thread(state.counter.rules, foreign_supports=foreign)
                 trends = await asyncio.to_thread(state.trends, settings.basket_trend_window_seconds)
                 pairs = await asyncio.to_thread(state.owned_pairs)
-            publish_rules(batch, self.views, state, rules, settings.basket_top_n)
+            publish_rules(batch, self.views, state, rules, settings.basket_top_n, settings.basket_rule_ttl_seconds)
             for alert in trends:
                 self.views.alert(batch, alert)
                 alerts.append(alert)
@@ -526,6 +544,8 @@ class KairosApp:
         if self.runtime is None:
             return
         redis, customers = self.runtime.redis, self.runtime.customers
+        self.stall.observe(self.ingestor.lag, self.ingestor.consumed)
+        ready = self.readiness()
         owned = self.owned_partitions()
         per_partition = {
             f"p{partition}.{name}": value
@@ -547,6 +567,7 @@ class KairosApp:
             "failing": orjson.dumps({name: failure.to_dict() for name, failure in FAILING.items()}).decode(),
             "failures_total": sum(FAILURES_TOTAL.values()),
             "stale_events_skipped": self.fence.skipped,
+            "ready": int(ready.ready), "not_ready": "; ".join(ready.reasons),
         })
         for state in self.runtime.sales.states.values():
             self.views.metrics(pipe, "forecast", state.monitor.metrics())

@@ -197,6 +197,11 @@ class Ingestor(Service):
             self.settings.topics.dead_letters, value[:limit], key=message.key, headers=headers,
         )
 
+    @property
+    def consumed(self) -> int:
+        """Sum of this worker's consumed positions (moves whenever the ingest makes progress)."""
+        return sum(self.positions.values())
+
     def _measure_lag(self) -> None:
         assert self.consumer is not None
         lag = 0

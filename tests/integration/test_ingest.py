@@ -10,6 +10,7 @@ from datetime import datetime
 
 import pytest
 
+from streams.tools.devstack import free_port
 from tests.integration.harness import Pipeline, isolated_settings, shop_events
 
 pytestmark = pytest.mark.integration
@@ -192,6 +193,20 @@ def test_two_packets_of_a_new_path_in_one_take_both_count(make_pipeline) -> None
     assert counts["clicks.processed"] == len(clicks)
 
 
+def ready(settings) -> tuple[int, bool]:
+    """The worker's ``/ready/`` answer: HTTP status and its ``ready`` field."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.worker_web_port}/ready/", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())["ready"]
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())["ready"]
+    except OSError:
+        return 0, False
+
+
 def loaded(client) -> bool:
     """True once a restarted Redis answers (it refuses commands while it loads its AOF)."""
     import redis
@@ -213,7 +228,8 @@ def test_redis_restarting_mid_stream_stalls_the_worker_without_losing_anything(s
     redis_dir = tmp_path / "redis"
     redis_dir.mkdir()
     server = start_redis(redis_dir, appendonly=appendonly)
-    settings = isolated_settings(stack, redis_url=f"redis://127.0.0.1:{server.port}/0")
+    settings = isolated_settings(stack, redis_url=f"redis://127.0.0.1:{server.port}/0", worker_web_enabled=True,
+                                 worker_web_port=free_port())
     pipeline = Pipeline(stack, settings, tmp_path)
     try:
         events = shop_events(8_000, customers=200, seed=11)
@@ -223,8 +239,10 @@ def test_redis_restarting_mid_stream_stalls_the_worker_without_losing_anything(s
         sender = threading.Thread(target=pipeline.send_events, args=(events[200:], 2000.0))
         sender.start()
         pipeline.wait_for_outcomes(len(events) // 3)
+        assert ready(settings) == (200, True)
         server.stop()
-        time.sleep(4.0)  # the worker writes views, counters and metrics into a closed port meanwhile
+        pipeline.wait_until(lambda: ready(settings)[0] == 503, 15, "/ready to say the worker is not ready")
+        time.sleep(2.0)  # the worker writes views, counters and metrics into a closed port meanwhile
         assert worker.alive(), worker.log()[-3000:]
         server = start_redis(redis_dir, server.port, appendonly=appendonly)
         pipeline.wait_until(lambda: loaded(pipeline.redis), 30, "Redis to load its data")
@@ -237,6 +255,7 @@ def test_redis_restarting_mid_stream_stalls_the_worker_without_losing_anything(s
             for c, view in expected.items()), 30, "customer views equal to a run without the outage")
         segments = [pipeline.redis.get(pipeline.keys.segment_of(c)) for c in expected]
         assert sum(s is not None for s in segments) > 0.9 * len(expected)
+        pipeline.wait_until(lambda: ready(settings) == (200, True), 15, "/ready to say the worker is ready again")
         assert worker.alive()
         log = worker.log()
         assert "customer views failing" in log or "metrics flush failing" in log, "the outage must be logged"

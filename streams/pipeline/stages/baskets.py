@@ -137,8 +137,12 @@ def foreign_supports(model_sync: ModelSync, partition: int) -> dict[tuple, float
 
 
 def publish_rules(pipe: Any, views: RedisViews, state: BasketState, rules: list[AssociationRule],
-                  top_n: int) -> None:
-    """Write this partition's rules: item consequents, rule hashes; drop what it no longer produces."""
+                  top_n: int, ttl: int) -> None:
+    """Write this partition's rules: item consequents, rule hashes; drop what it no longer produces.
+
+    Every key written carries ``ttl`` (seconds), renewed at each publication: what this worker
+    dropped from Redis is forgotten on a restart or a rebalance, and the TTL removes those leftovers.
+    """
     keys = views.keys
     members: dict[str, dict[str, float]] = {}
     rule_keys = set()
@@ -155,9 +159,11 @@ def publish_rules(pipe: Any, views: RedisViews, state: BasketState, rules: list[
             "support": f"{rule.support:.6g}", "confidence": f"{rule.confidence:.6g}",
             "lift": f"{rule.lift:.6g}", "count": f"{rule.count:.6g}", "updated_at": now,
         })
+        pipe.expire(key, ttl)
     published = state.published
     for sku, best in members.items():
         pipe.zadd(keys.reco_item(sku), best)
+        pipe.expire(keys.reco_item(sku), ttl)
     for sku, before in published.members.items():
         stale = before - set(members.get(sku, {}))
         if stale:

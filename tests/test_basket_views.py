@@ -1,0 +1,46 @@
+"""Basket rule views in a real Redis: rules a restarted worker no longer produces expire."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import redis
+from redis.asyncio import Redis as AsyncRedis
+
+from models.baskets.rules import AssociationRule
+from streams.pipeline.stages.baskets import BasketState, publish_rules
+from streams.pipeline.views import RedisViews, WriteBatch
+from streams.settings import KairosSettings
+from streams.tools.devstack import DevStack
+
+
+def publish(settings: KairosSettings, state: BasketState, rules: list[AssociationRule], ttl: int) -> None:
+    async def run() -> None:
+        client = AsyncRedis.from_url(settings.redis_dsn())
+        batch = WriteBatch()
+        publish_rules(batch, RedisViews(settings), state, rules, top_n=5, ttl=ttl)
+        await batch.execute(client)
+        await client.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_rule_a_restarted_worker_no_longer_produces_expires(stack: DevStack) -> None:
+    settings = KairosSettings(redis_url=stack.redis_url, prefix=f"t{uuid.uuid4().hex[:8]}")
+    keys = RedisViews(settings).keys
+    client = redis.Redis.from_url(settings.redis_dsn(), decode_responses=True)
+    bread = AssociationRule(("bread",), "butter", support=0.2, confidence=0.5, lift=2.0, count=20)
+    tea = AssociationRule(("tea",), "milk", support=0.1, confidence=0.4, lift=1.5, count=10)
+    publish(settings, BasketState.new(settings, 0), [bread, tea], ttl=2)
+    assert client.exists(keys.reco_rule(["tea"], "milk"), keys.reco_item("tea")) == 2
+
+    # A restarted worker (its list of written rules is gone) produces only the bread rule now.
+    restarted = BasketState.new(settings, 0)
+    for _ in range(3):
+        publish(settings, restarted, [bread], ttl=2)
+        time.sleep(1.0)
+    assert client.exists(keys.reco_rule(["tea"], "milk"), keys.reco_item("tea")) == 0
+    assert client.hget(keys.reco_rule(["bread"], "butter"), "confidence") == "0.5"
+    assert client.zscore(keys.reco_item("bread"), "butter") == 0.5
