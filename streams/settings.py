@@ -179,6 +179,7 @@ class KairosSettings(BaseSettings):
             "risk": f"{self.app_id}-risk",
             "sales": f"{self.app_id}-sales",
             "baskets": f"{self.app_id}-baskets",
+            "risk_views": f"{self.app_id}-risk-views",
         }
 
     def kafka_client_options(self) -> dict[str, Any]:

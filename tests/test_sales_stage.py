@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
+import tracemalloc
 
 from streams.pipeline.packing import PackedBatch
 from streams.pipeline.stages.sales import SalesState
 from streams.settings import KairosSettings
 
 HOUR = 3600.0
+#: 2026-11-22T00:00:00Z, 2099-01-01T00:00:00Z and 2001-01-01T00:00:00Z.
+NOV_22, YEAR_2099, YEAR_2001 = 1_795_305_600.0, 4_070_908_800.0, 978_307_200.0
 
 
 class Clock:
@@ -117,3 +121,40 @@ def test_a_click_dated_in_the_future_does_not_close_every_window_when_the_paths_
     assert sales.monitor.windows.watermark == 2.5 * HOUR  # the latest order, not the future-dated view
     sales.apply(PackedBatch("orders", "orders:0>0", [(1, order(2.7 * HOUR))]))  # next order: on time
     assert sales.monitor.windows.late == 0
+
+
+def test_an_order_dated_2099_after_normal_ones_closes_a_week_of_windows_not_73_years_and_the_stream_goes_on() -> None:
+    clock = Clock()
+    sales = state(clock)
+    for hour in range(48):
+        sales.apply(PackedBatch("orders", "orders:0>0", [(hour, order(NOV_22 + hour * HOUR))]))
+
+    tracemalloc.start()
+    began = time.perf_counter()
+    update = sales.apply(PackedBatch("orders", "orders:0>0", [(48, order(YEAR_2099))]))
+    elapsed = time.perf_counter() - began
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+
+    # Before: every hourly window up to 2099 closed and learned, per series (640,000 each; 4.9 GB, never done).
+    series = sales.monitor.windows.series
+    assert series == ["category:toys", "sku:A", "total:all"]
+    assert update.closed == len(series) * (2 + 7 * 24)  # per series: the two open windows, then a quiet week
+    assert peak < 4_000_000 and elapsed < 2.0, (peak, elapsed)
+    # The next order is processed: late, as the 2099 order moved the event time (the door keeps such orders out).
+    assert sales.apply(PackedBatch("orders", "orders:0>0", [(49, order(NOV_22 + 48 * HOUR))])).closed == 0
+    assert sales.monitor.windows.late == 1
+
+
+def test_an_order_and_a_view_dated_2001_after_normal_ones_are_late_and_close_nothing() -> None:
+    clock = Clock()
+    sales = state(clock)
+    for hour in range(48):
+        sales.apply(PackedBatch("orders", "orders:0>0", [(hour, order(NOV_22 + hour * HOUR))]))
+    watermark = sales.monitor.windows.watermark
+
+    assert sales.apply(PackedBatch("orders", "orders:0>0", [(48, order(YEAR_2001))])).closed == 0
+    assert sales.apply(PackedBatch("views", "clicks:0>0", [(0, view(YEAR_2001))])).closed == 0
+
+    windows = sales.monitor.windows
+    assert (windows.late, windows.late_views, windows.watermark) == (1, 1, watermark)

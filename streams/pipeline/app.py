@@ -517,9 +517,9 @@ class KairosApp:
 
         The marker (``meta:views-published:{partition}``) is set with the views; a Redis restarted
         without persistence (or flushed) has none, so its views come back within one tick of its
-        return. Forecasts return with the next closed window, rules and profiles with the next round;
-        risk payment views and the alerts stream are not kept in state and do not come back
-        (the ``alerts`` topic keeps every alert).
+        return, with the risk payment views from their log (:mod:`.view_log`). Forecasts return with
+        the next closed window, rules and profiles with the next round; the alerts stream does not
+        come back (the ``alerts`` topic keeps every alert).
         """
         runtime = self.runtime
         if runtime is None or self.app.rebalancing or self.app.in_recovery:
@@ -535,9 +535,10 @@ class KairosApp:
         for partition in partitions:
             if partition in self.owned_partitions():
                 started = time.perf_counter()
-                count = await runtime.customers.republish(partition)
-                log.info("views: partition %d had no views in Redis; republished %d customers in %.0f ms",
-                         partition, count, (time.perf_counter() - started) * 1000)
+                customers, payments = await runtime.customers.republish(partition)
+                log.info("views: partition %d had no views in Redis; republished %d customers and %d risk "
+                         "payment views in %.0f ms", partition, customers, payments,
+                         (time.perf_counter() - started) * 1000)
 
     async def _flush_metrics(self) -> None:
         """Publish this worker's partitions' counters, then the totals over all partitions."""

@@ -67,7 +67,8 @@ class Ingestor(Service):
         self.settings = settings
         self.event_types = settings.topics.inputs()
         self.events_topic = settings.internal_topics["events"]
-        self.validator = EventValidator(settings.max_event_bytes)
+        self.validator = EventValidator(settings.max_event_bytes, max_future_seconds=settings.max_future_seconds,
+                                        max_past_seconds=settings.max_past_seconds)
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._uncommitted: dict[TopicPartition, int] = {}

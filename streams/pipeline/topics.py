@@ -25,7 +25,11 @@ def public_topics(settings: KairosSettings) -> list[str]:
 def internal_topics(settings: KairosSettings) -> list[NewTopic]:
     """Internal topics Faust does not create itself."""
     return [NewTopic(settings.internal_topics["model_sync"], 1, settings.kafka_replication_factor,
-                     topic_configs={"cleanup.policy": "compact"})]
+                     topic_configs={"cleanup.policy": "compact"}),
+            # The risk payment views as written, kept as long as they live in Redis (see view_log.py).
+            NewTopic(settings.internal_topics["risk_views"], settings.partitions, settings.kafka_replication_factor,
+                     topic_configs={"cleanup.policy": "delete",
+                                    "retention.ms": str(settings.risk_payment_ttl_seconds * 1000)})]
 
 
 def ensure_topics(settings: KairosSettings, timeout: float = 30.0) -> list[str]:

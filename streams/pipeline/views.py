@@ -278,10 +278,10 @@ class RedisViews:
             pipe.delete(self.keys.segment_sizes())
             pipe.hset(self.keys.segment_sizes(), mapping=sizes)
 
-    def risk_payment(self, pipe: Any, payment: Mapping[str, Any], assessment: Any) -> None:
-        """``kairos:risk:payment:{id}``: score, decision, reasons and model version."""
-        key = self.keys.risk_payment(payment["payment_id"])
-        pipe.hset(key, mapping={
+    @staticmethod
+    def risk_payment_view(payment: Mapping[str, Any], assessment: Any) -> dict[str, str]:
+        """The ``kairos:risk:payment:{id}`` hash of a scored payment: score, decision, reasons, model version."""
+        return {
             "payment_id": payment["payment_id"], "customer_id": payment["customer_id"],
             "amount": f"{payment['amount']:.2f}", "ts": iso(payment["ts"]),
             "score": f"{assessment.score:.6f}", "decision": assessment.decision, "mode": assessment.mode,
@@ -289,8 +289,19 @@ class RedisViews:
             "reasons": json.dumps([reason.text for reason in assessment.reasons]),
             "rule_hits": json.dumps([r.name for r in assessment.reasons if r.kind == "rule"]),
             "model_version": assessment.model_version, "scored_at": f"{time.time():.3f}",
-        })
-        pipe.expire(key, self.payment_ttl)
+        }
+
+    def risk_payment(self, pipe: Any, view: Mapping[str, str], now: float | None = None) -> bool:
+        """Write a payment's risk view; with ``now``, only for the rest of its TTL (False if it has expired)."""
+        ttl = self.payment_ttl
+        if now is not None:
+            ttl = int(self.payment_ttl - (now - float(view["scored_at"])))
+            if ttl <= 0:
+                return False
+        key = self.keys.risk_payment(view["payment_id"])
+        pipe.hset(key, mapping=dict(view))
+        pipe.expire(key, ttl)
+        return True
 
     def alert(self, pipe: Any, alert: Alert) -> None:
         """Append ``alert`` to ``kairos:alerts`` unless its id was appended before."""

@@ -253,6 +253,9 @@ def test_redis_restarting_mid_stream_stalls_the_worker_without_losing_anything(s
         pipeline.wait_until(lambda: all(
             {k: pipeline.redis.hget(pipeline.keys.customer(c), k) for k in view} == view
             for c, view in expected.items()), 30, "customer views equal to a run without the outage")
+        payments = [event["payment_id"] for event_type, event in events if event_type == "payments"]
+        pipeline.wait_until(lambda: all(pipeline.redis.exists(pipeline.keys.risk_payment(p)) for p in payments), 30,
+                            "every payment's risk view (from the view log when Redis came back empty)")
         segments = [pipeline.redis.get(pipeline.keys.segment_of(c)) for c in expected]
         assert sum(s is not None for s in segments) > 0.9 * len(expected)
         pipeline.wait_until(lambda: ready(settings) == (200, True), 15, "/ready to say the worker is ready again")

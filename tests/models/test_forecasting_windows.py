@@ -204,3 +204,34 @@ def test_views_count_in_the_total_their_category_and_a_top_sku_without_ranking_s
     assert windows.late_views == 1 and windows.late == 0
     state = json.loads(json.dumps(windows.state_dict()))
     assert SalesWindows.from_state(state).state_dict() == state
+
+
+@settings(max_examples=50, deadline=None)
+@given(gap=st.integers(min_value=1, max_value=10**8), max_quiet=st.integers(min_value=0, max_value=20))
+def test_one_advance_closes_at_most_max_quiet_windows_of_a_silence_however_long(gap: int, max_quiet: int) -> None:
+    windows = SalesWindows(size=MINUTE, max_quiet=max_quiet)
+    windows.add_order(order(5.0))
+    windows.add_order(order(gap * MINUTE + 5.0, quantity=2))  # up to 190 years later
+
+    closed = windows.advance((gap + 1) * MINUTE)
+
+    total = [(w.start / MINUTE, w.units) for w in closed if w.series == "total:all"]
+    quiet = min(gap - 1, max_quiet)
+    assert total == [(0, 1.0)] + [(k, 0.0) for k in range(1, quiet + 1)] + [(gap, 2.0)]
+    assert len(closed) <= len(windows.series) * (max_quiet + 2) and windows.open_windows == 0
+    windows.add_order(order((gap + 1) * MINUTE + 5.0))  # and the windows after it close as usual
+    assert [(w.start / MINUTE, w.units) for w in windows.advance((gap + 2) * MINUTE)
+            if w.series == "total:all"] == [(gap + 1, 1.0)]
+
+
+def test_advanced_once_per_window_a_long_silence_closes_every_window_and_max_quiet_survives_a_checkpoint() -> None:
+    windows = SalesWindows(size=MINUTE, max_quiet=2)
+    windows.add_order(order(5.0))
+    closed = []
+    for minute in range(1, 11):  # a clock moves the watermark through ten quiet minutes
+        closed += windows.advance(minute * MINUTE)
+
+    assert [w.start / MINUTE for w in closed if w.series == "total:all"] == list(range(10))
+    state = json.loads(json.dumps(windows.state_dict()))
+    assert SalesWindows.from_state(state).max_quiet == 2
+    assert SalesWindows.from_state({k: v for k, v in state.items() if k != "max_quiet"}).max_quiet == 7 * 24

@@ -8,7 +8,7 @@ For the packed batches taken together from ``<app_id>-events``, chunk by chunk:
 2. learn the touched customers' feature vectors (:mod:`.segments`);
 3. publish: customer, segment and risk views and alerts to Redis (one
    pipeline), derived records downstream (risk snapshots and labels by
-   payment id, orders and product views to the sales stage, orders to every
+   payment id, the risk views to their log (:mod:`..view_log`), orders and product views to the sales stage, orders to every
    basket partition), alerts and segment
    changes to their topics;
 4. flush every touched key, with the ingest counter that counted the chunk,
@@ -42,6 +42,7 @@ from streams.pipeline.stages.sales import sales_view
 from streams.pipeline.stages.segments import SegmentStage
 from streams.pipeline.retry import until_done
 from streams.pipeline.store import KeyedStore
+from streams.pipeline.view_log import read_risk_views
 from streams.pipeline.views import Alert, RedisViews, WriteBatch
 from streams.settings import KairosSettings
 
@@ -93,6 +94,7 @@ class Chunk:
     customers: dict[str, CustomerState] = field(default_factory=dict)
     fresh: set[str] = field(default_factory=set)
     scored: list[ScoredPayment] = field(default_factory=list)
+    risk_views: list[dict[str, str]] = field(default_factory=list)
     outbox: Outbox = field(default_factory=Outbox)
     entries: int = 0
 
@@ -161,6 +163,9 @@ class CustomerStage:
         elif batch.event_type == "payments":
             scored = self.risk.score(state.history, record)
             chunk.scored.append(scored)
+            view = self.views.risk_payment_view(record, scored.assessment)
+            chunk.risk_views.append(view)
+            chunk.outbox.add(self.topics["risk_views"], partition, "risk_views", via, offset, view)
             chunk.outbox.add(self.topics["risk"], partition_for(record["payment_id"], self.settings.partitions),
                              "pending", via, offset, scored.snapshot())
         elif batch.event_type == "orders":
@@ -207,8 +212,8 @@ class CustomerStage:
             batch = WriteBatch()
             self.views.customers(batch, views)
             self.views.segments(batch, update.segments)
-            for scored in chunk.scored:
-                self.views.risk_payment(batch, scored.record, scored.assessment)
+            for view in chunk.risk_views:
+                self.views.risk_payment(batch, view)
             for alert in alerts:
                 self.views.alert(batch, alert)
             await batch.execute(self.redis)
@@ -219,13 +224,15 @@ class CustomerStage:
             self.store.put(partition, key, counter)
         await until_done("customers changelog", self.store.flush)
 
-    async def republish(self, partition: int) -> int:
-        """Write every customer view and segment id of ``partition`` from the table (Redis came back empty).
+    async def republish(self, partition: int) -> tuple[int, int]:
+        """Write every customer view and segment id of ``partition`` from the table, and its risk payment
+        views from the view log, when Redis came back empty.
 
         Holds :attr:`views_lock`, as :meth:`apply` does, so a view built from the
         table here can never overwrite a newer one written by a batch meanwhile.
-        Returns how many customers were written.
+        Returns how many customers and risk views were written.
         """
+        risk_views = await read_risk_views(self.settings.kafka_client_options(), self.topics["risk_views"], partition)
         async with self.views_lock:
             customers = self.owned_customers({partition})
             stamp = {"updated_at": f"{time.time():.3f}"}
@@ -234,9 +241,11 @@ class CustomerStage:
             segments = {cid: segment for cid, _ in customers
                         if (segment := self.segments.segment_of(cid)) is not None}
             self.views.segments(batch, segments)
+            now = time.time()
+            restored = sum(self.views.risk_payment(batch, view, now) for view in risk_views.values())
             batch.set(self.views.keys.views_published(partition), "1")
             await batch.execute(self.redis)
-            return len(customers)
+            return len(customers), restored
 
     def _counter(self, key: str, partition: int, event_type: str) -> IngestCounter:
         counter = self.store.get(key)

@@ -67,8 +67,9 @@ class SalesState:
     @classmethod
     def new(cls, settings: KairosSettings) -> SalesState:
         size = settings.sales_window_seconds
+        # A silence longer than a week of windows is skipped, not closed window by window (see SalesWindows).
         windows = SalesWindows(size=size, allowed_lateness=settings.sales_allowed_lateness_seconds,
-                               top_skus=settings.sales_top_skus)
+                               top_skus=settings.sales_top_skus, max_quiet=7 * settings.sales_season_windows)
         forecaster = SalesForecaster(size, season_length=settings.sales_season_windows,
                                      horizon=settings.sales_horizon_windows)
         detector = SurgeDetector(ratio=settings.surge_ratio, threshold=settings.surge_threshold,
