@@ -46,7 +46,7 @@ def _views(prefix: str):
         pipe.zadd(item, {"B": 0.5, "C": 0.25, "D": 1.0})
         pipe.zrem(item, "C", "D")
         payment = {"payment_id": "p1", "customer_id": "c1", "amount": 95.0, "ts": 1_793_491_200.0}
-        views.risk_payment(pipe, payment, _Assessment())
+        views.risk_payment(pipe, views.risk_payment_view(payment, _Assessment()))
         views.alert(pipe, Alert("risk", "risk:p1", "p1", 0.97, ["amount 9x usual"], 1_793_491_200.0,
                                 {"customer_id": "c1"}))
     return fill
