@@ -1,6 +1,6 @@
 # The two commands of the README:
-#   make demo   set up (venv, packages, redis-server) and run the live demo
-#   make test   set up (venv, packages, redis-server, chromium) and run the whole test suite
+#   make demo   set up (venv, packages with the dev extra, redis-server) and run the live demo
+#   make test   set up (venv, packages with the test and dev extras, redis-server, chromium) and run the whole test suite
 VENV ?= .venv
 PYTHON ?= python3
 
@@ -30,9 +30,9 @@ $(VENV)/bin/python:
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install -q -e .
+	$(VENV)/bin/python -m pip install -q -e '.[dev]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	$(VENV)/bin/python -m pip install -q -e '.[test,dev]'
 	touch $@ $(VENV)/.installed

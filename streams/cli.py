@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 from urllib.parse import urlsplit
 
 import typer
@@ -16,13 +17,19 @@ from streams.settings import KairosSettings
 
 app = typer.Typer(help="Kairos: real-time commerce intelligence from Kafka to Redis.", no_args_is_help=True)
 
+#: The options of every command that connects; they override KAIROS_KAFKA_BOOTSTRAP and KAIROS_REDIS_URL.
+Bootstrap = Annotated[str | None, typer.Option("--bootstrap", metavar="HOST:PORT[,...]", show_default=False,
+                                               help="Kafka bootstrap servers (default: KAIROS_KAFKA_BOOTSTRAP).")]
+RedisUrl = Annotated[str | None, typer.Option("--redis-url", metavar="URL", show_default=False,
+                                              help="Redis URL (default: KAIROS_REDIS_URL).")]
+
 
 @app.command()
-def worker() -> None:
+def worker(bootstrap: Bootstrap = None, redis_url: RedisUrl = None) -> None:
     """Run one worker against the configured Kafka and Redis (KAIROS_* settings)."""
     from streams.pipeline.worker import run_worker
 
-    run_worker(KairosSettings())
+    run_worker(load_settings(bootstrap, redis_url))
 
 
 @app.command()
@@ -30,23 +37,49 @@ def produce(
     topic: str = typer.Option(..., "--topic", "-t", help="Topic to send to."),
     source: str = typer.Argument("-", help="JSON Lines file, or - for standard input."),
     key_field: str = typer.Option("", help="Field used as the message key (default: customer_id, payment_id for labels)."),
+    create: bool = typer.Option(False, "--create", help="Create the topic if it does not exist (Kairos's own "
+                                                          "topics are always created; any other is refused)."),
+    bootstrap: Bootstrap = None,
 ) -> None:
     """Send JSON Lines events (one per line) to a topic, keyed by customer id."""
-    from streams.tools.producer import produce_lines
+    from streams.tools.producer import UnknownTopic, prepare_topic, produce_lines
 
-    stream = sys.stdin.buffer if source == "-" else Path(source).open("rb")
-    with stream:
-        report = produce_lines(KairosSettings(), topic, stream, key_field or None)
+    with kafka_command(bootstrap) as settings:
+        try:
+            stream = sys.stdin.buffer if source == "-" else Path(source).open("rb")
+        except OSError as exc:
+            fail(f"cannot read {source}: {exc.strerror}", 2)
+        with stream:
+            try:
+                prepare_topic(settings, topic, create)
+            except UnknownTopic as exc:
+                fail(str(exc), 1)
+            report = produce_lines(settings, topic, stream, key_field or None)
     typer.echo(report.summary())
     raise typer.Exit(code=0 if report.sent else 1)
 
 
 @app.command()
-def serve() -> None:
+def serve(redis_url: RedisUrl = None) -> None:
     """Serve the lookup API and the live dashboard (KAIROS_API_HOST / _PORT / _KEY)."""
     from streams.serving import serve as run
 
-    run(KairosSettings())
+    run(load_settings(redis_url=redis_url))
+
+
+@app.command()
+def health(
+    local: bool = typer.Option(False, "--local", help="Only workers on this host (a container's healthcheck)."),
+    redis_url: RedisUrl = None,
+) -> None:
+    """Exit 0 when a worker published its metrics in the last 30 s and reports nothing failing; else say why."""
+    from streams.tools.health import worker_health
+
+    with redis_command(redis_url) as settings:
+        healthy, summary = worker_health(settings, socket.gethostname() if local else None)
+    if not healthy:
+        fail(summary, 1)
+    typer.echo(summary)
 
 
 @app.command()
@@ -59,8 +92,12 @@ def demo(
 ) -> None:
     """Start Tansu, redis-server, a worker and the simulated shop; show the live views."""
     from streams.tools.demo import demo_workdir, run_demo
+    from streams.tools.devstack import MissingTool
 
-    run_demo(rate, customers, days, seed, demo_workdir(), duration or None)
+    try:
+        run_demo(load_settings(), rate, customers, days, seed, demo_workdir(), duration or None)
+    except MissingTool as exc:
+        fail(str(exc), 1)
 
 
 @app.command()
@@ -76,13 +113,15 @@ def simulate(
     chaos: float = typer.Option(0.0, help="Share of extra bad or duplicate messages."),
     truth: Path = typer.Option(None, help="Write the planted ground truth (JSON) here."),
     out: Path = typer.Option(None, help="Write JSON Lines per topic into this folder instead of sending."),
+    bootstrap: Bootstrap = None,
 ) -> None:
     """Generate a realistic shop (segments, bundles, seasonality, surges, fraud, late labels)."""
     from streams.tools.simulate import simulate as run
 
     config = dict(seed=seed, customers=customers, days=days, fraud_rate=fraud_rate,
                   fraud_drift_at=drift_at or None, surges=surges, chaos=chaos)
-    typer.echo(run(KairosSettings(), config, rate, events or None, truth, out))
+    with kafka_command(bootstrap) as settings:
+        typer.echo(run(settings, config, rate, events or None, truth, out))
 
 
 BENCH_SUITES = ("pipeline", "serving", "segments", "baskets", "risk", "forecast")
@@ -142,6 +181,21 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+def load_settings(bootstrap: str | None = None, redis_url: str | None = None) -> KairosSettings:
+    """The KAIROS_* settings with ``--bootstrap`` / ``--redis-url`` over them; a bad value is one line (exit 2)."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    overrides = {"kafka_bootstrap": bootstrap, "redis_url": redis_url}
+    try:
+        return KairosSettings(**{name: value for name, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        fail("; ".join(f"bad setting KAIROS_{'__'.join(map(str, error['loc'])).upper()}: {error['msg']}"
+                       for error in exc.errors()), 2)
+    except SettingsError as exc:
+        fail(f"bad setting: {exc}", 2)
+
+
 def redis_location(settings: KairosSettings) -> str:
     """Host and port of the configured Redis, without credentials."""
     url = urlsplit(settings.redis_dsn())
@@ -161,7 +215,28 @@ def lookup_failures(settings: KairosSettings) -> Iterator[None]:
     except ApiError as exc:
         fail(exc.message, 2 if exc.status == 422 else 1)
     except (RedisConnectionError, RedisTimeoutError) as exc:
-        fail(f"cannot reach Redis at {redis_location(settings)} (KAIROS_REDIS_URL): {exc}", 1)
+        fail(f"cannot reach Redis at {redis_location(settings)} (--redis-url or KAIROS_REDIS_URL): {exc}", 1)
+
+
+@contextmanager
+def redis_command(redis_url: str | None) -> Iterator[KairosSettings]:
+    """The settings of a command that uses Redis, its failures (see :func:`lookup_failures`) as one line."""
+    settings = load_settings(redis_url=redis_url)
+    with lookup_failures(settings):
+        yield settings
+
+
+@contextmanager
+def kafka_command(bootstrap: str | None) -> Iterator[KairosSettings]:
+    """The settings of a command that sends to Kafka; an unreachable or failing Kafka is one line, exit code 1."""
+    from aiokafka.errors import KafkaError as AioKafkaError
+    from kafka.errors import KafkaError
+
+    settings = load_settings(bootstrap)
+    try:
+        yield settings
+    except (KafkaError, AioKafkaError) as exc:
+        fail(f"Kafka at {settings.kafka_bootstrap} (--bootstrap or KAIROS_KAFKA_BOOTSTRAP): {exc}", 1)
 
 
 @app.command()
@@ -220,23 +295,21 @@ def replay(
                                      help="Seconds between groceries baskets (default: 60)."),
     label_delay: float | None = typer.Option(None, min=0.0, rich_help_panel="Reading",
                                       help="Hours from a PaySim payment to its fraud label (default: 24)."),
+    bootstrap: Bootstrap = None,
 ) -> None:
     """Replay a real data set into the input topics: retail CSVs as orders, PaySim as payments and late labels."""
-    from kafka.errors import KafkaError
     from rich.console import Console
 
     from streams.tools.replay import ReplayInputError, replay_options, report_table
     from streams.tools.replay import replay as run
 
-    settings = KairosSettings()
-    try:
-        options = replay_options(column, date_format, guests=guests, currency=currency, timezone=timezone,
-                                 start=start, basket_gap_seconds=basket_gap, label_delay_hours=label_delay)
-        report = run(settings, paths, fmt, options, speed, rate, limit)
-    except ReplayInputError as exc:
-        fail(str(exc), 2)
-    except KafkaError as exc:
-        fail(f"Kafka at {settings.kafka_bootstrap} (KAIROS_KAFKA_BOOTSTRAP): {exc!r}", 1)
+    with kafka_command(bootstrap) as settings:
+        try:
+            options = replay_options(column, date_format, guests=guests, currency=currency, timezone=timezone,
+                                     start=start, basket_gap_seconds=basket_gap, label_delay_hours=label_delay)
+            report = run(settings, paths, fmt, options, speed, rate, limit)
+        except ReplayInputError as exc:
+            fail(str(exc), 2)
     Console(markup=False).print(report_table(report))
     if report.failed:
         fail(f"{report.failed:,} events were not delivered", 1)
@@ -248,12 +321,12 @@ def replay(
 def segments(
     segment_id: int | None = typer.Argument(None, min=0, help="Show this segment in detail (default: every segment)."),
     json_: bool = typer.Option(False, "--json", help="Print the API's JSON instead of a table."),
+    redis_url: RedisUrl = None,
 ) -> None:
     """Customer segments: id, name, size and summary, largest first (from the Redis views)."""
     from streams.tools.lookups import show_segments
 
-    settings = KairosSettings()
-    with lookup_failures(settings):
+    with redis_command(redis_url) as settings:
         show_segments(settings, segment_id, json_)
 
 
@@ -264,6 +337,7 @@ def recommend(
     customer: str | None = typer.Option(None, help="Add this customer's segment best-sellers (alone: an empty cart)."),
     limit: int = typer.Option(10, min=1, max=100, help="Most suggestions."),
     json_: bool = typer.Option(False, "--json", help="Print the API's JSON instead of a table."),
+    redis_url: RedisUrl = None,
 ) -> None:
     """What to suggest for a cart, a SKU or a customer: rules first, then segment and global best-sellers."""
     from streams.tools.lookups import show_recommendations
@@ -272,8 +346,7 @@ def recommend(
         raise typer.BadParameter("pass --cart A,B, --item SKU or --customer ID", param_hint="'--cart' / '--item'")
     if item is not None and (cart is not None or customer is not None):
         raise typer.BadParameter("--item goes alone (a cart of one is --cart SKU)", param_hint="'--item'")
-    settings = KairosSettings()
-    with lookup_failures(settings):
+    with redis_command(redis_url) as settings:
         show_recommendations(settings, cart, item, customer, limit, json_)
 
 
@@ -285,12 +358,12 @@ def alerts(
     follow: bool = typer.Option(False, "--follow", "-f", help="Then print new alerts as they come, until Ctrl-C."),
     count: int = typer.Option(0, min=0, help="With --follow: stop after this many new alerts (0: never)."),
     json_: bool = typer.Option(False, "--json", help="JSON (with --follow: one alert per line)."),
+    redis_url: RedisUrl = None,
 ) -> None:
     """Recent alerts (payment risk, rising pairs, sales surges and slumps), newest first."""
     from streams.tools.lookups import follow_alerts, show_alerts
 
-    settings = KairosSettings()
-    with lookup_failures(settings):
+    with redis_command(redis_url) as settings:
         if follow:
             follow_alerts(settings, kind, limit, json_, count)
         else:
@@ -303,6 +376,7 @@ def forecast(
     sku: str | None = typer.Option(None, help="One (top) SKU's forecast in detail."),
     total: bool = typer.Option(False, "--total", help="The shop total in detail."),
     json_: bool = typer.Option(False, "--json", help="Print the API's JSON instead of tables."),
+    redis_url: RedisUrl = None,
 ) -> None:
     """Sales forecasts: next windows with intervals, last actuals, error vs seasonal-naive (default: every category)."""
     from streams.tools.lookups import TOTAL_SERIES, show_forecast
@@ -311,8 +385,7 @@ def forecast(
     chosen += [TOTAL_SERIES] if total else []
     if len(chosen) > 1:
         raise typer.BadParameter("pass at most one of them", param_hint="'--category' / '--sku' / '--total'")
-    settings = KairosSettings()
-    with lookup_failures(settings):
+    with redis_command(redis_url) as settings:
         show_forecast(settings, chosen[0] if chosen else None, json_)
 
 
@@ -322,12 +395,12 @@ app.add_typer(rules_app, name="rules")
 
 
 @rules_app.command("list")
-def rules_list(json_: bool = typer.Option(False, "--json", help="Print the API's JSON instead of a table.")) -> None:
+def rules_list(json_: bool = typer.Option(False, "--json", help="Print the API's JSON instead of a table."),
+               redis_url: RedisUrl = None) -> None:
     """Every analyst rule: state, action, expression, and why the workers rejected it, if they did."""
     from streams.tools.lookups import show_risk_rules
 
-    settings = KairosSettings()
-    with lookup_failures(settings):
+    with redis_command(redis_url) as settings:
         show_risk_rules(settings, json_)
 
 
@@ -338,42 +411,39 @@ def rules_add(
                                      help="e.g. \"amount > 1000 and ip_country != billing_country\""),
     action: str = typer.Option("review", help="review, block, or a score floor in (0, 1] such as 0.9."),
     description: str = typer.Option("", help="What the rule is for (shown in alert reasons)."),
+    redis_url: RedisUrl = None,
 ) -> None:
     """Add (or replace) a rule; an invalid one is refused with the reason (exit code 2)."""
     from streams.tools.lookups import add_risk_rule
 
-    settings = KairosSettings()
-    with lookup_failures(settings):
+    with redis_command(redis_url) as settings:
         typer.echo(add_risk_rule(settings, rule_id, expression, action, description))
 
 
 @rules_app.command("pause")
-def rules_pause(rule_id: str = typer.Argument(..., metavar="ID")) -> None:
+def rules_pause(rule_id: str = typer.Argument(..., metavar="ID"), redis_url: RedisUrl = None) -> None:
     """Stop applying a rule without deleting it."""
     from streams.tools.lookups import set_risk_rule_enabled
 
-    settings = KairosSettings()
-    with lookup_failures(settings):
+    with redis_command(redis_url) as settings:
         typer.echo(set_risk_rule_enabled(settings, rule_id, False))
 
 
 @rules_app.command("resume")
-def rules_resume(rule_id: str = typer.Argument(..., metavar="ID")) -> None:
+def rules_resume(rule_id: str = typer.Argument(..., metavar="ID"), redis_url: RedisUrl = None) -> None:
     """Apply a paused rule again."""
     from streams.tools.lookups import set_risk_rule_enabled
 
-    settings = KairosSettings()
-    with lookup_failures(settings):
+    with redis_command(redis_url) as settings:
         typer.echo(set_risk_rule_enabled(settings, rule_id, True))
 
 
 @rules_app.command("delete")
-def rules_delete(rule_id: str = typer.Argument(..., metavar="ID")) -> None:
+def rules_delete(rule_id: str = typer.Argument(..., metavar="ID"), redis_url: RedisUrl = None) -> None:
     """Delete a rule."""
     from streams.tools.lookups import delete_risk_rule
 
-    settings = KairosSettings()
-    with lookup_failures(settings):
+    with redis_command(redis_url) as settings:
         typer.echo(delete_risk_rule(settings, rule_id))
 
 

@@ -1,23 +1,35 @@
-"""The ``kairos`` lookup and replay commands, against the session's real redis-server and Tansu broker.
+"""The ``kairos`` lookup, replay, produce and health commands, against the session's real redis-server and
+Tansu broker, and how they fail: one ``error: ...`` line and an exit code, never a traceback.
 
 Lookups read a shop written in the serving contract's shapes (the serving
-tests' ``shop``: its own prefix per test); replays send a small generated CSV
-into topics of their own and read them back.
+tests' ``shop``: its own prefix per test); replays and produce send to topics
+of their own and read them back.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+import typer
+from kafka.admin import KafkaAdminClient
 from typer.testing import CliRunner, Result
 
 from streams.cli import app
+from streams.pipeline.keys import RedisKeys
+from streams.pipeline.retry import Failure
+from streams.pipeline.views import RedisViews
 from streams.serving.sample import write_alert
+from streams.settings import KairosSettings
+from streams.tools.demo import cli_exports
 from streams.tools.devstack import DevStack, free_port
 from streams.tools.replay import read_source
 from tests.integration.harness import Pipeline, isolated_settings, settings_env
@@ -47,6 +59,14 @@ step,type,amount,nameOrig,oldbalanceOrg,newbalanceOrig,nameDest,oldbalanceDest,n
 def kairos(env: dict[str, str], *args: str) -> Result:
     """``kairos <args>`` in-process with ``env`` (wide enough that tables do not wrap)."""
     return CliRunner().invoke(app, list(args), env={"COLUMNS": "200", **env})
+
+
+def failed(result: Result, code: int) -> str:
+    """The one ``error: ...`` line of a command that failed with exit ``code`` and no traceback."""
+    assert result.exit_code == code and isinstance(result.exception, SystemExit), result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
 
 
 def shop_env(shop: Shop) -> dict[str, str]:
@@ -211,9 +231,10 @@ def test_a_bad_rule_is_refused_with_the_reason(shop, expression, action, reason)
     assert shop.redis.hget(shop.keys.risk_rules(), "typo") is None
 
 
-def test_a_lookup_without_redis_says_where_it_looked() -> None:
-    result = kairos({"KAIROS_REDIS_URL": f"redis://user:secret@127.0.0.1:{free_port()}/0"}, "segments")
-    assert result.exit_code == 1 and "cannot reach Redis at 127.0.0.1:" in result.stderr
+@pytest.mark.parametrize("command", [["segments"], ["alerts"], ["rules", "list"], ["health"]])
+def test_a_command_without_redis_says_where_it_looked(command) -> None:
+    result = kairos({"KAIROS_REDIS_URL": f"redis://user:secret@127.0.0.1:{free_port()}/0"}, *command)
+    assert "cannot reach Redis at 127.0.0.1:" in failed(result, 1)
     assert "secret" not in result.output
 
 
@@ -289,3 +310,126 @@ def test_a_replay_that_cannot_start_says_why(tmp_path) -> None:
     both = kairos(env, "replay", str(export), "-c", "InvoiceNo=Invoice", "--speed", "60", "--rate", "10")
     assert both.exit_code == 2 and "not both" in both.stderr
     assert kairos(env, "replay", str(tmp_path / "missing.csv")).exit_code == 2
+
+
+# Failing like a tool.
+
+
+def unreachable() -> str:
+    """An address nothing listens on."""
+    return f"127.0.0.1:{free_port()}"
+
+
+def test_every_command_that_connects_takes_the_addresses_as_options() -> None:
+    commands = typer.main.get_command(app).commands
+    rules = commands["rules"].commands
+    options = {name: {option for param in command.params for option in param.opts}
+               for name, command in [*commands.items(), *((f"rules {n}", c) for n, c in rules.items())]}
+    kafka = {"worker", "produce", "simulate", "replay"}
+    redis_users = {"worker", "serve", "health", "segments", "recommend", "alerts", "forecast",
+                   *(f"rules {name}" for name in rules)}
+    assert {name for name, opts in options.items() if "--bootstrap" in opts} == kafka
+    assert {name for name, opts in options.items() if "--redis-url" in opts} == redis_users
+
+
+@pytest.mark.parametrize("command", [["worker"], ["serve"], ["health"], ["segments"], ["produce", "-t", "orders"],
+                                     ["simulate", "--events", "1"], ["replay", "missing.csv"]])
+def test_a_bad_setting_is_one_line_naming_the_variable(command) -> None:
+    result = kairos({"KAIROS_PARTITIONS": "eight", "KAIROS_LOG_LEVEL": "loud"}, *command)
+    assert failed(result, 2) == (
+        "error: bad setting KAIROS_PARTITIONS: Input should be a valid integer, unable to parse string as an "
+        "integer; bad setting KAIROS_LOG_LEVEL: Input should be 'debug', 'info', 'warning' or 'error'")
+
+
+def test_a_malformed_nested_setting_is_one_line() -> None:
+    assert "topics" in failed(kairos({"KAIROS_TOPICS": "{not json"}, "segments"), 2)
+
+
+def test_produce_from_a_missing_file_says_so_before_connecting(tmp_path) -> None:
+    result = kairos({"KAIROS_KAFKA_BOOTSTRAP": unreachable()}, "produce", "-t", "orders", str(tmp_path / "no.jsonl"))
+    assert failed(result, 2) == f"error: cannot read {tmp_path / 'no.jsonl'}: No such file or directory"
+
+
+def test_commands_that_cannot_reach_kafka_say_where_at_once(tmp_path) -> None:
+    export = tmp_path / "retail.csv"
+    export.write_text(RETAIL_CSV)
+    (tmp_path / "events.jsonl").write_text('{"customer_id": "c1"}\n')
+    address = unreachable()
+    for command in (["produce", "-t", "orders", str(tmp_path / "events.jsonl")],
+                    ["simulate", "--events", "10", "--rate", "0"],
+                    ["replay", str(export), "-c", "InvoiceNo=Invoice"]):
+        started = time.monotonic()
+        line = failed(kairos({"KAIROS_KAFKA_BOOTSTRAP": address}, *command), 1)
+        assert line.startswith(f"error: Kafka at {address} (--bootstrap or KAIROS_KAFKA_BOOTSTRAP): ")
+        assert "Connection refused" in line and time.monotonic() - started < 10, command
+
+
+def test_produce_refuses_an_unknown_topic_unless_asked_to_create_it(replay_target, tmp_path) -> None:
+    settings = replay_target.settings
+    lines = tmp_path / "events.jsonl"
+    lines.write_text('{"customer_id": "c1", "note": "for a topic of our own"}\n')
+    typo = settings.topics.orders.replace("orders", "ordrs")
+    env = {"KAIROS_KAFKA_BOOTSTRAP": unreachable(), "KAIROS_TOPICS": json.dumps(settings.topics.model_dump())}
+    bootstrap = ["--bootstrap", settings.kafka_bootstrap]  # over the environment's unreachable one
+    refused = failed(kairos(env, "produce", "-t", typo, str(lines), *bootstrap), 1)
+    inputs = ", ".join(settings.topics.inputs())
+    assert refused == (f"error: no topic {typo!r} at {settings.kafka_bootstrap}; the input topics are {inputs} "
+                       "(--create makes a new topic)")
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        assert typo not in admin.list_topics()
+    finally:
+        admin.close()
+    created = kairos(env, "produce", "-t", typo, str(lines), "--create", *bootstrap)
+    assert created.exit_code == 0 and f"{typo}: sent 1, rejected 0" in created.stdout
+    assert [record.key for record in replay_target.read_topic(typo, 1)] == [b"c1"]
+
+
+def test_produce_sends_to_a_kairos_topic_keyed_by_customer(replay_target, tmp_path) -> None:
+    settings = replay_target.settings
+    click = {"event_id": "e1", "ts": "2026-11-01T10:00:00Z", "customer_id": "c7", "session_id": "s1",
+             "action": "view", "sku": "tea"}
+    lines = tmp_path / "clicks.jsonl"
+    lines.write_text(json.dumps(click) + "\n" + json.dumps({**click, "action": "dance"}) + "\n")
+    result = kairos(settings_env(settings), "produce", "-t", settings.topics.clicks, str(lines))
+    assert result.exit_code == 0 and "sent 1, rejected 1" in result.stdout and "line 2: " in result.stdout
+    assert [record.key for record in replay_target.read_topic(settings.topics.clicks, 1)] == [b"c7"]
+
+
+def publish_worker_metrics(settings: KairosSettings, worker_id: str, failing: dict) -> None:
+    """What a worker publishes every metrics flush (``Worker._flush_metrics``), through the same writer."""
+    client = redis.Redis.from_url(settings.redis_dsn())
+    with client, client.pipeline() as pipe:
+        RedisViews(settings).worker_metrics(pipe, worker_id, {"ingest_lag": 0, "failing": json.dumps(failing)})
+        pipe.execute()
+
+
+def test_health_passes_while_a_live_worker_reports_nothing_failing(stack) -> None:
+    settings = isolated_settings(stack).model_copy(update={"metrics_flush_seconds": 30.0})  # hashes outlive the test
+    env = {"KAIROS_PREFIX": settings.prefix, "KAIROS_REDIS_URL": f"redis://{unreachable()}/0"}
+    redis_url = ["--redis-url", stack.redis_url]  # over the environment's unreachable one
+    nobody = failed(kairos(env, "health", *redis_url), 1)
+    assert nobody == f"error: no worker updated {settings.prefix}:metrics:worker:* in the last 30 s"
+    here = socket.gethostname()
+    publish_worker_metrics(settings, f"{here}-41", {})
+    assert kairos(env, "health", *redis_url).stdout == "ok: 1 worker(s) live, nothing failing\n"
+    outage = Failure(since=time.time() - 12, failures=3, reason="ConnectionError: refused", last_logged=0)
+    publish_worker_metrics(settings, "elsewhere-42", {"redis-flush": outage.to_dict()})
+    failing = failed(kairos(env, "health", *redis_url), 1)
+    assert re.fullmatch(r"error: worker elsewhere-42: redis-flush failing for 1[23] s \(ConnectionError: refused\)",
+                        failing), failing
+    local = kairos(env, "health", "--local", *redis_url)
+    assert local.stdout == f"ok: 1 worker(s) on {here} live, nothing failing\n"
+    client = redis.Redis.from_url(stack.redis_url)
+    with client:
+        client.hset(RedisKeys(settings.prefix).metrics("worker:elsewhere-42"), "updated_at", time.time() - 31)
+    assert kairos(env, "health", *redis_url).exit_code == 0  # a worker silent for 31 s no longer counts
+
+
+def test_the_demo_exports_point_the_cli_at_its_broker_redis_and_prefix(stack) -> None:
+    settings = isolated_settings(stack)
+    command, *assignments = shlex.split(cli_exports(settings))
+    env = dict(assignment.split("=", 1) for assignment in assignments)
+    assert command == "export" and env == {"KAIROS_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+                                           "KAIROS_REDIS_URL": stack.redis_url, "KAIROS_PREFIX": settings.prefix}
+    assert f"{settings.prefix}:metrics:worker:*" in failed(kairos(env, "health"), 1)  # read from the stack's Redis

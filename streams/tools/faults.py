@@ -276,6 +276,7 @@ def run_scenario(name: str, events: list[tuple[str, str, Any]], workdir: Path, r
         found = dump(deployment)
         if deployment.counted() != total:
             found["diagnostics"] = events_topic_order(deployment)
+            found["changelog"] = customers_changelog(deployment)
         return found, deployment.counted(), deployment.exits
     finally:
         deployment.close()
@@ -326,20 +327,52 @@ def events_topic_order(deployment: Deployment) -> dict[str, Any]:
     highest: dict[tuple[int, str], int] = {}
     seen: dict[tuple[int, str], set[int]] = {}
     behind: dict[str, int] = {}
+    index = []
     try:
         for record in consumer:
             for batch in decode_packet(record.value):
                 key = (record.partition, batch.path)
-                for offset, _ in batch.entries:
+                for offset, event in batch.entries:
+                    if event is not None:
+                        index.append((record.partition, record.offset, record.timestamp, batch.path, offset,
+                                      event.get("customer_id"), event.get("event_id")))
                     if offset <= highest.get(key, -1) and offset not in seen.get(key, set()):
                         behind[f"{key[0]}:{key[1]}"] = behind.get(f"{key[0]}:{key[1]}", 0) + 1
                     highest[key] = max(highest.get(key, -1), offset)
                     seen.setdefault(key, set()).add(offset)
     finally:
         consumer.close()
+    (deployment.workdir / "events-index.json").write_text(json.dumps(index))
     by_path: dict[str, set[int]] = {}
     for (_, path), offsets in seen.items():
         by_path.setdefault(path, set()).update(offsets)
     holes = {path: sorted(set(range(min(offsets), max(offsets) + 1)) - offsets)[:20]
              for path, offsets in by_path.items() if len(offsets) != max(offsets) - min(offsets) + 1}
     return {"behind_not_seen_before": behind, "holes": holes}
+
+
+def customers_changelog(deployment: Deployment) -> dict[str, list]:
+    """Diagnostics of a run that differs: every ``customers`` changelog record, per key, in log order.
+
+    Saved next to the run's logs (``changelog.json``) with each record's partition, offset, clicks,
+    orders, payments and applied offsets; the run's examples name the customers to look up.
+    """
+    import orjson
+
+    topic = f"{deployment.settings.app_id}-customers-changelog"
+    consumer = KafkaConsumer(topic, bootstrap_servers=deployment.settings.kafka_bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+                             consumer_timeout_ms=3000, max_partition_fetch_bytes=8 << 20)
+    history: dict[str, list] = {}
+    try:
+        for record in consumer:
+            key = record.key.decode()
+            state = orjson.loads(record.value) if record.value else None
+            entry = [record.partition, record.offset, record.timestamp]
+            if state is not None:
+                entry += [{name: state.get(name) for name in ("clicks", "orders", "payments", "processed", "applied")}]
+            history.setdefault(key, []).append(entry)
+    finally:
+        consumer.close()
+    (deployment.workdir / "changelog.json").write_bytes(orjson.dumps(history))
+    return {"keys": len(history)}

@@ -5,20 +5,34 @@ labels). Lines are checked against the topic's schema before sending, so a
 typo in a file is reported with its line number instead of becoming a dead
 letter; ``validate=False`` sends every line as it is (to exercise the
 dead-letter path on purpose).
+
+Before sending, :func:`prepare_topic` makes sure the topic exists: Kairos's
+own topics are created as a worker creates them, any other one only when
+asked, so a typo (``ordrs``) is refused instead of becoming a topic.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from streams.pipeline.ingest import ROUTING_FIELD
+from streams.pipeline.topics import ensure_topics, public_topics
 from streams.pipeline.validation import EventValidator
 from streams.settings import KairosSettings
+
+
+class UnknownTopic(LookupError):
+    """The topic to send to does not exist and was not to be created."""
 
 
 @dataclass
@@ -45,6 +59,50 @@ def kafka_producer(settings: KairosSettings, **overrides: Any) -> KafkaProducer:
     }
     options.update(overrides)
     return KafkaProducer(**settings.kafka_client_options(), **options)
+
+
+def require_broker(settings: KairosSettings, timeout: float = 5.0) -> None:
+    """Raise ``KafkaConnectionError`` at once when no bootstrap server accepts a connection.
+
+    kafka-python's clients would retry for 30 s before saying so.
+    """
+    reasons = []
+    for server in settings.kafka_bootstrap.split(","):
+        address = urlsplit(f"//{server.strip()}")
+        try:
+            with socket.create_connection((address.hostname, address.port or 9092), timeout=timeout):
+                return
+        except (OSError, ValueError) as exc:
+            reasons.append(f"{server.strip()} ({getattr(exc, 'strerror', None) or exc})")
+    raise KafkaConnectionError(f"cannot connect to {', '.join(reasons)}")
+
+
+def ensure_kairos_topics(settings: KairosSettings) -> None:
+    """Create Kairos's missing topics (:func:`ensure_topics`), failing at once when no broker listens."""
+    require_broker(settings)
+    ensure_topics(settings)
+
+
+def prepare_topic(settings: KairosSettings, topic: str, create: bool = False) -> None:
+    """Make sure ``topic`` exists: Kairos's topics are created if missing, another one only with ``create``.
+
+    Raises :class:`UnknownTopic` (naming the input topics) for a missing topic that is not to be created.
+    """
+    if topic in public_topics(settings):
+        ensure_kairos_topics(settings)
+        return
+    require_broker(settings)
+    admin = KafkaAdminClient(client_id=f"{settings.app_id}-admin", **settings.kafka_client_options())
+    try:
+        if topic in admin.list_topics():
+            return
+        if not create:
+            raise UnknownTopic(f"no topic {topic!r} at {settings.kafka_bootstrap}; the input topics are "
+                               f"{', '.join(settings.topics.inputs())} (--create makes a new topic)")
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics([NewTopic(topic, settings.partitions, settings.kafka_replication_factor)])
+    finally:
+        admin.close()
 
 
 def event_type_of(settings: KairosSettings, topic: str) -> str | None:

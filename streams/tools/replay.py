@@ -44,9 +44,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from streams.pipeline.ingest import ROUTING_FIELD
-from streams.pipeline.topics import ensure_topics
 from streams.settings import KairosSettings
-from streams.tools.producer import kafka_producer
+from streams.tools.producer import ensure_kairos_topics, kafka_producer
 from streams.tools.sender import encode
 from streams.tools.sources.groceries import NO_ITEM, basket_orders, read_bakery, read_basket_lines, spaced
 from streams.tools.sources.pacing import paced
@@ -390,9 +389,10 @@ def send(settings: KairosSettings, events: Iterable[Event], report: ReplayReport
 
     ``on_sent`` gets the running count after each event. Ctrl-C stops the
     sending: what was handed to the producer is still delivered and counted
-    (``report.interrupted``). Kafka being unreachable raises ``kafka.errors.KafkaError``.
+    (``report.interrupted``). Kafka being unreachable raises ``kafka.errors.KafkaError`` (at once when
+    nothing listens at the bootstrap address).
     """
-    ensure_topics(settings)
+    ensure_kairos_topics(settings)
     started = time.monotonic()
     producer = kafka_producer(settings)
     failures: list[BaseException] = []

@@ -10,8 +10,8 @@ from typing import Any
 
 from rich.progress import Progress
 
-from streams.pipeline.topics import ensure_topics
 from streams.settings import KairosSettings
+from streams.tools.producer import ensure_kairos_topics
 from streams.tools.sender import SendStats, send_paced
 from streams.tools.simulation import ShopSimulator, SimulatorConfig
 
@@ -27,7 +27,7 @@ def simulate(settings: KairosSettings, config: dict[str, Any], rate: float, limi
         counts = write_jsonl(events, out)
         summary = f"wrote {sum(counts.values()):,} events to {out}: {counts}"
     else:
-        ensure_topics(settings)
+        ensure_kairos_topics(settings)
         with Progress() as progress:
             task = progress.add_task("sending", total=limit)
 

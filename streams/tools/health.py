@@ -1,0 +1,42 @@
+"""``kairos health``: is a worker alive, and is nothing failing? (the worker's compose healthcheck)
+
+Reads the live workers' metrics hashes (``kairos:metrics:worker:{host-pid}``):
+each worker rewrites its own every ``KAIROS_METRICS_FLUSH_SECONDS`` with
+``updated_at`` (epoch seconds) and ``failing`` (JSON: step -> since, failures,
+reason), and the hash expires when the worker dies.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import redis
+
+from streams.pipeline.keys import RedisKeys
+from streams.settings import KairosSettings
+
+#: A worker whose metrics are older than this counts as gone.
+FRESH_SECONDS = 30.0
+
+
+def worker_health(settings: KairosSettings, host: str | None = None, now: float | None = None) -> tuple[bool, str]:
+    """Whether a worker (on ``host``, if given) updated its metrics within 30 s with nothing failing; one line why."""
+    keys = RedisKeys(settings.prefix)
+    pattern = keys.pattern("metrics", "worker")
+    with redis.Redis.from_url(settings.redis_dsn(), decode_responses=True, socket_timeout=5,
+                              socket_connect_timeout=5) as client:
+        workers = {key.removeprefix(pattern[:-1]): client.hgetall(key) for key in client.scan_iter(pattern)}
+    now = time.time() if now is None else now
+    live = {worker: fields for worker, fields in sorted(workers.items())
+            if (host is None or worker.startswith(f"{host}-"))
+            and now - float(fields.get("updated_at") or 0) <= FRESH_SECONDS}
+    where = f" on {host}" if host else ""
+    if not live:
+        return False, f"no worker{where} updated {pattern} in the last {FRESH_SECONDS:.0f} s"
+    failing = [f"worker {worker}: {step} failing for {now - failure['since']:.0f} s ({failure['reason']})"
+               for worker, fields in live.items()
+               for step, failure in json.loads(fields.get("failing") or "{}").items()]
+    if failing:
+        return False, "; ".join(failing)
+    return True, f"ok: {len(live)} worker(s){where} live, nothing failing"
