@@ -2,8 +2,10 @@
 
 Reads the live workers' metrics hashes (``kairos:metrics:worker:{host-pid}``):
 each worker rewrites its own every ``KAIROS_METRICS_FLUSH_SECONDS`` with
-``updated_at`` (epoch seconds) and ``failing`` (JSON: step -> since, failures,
-reason), and the hash expires when the worker dies.
+``updated_at`` (epoch seconds), ``failing`` (JSON: step -> since, failures,
+reason) and ``ready``/``not_ready`` (see ``streams/pipeline/health.py``: a
+rebalance, a recovery or a stalled input), and the hash expires when the
+worker dies.
 """
 
 from __future__ import annotations
@@ -39,4 +41,8 @@ def worker_health(settings: KairosSettings, host: str | None = None, now: float 
                for step, failure in json.loads(fields.get("failing") or "{}").items()]
     if failing:
         return False, "; ".join(failing)
+    not_ready = [f"worker {worker} not ready: {fields['not_ready']}" for worker, fields in live.items()
+                 if fields.get("ready") == "0" and fields.get("not_ready")]
+    if not_ready:
+        return False, "; ".join(not_ready)
     return True, f"ok: {len(live)} worker(s){where} live, nothing failing"
