@@ -171,6 +171,8 @@ class KairosApp:
         ):
             self.app.timer(interval)(guarded(what, step))
         self.stall = StallDetector(settings.worker_stall_seconds)
+        #: Last events-topic offset applied, per (partition, assignment epoch): logged on a stop.
+        self.applied_through: dict[tuple[int, int | None], int] = {}
         self.app.page("/health/")(self._health_page)
         self.app.page("/ready/")(self._ready_page)
         self.app.on_partitions_revoked.connect(self._on_revoked)
@@ -238,6 +240,7 @@ class KairosApp:
         if not await self.fence.shut(SHUTDOWN_WRITES_SECONDS):
             log.warning("stop: a batch still writing after %.0f s is left unacknowledged (its next owner "
                         "applies it)", SHUTDOWN_WRITES_SECONDS)
+        log.info("stop: customers applied through %s", {f"p{p}/a{e}": o for (p, e), o in self.applied_through.items()})
         runtime, self.runtime = self.runtime, None  # the timers find nothing to do from now on
         if runtime is not None:
             await runtime.producer.stop()
@@ -283,15 +286,26 @@ class KairosApp:
         async for events in stream.take_events(TAKE_MESSAGES, within=TAKE_WITHIN_SECONDS):
             try:
                 async with self.fence.writing():
-                    items = [(event.message.partition, batch) for event in events if self.fence.current(event)
+                    current = [event for event in events if self.fence.current(event)]
+                    items = [(event.message.partition, batch) for event in current
                              for batch in decode_packet(event.value)]
                     # Retried until applied (applying again is idempotent): the stage stalls, it never skips.
                     await until_done("customers batch", lambda: runtime.customers.apply(items))  # noqa: B023
+                    self._note_applied(current)
             except BaseException:
                 # A stop (SIGTERM, a crash elsewhere) cancels us mid-batch; Faust's take_events would
                 # still acknowledge the batch in its ``finally`` and commit it on shutdown.
                 withhold_acks(events)
                 raise
+
+    def _note_applied(self, events: list[faust.EventT]) -> None:
+        """Remember the last events-topic offset applied per partition; log where each assignment starts."""
+        for event in events:
+            message = event.message
+            key = (message.partition, getattr(message, "epoch", None))
+            if key not in self.applied_through:
+                log.info("customers: partition %d, assignment %s, first offset applied %d", *key, message.offset)
+            self.applied_through[key] = message.offset
 
     async def _risk_agent(self, stream: faust.Stream) -> None:
         runtime = await self.start_runtime()

@@ -17,11 +17,14 @@ before the first join, and some brokers (Tansu) number the first generation 0.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ConsumerMessage
+
+log = logging.getLogger(__name__)
 
 #: Environment variable read by the consumer thread (set from the settings by the app).
 FETCH_WAIT_ENV = "KAIROS_KAFKA_FETCH_MAX_WAIT_MS"
@@ -64,6 +67,11 @@ class PromptFetchConsumer(faust_aiokafka.Consumer):
         )
         message.epoch = self.epoch
         return message
+
+    async def _commit(self, offsets: Any) -> bool:
+        if self.app.should_stop:  # the last commit of a stopping worker: what it hands over
+            log.info("commit on stop: %s", {f"{tp.topic}:{tp.partition}": offset for tp, offset in offsets.items()})
+        return await super()._commit(offsets)
 
     def _new_consumer_thread(self) -> PromptFetchConsumerThread:
         return PromptFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
