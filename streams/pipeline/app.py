@@ -51,7 +51,7 @@ from streams.pipeline.stages.risk import RiskLearner, RiskScoring, sync_learners
 from streams.pipeline.stages.sales import SalesState, publish_sales
 from streams.pipeline.stages.segments import SegmentStage
 from streams.pipeline.store import MAX_BATCH_BYTES, ChangelogWriter, KeyedStore, register_codec
-from streams.pipeline.transport import FETCH_WAIT_ENV
+from streams.pipeline.transport import FETCH_WAIT_ENV, mark_applied
 from streams.pipeline.views import RedisViews, WriteBatch, connect_redis
 from streams.settings import KairosSettings
 
@@ -68,19 +68,6 @@ MAX_SNAPSHOT_BYTES = 64 << 20
 
 def identity(value: bytes) -> bytes:
     return value
-
-
-def withhold_acks(events: list[faust.EventT]) -> None:
-    """Keep events that were not applied out of every offset commit: the partition's next owner gets them again.
-
-    This closes the hole behind events lost on a graceful stop or a crash (issue 21): Faust's
-    ``Stream.take_events`` acknowledges a taken batch in a ``finally`` block, so a batch interrupted by
-    a stop was acknowledged and its offsets committed on shutdown although its state was never
-    flushed. A message marked acknowledged is never entered into the consumer's committable offsets
-    (``Consumer.ack`` only records messages not yet marked), so the commit stops before it.
-    """
-    for event in events:
-        event.message.acked = True
 
 
 @dataclass
@@ -140,6 +127,8 @@ class KairosApp:
             stream_wait_empty=False,
         )
         internal = settings.internal_topics
+        #: Messages of these topics are committed only once a stage applied them (see transport.py).
+        self.app.gated_topics = frozenset(internal[name] for name in ("events", "risk", "sales", "baskets"))
         self.events_topic = self._topic(internal["events"], settings.partitions)
         self.risk_topic = self._topic(internal["risk"], settings.partitions)
         self.sales_topic = self._topic(internal["sales"], 1)
@@ -284,19 +273,16 @@ class KairosApp:
     async def _customers_agent(self, stream: faust.Stream) -> None:
         runtime = await self.start_runtime()
         async for events in stream.take_events(TAKE_MESSAGES, within=TAKE_WITHIN_SECONDS):
-            try:
-                async with self.fence.writing():
-                    current = [event for event in events if self.fence.current(event)]
-                    items = [(event.message.partition, batch) for event in current
-                             for batch in decode_packet(event.value)]
-                    # Retried until applied (applying again is idempotent): the stage stalls, it never skips.
-                    await until_done("customers batch", lambda: runtime.customers.apply(items))  # noqa: B023
-                    self._note_applied(current)
-            except BaseException:
-                # A stop (SIGTERM, a crash elsewhere) cancels us mid-batch; Faust's take_events would
-                # still acknowledge the batch in its ``finally`` and commit it on shutdown.
-                withhold_acks(events)
-                raise
+            async with self.fence.writing():
+                current = [event for event in events if self.fence.current(event)]
+                items = [(event.message.partition, batch) for event in current
+                         for batch in decode_packet(event.value)]
+                # Retried until applied (applying again is idempotent): the stage stalls, it never skips.
+                await until_done("customers batch", lambda: runtime.customers.apply(items))  # noqa: B023
+                # Only now may take_events' acknowledgement count (transport.PromptFetchConsumer.ack): a batch
+                # interrupted by a stop, or events Faust skipped, stay uncommitted.
+                mark_applied(current)
+                self._note_applied(current)
 
     def _note_applied(self, events: list[faust.EventT]) -> None:
         """Remember the last events-topic offset applied per partition; log where each assignment starts."""

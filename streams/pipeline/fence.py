@@ -30,8 +30,8 @@ rebalance up rather than writing behind the new owner's back.
 >>> fence.current(old)
 True
 >>> asyncio.run(fence.revoke(4))  # the next assignment is epoch 4
->>> fence.current(old), old.message.acked, fence.current(new), fence.skipped
-(False, True, True, 1)
+>>> fence.current(old), fence.current(new), fence.skipped
+(False, True, 1)
 """
 
 from __future__ import annotations
@@ -106,13 +106,12 @@ class WriteFence:
     def current(self, event: Any) -> bool:
         """False for an event fetched before the last revocation.
 
-        A stale event is marked acknowledged so that a stream which acknowledges
-        everything it yields (``take_events``) leaves it out of the committed
-        offsets: it is delivered again in the new generation.
+        A stale event is never marked applied, so no acknowledgement of it is
+        committed (see ``transport.PromptFetchConsumer.ack``): it is delivered
+        again in the new generation.
         """
         epoch = getattr(event.message, "epoch", None)
         if epoch is None or epoch >= self.min_epoch:
             return True
         self.skipped += 1
-        event.message.acked = True
         return False

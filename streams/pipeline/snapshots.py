@@ -32,6 +32,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import orjson
 
 from streams.pipeline.store import KeyedStore
+from streams.pipeline.transport import mark_applied
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ class PartitionSnapshots(Generic[S]):
             return
         self.snapshots_written += len(held)
         for events in held.values():
+            mark_applied(events)  # the snapshot holds them: they may be committed now
             for event in events:
                 event.ack()
 

@@ -41,9 +41,9 @@ class PromptFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class EpochMessage(ConsumerMessage):
-    """A consumer message with the local assignment epoch it was fetched in."""
+    """A consumer message with the local assignment epoch it was fetched in, and whether a stage applied it."""
 
-    __slots__ = ("epoch",)
+    __slots__ = ("epoch", "applied")
 
 
 class PromptFetchConsumer(faust_aiokafka.Consumer):
@@ -51,6 +51,24 @@ class PromptFetchConsumer(faust_aiokafka.Consumer):
 
     #: Bumped at every partition assignment, before the new partitions are fetched.
     epoch = 0
+    def ack(self, message: Any) -> bool:
+        """Record ``message`` as done (committable) only if a stage applied it.
+
+        Faust acknowledges messages it never handed to a stage: a stream that
+        pulls a message while flow control is suspended (a stop, a rebalance) or
+        whose generation is old skips it *and acknowledges it* ("otherwise the lag
+        would increase", ``Stream._py_aiter``), and ``take_events`` acknowledges its
+        whole batch in a ``finally`` even when the batch failed. Committed, such a
+        message is never delivered again: the events it carried were lost (issue 21:
+        a graceful stop lost the one message in flight). For the gated topics an
+        acknowledgement without :func:`mark_applied` is dropped, so the message
+        stays uncommitted and its partition's next owner applies it. The app
+        names its gated topics in ``app.gated_topics``.
+        """
+        if message.topic in getattr(self.app, "gated_topics", ()) and not getattr(message, "applied", False):
+            self._unacked_messages.discard(message)
+            return False
+        return super().ack(message)
 
     async def on_partitions_assigned(self, assigned: Any, generation_id: int = 0) -> None:
         self.epoch += 1
@@ -66,7 +84,22 @@ class PromptFetchConsumer(faust_aiokafka.Consumer):
             generation_id=self.app.consumer_generation_id,
         )
         message.epoch = self.epoch
+        message.applied = False
         return message
+
+    def _new_offset(self, tp: Any) -> int | None:
+        """Faust's next offset to commit, but never past an unacknowledged message at the committed offset.
+
+        Faust's own check lets one missing message at the head through (``min(acked)
+        - committed > 1``, where ``committed`` is the next offset to read): with acked
+        messages from ``committed + 1`` on, it would commit past the message at
+        ``committed`` although no stage applied it.
+        """
+        if tp.topic in getattr(self.app, "gated_topics", ()):
+            acked, committed = self._acked[tp], self._committed_offset[tp]
+            if acked and committed is not None and min(acked) > committed and not self._gap[tp]:
+                return None
+        return super()._new_offset(tp)
 
     async def _commit(self, offsets: Any) -> bool:
         if self.app.should_stop:  # the last commit of a stopping worker: what it hands over
@@ -75,6 +108,12 @@ class PromptFetchConsumer(faust_aiokafka.Consumer):
 
     def _new_consumer_thread(self) -> PromptFetchConsumerThread:
         return PromptFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+def mark_applied(events: Any) -> None:
+    """Mark events whose records a stage has applied (and persisted): only these may be committed."""
+    for event in events:
+        event.message.applied = True
 
 
 class Transport(faust_aiokafka.Transport):

@@ -23,6 +23,7 @@ that a crash shows up both as a crash and as whatever it lost.
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 import uuid
@@ -290,9 +291,17 @@ def simulated_events(seed: int, customers: int, days: float) -> list[tuple[str, 
     return [(event.topic, event.key, event.value) for event in simulator.events()]
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run_chaos(scenarios: Iterable[str], repetitions: int, events: list[tuple[str, str, Any]], workdir: Path,
               rate: float, report: Callable[[RunResult], None] = print, **overrides: Any) -> list[RunResult]:
-    """The reference run, then each scenario ``repetitions`` times; one result per run."""
+    """The reference run, then each scenario ``repetitions`` times; one result per run.
+
+    A SIGTERM stops it like Ctrl-C: the running deployment's workers, broker and Redis are stopped.
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     reference, counted, exits = run_scenario("reference", events, workdir / "reference", rate, **overrides)
     first = RunResult("reference", 1, len(events), counted, exits, time.monotonic() - started,
