@@ -162,6 +162,8 @@ class KairosApp:
         self.stall = StallDetector(settings.worker_stall_seconds)
         #: Last events-topic offset applied, per (partition, assignment epoch): logged on a stop.
         self.applied_through: dict[tuple[int, int | None], int] = {}
+        #: Events-topic offsets the consumer never delivered within an assignment (should stay 0).
+        self.offsets_skipped = 0
         self.app.page("/health/")(self._health_page)
         self.app.page("/ready/")(self._ready_page)
         self.app.on_partitions_revoked.connect(self._on_revoked)
@@ -285,13 +287,23 @@ class KairosApp:
                 self._note_applied(current)
 
     def _note_applied(self, events: list[faust.EventT]) -> None:
-        """Remember the last events-topic offset applied per partition; log where each assignment starts."""
+        """Remember the last events-topic offset applied per partition; log where each assignment starts.
+
+        Within one assignment a partition's offsets must follow each other: a jump means the
+        consumer skipped messages this stage never saw (their entries would then be refused as
+        older than what was applied). It is logged and counted (``offsets_skipped``), never silent.
+        """
         for event in events:
             message = event.message
             key = (message.partition, getattr(message, "epoch", None))
-            if key not in self.applied_through:
+            last = self.applied_through.get(key)
+            if last is None:
                 log.info("customers: partition %d, assignment %s, first offset applied %d", *key, message.offset)
-            self.applied_through[key] = message.offset
+            elif message.offset > last + 1:
+                self.offsets_skipped += message.offset - last - 1
+                log.warning("customers: partition %d skipped offsets %d..%d (never delivered to the stage)",
+                            message.partition, last + 1, message.offset - 1)
+            self.applied_through[key] = max(message.offset, last if last is not None else -1)
 
     async def _risk_agent(self, stream: faust.Stream) -> None:
         runtime = await self.start_runtime()
@@ -567,7 +579,7 @@ class KairosApp:
             # What is failing now (one entry per step: since, failures, reason) and failures since start.
             "failing": orjson.dumps({name: failure.to_dict() for name, failure in FAILING.items()}).decode(),
             "failures_total": sum(FAILURES_TOTAL.values()),
-            "stale_events_skipped": self.fence.skipped,
+            "stale_events_skipped": self.fence.skipped, "offsets_skipped": self.offsets_skipped,
             "ready": int(ready.ready), "not_ready": "; ".join(ready.reasons),
         })
         for state in self.runtime.sales.states.values():
