@@ -58,13 +58,19 @@ class ManagedProcess:
     log_path: Path
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, timeout)
+
+
+def terminate(process: subprocess.Popen, timeout: float) -> int:
+    """SIGTERM, then SIGKILL if ``process`` is still running after ``timeout`` s; its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 def start_tansu(workdir: Path, port: int | None = None) -> ManagedProcess:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.settings import KairosSettings
+from streams.tools.devstack import terminate
 
 
 def settings_env(settings: KairosSettings) -> dict[str, str]:
@@ -59,15 +60,7 @@ class WorkerProcess:
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (a graceful stop), SIGKILL after ``timeout``; the exit code."""
         self.stopped = True
-        if self.alive():
-            assert self.process is not None
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return None if self.process is None else self.process.returncode
+        return None if self.process is None else terminate(self.process, timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
