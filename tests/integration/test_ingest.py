@@ -130,8 +130,7 @@ def expected_views(events: list[tuple[str, dict]]) -> dict[str, dict[str, str]]:
 STOPS = {"kill": lambda worker: worker.kill(), "graceful": lambda worker: worker.stop()}
 
 
-@pytest.mark.parametrize(("workers", "stop"), [(1, "kill"), (2, "kill"), (3, "kill"), (2, "graceful"),
-                                               (3, "graceful")])
+@pytest.mark.parametrize(("workers", "stop"), [(1, "kill"), (2, "kill"), (3, "kill"), (2, "graceful")])
 def test_a_worker_leaving_mid_stream_loses_and_double_counts_nothing(make_pipeline, workers: int, stop: str) -> None:
     pipeline: Pipeline = make_pipeline()
     events = shop_events(12_000, customers=300, seed=workers)
