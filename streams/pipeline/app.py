@@ -18,7 +18,14 @@ The flow (``<app>`` is ``KAIROS_APP_ID``):
    acknowledgements (:mod:`.snapshots`).
 4. Timers: segment sync rounds and risk model sync across workers
    (:mod:`.model_sync`), analyst-rule reloads, basket rule publication,
-   metrics.
+   metrics, views restored after Redis came back empty; each retried at its
+   next tick when it fails (:mod:`.retry`), never stopping the worker.
+
+Nothing is committed that a stage did not apply: stages mark what they
+applied and the consumer drops any other acknowledgement
+(:mod:`.transport`); a rebalance waits for the writes in flight
+(:mod:`.fence`). ``/health/`` and ``/ready/`` say how the worker is
+(:mod:`.health`).
 """
 
 from __future__ import annotations
