@@ -83,6 +83,14 @@ class Deployment:
         self.workers.append(worker)
         return worker
 
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Wait until every worker has joined and recovered (Faust logs "Worker ready")."""
+        deadline = time.monotonic() + timeout
+        while not all("Worker ready" in worker.log() for worker in self.workers):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"workers not ready after {timeout:.0f} s")
+            time.sleep(0.2)
+
     def restart_exited(self) -> None:
         """Start again any worker that exited by itself (counted in ``exits``)."""
         for worker in self.workers:
@@ -247,6 +255,7 @@ def run_scenario(name: str, events: list[tuple[str, str, Any]], workdir: Path, r
     try:
         for _ in range(fault.workers):
             deployment.start_worker()
+        deployment.wait_ready()  # a fault must land on running workers, not on workers starting up
         total = len(events)
         triggers = [(int(total * fault.at), fault.action)]
         if fault.then is not None:
