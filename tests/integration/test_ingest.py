@@ -261,7 +261,8 @@ def test_redis_restarting_mid_stream_stalls_the_worker_without_losing_anything(s
         assert worker.alive()
         log = worker.log()
         assert "customer views failing" in log or "metrics flush failing" in log, "the outage must be logged"
-        assert "Traceback" not in log, log[-3000:]
+        # Logged once per failing step when the outage starts (not once per retry), and nothing crashed.
+        assert log.count(" failing: ") <= 12 and "Crashed" not in log, log[-3000:]
     finally:
         pipeline.close()
         server.stop()
