@@ -239,6 +239,17 @@ def kafka_command(bootstrap: str | None) -> Iterator[KairosSettings]:
         fail(f"Kafka at {settings.kafka_bootstrap} (--bootstrap or KAIROS_KAFKA_BOOTSTRAP): {exc}", 1)
 
 
+@app.command("rebuild-views")
+def rebuild_views(redis_url: RedisUrl = None) -> None:
+    """Make the running workers republish every customer view, segment id and risk payment view from state
+    (as they do by themselves when Redis comes back empty): they do it within one metrics tick."""
+    from streams.tools.health import request_views_rebuild
+
+    with redis_command(redis_url) as settings:
+        cleared = request_views_rebuild(settings)
+    typer.echo(f"asked the owners of {cleared} partition(s) to republish their views")
+
+
 @app.command()
 def chaos(
     scenario: list[str] = typer.Option(

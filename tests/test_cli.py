@@ -326,7 +326,7 @@ def test_every_command_that_connects_takes_the_addresses_as_options() -> None:
     options = {name: {option for param in command.params for option in param.opts}
                for name, command in [*commands.items(), *((f"rules {n}", c) for n, c in rules.items())]}
     kafka = {"worker", "produce", "simulate", "replay"}
-    redis_users = {"worker", "serve", "health", "segments", "recommend", "alerts", "forecast",
+    redis_users = {"worker", "serve", "health", "rebuild-views", "segments", "recommend", "alerts", "forecast",
                    *(f"rules {name}" for name in rules)}
     assert {name for name, opts in options.items() if "--bootstrap" in opts} == kafka
     assert {name for name, opts in options.items() if "--redis-url" in opts} == redis_users
@@ -424,6 +424,20 @@ def test_health_passes_while_a_live_worker_reports_nothing_failing(stack) -> Non
     with client:
         client.hset(RedisKeys(settings.prefix).metrics("worker:elsewhere-42"), "updated_at", time.time() - 31)
     assert kairos(env, "health", *redis_url).exit_code == 0  # a worker silent for 31 s no longer counts
+
+
+def test_rebuild_views_clears_every_partition_marker_and_only_those(stack) -> None:
+    settings = isolated_settings(stack)
+    keys = RedisKeys(settings.prefix)
+    client = redis.Redis.from_url(stack.redis_url)
+    with client:
+        client.set(keys.views_published(0), "1")
+        client.set(keys.views_published(3), "1")
+        client.set(keys.metrics("ingest"), "kept")
+        result = kairos({"KAIROS_PREFIX": settings.prefix}, "rebuild-views", "--redis-url", stack.redis_url)
+        assert result.stdout == "asked the owners of 2 partition(s) to republish their views\n"
+        assert client.exists(keys.views_published(0), keys.views_published(3)) == 0
+        assert client.get(keys.metrics("ingest")) == b"kept"
 
 
 def test_the_demo_exports_point_the_cli_at_its_broker_redis_and_prefix(stack) -> None:

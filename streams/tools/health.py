@@ -46,3 +46,14 @@ def worker_health(settings: KairosSettings, host: str | None = None, now: float 
     if not_ready:
         return False, "; ".join(not_ready)
     return True, f"ok: {len(live)} worker(s){where} live, nothing failing"
+
+
+def request_views_rebuild(settings: KairosSettings) -> int:
+    """Delete every partition's views-published marker: each owner republishes its views at its next tick.
+
+    Returns how many markers were deleted.
+    """
+    keys = RedisKeys(settings.prefix)
+    with redis.Redis.from_url(settings.redis_dsn(), socket_timeout=5, socket_connect_timeout=5) as client:
+        markers = list(client.scan_iter(keys.pattern("meta", "views-published")))
+        return client.delete(*markers) if markers else 0
