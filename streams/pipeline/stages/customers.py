@@ -232,7 +232,10 @@ class CustomerStage:
         table here can never overwrite a newer one written by a batch meanwhile.
         Returns how many customers and risk views were written.
         """
-        risk_views = await read_risk_views(self.settings.kafka_client_options(), self.topics["risk_views"], partition)
+        risk_views: dict[str, dict[str, str]] = {}
+        if self.owned_customers({partition}):  # no customer yet (a first start): no payment was scored either
+            risk_views = await read_risk_views(self.settings.kafka_client_options(), self.topics["risk_views"],
+                                               partition)
         async with self.views_lock:
             customers = self.owned_customers({partition})
             stamp = {"updated_at": f"{time.time():.3f}"}
