@@ -1,4 +1,4 @@
-"""Kairos online models: pure Python over River, no Kafka, no Redis, no asyncio.
+"""Kairos online models: pure Python on numpy (not River yet: an open issue), no Kafka, no Redis, no asyncio.
 
 Start reading at :mod:`models.base`, the contract every model honours
 (``learn_one`` / ``predict_one`` on plain dicts, ``state_dict`` / ``from_state``
