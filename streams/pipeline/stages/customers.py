@@ -233,7 +233,7 @@ class CustomerStage:
         Returns how many customers and risk views were written.
         """
         risk_views: dict[str, dict[str, str]] = {}
-        if self.owned_customers({partition}):  # no customer yet (a first start): no payment was scored either
+        if self._holds_customers(partition):  # no customer yet (a first start): no payment was scored either
             risk_views = await read_risk_views(self.settings.kafka_client_options(), self.topics["risk_views"],
                                                partition)
         async with self.views_lock:
@@ -271,6 +271,12 @@ class CustomerStage:
         """Counters of the given internal partitions, as the table holds them now."""
         found = (self.store.get(key) for key, partition in self.counter_keys.items() if partition in partitions)
         return [counter for counter in found if counter is not None]
+
+    def _holds_customers(self, partition: int) -> bool:
+        """True as soon as one customer of ``partition`` is found (no full scan, unlike :meth:`owned_customers`)."""
+        parts = self.settings.partitions
+        return any(isinstance(value, CustomerState) and partition_for(key, parts) == partition
+                   for key, value in list(self.store.table.data.items()))
 
     def owned_customers(self, partitions: set[int]) -> list[tuple[str, CustomerState]]:
         """Customers of the given internal partitions held in the table."""
