@@ -124,7 +124,7 @@ def simulate(
         typer.echo(run(settings, config, rate, events or None, truth, out))
 
 
-BENCH_SUITES = ("pipeline", "serving", "segments", "baskets", "risk", "forecast")
+BENCH_SUITES = ("pipeline", "serving", "segments", "baskets", "risk", "forecast", "determinism")
 
 
 @app.command()
@@ -137,13 +137,19 @@ def bench(
     request_rate: float = typer.Option(1000.0, help="serving: HTTP requests/s from the load process."),
     datasets: Path = typer.Option(Path("../shared/datasets"), help="Folder of the public datasets (see its README)."),
     record: bool = typer.Option(False, help="pipeline: append the figures to BENCHMARKS.md."),
+    customers: int = typer.Option(3000, help="determinism: simulated customers."),
+    days: float = typer.Option(20.0, help="determinism: simulated days."),
+    paced_rate: float = typer.Option(5000.0, help="determinism: events/s of the paced arrival."),
+    held_topic: str = typer.Option("orders", help="determinism: the topic sent late in the held-back arrival."),
+    held_days: float = typer.Option(2.0, help="determinism: how much event time the held-back topic lags."),
+    arrival: list[str] = typer.Option([], help="determinism: arrivals to run (repeatable; default all)."),
 ) -> None:
     """Measure the pipeline (throughput vs a raw aiokafka ceiling, event-to-Redis latency), the lookup
     API (vs raw Redis), and the models against exact batch answers on simulated and real data."""
     suites = BENCH_SUITES if suite == "all" else (suite,)
     if any(name not in BENCH_SUITES for name in suites):
         fail(f"unknown suite {suite!r}: choose from {', '.join(BENCH_SUITES)} or all", 2)
-    from streams.tools.bench import BenchResult, append_to_benchmarks, bench_pipeline, machine
+    from streams.tools.bench import BenchResult, append_to_benchmarks, bench_pipeline, bench_workdir, machine
 
     typer.echo(f"machine: {machine()}")
     for name in suites:
@@ -169,6 +175,17 @@ def bench(
             from streams.tools.evaluation import risk
 
             risk.main(["--paysim", str(datasets / "paysim-sample" / "paysim_sample.csv"), "--summary"])
+        elif name == "determinism":
+            from streams.tools.determinism import ARRIVALS, TABLE_HEADER, run_determinism
+            from streams.tools.simulation import ShopSimulator, SimulatorConfig
+
+            simulator = ShopSimulator(SimulatorConfig(seed=seed, customers=customers, days=days))
+            shop = [(event.topic, event.key, event.value) for event in simulator.events()]
+            fraud = set(simulator.ground_truth()["fraud_payments"])
+            typer.echo(f"{len(shop):,} events (seed {seed}, {customers} customers, {days:g} days)")
+            typer.echo(TABLE_HEADER)
+            run_determinism(shop, fraud, bench_workdir() / "determinism", paced_rate, tuple(arrival) or ARRIVALS,
+                            held_topic, held_days, report=typer.echo)
         else:
             from streams.tools.evaluation import forecasting
 
