@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from datetime import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,14 @@ FORECAST_TOLERANCE = 0.01
 Event = tuple[str, str, Any]
 
 
+def event_time(value: dict[str, Any]) -> float:
+    """An event's ``ts`` in epoch seconds (the wire format takes numbers or ISO-8601 text)."""
+    ts = value["ts"]
+    if isinstance(ts, str):
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    return float(ts)
+
+
 def arrange(events: list[Event], arrival: str, held_topic: str = "orders", held_days: float = 2.0) -> list[Event]:
     """``events`` (event-time order) in the order ``arrival`` sends them.
 
@@ -56,7 +65,7 @@ def arrange(events: list[Event], arrival: str, held_topic: str = "orders", held_
         return sorted(events, key=lambda event: TOPIC_ORDER.index(event[0]))
     if arrival == "held-back":
         lag = held_days * 86_400.0
-        return sorted(events, key=lambda event: event[2]["ts"] + (lag if event[0] == held_topic else 0.0))
+        return sorted(events, key=lambda event: event_time(event[2]) + (lag if event[0] == held_topic else 0.0))
     if arrival in ("interleaved", "paced"):
         return list(events)
     raise ValueError(f"unknown arrival {arrival!r}: choose from {', '.join(ARRIVALS)}")
@@ -193,13 +202,22 @@ def compare(a: RunSummary, b: RunSummary) -> dict[str, Any]:
 def run_arrival(arrival: str, events: list[Event], workdir: Path, rate: float, workers: int = 1,
                 settle_seconds: float = 20.0, settle_timeout: float = 120.0, **overrides: Any) -> tuple[dict, int]:
     """Send ``events`` as ``arrival`` orders them to a fresh deployment; its views once every event is counted
-    and the stream has been quiet for ``settle_seconds`` (idle paths release the last windows)."""
+    and the stream has been quiet for ``settle_seconds`` (idle paths release the last windows).
+
+    ``topic-by-topic`` is a backfill: the events are in Kafka before the worker starts (a per-topic export
+    replayed, a new deployment or a consumer group reset reading from the earliest offset). The other
+    arrivals are sent to a running worker.
+    """
     deployment = Deployment.start(workdir, appendonly=False, **overrides)
     try:
+        backfill = arrival == "topic-by-topic"
+        if backfill:
+            send_events(deployment.settings, events, rate)
         for _ in range(workers):
             deployment.start_worker()
         deployment.wait_ready()
-        send_events(deployment.settings, events, rate, lambda sent: deployment.restart_exited())
+        if not backfill:
+            send_events(deployment.settings, events, rate, lambda sent: deployment.restart_exited())
         last, moved = -1, time.monotonic()
         while time.monotonic() - moved < settle_timeout:
             counted = deployment.counted()
@@ -209,7 +227,9 @@ def run_arrival(arrival: str, events: list[Event], workdir: Path, rate: float, w
                 break
             time.sleep(0.5)
         time.sleep(settle_seconds)
-        return read_views(deployment), deployment.counted()
+        views = read_views(deployment)
+        (workdir / "views.json").write_text(json.dumps(views, default=sorted))
+        return views, deployment.counted()
     finally:
         deployment.close()
 
