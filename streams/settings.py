@@ -78,6 +78,11 @@ class KairosSettings(BaseSettings):
     dedupe_ids_per_customer: int = Field(64, ge=1, le=4096)
     ingest_batch_records: int = Field(5000, ge=1)
     ingest_fetch_wait_ms: int = Field(20, ge=0)
+    #: Event-time alignment of the input partitions (streams/pipeline/alignment.py): how long a partition at
+    #: its end, silent, still holds the others back (wall clock), and the records buffered per partition
+    #: before it is paused (memory: partitions x this x about 1 KB).
+    ingest_align_idle_seconds: float = Field(1.0, ge=0)
+    ingest_align_max_buffered: int = Field(20_000, ge=100)
 
     # Segmentation
     segment_k: int = Field(6, ge=2, le=50)
@@ -120,6 +125,9 @@ class KairosSettings(BaseSettings):
     surge_threshold: float = Field(5.0, gt=0)
     slump_threshold: float = Field(10.0, gt=0)
     surge_recovery_windows: int = Field(2, ge=1)
+    #: Also alert on open windows from their sales so far (earlier, but no longer a function of the events
+    #: alone: a partial window's evidence depends on arrival speed). Off: windows are judged once closed.
+    surge_nowcast: bool = False
     #: The views' evidence that raises a surge led by product views (unless the orders over the same windows argue
     #: against it). 8.0 was chosen on simulated shops (2,000 customers, seeds 1-20): all 80 planted surges in time
     #: for 1.12 other alerts a day; 9.0 and 10.0 missed one (1.05, 1.00 a day). BENCHMARKS.md has the table.

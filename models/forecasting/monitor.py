@@ -50,9 +50,12 @@ class SalesMonitor:
     ``forecaster``), unless it is in an alerted surge or slump younger than a
     season: those windows are scored but not learned, so a surge does not
     raise the next day's forecast for its hours (at most a season's worth of
-    windows a week per series; a longer change is learned as the new normal). Then the open windows of every series that sold since the
-    last advance are checked with their sales so far, so a strong surge alerts
-    before its window closes. The returned :class:`SalesUpdate` holds the
+    windows a week per series; a longer change is learned as the new normal). With
+    ``nowcast``, the open windows of every series that sold since the last
+    advance are also checked with their sales so far, so a strong surge alerts
+    before its window closes; off by default, as what a partial window shows
+    depends on how far the watermark had got when it was checked (batching and
+    arrival speed), not only on the events. The returned :class:`SalesUpdate` holds the
     alerts (at most one per episode, with ``window_start`` the start of the
     window it was raised in, open or closed) and the fresh :meth:`view` of
     every series that changed.
@@ -85,6 +88,7 @@ class SalesMonitor:
         forecaster: SalesForecaster,
         detector: SurgeDetector | None = None,
         recent_actuals: int = 6,
+        nowcast: bool = False,
     ) -> None:
         if (windows.calendar.size, windows.calendar.origin) != (forecaster.calendar.size, forecaster.calendar.origin):
             raise ValueError("the forecaster's window size and origin must match the windows'")
@@ -92,6 +96,9 @@ class SalesMonitor:
         self.forecaster = forecaster.clone()
         self.detector = SurgeDetector() if detector is None else detector
         self.recent_actuals = recent_actuals
+        #: Also check open windows with their sales so far (earlier surge alerts, but they then depend on how
+        #: far the watermark had got at each check, i.e. on batching and arrival speed).
+        self.nowcast = nowcast
         #: Corrections of actuals still shown in a view, one per series a late event touched.
         self.late_corrections = 0
         #: Alerts raised since the start.
@@ -127,7 +134,8 @@ class SalesMonitor:
             update.alerts.append(self._learn(window))
             update.closed += 1
         for series in self.windows.take_fresh():
-            update.alerts.append(self._nowcast(series))
+            if self.nowcast:
+                update.alerts.append(self._nowcast(series))
         update.alerts = [alert for alert in update.alerts if alert is not None]
         self.alerts += len(update.alerts)
         tracked = set(self.windows.series)

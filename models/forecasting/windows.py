@@ -77,10 +77,13 @@ class SalesWindows:
     **Series**: ``total:all``, ``category:{name}`` for every category seen
     (lines without one count as ``uncategorized``) and ``sku:{sku}`` for the
     ``top_skus`` best sellers by units (:class:`TopSkus`). A category series
-    starts at the first window it sold in. A SKU series starts with the window
-    after the latest event time when the SKU entered the top (so its first
-    window is complete); units of a SKU outside the top feed only the
-    summary; a SKU leaving the top loses its series (see :attr:`series`).
+    starts at the first window it sold in. SKUs are ranked as windows close:
+    each open window keeps every SKU's sales and views (``sku_cells``), and a
+    closing window feeds its SKUs' units to the summary in SKU order, so the
+    top depends on the events only, not on the order they arrived in. A SKU
+    that enters the top gets a series from the next window on, with what that
+    window and the later open ones already hold; a SKU leaving the top loses
+    its series (see :attr:`series`).
     An order counts once in ``orders`` of every series it bought from, and
     once per line in ``lines``.
 
@@ -95,9 +98,7 @@ class SalesWindows:
 
     **Exact and order-independent**: sums are kept as integers in millionths,
     so feeding the same events in any order, each before its window closes,
-    gives the same closed windows for the total and the categories. Which SKUs
-    are in the top, and from when, depends on arrival order once more SKUs sell
-    than the summary's capacity, as with any bounded heavy-hitters summary.
+    gives the same closed windows for every series, the top SKUs included.
 
     **Silences** (no sale or view in any series): one :meth:`advance` closes
     the first ``max_quiet`` windows of a silence (a week of hourly windows by
@@ -110,7 +111,8 @@ class SalesWindows:
     Memory: open windows per series at most ``allowed_lateness / size + 2``
     while :meth:`advance` is called at least once per window; series: the
     total, the categories (few) and at most ``top_skus`` SKUs; plus the
-    summary's ``10 x top_skus`` counters. One advance closes, per series, the
+    summary's ``10 x top_skus`` counters and, per open window, a cell per SKU
+    sold or viewed in it. One advance closes, per series, the
     windows with sales or views and at most ``max_quiet`` empty ones after each.
 
     >>> windows = SalesWindows(size=60.0, allowed_lateness=30.0)
@@ -141,7 +143,7 @@ class SalesWindows:
     """
 
     MODEL = "SalesWindows"
-    VERSION = 3
+    VERSION = 4
 
     def __init__(
         self, size: float, allowed_lateness: float = 0.0, top_skus: int = 50, origin: float = 0.0,
@@ -164,6 +166,8 @@ class SalesWindows:
         self._first_open: dict[str, int] = {}
         # SKU series -> index of its first window: earlier sales are not its to count
         self._sku_start: dict[str, int] = {}
+        # open window index -> SKU -> [units, revenue] in millionths, lines, orders, views (ranked at close)
+        self._sku_cells: dict[int, dict[str, list[int]]] = {}
         # series that sold in an open window since the last take_fresh()
         self._fresh: set[str] = set()
         # every window below this index is closed (None before the first advance)
@@ -199,6 +203,8 @@ class SalesWindows:
         if SKU + sku in self._sku_start:
             names.append(SKU + sku)
         late = [self._count(name, ts, [0, 0, 0, 0, 1]) for name in names]
+        if late[0] is None:
+            self._sku_cell(ts, sku)[4] += 1
         self.late_views += any(c is not None for c in late)
 
     def add_order(self, order: dict[str, Any]) -> list[LateCorrection]:
@@ -208,37 +214,54 @@ class SalesWindows:
         """
         ts = order["ts"]
         sales: dict[str, list[int]] = {}
+        skus: dict[str, list[int]] = {}
         for line in order["lines"]:
-            units = line["quantity"]
-            sale = [_micros(units), _micros(units * line["unit_price"]), 1]
-            names = [TOTAL, CATEGORY + line.get("category", UNCATEGORIZED), self._sku_series(line["sku"], ts, units)]
-            for name in names:
-                if name is not None:
-                    cell = sales.setdefault(name, [0, 0, 0])
-                    for i, value in enumerate(sale):
-                        cell[i] += value
+            sku = line["sku"]
+            sale = [_micros(line["quantity"]), _micros(line["quantity"] * line["unit_price"]), 1]
+            names = [TOTAL, CATEGORY + line.get("category", UNCATEGORIZED)]
+            if SKU + sku in self._sku_start:
+                names.append(SKU + sku)
+            for cell in [sales.setdefault(name, [0, 0, 0]) for name in names] + [skus.setdefault(sku, [0, 0, 0])]:
+                for i, value in enumerate(sale):
+                    cell[i] += value
         corrections = [self._count(series, ts, [*cell, 1, 0]) for series, cell in sales.items()]
+        if corrections[0] is None:  # in an open window: ranked when it closes
+            for sku, (units, revenue, lines) in skus.items():
+                cell = self._sku_cell(ts, sku)
+                cell[0] += units
+                cell[1] += revenue
+                cell[2] += lines
+                cell[3] += 1
         late = [c for c in corrections if c is not None]
         self.late += bool(late)
         return late
 
-    def _sku_series(self, sku: str, ts: float, units: float) -> str | None:
-        """Count ``units`` of ``sku`` in the top; the series to count the sale in, if the SKU has one yet."""
-        was_top = sku in self.top
-        for gone in self.top.add(sku, units):
-            for table in (self._open, self._first_open, self._sku_start):
-                table.pop(SKU + gone, None)
-            self._fresh.discard(SKU + gone)
-        if sku not in self.top:
-            return None
-        if was_top:
-            return SKU + sku
-        latest = ts if self._max_ts is None else max(ts, self._max_ts)
-        first = self.calendar.index_of(latest) + 1
-        if self._closed_below is not None:
-            first = max(first, self._closed_below)
-        self._first_open[SKU + sku] = self._sku_start[SKU + sku] = first
-        return None
+    def _sku_cell(self, ts: float, sku: str) -> list[int]:
+        return self._sku_cells.setdefault(self.calendar.index_of(ts), {}).setdefault(sku, [0, 0, 0, 0, 0])
+
+    def _rank(self, index: int) -> None:
+        """Feed closing window ``index``'s SKUs to the top (in SKU order); give a SKU entering it a series.
+
+        The entering SKU's series starts with the next window, holding what the open windows already counted of it.
+        """
+        cells = self._sku_cells.pop(index, {})
+        for sku in sorted(cells):
+            units = cells[sku][0]
+            if not units:
+                continue
+            was_top = sku in self.top
+            for gone in self.top.add(sku, units / _MICROS):
+                for table in (self._open, self._first_open, self._sku_start):
+                    table.pop(SKU + gone, None)
+                self._fresh.discard(SKU + gone)
+            if sku in self.top and not was_top:
+                series = SKU + sku
+                self._first_open[series] = self._sku_start[series] = index + 1
+                later = {i: list(c[sku]) for i, c in self._sku_cells.items() if i > index and sku in c}
+                if later:
+                    self._open[series] = later
+                    if any(cell[3] for cell in later.values()):
+                        self._fresh.add(series)
 
     def _count(self, series: str, ts: float, sale: list[int]) -> LateCorrection | None:
         """Add ``[units, revenue]`` in millionths, lines, orders and views to the open window of ``ts``.
@@ -284,6 +307,9 @@ class SalesWindows:
         if self._closed_below is not None and closed_below <= self._closed_below:
             return []
         closing = self._closing(closed_below)
+        for index in sorted(self._sku_cells):
+            if index < closed_below:
+                self._rank(index)
         closed: list[WindowSales] = []
         for series, first in self._first_open.items():
             windows = self._open.get(series, {})
@@ -344,6 +370,8 @@ class SalesWindows:
             },
             "first_open": dict(sorted(self._first_open.items())),
             "sku_start": dict(sorted(self._sku_start.items())),
+            "sku_cells": [[index, sorted([sku, *cell] for sku, cell in cells.items())]
+                          for index, cells in sorted(self._sku_cells.items())],
             "fresh": sorted(self._fresh),
             "closed_below": self._closed_below,
             "max_ts": self._max_ts,
@@ -352,13 +380,16 @@ class SalesWindows:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
-        """Rebuild from :meth:`state_dict` output (of this version, or of version 2: no views yet).
+        """Rebuild from :meth:`state_dict` output (of this version, or of version 2 or 3).
 
-        A state saved before ``max_quiet`` existed gets the default.
+        A state saved before ``max_quiet`` existed gets the default. Version 3 ranked SKUs as orders arrived and
+        kept no SKU cells: its open windows' SKUs are not ranked again.
         """
         if state.get("model") == cls.MODEL and state.get("version") == 2:
-            state = state | {"version": cls.VERSION, "late_views": 0, "open": {
+            state = state | {"version": 3, "late_views": 0, "open": {
                 series: [[*cell, 0] for cell in cells] for series, cells in state["open"].items()}}
+        if state.get("model") == cls.MODEL and state.get("version") in (2, 3):
+            state = state | {"version": cls.VERSION, "sku_cells": []}
         check_state_tag(state, cls.MODEL, cls.VERSION)
         windows = cls(state["size"], state["allowed_lateness"], origin=state["origin"],
                       max_quiet=state.get("max_quiet", MAX_QUIET))
@@ -371,6 +402,7 @@ class SalesWindows:
         }
         windows._first_open = dict(state["first_open"])
         windows._sku_start = dict(state["sku_start"])
+        windows._sku_cells = {index: {sku: cell for sku, *cell in cells} for index, cells in state["sku_cells"]}
         windows._fresh = set(state["fresh"])
         windows._closed_below = state["closed_below"]
         windows._max_ts = state["max_ts"]

@@ -16,8 +16,13 @@ out exactly once as a :class:`LabelledPayment` for the scorer to learn from:
 
 Resolved payment ids are remembered for another ``maturity_seconds`` after
 they mature, so a repeated label or snapshot (redelivery after a crash) is not
-learned twice, and a label arriving after maturity is counted as ``late``, not
-learned (a label whose snapshot never comes is counted as ``unmatched``).
+learned twice. A payment that matured as legitimate keeps its snapshot there:
+a label arriving after maturity is not thrown away but learned as what it is,
+a **correction** (a fraud label: the payment is learned again, as fraud,
+``source="correction"``, counted ``corrected``) or a **confirmation** (a
+legitimate label: already learned so, counted ``confirmed``). Only a label
+later still, or one whose snapshot never comes (``unmatched``), is not
+learned (``late``).
 Checkpoint this object together with the scorer and the source offsets; then
 no label is learned twice or lost across a restart.
 
@@ -63,7 +68,7 @@ class LabelledPayment:
     score: float
     alerted: bool
     is_fraud: bool
-    source: Literal["label", "maturity", "capacity"]
+    source: Literal["label", "maturity", "capacity", "correction"]
 
 
 class _TimedMap(Generic[Value]):
@@ -122,7 +127,7 @@ class PendingLabels:
     """Bounded map payment id → feature snapshot, resolved by a label or by maturity."""
 
     STATE_MODEL = "PendingLabels"
-    STATE_VERSION = 2
+    STATE_VERSION = 3
 
     def __init__(
         self,
@@ -139,9 +144,10 @@ class PendingLabels:
         self._pending: _TimedMap[str] = _TimedMap()
         #: payment_id -> (label ts, is_fraud) for labels that came before their snapshot.
         self._early: _TimedMap[bool] = _TimedMap()
-        #: payment_id -> (payment ts, how it was resolved) for payments already learned from.
-        self._resolved: _TimedMap[str] = _TimedMap()
-        self.counts = dict.fromkeys(("labelled", "matured", "dropped", "evicted", "repeated", "late", "unmatched"), 0)
+        #: payment_id -> (payment ts, [how it was resolved, its snapshot when it matured unlabelled]).
+        self._resolved: _TimedMap[list[Any]] = _TimedMap()
+        self.counts = dict.fromkeys(("labelled", "matured", "dropped", "evicted", "repeated", "late", "unmatched",
+                                     "corrected", "confirmed"), 0)
         # Entry keys per map reported by the last changes(), until the next (for resend()).
         self._sent: dict[str, set[str]] = {}
 
@@ -164,14 +170,28 @@ class PendingLabels:
         return ready
 
     def label(self, payment_id: str, is_fraud: bool, ts: float) -> LabelledPayment | None:
-        """Apply a label; returns the payment to learn from, or ``None`` (repeat, late or early)."""
+        """Apply a label; returns the payment to learn from, or ``None`` (repeat, confirmation, late or early)."""
         entry = self._pending.pop(payment_id)
         if entry is not None:
             return self._resolve(payment_id, entry[0], entry[1], is_fraud)
         resolved = self._resolved.entries.get(payment_id)
         if resolved is not None:
-            self.counts["repeated" if resolved[1] == "label" else "late"] += 1
-            return None
+            paid_at, (source, snapshot) = resolved
+            if source in ("label", "correction"):
+                self.counts["repeated"] += 1
+                return None
+            if source == "dropped":  # matured unlabelled and not learned: learned now, from its label
+                return self._resolve(payment_id, paid_at, snapshot, is_fraud)
+            if snapshot is None:  # resolved before snapshots were kept (an older checkpoint)
+                self.counts["late"] += 1
+                return None
+            self._resolved.put(payment_id, paid_at, ["correction" if is_fraud else "label", None])
+            if not is_fraud:
+                self.counts["confirmed"] += 1
+                return None
+            self.counts["corrected"] += 1
+            features, score, alerted = orjson.loads(snapshot)
+            return LabelledPayment(payment_id, features, score, alerted, True, "correction")
         self._early.put(payment_id, ts, is_fraud)
         while len(self._early) > self.max_pending and self._early.pop_oldest() is not None:
             self.counts["unmatched"] += 1
@@ -230,7 +250,7 @@ class PendingLabels:
         >>> pending.label("p1", False, ts=5.0).source
         'label'
         >>> sorted(pending.changes().items())
-        [('p/p1', None), ('r/p1', [0.0, 'label'])]
+        [('p/p1', None), ('r/p1', [0.0, ['label', None]])]
         >>> pending.changes()
         {}
         """
@@ -264,9 +284,12 @@ class PendingLabels:
 
         The result journals (its next :meth:`changes` reports only what changes after this).
         """
+        if core.get("model") == cls.STATE_MODEL and core.get("version") == 2:  # resolved ids kept no snapshot
+            core = core | {"version": cls.STATE_VERSION}
+            entries = ((name, [ts, [value, None] if name.startswith("r/") else value]) for name, (ts, value) in entries)
         check_state_tag(core, cls.STATE_MODEL, cls.STATE_VERSION)
         pending = cls(core["maturity_seconds"], core["learn_unlabelled_as_legit"], core["max_pending"])
-        pending.counts = dict(core["counts"])
+        pending.counts = pending.counts | core["counts"]
         maps = {code: getattr(pending, attr) for code, attr in cls.MAPS.items()}
         for name, (ts, value) in entries:
             code, _, key = name.partition("/")
@@ -291,9 +314,9 @@ class PendingLabels:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
-        """Rebuild from :meth:`state_dict` output (of this version or version 1)."""
+        """Rebuild from :meth:`state_dict` output (of this version, or of version 1 or 2)."""
         if state.get("version") == 1:  # version 1 held each snapshot as a list, oldest first: same content
-            state = state | {"version": cls.STATE_VERSION, "pending": [
+            state = state | {"version": 2, "pending": [
                 [payment_id, ts, orjson.dumps(snapshot).decode()] for payment_id, ts, snapshot in state["pending"]]}
         rows = ((f"{code}/{key}", [ts, value]) for code, attr in cls.MAPS.items() for key, ts, value in state[attr[1:]])
         pending = cls.from_parts(state, rows)
@@ -302,22 +325,24 @@ class PendingLabels:
         return pending
 
     def _resolve(self, payment_id: str, ts: float, snapshot: str, is_fraud: bool) -> LabelledPayment:
+        self._remember_resolved(payment_id, ts, "label", None)
         self.counts["labelled"] += 1
-        self._remember_resolved(payment_id, ts, "label")
         features, score, alerted = orjson.loads(snapshot)
         return LabelledPayment(payment_id, features, score, alerted, is_fraud, "label")
 
     def _unlabelled(
         self, payment_id: str, ts: float, snapshot: str, source: Literal["maturity", "capacity"]
     ) -> list[LabelledPayment]:
-        self._remember_resolved(payment_id, ts, source)
+        # The snapshot stays with the resolved id: a label still on its way is learned (as a correction).
         if not self.learn_unlabelled_as_legit:
+            self._remember_resolved(payment_id, ts, "dropped", snapshot)
             self.counts["dropped"] += 1
             return []
+        self._remember_resolved(payment_id, ts, source, snapshot)
         features, score, alerted = orjson.loads(snapshot)
         return [LabelledPayment(payment_id, features, score, alerted, False, source)]
 
-    def _remember_resolved(self, payment_id: str, ts: float, source: str) -> None:
-        self._resolved.put(payment_id, ts, source)
+    def _remember_resolved(self, payment_id: str, ts: float, source: str, snapshot: str | None) -> None:
+        self._resolved.put(payment_id, ts, [source, snapshot])
         while len(self._resolved) > self.max_pending:
             self._resolved.pop_oldest()

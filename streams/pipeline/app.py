@@ -269,7 +269,8 @@ class KairosApp:
         sales = PartitionSnapshots(
             "sales", KeyedStore(self.sales_table, snapshot_writer, identity, identity),
             lambda partition: SalesState.new(self.settings),
-            lambda state: SalesState.from_state(state, self.settings.sales_idle_path_seconds),
+            lambda state: SalesState.from_state(state, self.settings.sales_idle_path_seconds,
+                                                self.settings.surge_nowcast),
             self.settings.snapshot_seconds)
         baskets = PartitionSnapshots(
             "baskets", KeyedStore(self.baskets_table, snapshot_writer, identity, identity),
@@ -527,7 +528,8 @@ class KairosApp:
         for name in ("roc_auc", "precision", "recall"):
             if weight:
                 report[name] = sum(m.get(name, 0.0) * m.get("labels", 0) for m, _ in labelled) / weight
-        for name in ("labelled", "matured", "repeated", "late", "pending", "early_labels", "unmatched"):
+        for name in ("labelled", "corrected", "confirmed", "matured", "repeated", "late", "pending", "early_labels",
+                     "unmatched"):
             report[f"labels_{name}"] = sum(stats.get(name, 0) for _, stats in labelled)
         return report
 
@@ -582,7 +584,7 @@ class KairosApp:
         pipe = redis.pipeline(transaction=False)
         self.views.metrics(pipe, "ingest", summed)
         self.views.worker_metrics(pipe, self.worker_id, {
-            "ingest_lag": self.ingestor.lag, **self.ingestor.counts,
+            **self.ingestor.report(),
             # What is failing now (one entry per step: since, failures, reason) and failures since start.
             "failing": orjson.dumps({name: failure.to_dict() for name, failure in FAILING.items()}).decode(),
             "failures_total": sum(FAILURES_TOTAL.values()),

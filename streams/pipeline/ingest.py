@@ -9,8 +9,15 @@ internal partition per fetch on ``<app_id>-events``, routed by
 ``customer_id`` (``payment_id`` for labels). Its source offsets are committed
 only after every packed message and dead letter of the fetch is acknowledged.
 
+Records are released to the stages in event-time order across every input
+partition the worker holds (:class:`~.alignment.EventTimeAligner`): a topic
+that runs ahead waits, paused once its buffer is full, until the others catch
+up, reach their end or fall idle, so a backfill, a consumer group reset or a
+lagging producer gives the stages the order the events happened in.
+
 At-least-once here is enough: each packed entry keeps its source offset, and
-the states downstream skip what they already applied.
+the states downstream skip what they already applied. A partition's commit
+never passes its oldest record not yet released.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from mode import Service
 
+from streams.pipeline.alignment import EventTimeAligner
 from streams.pipeline.retry import record_failure, record_success, until_done
 from streams.pipeline.packing import PackedBatch, encode_packet, partition_for
 from streams.pipeline.validation import EventValidator
@@ -54,9 +62,12 @@ class _CommitOnRevoke(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         await self.ingestor.commit()
+        self.ingestor.aligner.revoke(revoked)
+        for tp in revoked:
+            self.ingestor.positions.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        return None
+        self.ingestor.aligner.assign(assigned)
 
 
 class Ingestor(Service):
@@ -71,7 +82,9 @@ class Ingestor(Service):
                                         max_past_seconds=settings.max_past_seconds)
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
-        self._uncommitted: dict[TopicPartition, int] = {}
+        #: Releases the validated records in event-time order across the partitions held.
+        self.aligner: EventTimeAligner[tuple[Any, Any]] = EventTimeAligner(
+            idle_seconds=settings.ingest_align_idle_seconds, max_buffered=settings.ingest_align_max_buffered)
         self.positions: dict[TopicPartition, int] = {}
         self.counts: dict[str, int] = defaultdict(int)
         self.lag = 0
@@ -109,23 +122,27 @@ class Ingestor(Service):
             await self.producer.stop()
 
     async def commit(self) -> None:
-        """Commit what every sent packed message and dead letter covers.
+        """Commit, per partition, up to its oldest record not yet released (all of it when none waits).
 
-        A commit that fails (a rebalance under way, the broker away) is logged
-        and dropped: the partition's owner reads those events again from the
-        last committed offset and the states downstream skip what they applied.
+        Called after every released record of a fetch is acknowledged. A commit that fails (a rebalance
+        under way, the broker away) is logged and dropped: the partition's owner reads those events again
+        from the last committed offset and the states downstream skip what they applied.
         """
-        if self._uncommitted and self.consumer is not None:
-            offsets, self._uncommitted = self._uncommitted, {}
-            assigned = self.consumer.assignment()
-            offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
-            if offsets:
-                try:
-                    await self.consumer.commit(offsets)
-                except KafkaError as exc:
-                    record_failure("ingest commit", exc)
-                else:
-                    record_success("ingest commit")
+        if self.consumer is None:
+            return
+        offsets = {}
+        for tp in self.consumer.assignment():
+            waiting = self.aligner.first_unreleased(tp)
+            offset = waiting[0].offset if waiting is not None else self.positions.get(tp)
+            if offset is not None:
+                offsets[tp] = offset
+        if offsets:
+            try:
+                await self.consumer.commit(offsets)
+            except KafkaError as exc:
+                record_failure("ingest commit", exc)
+            else:
+                record_success("ingest commit")
 
     @Service.task
     async def _consume(self) -> None:
@@ -140,45 +157,98 @@ class Ingestor(Service):
                 record_failure("ingest fetch", exc)
                 await asyncio.sleep(0.5)
                 continue
-            if not fetched:
-                continue
             # The consumer's position is past this fetch now: it is forwarded whatever it takes, never skipped.
-            await self.forward(fetched)
-            for tp, messages in fetched.items():
-                self._uncommitted[tp] = self.positions[tp] = messages[-1].offset + 1
-            await self.commit()
+            self.take(fetched)
+            released = self.aligner.release()
+            if released:
+                await self.forward(released)
+            if fetched or released:
+                await self.commit()
+            self._flow_control()
             self._measure_lag()
 
-    async def forward(self, fetched: dict[TopicPartition, list[Any]]) -> None:
-        """Validate, dead-letter and pack one fetch; send it until all of it is acknowledged."""
-        packets, letters = self.pack(fetched)
+    def take(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        """Validate a fetch and hand it to the aligner, with where each partition's consumer stands."""
+        assert self.consumer is not None
+        for tp, messages in fetched.items():
+            event_type = self.event_types[tp.topic]
+            check = self.validator.check
+            checked = []
+            for message in messages:
+                outcome = check(event_type, message.value)
+                checked.append((None if outcome.record is None else outcome.record["ts"], (message, outcome)))
+            self.positions[tp] = messages[-1].offset + 1
+            self.counts[f"{event_type}.fetched"] += len(messages)
+            self.aligner.add(tp, checked, at_end=self._at_end(tp))
+        for tp in self.consumer.assignment():
+            if tp not in fetched:
+                self.aligner.mark_end(tp, self._at_end(tp))
+
+    def _at_end(self, tp: TopicPartition) -> bool:
+        """Whether the consumer has read ``tp`` up to its end offset (as of the last fetch response)."""
+        assert self.consumer is not None
+        highwater = self.consumer.highwater(tp)
+        position = self.positions.get(tp)
+        if position is None:
+            position = self._fetch_position(tp)
+        return highwater is not None and position is not None and position >= highwater
+
+    def _fetch_position(self, tp: TopicPartition) -> int | None:
+        """The consumer's next offset for a partition it returned nothing of yet (None while unknown).
+
+        aiokafka has only an async ``position()`` that waits for a valid position; this reads the same
+        state without waiting.
+        """
+        try:
+            state = self.consumer._subscription.subscription.assignment.state_value(tp)  # type: ignore[union-attr]
+        except AttributeError:
+            return None
+        return state.position if state is not None and state.has_valid_position else None
+
+    def _flow_control(self) -> None:
+        """Pause the partitions whose buffers are full, resume those drained to half."""
+        assert self.consumer is not None
+        assigned = self.consumer.assignment()
+        full = [tp for tp in self.aligner.to_pause() if tp in assigned]
+        if full:
+            self.consumer.pause(*full)
+            log.info("ingest: paused %s, %d records ahead of the event-time watermark",
+                     ", ".join(f"{tp.topic}:{tp.partition}" for tp in full), self.aligner.max_buffered)
+        drained = [tp for tp in self.aligner.to_resume() if tp in assigned]
+        if drained:
+            self.consumer.resume(*drained)
+
+    async def forward(self, released: list[tuple[TopicPartition, tuple[Any, Any]]]) -> None:
+        """Dead-letter and pack released records; send them until all of it is acknowledged."""
+        packets, letters = self.pack(released)
         await until_done("ingest forward", lambda: self._send(packets, letters))
         self.last_batch_at = time.time()
 
-    def pack(self, fetched: dict[TopicPartition, list[Any]]) -> tuple[dict[int, list[PackedBatch]], list[tuple]]:
-        """The packed batches per internal partition and the dead letters ``(tp, message, reason)`` of a fetch."""
+    def pack(self, released: list[tuple[TopicPartition, tuple[Any, Any]]]) -> tuple[dict[int, list[PackedBatch]], list[tuple]]:
+        """The packed batches per internal partition and the dead letters ``(tp, message, reason)``.
+
+        Each internal partition gets the records routed to it in release (event-time) order: a new
+        :class:`PackedBatch` starts whenever the upstream path changes.
+        """
         partitions = self.settings.partitions
         letters: list[tuple] = []
         packets: dict[int, list[PackedBatch]] = defaultdict(list)
-        for tp, messages in fetched.items():
-            event_type = self.event_types[tp.topic]
-            route = ROUTING_FIELD[event_type]
-            path = f"{tp.topic}:{tp.partition}"
-            batches: dict[int, PackedBatch] = {}
-            for message in messages:
-                outcome = self.validator.check(event_type, message.value)
-                if outcome.record is not None:
-                    target = partition_for(outcome.record[route], partitions)
-                else:
-                    target = tp.partition % partitions
-                    letters.append((tp, message, outcome.reason or "rejected"))
-                    self.counts[f"{event_type}.invalid"] += 1
-                batch = batches.get(target)
-                if batch is None:
-                    batch = batches[target] = PackedBatch(event_type, path)
-                    packets[target].append(batch)
-                batch.entries.append((message.offset, outcome.record))
-            self.counts[f"{event_type}.fetched"] += len(messages)
+        event_types, paths = self.event_types, {}
+        for tp, (message, outcome) in released:
+            event_type = event_types[tp.topic]
+            path = paths.get(tp)
+            if path is None:
+                path = paths[tp] = f"{tp.topic}:{tp.partition}"
+            if outcome.record is not None:
+                target = partition_for(outcome.record[ROUTING_FIELD[event_type]], partitions)
+            else:
+                target = tp.partition % partitions
+                letters.append((tp, message, outcome.reason or "rejected"))
+                self.counts[f"{event_type}.invalid"] += 1
+            batches = packets[target]
+            if not batches or batches[-1].path != path:
+                batches.append(PackedBatch(event_type, path))
+            batches[-1].entries.append((message.offset, outcome.record))
         return packets, letters
 
     async def _send(self, packets: dict[int, list[PackedBatch]], letters: list[tuple]) -> None:
@@ -212,3 +282,7 @@ class Ingestor(Service):
             if highwater is not None and position is not None:
                 lag += max(0, highwater - position)
         self.lag = lag
+
+    def report(self) -> dict[str, Any]:
+        """The ingest's figures for the worker metrics: lag, counts, and the event-time alignment."""
+        return {"ingest_lag": self.lag, **self.counts, **self.aligner.report()}

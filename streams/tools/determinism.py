@@ -29,8 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis
 from kafka import KafkaConsumer
 
+from streams.pipeline.keys import RedisKeys
+from streams.settings import KairosSettings
 from streams.tools.faults import Deployment, send_events
 
 #: Topic order of a per-topic backfill.
@@ -80,9 +83,10 @@ def _hashes(client: Any, pattern: str, prefix: str) -> dict[str, dict[str, str]]
     return found
 
 
-def read_views(deployment: Deployment) -> dict[str, Any]:
+def read_views(settings: KairosSettings) -> dict[str, Any]:
     """What a run served, as comparable families."""
-    client, keys = deployment.client(), deployment.keys
+    client = redis.Redis.from_url(settings.redis_dsn(), decode_responses=True, socket_timeout=10)
+    keys = RedisKeys(settings.prefix)
     customers = _hashes(client, keys.customer("*"), keys.customer(""))
     segments = {key[len(keys.segment_of("")):]: client.get(key) for key in client.scan_iter(keys.segment_of("*"))}
     risk_prefix = keys.risk_payment("")
@@ -93,8 +97,8 @@ def read_views(deployment: Deployment) -> dict[str, Any]:
     forecasts = {}
     for key in client.scan_iter(keys.forecast("*", "*"), count=1000):
         view = client.hgetall(key)
-        forecasts[key] = {name: view.get(name) for name in FORECAST_FIELDS}
-    consumer = KafkaConsumer(deployment.settings.topics.alerts, bootstrap_servers=deployment.settings.kafka_bootstrap,
+        forecasts[f"{view.get('scope')}:{view.get('key')}"] = {name: view.get(name) for name in FORECAST_FIELDS}
+    consumer = KafkaConsumer(settings.topics.alerts, bootstrap_servers=settings.kafka_bootstrap,
                              auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
                              consumer_timeout_ms=3000)
     try:
@@ -109,11 +113,31 @@ def read_views(deployment: Deployment) -> dict[str, Any]:
     }
 
 
+def _stable_part(views: dict[str, Any]) -> dict[str, Any]:
+    risk = {name: value for name, value in views["risk"].items() if name.startswith("labels_")}
+    return {name: value for name, value in views.items() if name not in ("risk", "forecast_metrics")} | {"risk": risk}
+
+
+def settled_views(settings: KairosSettings, quiet: float | None = None, timeout: float = 180.0) -> dict[str, Any]:
+    """The views once nothing in them changed for ``quiet`` seconds (the last windows closed, labels learned,
+    two segment sync rounds: by default twice the sync period, and at least 4 s)."""
+    quiet = max(4.0, 2 * settings.segment_sync_seconds + 1) if quiet is None else quiet
+    deadline = time.monotonic() + timeout
+    views = read_views(settings)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        again = read_views(settings)
+        if _stable_part(again) == _stable_part(views):
+            return again
+        views = again
+    return views
+
+
 def roc_auc(scores: dict[str, tuple[float, str]], fraud: set[str]) -> float | None:
-    """AUC of the served scores against the planted fraud (payments scored by the model only)."""
+    """AUC of the served scores (cold start or model) against the planted fraud."""
     from sklearn.metrics import roc_auc_score
 
-    scored = [(score, payment in fraud) for payment, (score, mode) in scores.items() if mode == "model"]
+    scored = [(score, payment in fraud) for payment, (score, _) in scores.items()]
     if len({truth for _, truth in scored}) < 2:
         return None
     return float(roc_auc_score([truth for _, truth in scored], [score for score, _ in scored]))
@@ -157,7 +181,7 @@ class RunSummary:
 def summarise(arrival: str, views: dict[str, Any], events: list[Event], counted: int, seconds: float,
               fraud: set[str]) -> RunSummary:
     risk = views["risk"]
-    learned = int(risk.get("labels_labelled", 0))
+    learned = sum(int(risk.get(f"labels_{name}", 0)) for name in ("labelled", "corrected", "confirmed"))
     discarded = sum(int(risk.get(f"labels_{name}", 0)) for name in ("late", "unmatched"))
     return RunSummary(
         arrival, len(events), counted, seconds,
@@ -200,9 +224,9 @@ def compare(a: RunSummary, b: RunSummary) -> dict[str, Any]:
 
 
 def run_arrival(arrival: str, events: list[Event], workdir: Path, rate: float, workers: int = 1,
-                settle_seconds: float = 20.0, settle_timeout: float = 120.0, **overrides: Any) -> tuple[dict, int]:
+                settle_timeout: float = 120.0, **overrides: Any) -> tuple[dict, int]:
     """Send ``events`` as ``arrival`` orders them to a fresh deployment; its views once every event is counted
-    and the stream has been quiet for ``settle_seconds`` (idle paths release the last windows).
+    and the views stopped changing (idle paths release the last windows).
 
     ``topic-by-topic`` is a backfill: the events are in Kafka before the worker starts (a per-topic export
     replayed, a new deployment or a consumer group reset reading from the earliest offset). The other
@@ -226,8 +250,7 @@ def run_arrival(arrival: str, events: list[Event], workdir: Path, rate: float, w
             if counted >= len(events):
                 break
             time.sleep(0.5)
-        time.sleep(settle_seconds)
-        views = read_views(deployment)
+        views = settled_views(deployment.settings)
         (workdir / "views.json").write_text(json.dumps(views, default=sorted))
         return views, deployment.counted()
     finally:
@@ -256,4 +279,4 @@ def run_determinism(events: list[Event], fraud: set[str], workdir: Path, paced_r
 
 
 TABLE_HEADER = ("| arrival | counted | labels learned/sent | labels late or unmatched | payments scored by the model "
-                "| risk AUC (planted fraud) | sales alerts | run |\n|---|---|---|---|---|---|---|---|")
+                "| risk AUC (served scores vs planted fraud) | sales alerts | run |\n|---|---|---|---|---|---|---|---|")

@@ -37,8 +37,8 @@ def shop_orders(
     return sorted(orders, key=lambda o: o["ts"])
 
 
-def hourly_monitor() -> SalesMonitor:
-    return SalesMonitor(SalesWindows(size=HOUR, top_skus=4), SalesForecaster(HOUR, season_length=24))
+def hourly_monitor(nowcast: bool = False) -> SalesMonitor:
+    return SalesMonitor(SalesWindows(size=HOUR, top_skus=4), SalesForecaster(HOUR, season_length=24), nowcast=nowcast)
 
 
 def run(monitor: SalesMonitor, orders: list[dict]) -> list:
@@ -64,11 +64,11 @@ def test_a_planted_surge_raises_exactly_one_alert_within_two_windows_of_its_star
     assert on_toys[0].actual > on_toys[0].upper and "above the interval" in on_toys[0].reasons()[1]
 
 
-def test_a_strong_surge_alerts_from_advance_while_its_first_window_is_still_open() -> None:
+def test_with_nowcast_a_strong_surge_alerts_while_its_first_window_is_still_open() -> None:
     start = 15 * DAY + 10 * HOUR + 5 * 60  # 10:05 on day 15
     orders = shop_orders(seed=6, days=16, peaks={"toys": 12.0, "books": 20.0}, surge=("toys", start, start + 4 * HOUR, 6.0))
     first_window = start - start % HOUR
-    monitor = hourly_monitor()
+    monitor = hourly_monitor(nowcast=True)
 
     raised = []  # (alert, event time of the order after which advance() returned it)
     for order in orders:
@@ -80,6 +80,13 @@ def test_a_strong_surge_alerts_from_advance_while_its_first_window_is_still_open
     alert, seen = on_toys[0]
     assert alert.kind == "surge" and alert.window_start == first_window  # the id the stream dedups by
     assert start < seen < first_window + HOUR and alert.elapsed < 1  # before the window closed
+
+    # Without it (the default), the window is judged once closed: the same surge, the same window, an hour on.
+    monitor = hourly_monitor()
+    closed = [(alert, order["ts"]) for order in orders for alert in (monitor.add_order(order), monitor.advance())[1].alerts
+              if alert.series == "category:toys" and alert.window_start >= 15 * DAY]
+    assert [(a.kind, a.window_start, a.elapsed) for a, _ in closed] == [("surge", first_window, 1.0)]
+    assert closed[0][1] >= first_window + HOUR
     assert "in the first" in alert.reasons()[0] and alert.actual > alert.upper
 
 

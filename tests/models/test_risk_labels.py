@@ -36,8 +36,38 @@ def test_unlabelled_payments_mature_as_legit_or_are_dropped_by_setting() -> None
             assert [(p.payment_id, p.is_fraud, p.source) for p in matured] == [("old", False, "maturity")]
         else:
             assert matured == [] and pending.stats()["dropped"] == 1
-        assert pending.label("old", True, ts=8 * DAY) is None  # too late: counted, not learned
-        assert pending.stats()["late"] == 1 and pending.stats()["pending"] == 1
+        # A fraud label after maturity is not thrown away: a correction of the legit learned, or (dropped) learned.
+        late = pending.label("old", True, ts=8 * DAY)
+        assert (late.payment_id, late.is_fraud, late.features) == ("old", True, {"amount_z": 0.0})
+        assert late.source == ("correction" if learn_as_legit else "label")
+        assert pending.label("old", True, ts=8 * DAY + 1) is None  # the same label again: a repeat
+        assert pending.stats()["corrected"] == int(learn_as_legit) and pending.stats()["repeated"] == 1
+        assert pending.stats()["late"] == 0 and pending.stats()["pending"] == 1
+
+
+def test_a_legit_label_after_maturity_confirms_and_a_label_after_the_resolved_window_is_late() -> None:
+    pending = PendingLabels(maturity_seconds=7 * DAY)
+    scored(pending, "a", ts=0.0)
+    scored(pending, "b", ts=0.0)
+    assert [p.payment_id for p in pending.expire(now=7 * DAY + 1)] == ["a", "b"]
+    assert pending.label("a", False, ts=8 * DAY) is None  # learned as legit already: confirmed
+    assert pending.stats()["confirmed"] == 1
+    pending.expire(now=14 * DAY + 2)  # resolved ids are kept another maturity period, then forgotten
+    assert pending.label("b", True, ts=15 * DAY) is None
+    assert pending.stats()["late"] == 0 and pending.stats()["early_labels"] == 1  # waits as if early...
+    pending.expire(now=30 * DAY)
+    assert pending.stats()["unmatched"] == 1  # ...and is unmatched in the end
+
+
+def test_a_version_2_checkpoint_restores_its_resolved_ids() -> None:
+    pending = PendingLabels(maturity_seconds=DAY)
+    scored(pending, "p", ts=0.0)
+    pending.label("p", False, ts=10.0)
+    state = pending.state_dict()
+    state = state | {"version": 2, "resolved": [[k, ts, value[0]] for k, ts, value in state["resolved"]]}
+    state["counts"] = {k: v for k, v in state["counts"].items() if k not in ("corrected", "confirmed")}
+    restored = PendingLabels.from_state(state)
+    assert restored.label("p", True, ts=20.0) is None and restored.stats()["repeated"] == 1
 
 
 def test_a_label_arriving_before_its_snapshot_waits_for_it() -> None:
@@ -153,5 +183,5 @@ def test_changes_that_were_not_written_are_reported_again_as_they_are_by_then() 
 
     again = pending.changes()
 
-    assert again["p/p1"] is None and again["r/p1"] == [0.0, "label"]  # its removal is not lost
+    assert again["p/p1"] is None and again["r/p1"] == [0.0, ["label", None]]  # its removal is not lost
     assert again["p/p2"][0] == 1.0

@@ -75,7 +75,8 @@ class SalesState:
         detector = SurgeDetector(ratio=settings.surge_ratio, threshold=settings.surge_threshold,
                                  slump_threshold=settings.slump_threshold, recovery=settings.surge_recovery_windows,
                                  interest_threshold=settings.surge_interest_threshold)
-        return cls(SalesMonitor(windows, forecaster, detector), idle_seconds=settings.sales_idle_path_seconds)
+        return cls(SalesMonitor(windows, forecaster, detector, nowcast=settings.surge_nowcast),
+                   idle_seconds=settings.sales_idle_path_seconds)
 
     def apply(self, batch: PackedBatch) -> SalesUpdate:
         """Count the batch's new orders or views, then close the windows every active path has passed."""
@@ -115,10 +116,11 @@ class SalesState:
                 "applied": self.applied.to_state(), "paths": dict(sorted(self.paths.items()))}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], idle_seconds: float = 5.0) -> SalesState:
+    def from_state(cls, state: dict[str, Any], idle_seconds: float = 5.0, nowcast: bool = False) -> SalesState:
         """Rebuild from :meth:`state_dict` output (version 1 kept no paths: they are learned again)."""
-        return cls(SalesMonitor.from_state(state["monitor"]), AppliedOffsets(state["applied"]),
-                   state.get("paths"), idle_seconds)
+        monitor = SalesMonitor.from_state(state["monitor"])
+        monitor.nowcast = nowcast
+        return cls(monitor, AppliedOffsets(state["applied"]), state.get("paths"), idle_seconds)
 
 
 def sales_view(click: dict[str, Any]) -> dict[str, Any]:
