@@ -210,14 +210,19 @@ def compare(a: RunSummary, b: RunSummary) -> dict[str, Any]:
             used_a.add(sa)
             used_b.add(sb)
     forecast_keys = set(va["forecasts"]) | set(vb["forecasts"])
-    worst = max((_relative_gap(va["forecasts"].get(k, {}).get(f), vb["forecasts"].get(k, {}).get(f))
-                 for k in forecast_keys for f in FORECAST_FIELDS), default=0.0)
+    gaps = [(_relative_gap(va["forecasts"].get(k, {}).get(f), vb["forecasts"].get(k, {}).get(f)), k, f)
+            for k in sorted(forecast_keys) for f in FORECAST_FIELDS]
+    worst, worst_series, worst_field = max(gaps, default=(0.0, None, None))
     return {
         "customers_differing": customers,
         "ingest_equal": va["ingest"] == vb["ingest"],
         "sales_alerts_symmetric_difference": len(va["sales_alerts"] ^ vb["sales_alerts"]),
         "forecast_series": (len(va["forecasts"]), len(vb["forecasts"])),
         "forecast_worst_relative_gap": worst,
+        "forecast_worst": None if not worst else [worst_series, worst_field, va["forecasts"].get(worst_series),
+                                                  vb["forecasts"].get(worst_series)],
+        "late": [{name: v["forecast_metrics"].get(name) for name in ("late_events", "late_views", "late_corrections")}
+                 for v in (va, vb)],
         "auc_gap": None if a.auc is None or b.auc is None else abs(a.auc - b.auc),
         "segment_agreement": matched / len(everyone) if everyone else 1.0,
     }
