@@ -206,7 +206,8 @@ class EventTimeAligner(Generic[Item]):
             "align_watermark": self.watermark if self.watermark > -math.inf else 0.0,
             "align_buffered": self.buffered(),
             "align_paused": sum(b.paused for b in self.buffers.values()),
-            "align_holding": ",".join(sorted(str(p) for p, _ in holding if math.isfinite(_) or True)),
+            "align_holding": ",".join(sorted(f"{getattr(p, 'topic', p)}:{getattr(p, 'partition', '')}"
+                                             for p, _ in holding)),
             "align_released": self.released,
             "align_behind": self.behind,
             "align_held_seconds": behind_by if math.isfinite(behind_by) else 0.0,

@@ -106,6 +106,8 @@ class KairosApp:
         #: Set by a recovery: the next segment sync first rebuilds the segmenter from the synced model.
         self._resume_segments = True
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        #: The label counts last logged by _note_time_effects, and when.
+        self._time_effects: tuple[dict[str, int], float] = ({}, float("-inf"))
         datadir = Path(".kairos") / "faust" / f"{settings.app_id}-data"  # memory tables: Faust only makes the folder
         datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates the last level only
         self.app = faust.App(
@@ -512,8 +514,20 @@ class KairosApp:
         pipe.delete(self.views.keys.risk_rules_rejected())
         if rejected:
             pipe.hset(self.views.keys.risk_rules_rejected(), mapping=rejected)
-        self.views.metrics(pipe, "risk", self._risk_metrics(runtime))
+        report = self._risk_metrics(runtime)
+        self._note_time_effects(report)
+        self.views.metrics(pipe, "risk", report)
         await pipe.execute()
+
+    def _note_time_effects(self, report: dict[str, Any]) -> None:
+        """One log line a minute at most when labels came after maturity (corrected, confirmed or too late)."""
+        now = time.monotonic()
+        counts = {name: report.get(f"labels_{name}", 0) for name in ("corrected", "confirmed", "late", "unmatched")}
+        if any(counts.values()) and counts != self._time_effects[0] and now - self._time_effects[1] >= 60.0:
+            log.info("risk: labels after their payment matured: %d learned as corrections (fraud), %d confirmed "
+                     "(legit); %d too late and %d never matched, not learned", counts["corrected"],
+                     counts["confirmed"], counts["late"], counts["unmatched"])
+            self._time_effects = (counts, now)
 
     def _risk_metrics(self, runtime: Runtime) -> dict[str, Any]:
         """Progressive metrics of this worker's learners (label-weighted) and its scoring model."""

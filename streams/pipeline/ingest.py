@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import defaultdict
 from typing import Any
@@ -40,6 +41,9 @@ from streams.settings import KairosSettings
 
 log = logging.getLogger(__name__)
 
+#: Shortest time between two log lines about the event-time alignment pausing partitions.
+ALIGN_LOG_SECONDS = 60.0
+
 #: The field that routes each event type to its internal partition.
 ROUTING_FIELD = {"clicks": "customer_id", "orders": "customer_id", "payments": "customer_id", "labels": "payment_id"}
 
@@ -54,6 +58,13 @@ def dead_letter_headers(reason: str, tp: TopicPartition, offset: int, size: int,
         ("kairos.original.bytes", str(size).encode()),
         ("kairos.truncated", b"true" if truncated else b"false"),
     ]
+
+
+def iso(ts: float) -> str:
+    """An event time for a log line (``-`` before the first)."""
+    if not math.isfinite(ts):
+        return "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):
@@ -86,6 +97,10 @@ class Ingestor(Service):
         self.aligner: EventTimeAligner[tuple[Any, Any]] = EventTimeAligner(
             idle_seconds=settings.ingest_align_idle_seconds, max_buffered=settings.ingest_align_max_buffered)
         self.positions: dict[TopicPartition, int] = {}
+        #: Partitions paused because they ran ahead (logged at most every ALIGN_LOG_SECONDS).
+        self.pauses = 0
+        self._pauses_logged = 0
+        self._pause_logged_at = float("-inf")
         self.counts: dict[str, int] = defaultdict(int)
         self.lag = 0
         self.last_batch_at = 0.0
@@ -212,11 +227,17 @@ class Ingestor(Service):
         full = [tp for tp in self.aligner.to_pause() if tp in assigned]
         if full:
             self.consumer.pause(*full)
-            log.info("ingest: paused %s, %d records ahead of the event-time watermark",
-                     ", ".join(f"{tp.topic}:{tp.partition}" for tp in full), self.aligner.max_buffered)
+            self.pauses += len(full)
         drained = [tp for tp in self.aligner.to_resume() if tp in assigned]
         if drained:
             self.consumer.resume(*drained)
+        now = time.monotonic()
+        if self.pauses > self._pauses_logged and now - self._pause_logged_at >= ALIGN_LOG_SECONDS:
+            holding = ", ".join(f"{tp.topic}:{tp.partition}" for tp, _ in self.aligner.holding()) or "none now"
+            log.info("ingest: %d partition pauses so far to keep the inputs in event-time order (%d records "
+                     "buffered, watermark %s; holding back: %s)", self.pauses, self.aligner.buffered(),
+                     iso(self.aligner.watermark), holding)
+            self._pauses_logged, self._pause_logged_at = self.pauses, now
 
     async def forward(self, released: list[tuple[TopicPartition, tuple[Any, Any]]]) -> None:
         """Dead-letter and pack released records; send them until all of it is acknowledged."""
@@ -285,4 +306,4 @@ class Ingestor(Service):
 
     def report(self) -> dict[str, Any]:
         """The ingest's figures for the worker metrics: lag, counts, and the event-time alignment."""
-        return {"ingest_lag": self.lag, **self.counts, **self.aligner.report()}
+        return {"ingest_lag": self.lag, **self.counts, **self.aligner.report(), "align_pauses": self.pauses}
