@@ -141,6 +141,7 @@ def bench(
     days: float = typer.Option(20.0, help="determinism: simulated days."),
     paced_rate: float = typer.Option(5000.0, help="determinism: events/s of the paced arrival."),
     held_topic: str = typer.Option("orders", help="determinism: the topic sent late in the held-back arrival."),
+    surges: int = typer.Option(2, help="determinism: surges planted in the simulated shop (0: none)."),
     held_days: float = typer.Option(2.0, help="determinism: how much event time the held-back topic lags."),
     arrival: list[str] = typer.Option([], help="determinism: arrivals to run (repeatable; default all)."),
 ) -> None:
@@ -179,10 +180,10 @@ def bench(
             from streams.tools.determinism import ARRIVALS, TABLE_HEADER, run_determinism
             from streams.tools.simulation import ShopSimulator, SimulatorConfig
 
-            simulator = ShopSimulator(SimulatorConfig(seed=seed, customers=customers, days=days))
+            simulator = ShopSimulator(SimulatorConfig(seed=seed, customers=customers, days=days, surges=surges))
             shop = [(event.topic, event.key, event.value) for event in simulator.events()]
             fraud = set(simulator.ground_truth()["fraud_payments"])
-            typer.echo(f"{len(shop):,} events (seed {seed}, {customers} customers, {days:g} days)")
+            typer.echo(f"{len(shop):,} events (seed {seed}, {customers} customers, {days:g} days, {surges} surges)")
             typer.echo(TABLE_HEADER)
             run_determinism(shop, fraud, bench_workdir() / "determinism", paced_rate, tuple(arrival) or ARRIVALS,
                             held_topic, held_days, report=typer.echo)
