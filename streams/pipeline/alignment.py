@@ -34,48 +34,69 @@ the worker metrics.
 >>> aligner.release()  # orders has sent nothing yet and has unread records: everything waits
 []
 >>> aligner.add("orders", [(15.0, "o15")], at_end=True)
->>> [item for _, item in aligner.release()]  # orders, at its end, was heard just now: it holds at 15
+>>> aligner.release()  # orders, at its end, was heard just now: it holds at 15
 ['c10', 'o15']
 >>> aligner.clock = lambda: 5.0  # ... until it has been silent for idle_seconds
->>> [item for _, item in aligner.release()]
+>>> aligner.release()
 ['c20', 'c30']
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
-from collections import deque
+from bisect import bisect_right
 from collections.abc import Callable, Hashable, Iterable
+from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Partition = Hashable
+#: A buffered record: (running max of the partition's event times, partition rank, position, event time, item).
+Record = tuple[float, Any, int, "float | None", Any]
+_EFFECTIVE = itemgetter(0)
 
 
 class _Buffer(Generic[Item]):
-    __slots__ = ("records", "last_ts", "heard", "at_end", "paused")
+    __slots__ = ("records", "head", "last_ts", "heard", "at_end", "paused", "rank", "added")
 
-    def __init__(self, now: float) -> None:
-        self.records: deque[tuple[float | None, Item]] = deque()
-        #: Event time of the latest record received (-inf: none yet).
+    def __init__(self, now: float, rank: Any) -> None:
+        #: Records from ``head`` on are waiting (released ones are dropped in bulk).
+        self.records: list[Record] = []
+        self.head = 0
+        #: Event time of the latest record received (-inf: none yet); every record's effective time is the running
+        #: max of its partition's event times, so a partition's records are in effective-time order.
         self.last_ts = -math.inf
         #: Wall clock of the last fetch that returned records (or of the assignment).
         self.heard = now
         #: The consumer has read everything up to the partition's end (as of the last fetch).
         self.at_end = False
         self.paused = False
+        #: Breaks ties between partitions at the same event time, the same way in every run.
+        self.rank = rank
+        self.added = 0
+
+    def __len__(self) -> int:
+        return len(self.records) - self.head
+
+    def take(self, count: int) -> list[Record]:
+        taken = self.records[self.head:self.head + count]
+        self.head += count
+        if self.head > 4096 and self.head * 2 > len(self.records):
+            del self.records[:self.head]
+            self.head = 0
+        return taken
 
 
 class EventTimeAligner(Generic[Item]):
     """Per-partition FIFOs released in event-time order (see the module docstring)."""
 
     def __init__(self, idle_seconds: float = 1.0, max_buffered: int = 20_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, rank: Callable[[Partition], Any] = str) -> None:
         self.idle_seconds = idle_seconds
         self.max_buffered = max_buffered
         self.clock = clock
+        self.rank = rank
         self.buffers: dict[Partition, _Buffer[Item]] = {}
         #: Event time of the latest record released (the stages' input watermark).
         self.watermark = -math.inf
@@ -83,11 +104,16 @@ class EventTimeAligner(Generic[Item]):
         #: Records released although older than the watermark (a partition's own records out of order).
         self.behind = 0
 
+    def _buffer(self, partition: Partition) -> _Buffer[Item]:
+        buffer = self.buffers.get(partition)
+        if buffer is None:
+            buffer = self.buffers[partition] = _Buffer(self.clock(), self.rank(partition))
+        return buffer
+
     def assign(self, partitions: Iterable[Partition]) -> None:
         """Start holding ``partitions`` (a new assignment); those already held keep their buffers."""
-        now = self.clock()
         for partition in partitions:
-            self.buffers.setdefault(partition, _Buffer(now))
+            self._buffer(partition)
 
     def revoke(self, partitions: Iterable[Partition]) -> None:
         """Forget ``partitions`` and what they buffered (their new owner reads it again from the commit)."""
@@ -96,18 +122,17 @@ class EventTimeAligner(Generic[Item]):
 
     def add(self, partition: Partition, records: Iterable[tuple[float | None, Item]], at_end: bool) -> None:
         """Buffer a fetch's ``(event time or None, item)`` of ``partition``; ``at_end``: nothing more to read now."""
-        buffer = self.buffers.get(partition)
-        if buffer is None:
-            buffer = self.buffers[partition] = _Buffer(self.clock())
-        received = False
+        buffer = self._buffer(partition)
+        last, rank, position = buffer.last_ts, buffer.rank, buffer.added
+        append = buffer.records.append
         for ts, item in records:
-            buffer.records.append((ts, item))
-            received = True
-            if ts is not None and ts > buffer.last_ts:
-                buffer.last_ts = ts
-        if received:
+            if ts is not None and ts > last:
+                last = ts
+            append((last, rank, position, ts, item))
+            position += 1
+        if position != buffer.added:
             buffer.heard = self.clock()
-        buffer.at_end = at_end
+        buffer.added, buffer.last_ts, buffer.at_end = position, last, at_end
 
     def mark_end(self, partition: Partition, at_end: bool) -> None:
         """Whether ``partition``'s consumer is at its end offset (for partitions a fetch returned nothing of)."""
@@ -115,100 +140,86 @@ class EventTimeAligner(Generic[Item]):
         if buffer is not None:
             buffer.at_end = at_end
 
-    def _holds_at(self, buffer: _Buffer[Item], now: float) -> float | None:
-        """The event time an empty partition holds the others back at, or ``None`` (it holds nothing)."""
-        if buffer.at_end and now - buffer.heard > self.idle_seconds:
-            return None
-        return buffer.last_ts
+    def _holds(self, buffer: _Buffer[Item], now: float) -> bool:
+        """Whether an emptied ``buffer`` holds the others back (at its ``last_ts``): unread records, or heard lately."""
+        return not buffer.at_end or now - buffer.heard <= self.idle_seconds
 
-    def release(self) -> list[tuple[Partition, Item]]:
-        """Every record that can go now, in event-time order (rejects as soon as they are at their head)."""
+    def release(self) -> list[Item]:
+        """Every record that can go now, in event-time order (rejects as soon as they are at their head).
+
+        A partition's records go in offset order; between partitions, by event time (a record out of order in
+        its own partition counts at the latest event time before it there, and goes right after that one).
+        """
         now = self.clock()
-        limit = math.inf
-        heads: list[tuple[float, int, Partition]] = []
-        for order, (partition, buffer) in enumerate(self.buffers.items()):
-            if buffer.records:
-                heads.append((self._head_ts(buffer), order, partition))
-            else:
-                held = self._holds_at(buffer, now)
-                if held is not None:
-                    limit = min(limit, held)
-        heapq.heapify(heads)
-        out: list[tuple[Partition, Item]] = []
-        while heads:
-            ts, order, partition = heads[0]
-            if ts > limit:
+        buffers = list(self.buffers.values())
+        limit = min((b.last_ts for b in buffers if not len(b) and self._holds(b, now)), default=math.inf)
+        counts: dict[int, int] = {}
+        while True:  # a partition released to its end holds the others back at its last event time
+            tighter = limit
+            for i, buffer in enumerate(buffers):
+                waiting = len(buffer)
+                if waiting:
+                    records = buffer.records
+                    count = bisect_right(records, limit, lo=buffer.head, key=_EFFECTIVE) - buffer.head
+                    counts[i] = count
+                    if count == waiting and self._holds(buffer, now):
+                        tighter = min(tighter, buffer.last_ts)
+            if tighter >= limit:
                 break
-            buffer = self.buffers[partition]
-            record_ts, item = buffer.records.popleft()
-            out.append((partition, item))
-            if record_ts is not None:
-                if record_ts < self.watermark:
-                    self.behind += 1
+            limit = tighter
+        out: list[Record] = []
+        for i, count in counts.items():
+            if count:
+                out += buffers[i].take(count)
+        if not out:
+            return []
+        out.sort()
+        watermark, behind = self.watermark, 0
+        for _, _, _, ts, _ in out:
+            if ts is not None:
+                if ts < watermark:
+                    behind += 1
                 else:
-                    self.watermark = record_ts
-            if buffer.records:
-                heapq.heapreplace(heads, (self._head_ts(buffer), order, partition))
-            else:
-                heapq.heappop(heads)
-                held = self._holds_at(buffer, now)
-                if held is not None:
-                    limit = min(limit, held)
+                    watermark = ts
+        self.watermark, self.behind = watermark, self.behind + behind
         self.released += len(out)
-        return out
-
-    @staticmethod
-    def _head_ts(buffer: _Buffer[Item]) -> float:
-        ts = buffer.records[0][0]
-        return -math.inf if ts is None else ts
+        return [record[4] for record in out]
 
     def first_unreleased(self, partition: Partition) -> Item | None:
         """The oldest item of ``partition`` not released yet (its offset bounds the commit)."""
         buffer = self.buffers.get(partition)
-        return buffer.records[0][1] if buffer is not None and buffer.records else None
+        return buffer.records[buffer.head][4] if buffer is not None and len(buffer) else None
 
     def to_pause(self) -> list[Partition]:
         """Partitions to pause now (full), marked paused."""
-        full = [p for p, b in self.buffers.items() if not b.paused and len(b.records) >= self.max_buffered]
+        full = [p for p, b in self.buffers.items() if not b.paused and len(b) >= self.max_buffered]
         for partition in full:
             self.buffers[partition].paused = True
         return full
 
     def to_resume(self) -> list[Partition]:
         """Paused partitions to resume now (half drained), marked resumed."""
-        drained = [p for p, b in self.buffers.items() if b.paused and len(b.records) <= self.max_buffered // 2]
+        drained = [p for p, b in self.buffers.items() if b.paused and len(b) <= self.max_buffered // 2]
         for partition in drained:
             self.buffers[partition].paused = False
         return drained
 
     def buffered(self) -> int:
-        return sum(len(buffer.records) for buffer in self.buffers.values())
+        return sum(len(buffer) for buffer in self.buffers.values())
 
     def holding(self) -> list[tuple[Partition, float]]:
         """The empty partitions holding the others back now, with the event time they hold at."""
         now = self.clock()
-        found = []
-        for partition, buffer in self.buffers.items():
-            if not buffer.records:
-                held = self._holds_at(buffer, now)
-                if held is not None:
-                    found.append((partition, held))
-        return found
+        return [(p, b.last_ts) for p, b in self.buffers.items() if not len(b) and self._holds(b, now)]
 
     def report(self) -> dict[str, Any]:
         """Figures for the worker metrics: watermark, buffered and paused counts, what holds the watermark."""
-        waiting = [b for b in self.buffers.values() if b.records]
-        holding = self.holding()
-        behind_by = 0.0
-        if waiting and holding:
-            behind_by = max(0.0, min(self._head_ts(b) for b in waiting) - min(ts for _, ts in holding))
         return {
             "align_watermark": self.watermark if self.watermark > -math.inf else 0.0,
             "align_buffered": self.buffered(),
             "align_paused": sum(b.paused for b in self.buffers.values()),
             "align_holding": ",".join(sorted(f"{getattr(p, 'topic', p)}:{getattr(p, 'partition', '')}"
-                                             for p, _ in holding)),
+                                             for p, _ in self.holding())),
             "align_released": self.released,
             "align_behind": self.behind,
-            "align_held_seconds": behind_by if math.isfinite(behind_by) else 0.0,
         }

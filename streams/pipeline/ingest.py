@@ -93,7 +93,7 @@ class Ingestor(Service):
                                         max_past_seconds=settings.max_past_seconds)
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
-        #: Releases the validated records in event-time order across the partitions held.
+        #: Releases the validated ``(message, outcome)`` in event-time order across the partitions held.
         self.aligner: EventTimeAligner[tuple[Any, Any]] = EventTimeAligner(
             idle_seconds=settings.ingest_align_idle_seconds, max_buffered=settings.ingest_align_max_buffered)
         self.positions: dict[TopicPartition, int] = {}
@@ -239,13 +239,13 @@ class Ingestor(Service):
                      iso(self.aligner.watermark), holding)
             self._pauses_logged, self._pause_logged_at = self.pauses, now
 
-    async def forward(self, released: list[tuple[TopicPartition, tuple[Any, Any]]]) -> None:
-        """Dead-letter and pack released records; send them until all of it is acknowledged."""
+    async def forward(self, released: list[tuple[Any, Any]]) -> None:
+        """Dead-letter and pack released ``(message, validation outcome)``; send them until all is acknowledged."""
         packets, letters = self.pack(released)
         await until_done("ingest forward", lambda: self._send(packets, letters))
         self.last_batch_at = time.time()
 
-    def pack(self, released: list[tuple[TopicPartition, tuple[Any, Any]]]) -> tuple[dict[int, list[PackedBatch]], list[tuple]]:
+    def pack(self, released: list[tuple[Any, Any]]) -> tuple[dict[int, list[PackedBatch]], list[tuple]]:
         """The packed batches per internal partition and the dead letters ``(tp, message, reason)``.
 
         Each internal partition gets the records routed to it in release (event-time) order: a new
@@ -254,22 +254,26 @@ class Ingestor(Service):
         partitions = self.settings.partitions
         letters: list[tuple] = []
         packets: dict[int, list[PackedBatch]] = defaultdict(list)
-        event_types, paths = self.event_types, {}
-        for tp, (message, outcome) in released:
-            event_type = event_types[tp.topic]
-            path = paths.get(tp)
-            if path is None:
-                path = paths[tp] = f"{tp.topic}:{tp.partition}"
-            if outcome.record is not None:
-                target = partition_for(outcome.record[ROUTING_FIELD[event_type]], partitions)
+        sources: dict[tuple[str, int], tuple[str, str, str]] = {}
+        for message, outcome in released:
+            source = sources.get((message.topic, message.partition))
+            if source is None:
+                event_type = self.event_types[message.topic]
+                source = sources[(message.topic, message.partition)] = (
+                    event_type, f"{message.topic}:{message.partition}", ROUTING_FIELD[event_type])
+            event_type, path, route = source
+            record = outcome.record
+            if record is not None:
+                target = partition_for(record[route], partitions)
             else:
-                target = tp.partition % partitions
-                letters.append((tp, message, outcome.reason or "rejected"))
+                target = message.partition % partitions
+                letters.append((TopicPartition(message.topic, message.partition), message,
+                                outcome.reason or "rejected"))
                 self.counts[f"{event_type}.invalid"] += 1
             batches = packets[target]
-            if not batches or batches[-1].path != path:
+            if not batches or batches[-1].path is not path:
                 batches.append(PackedBatch(event_type, path))
-            batches[-1].entries.append((message.offset, outcome.record))
+            batches[-1].entries.append((message.offset, record))
         return packets, letters
 
     async def _send(self, packets: dict[int, list[PackedBatch]], letters: list[tuple]) -> None:
