@@ -108,6 +108,7 @@ class KairosApp:
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         #: The label counts last logged by _note_time_effects, and when.
         self._time_effects: tuple[dict[str, int], float] = ({}, float("-inf"))
+        self._late_sales: tuple[tuple[int, int], float] = ((0, 0), float("-inf"))
         datadir = Path(".kairos") / "faust" / f"{settings.app_id}-data"  # memory tables: Faust only makes the folder
         datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates the last level only
         self.app = faust.App(
@@ -519,6 +520,15 @@ class KairosApp:
         self.views.metrics(pipe, "risk", report)
         await pipe.execute()
 
+    def _note_late_sales(self, report: dict[str, Any]) -> None:
+        """One log line a minute at most when orders or views came after their window closed."""
+        now = time.monotonic()
+        late = (int(report.get("late_events", 0)), int(report.get("late_views", 0)))
+        if any(late) and late != self._late_sales[0] and now - self._late_sales[1] >= 60.0:
+            log.info("sales: %d orders came after their window closed (shown in the actuals, not learned) and %d "
+                     "product views (dropped); watermark %s", late[0], late[1], report.get("watermark"))
+            self._late_sales = (late, now)
+
     def _note_time_effects(self, report: dict[str, Any]) -> None:
         """One log line a minute at most when labels came after maturity (corrected, confirmed or too late)."""
         now = time.monotonic()
@@ -606,5 +616,7 @@ class KairosApp:
             "ready": int(ready.ready), "not_ready": "; ".join(ready.reasons),
         })
         for state in self.runtime.sales.states.values():
-            self.views.metrics(pipe, "forecast", state.monitor.metrics())
+            report = state.monitor.metrics()
+            self._note_late_sales(report)
+            self.views.metrics(pipe, "forecast", report)
         await pipe.execute()
