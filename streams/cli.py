@@ -143,7 +143,8 @@ def bench(
     held_topic: str = typer.Option("orders", help="determinism: the topic sent late in the held-back arrival."),
     surges: int = typer.Option(2, help="determinism: surges planted in the simulated shop (0: none)."),
     held_days: float = typer.Option(2.0, help="determinism: how much event time the held-back topic lags."),
-    arrival: list[str] = typer.Option([], help="determinism: arrivals to run (repeatable; default all)."),
+    arrival: list[str] = typer.Option([], help="determinism: arrivals to run (repeatable): topic-by-topic, "
+                                      "interleaved, paced, held-back (the default four), three-workers."),
 ) -> None:
     """Measure the pipeline (throughput vs a raw aiokafka ceiling, event-to-Redis latency), the lookup
     API (vs raw Redis), and the models against exact batch answers on simulated and real data."""

@@ -9,7 +9,8 @@ redis-server and one ``kairos worker`` in each of these arrival orders
 * ``interleaved``: in event-time order, as fast as the producer goes;
 * ``paced``: in event-time order at a steady rate;
 * ``held-back``: in event-time order, except one topic sent ``held_days`` of event time late
-  (one producer lagging behind the others).
+  (one producer lagging behind the others);
+* ``three-workers`` (on request): interleaved at full speed into three workers.
 
 Each run is read back into comparable families (:func:`read_views`) and every
 pair of runs is compared (:func:`compare`): customer views and ingest counters
@@ -39,6 +40,8 @@ from streams.tools.faults import Deployment, send_events
 #: Topic order of a per-topic backfill.
 TOPIC_ORDER = ("clicks", "orders", "payments", "labels")
 ARRIVALS = ("topic-by-topic", "interleaved", "paced", "held-back")
+#: Not run by default: interleaved at full speed into three workers.
+MORE_ARRIVALS = ("three-workers",)
 #: Alert kinds the sales stage raises (the set compared between runs).
 SALES_ALERT_KINDS = ("surge", "slump")
 #: Forecast fields compared within :data:`FORECAST_TOLERANCE`.
@@ -69,7 +72,7 @@ def arrange(events: list[Event], arrival: str, held_topic: str = "orders", held_
     if arrival == "held-back":
         lag = held_days * 86_400.0
         return sorted(events, key=lambda event: event_time(event[2]) + (lag if event[0] == held_topic else 0.0))
-    if arrival in ("interleaved", "paced"):
+    if arrival in ("interleaved", "paced", "three-workers"):
         return list(events)
     raise ValueError(f"unknown arrival {arrival!r}: choose from {', '.join(ARRIVALS)}")
 
@@ -271,7 +274,8 @@ def run_determinism(events: list[Event], fraud: set[str], workdir: Path, paced_r
         started = time.monotonic()
         ordered = arrange(events, arrival, held_topic, held_days)
         rate = paced_rate if arrival == "paced" else 1e9
-        views, counted = run_arrival(arrival, ordered, workdir / arrival, rate, **overrides)
+        views, counted = run_arrival(arrival, ordered, workdir / arrival, rate,
+                                     workers=3 if arrival == "three-workers" else 1, **overrides)
         summary = summarise(arrival, views, events, counted, time.monotonic() - started, fraud)
         report(summary.row())
         summaries.append(summary)
