@@ -113,7 +113,9 @@ class KairosSettings(BaseSettings):
     sales_allowed_lateness_seconds: float = Field(600.0, ge=0)
     #: A path into the sales stage (a raw partition through a customers partition) silent this long (wall clock)
     #: stops holding the windows open (``SalesState``: windows close when every active path has passed them).
-    sales_idle_path_seconds: float = Field(5.0, gt=0)
+    #: 30 s, as for risk maturity: in a backfill one customers partition can go unserved for 20 s while the others
+    #: run days of event time ahead (measured: 5 s let 1,327 orders and 39,103 views in late on 724,244 events).
+    sales_idle_path_seconds: float = Field(30.0, gt=0)
     #: Windows per season (24 hourly windows = one day).
     sales_season_windows: int = Field(24, ge=2)
     sales_horizon_windows: int = Field(3, ge=1)

@@ -25,6 +25,7 @@ def isolated_settings(stack: DevStack, partitions: int = 4, **overrides: Any) ->
     """Settings with topic, group and key names no other test uses."""
     tag = f"t{uuid.uuid4().hex[:10]}"
     topics = TopicNames(**{name: f"{tag}-{default}" for name, default in TopicNames().model_dump().items()})
+    overrides.setdefault("sales_idle_path_seconds", 5.0)  # small streams: the last windows close sooner
     return KairosSettings(
         kafka_bootstrap=stack.kafka_bootstrap, redis_url=overrides.pop("redis_url", stack.redis_url), prefix=tag,
         app_id=tag, topics=topics, partitions=partitions, metrics_flush_seconds=0.25, **overrides,

@@ -20,7 +20,7 @@ def test_the_same_shop_sent_four_ways_gives_the_same_views(stack, tmp_path) -> N
     pipelines = {}
     for arrival in ARRIVALS:
         (tmp_path / arrival).mkdir()
-        pipelines[arrival] = Pipeline(stack, isolated_settings(stack), tmp_path / arrival)
+        pipelines[arrival] = Pipeline(stack, isolated_settings(stack, sales_idle_path_seconds=10.0), tmp_path / arrival)
 
     def ordered(arrival: str) -> list[tuple[str, dict]]:
         return [(topic, value) for topic, _, value in arrange(events, arrival, held_topic="orders", held_days=1.0)]
