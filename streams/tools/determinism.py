@@ -122,9 +122,10 @@ def _stable_part(views: dict[str, Any]) -> dict[str, Any]:
 
 
 def settled_views(settings: KairosSettings, quiet: float | None = None, timeout: float = 180.0) -> dict[str, Any]:
-    """The views once nothing in them changed for ``quiet`` seconds (the last windows closed, labels learned,
-    two segment sync rounds: by default twice the sync period, and at least 4 s)."""
-    quiet = max(4.0, 2 * settings.segment_sync_seconds + 1) if quiet is None else quiet
+    """The views once nothing in them changed for ``quiet`` seconds: by default longer than two segment sync
+    rounds and than the sales stage waits for idle paths before it closes the last windows."""
+    if quiet is None:
+        quiet = max(4.0, 2 * settings.segment_sync_seconds + 1, settings.sales_idle_path_seconds + 5)
     deadline = time.monotonic() + timeout
     views = read_views(settings)
     while time.monotonic() < deadline:

@@ -20,7 +20,8 @@ def test_the_same_shop_sent_four_ways_gives_the_same_views(stack, tmp_path) -> N
     pipelines = {}
     for arrival in ARRIVALS:
         (tmp_path / arrival).mkdir()
-        pipelines[arrival] = Pipeline(stack, isolated_settings(stack, sales_idle_path_seconds=10.0), tmp_path / arrival)
+        pipelines[arrival] = Pipeline(stack, isolated_settings(
+            stack, sales_idle_path_seconds=10.0, segment_sync_seconds=5.0), tmp_path / arrival)
 
     def ordered(arrival: str) -> list[tuple[str, dict]]:
         return [(topic, value) for topic, _, value in arrange(events, arrival, held_topic="orders", held_days=1.0)]
@@ -29,7 +30,7 @@ def test_the_same_shop_sent_four_ways_gives_the_same_views(stack, tmp_path) -> N
 
     def settle(arrival: str) -> None:
         pipelines[arrival].wait_for_outcomes(len(events), timeout=120)
-        views[arrival] = settled_views(pipelines[arrival].settings, quiet=6.0)
+        views[arrival] = settled_views(pipelines[arrival].settings)
 
     try:
         # The backfill: each topic's events in Kafka, one topic after the other, before its worker starts.
