@@ -105,6 +105,9 @@ class KairosSettings(BaseSettings):
     risk_label_maturity_seconds: float = Field(7 * 86400.0, gt=0)
     risk_learn_unlabelled_as_legit: bool = True
     risk_sync_seconds: float = Field(2.0, gt=0)
+    #: Also share what the learners learned with the scoring model after this many labels (so the model follows
+    #: the labels in event time at any replay speed).
+    risk_sync_labels: int = Field(50, ge=1)
     risk_payment_ttl_seconds: int = Field(30 * 86400, ge=60)
 
     # Sales forecasting

@@ -109,6 +109,7 @@ class KairosApp:
         #: The label counts last logged by _note_time_effects, and when.
         self._time_effects: tuple[dict[str, int], float] = ({}, float("-inf"))
         self._late_sales: tuple[tuple[int, int], float] = ((0, 0), float("-inf"))
+        self._risk_sync_lock = asyncio.Lock()
         datadir = Path(".kairos") / "faust" / f"{settings.app_id}-data"  # memory tables: Faust only makes the folder
         datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates the last level only
         self.app = faust.App(
@@ -330,6 +331,8 @@ class KairosApp:
                 runtime.learners.hold(partition, event)
                 if runtime.learners.due():
                     await runtime.learners.checkpoint()
+            if learner.learned_since_sync >= self.settings.risk_sync_labels:
+                await self._share_risk_learning(runtime)
 
     async def _sales_agent(self, stream: faust.Stream) -> None:
         runtime = await self.start_runtime()
@@ -502,12 +505,23 @@ class KairosApp:
         for alert in alerts:
             await runtime.producer.send(settings.topics.alerts, alert.message(), key=alert.alert_id.encode())
 
+    async def _share_risk_learning(self, runtime: Runtime) -> None:
+        """Average the learners into the scoring model now (also between two sync rounds).
+
+        Called by the risk agent every ``KAIROS_RISK_SYNC_LABELS`` labels a learner learned, so the model that
+        scores payments follows the labels in event time, not only every ``KAIROS_RISK_SYNC_SECONDS`` of wall
+        clock: a backfill read at full speed would otherwise score a day of payments with an older model.
+        """
+        if self.model_sync.started:
+            async with self._risk_sync_lock:
+                await sync_learners(self.model_sync, runtime.learners, runtime.risk)
+
     async def _sync_risk(self) -> None:
         """Average the risk learners across workers; reload the analyst rules."""
         if self.runtime is None or not self.model_sync.started:
             return
         runtime = self.runtime
-        await sync_learners(self.model_sync, runtime.learners, runtime.risk)
+        await self._share_risk_learning(runtime)
         raw = await runtime.redis.hgetall(self.views.keys.risk_rules())
         # Values as stored (bytes): load_rules rejects what it cannot read, whatever wrote it.
         rejected = runtime.risk.load_rules({k.decode(errors="replace"): v for k, v in raw.items()})
