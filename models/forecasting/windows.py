@@ -306,16 +306,18 @@ class SalesWindows:
         closed_below = self.calendar.index_of(self.watermark - self.allowed_lateness)
         if self._closed_below is not None and closed_below <= self._closed_below:
             return []
-        closing = self._closing(closed_below)
-        for index in sorted(self._sku_cells):
-            if index < closed_below:
-                self._rank(index)
         closed: list[WindowSales] = []
-        for series, first in self._first_open.items():
-            windows = self._open.get(series, {})
-            for index in closing:
+        # Window by window, as if each had its own advance: its SKUs are ranked, then every series' window closes
+        # (so the top, and which SKU series a window has, do not depend on how many windows one advance closes).
+        for index in self._closing(closed_below):
+            if index in self._sku_cells:
+                self._rank(index)
+            for series, first in self._first_open.items():
                 if index >= first:
-                    closed.append(self._window(series, index, windows.pop(index, (0, 0, 0, 0, 0))))
+                    closed.append(self._window(series, index, self._open.get(series, {}).pop(index, (0, 0, 0, 0, 0))))
+        for index in [index for index in self._sku_cells if index < closed_below]:
+            self._rank(index)
+        for series, first in self._first_open.items():
             self._first_open[series] = max(first, closed_below)
         self._closed_below = closed_below
         closed.sort(key=lambda w: (w.start, w.series))

@@ -235,3 +235,26 @@ def test_advanced_once_per_window_a_long_silence_closes_every_window_and_max_qui
     state = json.loads(json.dumps(windows.state_dict()))
     assert SalesWindows.from_state(state).max_quiet == 2
     assert SalesWindows.from_state({k: v for k, v in state.items() if k != "max_quiet"}).max_quiet == 7 * 24
+
+
+def test_how_many_windows_one_advance_closes_does_not_change_any_series() -> None:
+    """A backfill closes many windows per advance, a live stream one: the same windows, SKU series included."""
+    import random
+
+    def closed(every: float) -> list:
+        rng = random.Random(3)
+        windows = SalesWindows(size=60.0, top_skus=3)  # 13 SKUs for 3 places: SKUs enter and leave the top
+        orders = sorted(({"ts": rng.uniform(0, 6000), "lines": [
+            {"sku": f"S{rng.randint(0, 12)}", "quantity": rng.randint(1, 5), "unit_price": 2.0}]}
+            for _ in range(800)), key=lambda o: o["ts"])
+        found, last = [], 0.0
+        for o in orders:
+            windows.add_order(o)
+            if o["ts"] - last >= every:
+                found += windows.advance(o["ts"])
+                last = o["ts"]
+        found += windows.advance(7000.0)
+        return sorted((w.series, w.start, w.units, w.orders) for w in found)
+
+    assert closed(0.0) == closed(600.0) == closed(3000.0)
+    assert any(series.startswith("sku:") for series, *_ in closed(0.0))
