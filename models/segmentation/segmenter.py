@@ -223,6 +223,8 @@ class Segmenter:
         self._refines = 0
         self._distance_sum = 0.0
         self._distance_count = 0
+        #: Customers pushed out of the full reservoir since :meth:`displaced` was last read.
+        self._displaced: list[str] = []
         if self.features is not None:
             self._allocate_rows(0)
 
@@ -316,7 +318,8 @@ class Segmenter:
             slot = self._slots.get(customer_id)
             if slot is None:
                 if len(self._slots) >= self.capacity:
-                    _, evicted = self._slots.popitem(last=False)
+                    displaced, evicted = self._slots.popitem(last=False)
+                    self._displaced.append(displaced)
                     self._free.append(evicted)
                     self._leave(evicted, left_rows, left_clusters)
                 slot = self._slot_for(customer_id)
@@ -377,6 +380,24 @@ class Segmenter:
         touched &= counts > 0
         self._centroids[touched] = sums[touched] / counts[touched, None]
         self._counts = counts
+
+    def forget(self, customer_ids: Iterable[str]) -> None:
+        """Drop customers from the reservoir; their centroids stay the exact mean of the others."""
+        left_rows: list[np.ndarray] = []
+        left_clusters: list[int] = []
+        for customer_id in customer_ids:
+            slot = self._slots.pop(customer_id, None)
+            if slot is not None:
+                self._leave(slot, left_rows, left_clusters)
+                self._free.append(slot)
+        if left_clusters and self._centroids is not None:
+            self._move_centroids(left_rows, left_clusters, np.zeros((0, len(self.features or []))),
+                                 np.zeros(0, dtype=np.int64))
+
+    def displaced(self) -> list[str]:
+        """Customers the full reservoir pushed out since the last call (least recently updated first)."""
+        displaced, self._displaced = self._displaced, []
+        return displaced
 
     def predict_one(self, x: Mapping[str, Any]) -> int:
         """The stable segment id of the centroid nearest to ``x`` (0 until seeded).
