@@ -1,10 +1,13 @@
 """Bounded customers: eviction by event-time inactivity and a hard cap per partition.
 
 **Policy.** Each internal partition of the ``customers`` table keeps a
-:class:`PartitionClock`: its event-time *watermark* (the latest event time
-folded on the partition, never the wall clock) and its *horizon*. The
-partition remembers exactly the customers last seen at or after the horizon,
-and only events at or after it:
+:class:`PartitionClock`: its event-time *watermark* and its *horizon*. The
+watermark is the event time every input has reached: the latest event time
+folded from each upstream path (``topic:partition``) feeding the partition,
+the least of those (never the wall clock), so a topic read behind the others
+(a backfill topic by topic) holds it back instead of seeing its events
+expire. The partition remembers exactly the customers last seen at or after
+the horizon, and only events at or after it:
 
 - **Inactivity.** The horizon follows the watermark at
   ``KAIROS_CUSTOMER_IDLE_DAYS`` behind it: a customer with no event for that
@@ -35,15 +38,18 @@ event of an evicted customer is therefore dropped as ``expired``, never
 applied twice.
 
 **Determinism.** The clock moves with the events only: the same events in
-the same order per partition give the same evictions, however they are
-batched, and wherever the sweep has got to. Events of one customer arriving
-more than the idle horizon apart from the watermark are the one place where
-arrival order shows (they are dropped as expired).
+the same order per upstream path give the same evictions, however they are
+batched or interleaved across paths, and wherever the sweep has got to. An
+event arriving more than the idle horizon later than its own path's latest
+is the one place where arrival order shows (it is dropped as expired). A path
+that falls silent holds the watermark where it stopped: idle eviction then
+waits for it (the cap still bounds memory).
 
 >>> clock = PartitionClock()
->>> clock.advance(100 * DAY, idle_seconds=90 * DAY)
->>> clock.horizon / DAY, clock.expired(5 * DAY), clock.expired(10 * DAY)
-(10.0, True, False)
+>>> clock.advance("clicks:0", 100 * DAY, idle_seconds=90 * DAY)
+>>> clock.advance("orders:0", 120 * DAY, idle_seconds=90 * DAY)
+>>> clock.watermark / DAY, clock.horizon / DAY, clock.expired(5 * DAY), clock.expired(10 * DAY)
+(100.0, 10.0, True, False)
 >>> clock.raise_horizon(20 * DAY)
 >>> clock.expired(20 * DAY), clock.expired(20.001 * DAY)
 (True, False)
@@ -65,12 +71,15 @@ def clock_key(partition: int) -> str:
 
 
 class PartitionClock:
-    """One partition's event-time watermark, horizon and last completed sweep."""
+    """One partition's event-time watermark (over its upstream paths), horizon and last completed sweep."""
 
-    __slots__ = ("watermark", "horizon", "swept_at")
+    __slots__ = ("paths", "watermark", "horizon", "swept_at")
 
-    def __init__(self, watermark: float = -math.inf, horizon: float = -math.inf, swept_at: float = -math.inf) -> None:
-        self.watermark = watermark
+    def __init__(self, paths: dict[str, float] | None = None, horizon: float = -math.inf,
+                 swept_at: float = -math.inf) -> None:
+        #: Latest event time folded per upstream path.
+        self.paths: dict[str, float] = dict(paths or {})
+        self.watermark = min(self.paths.values(), default=-math.inf)
         self.horizon = horizon
         self.swept_at = swept_at
 
@@ -78,11 +87,14 @@ class PartitionClock:
         """True for an event time (or a last seen time) before the horizon."""
         return ts < self.horizon
 
-    def advance(self, ts: float, idle_seconds: float) -> None:
-        """Fold an applied event's time: the watermark, and the horizon ``idle_seconds`` behind it."""
-        if ts > self.watermark:
-            self.watermark = ts
-            self.horizon = max(self.horizon, ts - idle_seconds)
+    def advance(self, path: str, ts: float, idle_seconds: float) -> None:
+        """Fold the time of an event from ``path``: the watermark, and the horizon ``idle_seconds`` behind it."""
+        latest = self.paths.get(path)
+        if latest is None or ts > latest:
+            self.paths[path] = ts
+            if latest is None or latest == self.watermark:
+                self.watermark = min(self.paths.values())
+                self.horizon = max(self.horizon, self.watermark - idle_seconds)
 
     def raise_horizon(self, last_evicted: float) -> None:
         """Forget everything last seen at or before ``last_evicted`` (the cap)."""
@@ -96,7 +108,7 @@ class PartitionClock:
         return at if at > self.swept_at else None
 
     def to_state(self) -> dict[str, Any]:
-        return {"kind": "clock", "watermark": _finite(self.watermark), "horizon": _finite(self.horizon),
+        return {"kind": "clock", "paths": self.paths, "horizon": _finite(self.horizon),
                 "swept_at": _finite(self.swept_at)}
 
     @classmethod
@@ -105,7 +117,7 @@ class PartitionClock:
             value = state.get(name)
             return -math.inf if value is None else float(value)
 
-        return cls(read("watermark"), read("horizon"), read("swept_at"))
+        return cls({str(path): float(ts) for path, ts in state["paths"].items()}, read("horizon"), read("swept_at"))
 
 
 def _finite(value: float) -> float | None:

@@ -193,7 +193,7 @@ class CustomerStage:
         clock = self._clock(partition)
         if clock.expired(record["ts"]):
             return "expired"
-        clock.advance(record["ts"], self.idle_seconds)
+        clock.advance(batch.path, record["ts"], self.idle_seconds)
         self.store.put(partition, clock_key(partition), clock)
         state = chunk.customers.get(customer_id) or self.store.get(customer_id)
         if state is not None and clock.expired(last_seen(state)):
@@ -268,10 +268,10 @@ class CustomerStage:
             oldest = heapq.nsmallest(len(live) - (cap - max(1, cap // 16)), live)
             clock.raise_horizon(oldest[-1][0])
             self.store.put(partition, clock_key(partition), clock)
-            for last_seen, customer_id in live:
-                if clock.expired(last_seen):  # the oldest, and any seen at the same time as the last of them
+            for seen, customer_id in live:
+                if clock.expired(seen):  # the oldest, and any seen at the same time as the last of them
                     self._evict(partition, customer_id, chunk, "cap")
-        self.held[partition] = sum(1 for last_seen, _ in live if not clock.expired(last_seen))
+        self.held[partition] = sum(1 for seen, _ in live if not clock.expired(seen))
 
     def _sweep(self, chunk: Chunk) -> dict[str, dict[str, float]]:
         """Advance the due sweeps by one bounded slice: evict the idle; the quiet customers' vectors at the
