@@ -297,8 +297,12 @@ class Segmenter:
             raise ValueError(f"the vector needs the customer id under {self.id_key!r}")
         self.learn_many({str(x[self.id_key]): x})
 
-    def learn_many(self, vectors: Mapping[str, Mapping[str, float]]) -> None:
-        """Learn a batch: customer id -> that customer's latest vector (one mini-batch step)."""
+    def learn_many(self, vectors: Mapping[str, Mapping[str, float]], published: Mapping[str, int] | None = None) -> None:
+        """Learn a batch: customer id -> that customer's latest vector (one mini-batch step).
+
+        ``published``: segment ids customers not held were last published in (a refill after a
+        restart), which they stick to as if they had been held.
+        """
         if not vectors:
             return
         if self.features is None:
@@ -306,9 +310,9 @@ class Segmenter:
             self._allocate_rows(0)
         items = iter(vectors.items())
         while chunk := list(islice(items, self.capacity)):
-            self._learn_chunk(chunk)
+            self._learn_chunk(chunk, published or {})
 
-    def _learn_chunk(self, chunk: list[tuple[str, Mapping[str, float]]]) -> None:
+    def _learn_chunk(self, chunk: list[tuple[str, Mapping[str, float]]], published: Mapping[str, int]) -> None:
         rows = self._rows(vector for _, vector in chunk)
         left_rows: list[np.ndarray] = []
         left_clusters: list[int] = []
@@ -323,6 +327,8 @@ class Segmenter:
                     self._free.append(evicted)
                     self._leave(evicted, left_rows, left_clusters)
                 slot = self._slot_for(customer_id)
+                if customer_id in published and published[customer_id] in self._ids.ids:
+                    previous[i] = self._ids.ids.index(published[customer_id])
             else:
                 self._slots.move_to_end(customer_id)
                 previous[i] = self._leave(slot, left_rows, left_clusters)

@@ -355,8 +355,11 @@ class CustomerStage:
         """
         refreshed = self._sweep(chunk)
         self.segments.forget(chunk.evicted)
+        # A touched customer's vector as of its own latest event (not the batch's: batching must not matter);
+        # quiet ones are brought forward by the sweep, at its event time.
         update = self.segments.observe(
-            {cid: chunk.customers[cid].features.vector(self.now) for cid in chunk.fresh}, self.now, refreshed)
+            {cid: chunk.customers[cid].features.vector(last_seen(chunk.customers[cid])) for cid in chunk.fresh},
+            self.now, refreshed)
         self._log_evictions()
         stamp = {"updated_at": f"{time.time():.3f}"}
         views = [(cid, state.view() | stamp) for cid, state in chunk.customers.items()]
@@ -438,17 +441,28 @@ class CustomerStage:
                 self.held[partition] = self.held.get(partition, 0) + 1
 
     async def relearn_segments(self, partitions: set[int]) -> int:
-        """Refill a fresh segmenter (after a restart or rebalance) with every customer of ``partitions``,
-        each at its partition's watermark, and publish their segments; how many were learned."""
+        """Refill a fresh segmenter (after a restart or rebalance) with every customer of ``partitions``
+        and publish their segments; how many were learned.
+
+        Each vector is read as the segmenter last learned it, as near as the table tells: at the
+        partition's last sweep, or at the customer's last event when that came later.
+        """
         async with self.views_lock:
             learned = 0
             for partition in partitions:
                 clock = self.store.get(clock_key(partition))
-                at = clock.watermark if clock is not None else self.now
+                at = clock.swept_at if clock is not None else self.now
                 customers = self._customers_of(partition)
                 for first in range(0, len(customers), SWEEP_SLICE):
                     vectors = {cid: state.features.vector(at) for cid, state in customers[first:first + SWEEP_SLICE]}
-                    update = self.segments.observe({}, self.now, vectors)
+                    served: list[Any] = []
+
+                    async def read_served() -> None:
+                        served[:] = await self.redis.mget([self.views.keys.segment_of(cid) for cid in vectors])  # noqa: B023
+
+                    await until_done("segment views", read_served)
+                    published = {cid: int(segment) for cid, segment in zip(vectors, served) if segment is not None}
+                    update = self.segments.observe({}, self.now, vectors, published)
                     batch = WriteBatch()
                     self.views.forget_segments(batch, update.removed)
                     self.views.segments(batch, update.segments)

@@ -113,9 +113,13 @@ class SegmentStage:
         return self.segmenter.assignments([customer_id]).get(customer_id)
 
     def observe(self, vectors: Mapping[str, dict[str, float]], now: float,
-                refreshed: Mapping[str, dict[str, float]] | None = None) -> SegmentUpdate:
+                refreshed: Mapping[str, dict[str, float]] | None = None,
+                published: Mapping[str, int] | None = None) -> SegmentUpdate:
         """Learn the touched customers' latest vectors (and quiet customers' ``refreshed`` ones, in the
-        same step); the touched customers' segments, the refreshed ones that moved, and any moves."""
+        same step); the touched customers' segments, the refreshed ones that moved, and any moves.
+
+        ``published``: the served segment of refreshed customers the segmenter does not hold (a refill
+        after a restart), so they keep it unless another segment is clearly closer."""
         self.now = max(self.now, now)
         refreshed = {cid: vector for cid, vector in (refreshed or {}).items() if cid not in vectors}
         if not vectors and not refreshed:
@@ -126,7 +130,9 @@ class SegmentStage:
             return SegmentUpdate()
         learned = {**refreshed, **vectors}
         before = self.segmenter.assignments(learned) if self.seeded else {}
-        self.segmenter.learn_many(learned)
+        for customer_id, segment in (published or {}).items():
+            before.setdefault(customer_id, segment)
+        self.segmenter.learn_many(learned, published)
         update = self._update(before, self.segmenter.assignments(learned), changed_only=True)
         update.segments.update(self.segmenter.assignments(vectors) if self.seeded else {})
         update.removed = self.segmenter.displaced()
