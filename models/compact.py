@@ -9,9 +9,10 @@ name like the dict it replaces.
 
 >>> sums = NamedFloats(("orders", "spend"))
 >>> sums["spend"] += 12.5
+>>> sums.add("orders", 1.0)
 >>> sums.scale(0.5)
 >>> dict(sums)
-{'orders': 0.0, 'spend': 6.25}
+{'orders': 0.5, 'spend': 6.25}
 >>> NamedFloats(("orders", "spend"), [1.0, 2.0]) == {"orders": 1.0, "spend": 2.0}
 True
 """
@@ -54,6 +55,10 @@ class NamedFloats(Mapping):
 
     def items(self) -> Iterator[tuple[str, float]]:  # type: ignore[override]  # faster than the view
         return zip(self.names, self.numbers)
+
+    def add(self, name: str, amount: float) -> None:
+        """``self[name] += amount`` in one call (the hot path of a fold)."""
+        self.numbers[self._positions[name]] += amount
 
     def scale(self, factor: float) -> None:
         """Multiply every value by ``factor`` in place."""
