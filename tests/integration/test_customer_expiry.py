@@ -71,13 +71,16 @@ def settle(pipeline: Pipeline, expected: int, rounds: int = 2) -> None:
                         f"{rounds} segment sync rounds")
 
 
-def test_a_lapsing_customer_changes_segment_without_an_event_and_sizes_count_the_served_keys(make_pipeline) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_lapsing_customer_changes_segment_without_an_event_and_sizes_count_the_served_keys(
+        make_pipeline, workers: int) -> None:
     steady = [f"steady-{i:02d}" for i in range(30)]
     lapsed = [f"lapsed-{i:02d}" for i in range(30)]
     first_half = by_time(shoppers(steady + ["lapser"], 0, 20, 2) + shoppers(lapsed, 0, 3, 1))
     second_half = by_time(shoppers(steady, 22, 70, 2, start=100))
-    pipeline: Pipeline = make_pipeline(partitions=1, segment_k=2, segment_warmup=20, segment_sync_seconds=0.5)
-    pipeline.start_worker()
+    pipeline: Pipeline = make_pipeline(partitions=2, segment_k=2, segment_warmup=20, segment_sync_seconds=0.5)
+    for _ in range(workers):
+        pipeline.start_worker()
 
     pipeline.send_events(first_half)
     settle(pipeline, len(first_half))
