@@ -154,7 +154,7 @@ class KairosSettings(BaseSettings):
     #: and events older than that are not applied (counted ``expired``).
     customer_idle_days: float = Field(90.0, gt=0)
     #: Customers one partition of the customers table holds at most; beyond it the least recently seen (event
-    #: time) are evicted until a sixteenth of it is free. Memory: about 2.3 KB per one-click customer
+    #: time) are evicted until a sixteenth of it is free. Memory: about 2.2 KB per one-click customer
     #: (BENCHMARKS.md, "Memory per customer").
     max_customers_per_partition: int = Field(250_000, ge=16)
     #: Event-time seconds between two sweeps of a partition: quiet customers re-vectorised at the sweep's time

@@ -387,6 +387,14 @@ class Segmenter:
         self._centroids[touched] = sums[touched] / counts[touched, None]
         self._counts = counts
 
+    def hold_many(self, vectors: Mapping[str, Mapping[str, float]], published: Mapping[str, int] | None = None) -> None:
+        """Refill the reservoir without moving the centroids (after a restart: the centroids come from the
+        synced statistics, which already reflect these customers); they are assigned and counted."""
+        centroids = None if self._centroids is None else self._centroids.copy()
+        self.learn_many(vectors, published)
+        if centroids is not None:
+            self._centroids = centroids
+
     def forget(self, customer_ids: Iterable[str]) -> None:
         """Drop customers from the reservoir; their centroids stay the exact mean of the others."""
         left_rows: list[np.ndarray] = []

@@ -61,3 +61,16 @@ def test_a_refilled_segmenter_keeps_the_published_segment_of_a_customer_on_the_b
     sticky.learn_many({"b": boundary}, published={"b": far})
     assert fresh.assignments()["b"] == near
     assert sticky.assignments()["b"] == far
+
+
+def test_holding_customers_again_counts_them_and_leaves_the_synced_centroids_where_they_are() -> None:
+    vectors = two_groups(40)
+    model = Segmenter(k=2, warmup=10, refine_every=None, seed=1)
+    model.learn_many(vectors)
+    refill = Segmenter(k=2, warmup=10, refine_every=None, seed=1)
+    refill.merge_stats([model.export_stats()])
+    centroids = refill.centroids()
+    refill.hold_many({c: {k: v + 0.5 for k, v in x.items()} for c, x in vectors.items()}, model.assignments())
+    assert refill.centroids() == centroids
+    assert refill.assignments() == model.assignments()
+    assert sum(refill.sizes().values()) == 40

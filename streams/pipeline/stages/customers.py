@@ -108,7 +108,8 @@ class Chunk:
     """What one chunk touched and must publish."""
 
     customers: dict[str, CustomerState] = field(default_factory=dict)
-    fresh: set[str] = field(default_factory=set)
+    #: Customers whose state changed: id -> partition.
+    fresh: dict[str, int] = field(default_factory=dict)
     scored: list[ScoredPayment] = field(default_factory=list)
     risk_views: list[dict[str, str]] = field(default_factory=list)
     outbox: Outbox = field(default_factory=Outbox)
@@ -227,7 +228,7 @@ class CustomerStage:
             for target in range(self.settings.partitions):
                 chunk.outbox.add(self.topics["baskets"], target, "orders", via, offset, basket)
         state.apply(batch.event_type, record)
-        chunk.fresh.add(customer_id)
+        chunk.fresh[customer_id] = partition
         self.now = max(self.now, record["ts"])
         return "processed"
 
@@ -242,7 +243,7 @@ class CustomerStage:
         """Remove a customer from the table (a tombstone at the next flush) and from the chunk."""
         self.store.delete(partition, customer_id)
         chunk.customers.pop(customer_id, None)
-        chunk.fresh.discard(customer_id)
+        chunk.fresh.pop(customer_id, None)
         chunk.evicted.append(customer_id)
         self.held[partition] = max(0, self.held.get(partition, 0) - 1)
         self.evicted[reason] += 1
@@ -306,6 +307,13 @@ class CustomerStage:
                 break
         return vectors
 
+    def _sweep_time(self, partition: int) -> float:
+        """The event time ``partition``'s customers are read at: its sweep under way, else its last one."""
+        if (sweep := self.sweeps.get(partition)) is not None:
+            return sweep.at
+        clock = self.store.get(clock_key(partition))
+        return clock.swept_at if clock is not None else float("-inf")
+
     def sweep_pending(self) -> bool:
         """True while a partition has a sweep under way or due (the stage's timer then advances it)."""
         every = self.settings.customer_sweep_seconds
@@ -355,11 +363,11 @@ class CustomerStage:
         """
         refreshed = self._sweep(chunk)
         self.segments.forget(chunk.evicted)
-        # A touched customer's vector as of its own latest event (not the batch's: batching must not matter);
-        # quiet ones are brought forward by the sweep, at its event time.
+        # A touched customer's vector as of the later of its own latest event and its partition's sweep time
+        # (not the batch's time: batching must not matter), as the sweep reads quiet ones.
         update = self.segments.observe(
-            {cid: chunk.customers[cid].features.vector(last_seen(chunk.customers[cid])) for cid in chunk.fresh},
-            self.now, refreshed)
+            {cid: chunk.customers[cid].features.vector(self._sweep_time(partition))
+             for cid, partition in chunk.fresh.items()}, self.now, refreshed)
         self._log_evictions()
         stamp = {"updated_at": f"{time.time():.3f}"}
         views = [(cid, state.view() | stamp) for cid, state in chunk.customers.items()]
@@ -444,14 +452,13 @@ class CustomerStage:
         """Refill a fresh segmenter (after a restart or rebalance) with every customer of ``partitions``
         and publish their segments; how many were learned.
 
-        Each vector is read as the segmenter last learned it, as near as the table tells: at the
-        partition's last sweep, or at the customer's last event when that came later.
+        Each vector is read as the stage learns it: at the partition's sweep time, or at the
+        customer's last event when that came later.
         """
         async with self.views_lock:
             learned = 0
             for partition in partitions:
-                clock = self.store.get(clock_key(partition))
-                at = clock.swept_at if clock is not None else self.now
+                at = self._sweep_time(partition)
                 customers = self._customers_of(partition)
                 for first in range(0, len(customers), SWEEP_SLICE):
                     vectors = {cid: state.features.vector(at) for cid, state in customers[first:first + SWEEP_SLICE]}
@@ -462,7 +469,7 @@ class CustomerStage:
 
                     await until_done("segment views", read_served)
                     published = {cid: int(segment) for cid, segment in zip(vectors, served) if segment is not None}
-                    update = self.segments.observe({}, self.now, vectors, published)
+                    update = self.segments.refill(vectors, published)
                     batch = WriteBatch()
                     self.views.forget_segments(batch, update.removed)
                     self.views.segments(batch, update.segments)

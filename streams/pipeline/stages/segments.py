@@ -113,13 +113,9 @@ class SegmentStage:
         return self.segmenter.assignments([customer_id]).get(customer_id)
 
     def observe(self, vectors: Mapping[str, dict[str, float]], now: float,
-                refreshed: Mapping[str, dict[str, float]] | None = None,
-                published: Mapping[str, int] | None = None) -> SegmentUpdate:
+                refreshed: Mapping[str, dict[str, float]] | None = None) -> SegmentUpdate:
         """Learn the touched customers' latest vectors (and quiet customers' ``refreshed`` ones, in the
-        same step); the touched customers' segments, the refreshed ones that moved, and any moves.
-
-        ``published``: the served segment of refreshed customers the segmenter does not hold (a refill
-        after a restart), so they keep it unless another segment is clearly closer."""
+        same step); the touched customers' segments, the refreshed ones that moved, and any moves."""
         self.now = max(self.now, now)
         refreshed = {cid: vector for cid, vector in (refreshed or {}).items() if cid not in vectors}
         if not vectors and not refreshed:
@@ -130,11 +126,18 @@ class SegmentStage:
             return SegmentUpdate()
         learned = {**refreshed, **vectors}
         before = self.segmenter.assignments(learned) if self.seeded else {}
-        for customer_id, segment in (published or {}).items():
-            before.setdefault(customer_id, segment)
-        self.segmenter.learn_many(learned, published)
+        self.segmenter.learn_many(learned)
         update = self._update(before, self.segmenter.assignments(learned), changed_only=True)
         update.segments.update(self.segmenter.assignments(vectors) if self.seeded else {})
+        update.removed = self.segmenter.displaced()
+        return update
+
+    def refill(self, vectors: Mapping[str, dict[str, float]], published: Mapping[str, int]) -> SegmentUpdate:
+        """Put the customers of a fresh segmenter back (after a restart or rebalance) without moving the
+        synced centroids, each sticking to its served segment (``published``); those whose segment moved."""
+        before = dict(published)
+        self.segmenter.hold_many(vectors, published)
+        update = self._update(before, self.segmenter.assignments(vectors), changed_only=True)
         update.removed = self.segmenter.displaced()
         return update
 
