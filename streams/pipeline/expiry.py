@@ -37,13 +37,17 @@ back (it is in the table, flushed with the tombstones). A redelivered old
 event of an evicted customer is therefore dropped as ``expired``, never
 applied twice.
 
-**Determinism.** The clock moves with the events only: the same events in
-the same order per upstream path give the same evictions, however they are
-batched or interleaved across paths, and wherever the sweep has got to. An
-event arriving more than the idle horizon later than its own path's latest
-is the one place where arrival order shows (it is dropped as expired). A path
-that falls silent holds the watermark where it stopped: idle eviction then
-waits for it (the cap still bounds memory).
+**Determinism.** The clock moves with the events only (never the wall
+clock): the same events arriving in the same order give the same evictions,
+however they are batched and wherever the sweep has got to (a customer
+found past the horizon is evicted on access). Arrival order across
+paths matters only at the margins: an event more than the idle horizon
+behind the slowest path's latest is dropped as expired, and the cap counts
+customers as they arrive. A path that falls silent holds the watermark where
+it stopped: idle eviction then waits for it (the cap still bounds memory).
+A path seen for the first time after the others moved on by more than the
+horizon cannot hold it back: its older events expire (the ingest's
+event-time alignment across topics is what prevents that).
 
 >>> clock = PartitionClock()
 >>> clock.advance("clicks:0", 100 * DAY, idle_seconds=90 * DAY)
