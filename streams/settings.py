@@ -162,6 +162,18 @@ class KairosSettings(BaseSettings):
     #: How long an alert id is remembered to drop a repeated alert (replay after a crash).
     alert_dedupe_seconds: int = Field(7 * 86400, ge=60)
 
+    # Bounded customers (policy in streams/pipeline/expiry.py)
+    #: A customer with no event for this many days of event time (behind its partition's watermark) is evicted,
+    #: and events older than that are not applied (counted ``expired``).
+    customer_idle_days: float = Field(90.0, gt=0)
+    #: Customers one partition of the customers table holds at most; beyond it the least recently seen (event
+    #: time) are evicted until a sixteenth of it is free. Memory: about 2.2 KB per one-click customer
+    #: (BENCHMARKS.md, "Memory per customer").
+    max_customers_per_partition: int = Field(250_000, ge=16)
+    #: Event-time seconds between two sweeps of a partition: quiet customers re-vectorised at the sweep's time
+    #: (so recency and decay move their segment) and idle ones evicted, a bounded slice per batch.
+    customer_sweep_seconds: float = Field(86_400.0, gt=0)
+
     # Serving
     customer_ttl_seconds: int = Field(90 * 24 * 3600, ge=60)
     metrics_flush_seconds: float = Field(1.0, gt=0)

@@ -42,7 +42,8 @@ not do. They are deliberately left out rather than approximated per customer.
 
 Memory per customer is bounded by constants: 32 amounts, 64 recent payments,
 64 recent clicks, 16 remembered cards, devices and IP countries each, and 16
-alert entries.
+alert entries. A customer who never paid holds no payment lists at all (they
+are created with the first payment or alert), and click times are unboxed.
 
 >>> history = PaymentHistory()
 >>> for i in range(5):
@@ -60,6 +61,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from array import array
 from statistics import median
 from typing import Any, Self
 
@@ -164,19 +166,24 @@ class PaymentHistory:
     STATE_MODEL = "PaymentHistory"
     STATE_VERSION = 1
 
+    __slots__ = ("first_seen", "latest_ts", "payments_seen", "log_amounts", "recent", "clicks", "cards", "devices",
+                 "ip_countries", "alerts")
+
     def __init__(self) -> None:
         self.first_seen: float | None = None
         self.latest_ts: float | None = None
         self.payments_seen = 0
-        self.log_amounts: list[float] = []
+        # Payment lists start as the shared empty tuple: most customers never pay (see _paying).
+        self.log_amounts: list[float] | tuple = ()
         #: Recent payments sorted by ts: [ts, payment_id, card, device, failed].
-        self.recent: list[list[Any]] = []
-        self.clicks: list[float] = []
-        self.cards: list[str] = []
-        self.devices: list[str] = []
-        self.ip_countries: list[str] = []
+        self.recent: list[list[Any]] | tuple = ()
+        #: Click times, sorted.
+        self.clicks = array("d")
+        self.cards: list[str] | tuple = ()
+        self.devices: list[str] | tuple = ()
+        self.ip_countries: list[str] | tuple = ()
         #: Alerts raised for this customer: [payment_id, ts], oldest first.
-        self.alerts: list[list[Any]] = []
+        self.alerts: list[list[Any]] | tuple = ()
 
     def features(self, payment: dict[str, Any]) -> dict[str, float]:
         """Risk features of ``payment`` against the history so far (call before :meth:`update`)."""
@@ -233,6 +240,8 @@ class PaymentHistory:
             return False
         if sum(1 for _, at in self.alerts if ts - HOUR < at <= ts) >= max_per_hour:
             return False
+        if not self.alerts:
+            self.alerts = []
         self.alerts.append([payment_id, ts])
         del self.alerts[:-ALERT_LOG]
         return True
@@ -262,14 +271,21 @@ class PaymentHistory:
         history.first_seen = state["first_seen"]
         history.latest_ts = state["latest_ts"]
         history.payments_seen = state["payments_seen"]
-        history.log_amounts = list(state["log_amounts"])
-        history.recent = [list(p) for p in state["recent"]]
-        history.clicks = list(state["clicks"])
-        history.cards = list(state["cards"])
-        history.devices = list(state["devices"])
-        history.ip_countries = list(state["ip_countries"])
-        history.alerts = [list(a) for a in state["alerts"]]
+        if state["payments_seen"]:
+            history._paying()
+            history.log_amounts.extend(state["log_amounts"])
+            history.recent.extend(list(p) for p in state["recent"])
+            history.cards.extend(state["cards"])
+            history.devices.extend(state["devices"])
+            history.ip_countries.extend(state["ip_countries"])
+        history.clicks = array("d", state["clicks"])
+        if state["alerts"]:
+            history.alerts = [list(a) for a in state["alerts"]]
         return history
+
+    def _paying(self) -> None:
+        """Give a customer its own payment lists (at the first payment)."""
+        self.log_amounts, self.recent, self.cards, self.devices, self.ip_countries = [], [], [], [], []
 
     def _amount_z(self, log_amount: float) -> float:
         if len(self.log_amounts) < 3:
@@ -285,6 +301,8 @@ class PaymentHistory:
             return
         card = payment.get("card_fingerprint")
         device = payment.get("device_id")
+        if not self.payments_seen:
+            self._paying()
         self.payments_seen += 1
         self.log_amounts.append(math.log1p(float(payment["amount"])))
         del self.log_amounts[:-AMOUNT_WINDOW]
@@ -296,8 +314,9 @@ class PaymentHistory:
 
     def _forget_before(self, cutoff: float) -> None:
         """Drop payments and clicks older than ``cutoff`` and beyond the caps (both lists are sorted)."""
-        stale = bisect.bisect_left(self.recent, cutoff, key=lambda p: p[0])
-        del self.recent[: max(stale, len(self.recent) - RECENT_PAYMENTS)]
+        if self.recent:
+            stale = bisect.bisect_left(self.recent, cutoff, key=lambda p: p[0])
+            del self.recent[: max(stale, len(self.recent) - RECENT_PAYMENTS)]
         del self.clicks[: max(bisect.bisect_left(self.clicks, cutoff), len(self.clicks) - RECENT_CLICKS)]
 
 

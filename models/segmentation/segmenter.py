@@ -223,6 +223,8 @@ class Segmenter:
         self._refines = 0
         self._distance_sum = 0.0
         self._distance_count = 0
+        #: Customers pushed out of the full reservoir since :meth:`displaced` was last read.
+        self._displaced: list[str] = []
         if self.features is not None:
             self._allocate_rows(0)
 
@@ -295,8 +297,12 @@ class Segmenter:
             raise ValueError(f"the vector needs the customer id under {self.id_key!r}")
         self.learn_many({str(x[self.id_key]): x})
 
-    def learn_many(self, vectors: Mapping[str, Mapping[str, float]]) -> None:
-        """Learn a batch: customer id -> that customer's latest vector (one mini-batch step)."""
+    def learn_many(self, vectors: Mapping[str, Mapping[str, float]], published: Mapping[str, int] | None = None) -> None:
+        """Learn a batch: customer id -> that customer's latest vector (one mini-batch step).
+
+        ``published``: segment ids customers not held were last published in (a refill after a
+        restart), which they stick to as if they had been held.
+        """
         if not vectors:
             return
         if self.features is None:
@@ -304,9 +310,9 @@ class Segmenter:
             self._allocate_rows(0)
         items = iter(vectors.items())
         while chunk := list(islice(items, self.capacity)):
-            self._learn_chunk(chunk)
+            self._learn_chunk(chunk, published or {})
 
-    def _learn_chunk(self, chunk: list[tuple[str, Mapping[str, float]]]) -> None:
+    def _learn_chunk(self, chunk: list[tuple[str, Mapping[str, float]]], published: Mapping[str, int]) -> None:
         rows = self._rows(vector for _, vector in chunk)
         left_rows: list[np.ndarray] = []
         left_clusters: list[int] = []
@@ -316,10 +322,13 @@ class Segmenter:
             slot = self._slots.get(customer_id)
             if slot is None:
                 if len(self._slots) >= self.capacity:
-                    _, evicted = self._slots.popitem(last=False)
+                    displaced, evicted = self._slots.popitem(last=False)
+                    self._displaced.append(displaced)
                     self._free.append(evicted)
                     self._leave(evicted, left_rows, left_clusters)
                 slot = self._slot_for(customer_id)
+                if customer_id in published and published[customer_id] in self._ids.ids:
+                    previous[i] = self._ids.ids.index(published[customer_id])
             else:
                 self._slots.move_to_end(customer_id)
                 previous[i] = self._leave(slot, left_rows, left_clusters)
@@ -377,6 +386,32 @@ class Segmenter:
         touched &= counts > 0
         self._centroids[touched] = sums[touched] / counts[touched, None]
         self._counts = counts
+
+    def hold_many(self, vectors: Mapping[str, Mapping[str, float]], published: Mapping[str, int] | None = None) -> None:
+        """Refill the reservoir without moving the centroids (after a restart: the centroids come from the
+        synced statistics, which already reflect these customers); they are assigned and counted."""
+        centroids = None if self._centroids is None else self._centroids.copy()
+        self.learn_many(vectors, published)
+        if centroids is not None:
+            self._centroids = centroids
+
+    def forget(self, customer_ids: Iterable[str]) -> None:
+        """Drop customers from the reservoir; their centroids stay the exact mean of the others."""
+        left_rows: list[np.ndarray] = []
+        left_clusters: list[int] = []
+        for customer_id in customer_ids:
+            slot = self._slots.pop(customer_id, None)
+            if slot is not None:
+                self._leave(slot, left_rows, left_clusters)
+                self._free.append(slot)
+        if left_clusters and self._centroids is not None:
+            self._move_centroids(left_rows, left_clusters, np.zeros((0, len(self.features or []))),
+                                 np.zeros(0, dtype=np.int64))
+
+    def displaced(self) -> list[str]:
+        """Customers the full reservoir pushed out since the last call (least recently updated first)."""
+        displaced, self._displaced = self._displaced, []
+        return displaced
 
     def predict_one(self, x: Mapping[str, Any]) -> int:
         """The stable segment id of the centroid nearest to ``x`` (0 until seeded).

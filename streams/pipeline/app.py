@@ -165,6 +165,7 @@ class KairosApp:
             (settings.metrics_flush_seconds, "views restore", self._restore_views),
             (settings.metrics_flush_seconds, "sales tick", self._tick_sales),
             (settings.segment_sync_seconds, "segment sync", self._sync_segments),
+            (settings.metrics_flush_seconds, "customer sweep", self._sweep_customers),
             (settings.risk_sync_seconds, "risk sync", self._sync_risk),
             (min(1.0, settings.snapshot_seconds), "checkpoint", self._checkpoint),
             (settings.basket_publish_seconds, "basket publication", self._publish_baskets),
@@ -447,8 +448,14 @@ class KairosApp:
                     if snapshots.due():
                         await snapshots.checkpoint()
 
+    async def _sweep_customers(self) -> None:
+        """Advance a due event-time sweep of the customers when no batch does (the input is quiet)."""
+        if self.runtime is not None and not self.app.rebalancing and not self.app.in_recovery:
+            async with self.fence.writing():
+                await self.runtime.customers.sweep()
+
     async def _sync_segments(self) -> None:
-        """A segment sync round: sweep, merge with the other workers, publish profiles and moves."""
+        """A segment sync round: merge with the other workers, publish profiles and the customers that moved."""
         if self.runtime is None or not self.model_sync.started:
             return
         started = time.perf_counter()
@@ -461,9 +468,10 @@ class KairosApp:
             await self.model_sync.caught_up()
             runtime.segments.resume()
             self._resume_segments = False
-        customers = ((cid, state.features) for cid, state in runtime.customers.owned_customers(owned))
-        update = await runtime.segments.sync(customers, owned)
+            await runtime.customers.relearn_segments(owned)
+        update = await runtime.segments.sync(owned)
         batch = WriteBatch()  # thousands of customers can move in a round: one command, not one each
+        self.views.forget_segments(batch, update.removed)
         self.views.segments(batch, update.segments)
         self.views.segment_profiles(batch, runtime.segments.profiles())
         self.views.metrics(batch, "segments", runtime.segments.metrics())
@@ -627,6 +635,7 @@ class KairosApp:
             "failing": orjson.dumps({name: failure.to_dict() for name, failure in FAILING.items()}).decode(),
             "failures_total": sum(FAILURES_TOTAL.values()),
             "stale_events_skipped": self.fence.skipped, "offsets_skipped": self.offsets_skipped,
+            **customers.metrics(),
             "ready": int(ready.ready), "not_ready": "; ".join(ready.reasons),
         })
         for state in self.runtime.sales.states.values():

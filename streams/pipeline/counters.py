@@ -1,4 +1,4 @@
-"""Exact ingest counters: processed / invalid / duplicate per upstream path.
+"""Exact ingest counters: processed / invalid / duplicate / expired per upstream path.
 
 A counter lives in the same table partition as the customers whose events it
 counted and is flushed in the same changelog record batch, with the offset it
@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-OUTCOMES = ("processed", "invalid", "duplicate")
+#: ``expired``: older than its partition's horizon (see :mod:`.expiry`), not applied.
+OUTCOMES = ("processed", "invalid", "duplicate", "expired")
 
 #: Marks counter keys in the customers table (customer ids cannot hold control characters).
 COUNTER_KEY_PREFIX = "\x1fingest/"
@@ -31,14 +32,16 @@ def counter_key(path: str, partition: int) -> str:
 class IngestCounter:
     """Outcome counts of one upstream path, up to an applied offset."""
 
-    __slots__ = ("event_type", "applied", "processed", "invalid", "duplicate")
+    __slots__ = ("event_type", "applied", "processed", "invalid", "duplicate", "expired")
 
-    def __init__(self, event_type: str, applied: int = -1, processed: int = 0, invalid: int = 0, duplicate: int = 0) -> None:
+    def __init__(self, event_type: str, applied: int = -1, processed: int = 0, invalid: int = 0, duplicate: int = 0,
+                 expired: int = 0) -> None:
         self.event_type = event_type
         self.applied = applied
         self.processed = processed
         self.invalid = invalid
         self.duplicate = duplicate
+        self.expired = expired
 
     def count(self, offset: int, outcome: str) -> bool:
         """Count ``outcome`` for ``offset`` unless already counted; True if counted."""
@@ -50,11 +53,13 @@ class IngestCounter:
 
     def to_state(self) -> dict[str, Any]:
         return {"kind": "ingest", "event_type": self.event_type, "applied": self.applied,
-                "processed": self.processed, "invalid": self.invalid, "duplicate": self.duplicate}
+                "processed": self.processed, "invalid": self.invalid, "duplicate": self.duplicate,
+                "expired": self.expired}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> IngestCounter:
-        return cls(state["event_type"], state["applied"], state["processed"], state["invalid"], state["duplicate"])
+        return cls(state["event_type"], state["applied"], state["processed"], state["invalid"], state["duplicate"],
+                   state.get("expired", 0))  # counters written before expiry existed have none
 
 
 def totals(counters: Iterable[IngestCounter]) -> dict[str, int]:

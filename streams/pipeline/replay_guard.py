@@ -18,31 +18,46 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import sys
 from array import array
 from typing import Any
 
 
 class AppliedOffsets:
-    """Last applied offset per upstream path (``"topic:partition/via"``)."""
+    """Last applied offset per upstream path (``"topic:partition/via"``).
 
-    __slots__ = ("offsets",)
+    Kept as one flat list ``[path, offset, path, offset, ...]``: a customer
+    hears from a few paths, and such a list costs 72 bytes where a dict costs
+    184 (path names are interned, so every customer shares them).
+    """
+
+    __slots__ = ("_flat",)
 
     def __init__(self, offsets: dict[str, int] | None = None) -> None:
-        self.offsets: dict[str, int] = dict(offsets or {})
+        self._flat: list[Any] = [x for path, offset in (offsets or {}).items() for x in (sys.intern(path), offset)]
 
     def fresh(self, path: str, offset: int) -> bool:
         """True (and remember it) if ``offset`` is past what ``path`` applied."""
-        if offset <= self.offsets.get(path, -1):
-            return False
-        self.offsets[path] = offset
+        flat = self._flat
+        for i in range(0, len(flat), 2):
+            if flat[i] == path:
+                if offset <= flat[i + 1]:
+                    return False
+                flat[i + 1] = offset
+                return True
+        flat += (path, offset)
         return True
 
     def applied(self, path: str) -> int:
         """The last applied offset on ``path`` (-1 when none)."""
-        return self.offsets.get(path, -1)
+        flat = self._flat
+        for i in range(0, len(flat), 2):
+            if flat[i] == path:
+                return flat[i + 1]
+        return -1
 
     def to_state(self) -> dict[str, int]:
-        return dict(self.offsets)
+        return dict(zip(self._flat[::2], self._flat[1::2]))
 
 
 def event_id_hash(event_id: str) -> int:

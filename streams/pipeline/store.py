@@ -79,6 +79,16 @@ class GuardedMemoryStore(memory.Store):
         self._key_partition[key] = partition
         self.pending.add(key)
 
+    def deleted(self, key: Any) -> None:
+        """Forget a key whose tombstone the changelog acknowledged (an evicted key costs no memory).
+
+        Safe for a later re-read of the changelog: it replays the key's records in log order, so its
+        tombstone comes after any older value and deletes it again.
+        """
+        if key not in self.data:
+            self._key_partition.pop(key, None)
+            self.offsets.pop(key, None)
+
     async def on_recovery_completed(self, active_tps: set, standby_tps: set) -> None:
         """Forget every key of a partition this worker no longer owns: value *and* offset.
 
@@ -204,6 +214,8 @@ class KeyedStore(Generic[V]):
             for key, offset in zip(values, offsets):
                 self.data.pending.discard(key)
                 self.data.offsets[key] = offset
+                if values[key] is None:
+                    self.data.deleted(key)
 
     async def _write(self, partition: int, values: dict[str, V | None]) -> list[int]:
         return await self.writer.write(self.topic, partition, [

@@ -265,18 +265,33 @@ class RedisViews:
         for customer_id, segment in segments.items():
             pipe.set(self.keys.segment_of(customer_id), str(segment), ex=self.customer_ttl)
 
+    def forget_customers(self, pipe: Any, customer_ids: Iterable[str]) -> None:
+        """Delete evicted customers' ``customer`` hash and ``segment:customer`` key (see ``expiry``)."""
+        for customer_id in customer_ids:
+            pipe.delete(self.keys.customer(customer_id))
+            pipe.delete(self.keys.segment_of(customer_id))
+
+    def forget_segments(self, pipe: Any, customer_ids: Iterable[str]) -> None:
+        """Delete the ``segment:customer`` key of customers the segmenter no longer holds."""
+        for customer_id in customer_ids:
+            pipe.delete(self.keys.segment_of(customer_id))
+
+    def segment_sizes(self, pipe: Any, sizes: Mapping[int, int]) -> None:
+        """The ``kairos:segment:sizes`` hash: segment id -> customers in it (all workers)."""
+        if sizes:
+            pipe.delete(self.keys.segment_sizes())
+            pipe.hset(self.keys.segment_sizes(), mapping={str(k): str(v) for k, v in sizes.items()})
+
     def segment_profiles(self, pipe: Any, profiles: Iterable[Mapping[str, Any]]) -> None:
         """``kairos:segment:profile:{id}`` hashes and the ``kairos:segment:sizes`` hash."""
         sizes = {}
         for profile in profiles:
             segment = profile["segment_id"]
-            sizes[str(segment)] = str(profile["size"])
+            sizes[segment] = profile["size"]
             pipe.hset(self.keys.segment_profile(segment), mapping={
                 k: v if isinstance(v, str) else json.dumps(v) for k, v in profile.items()
             })
-        if sizes:
-            pipe.delete(self.keys.segment_sizes())
-            pipe.hset(self.keys.segment_sizes(), mapping=sizes)
+        self.segment_sizes(pipe, sizes)
 
     @staticmethod
     def risk_payment_view(payment: Mapping[str, Any], assessment: Any) -> dict[str, str]:

@@ -36,6 +36,7 @@ from typing import Any
 import redis
 from aiokafka import AIOKafkaConsumer
 
+from streams.pipeline.counters import OUTCOMES
 from streams.pipeline.keys import RedisKeys
 from streams.pipeline.topics import ensure_topics
 from streams.settings import KairosSettings
@@ -115,7 +116,7 @@ async def ceiling_rate(settings: KairosSettings, expected: int) -> float:
 def ingest_total(r: redis.Redis, keys: RedisKeys) -> int:
     counts = r.hgetall(keys.metrics("ingest"))
     return sum(int(v) for k, v in counts.items()
-               if k.decode().rsplit(".", 1)[-1] in ("processed", "invalid", "duplicate"))
+               if k.decode().rsplit(".", 1)[-1] in OUTCOMES)
 
 
 def start_worker(stack: DevStack, settings: KairosSettings, log_name: str) -> subprocess.Popen:

@@ -35,6 +35,7 @@ from typing import Any
 import redis
 from kafka import KafkaConsumer, KafkaProducer
 
+from streams.pipeline.counters import OUTCOMES
 from streams.pipeline.keys import RedisKeys
 from streams.pipeline.topics import ensure_topics
 from streams.settings import KairosSettings, TopicNames
@@ -109,7 +110,7 @@ class Deployment:
             counts = self.client().hgetall(self.keys.metrics("ingest"))
         except redis.RedisError:
             return -1
-        return sum(int(v) for k, v in counts.items() if k.rsplit(".", 1)[-1] in ("processed", "invalid", "duplicate"))
+        return sum(int(v) for k, v in counts.items() if k.rsplit(".", 1)[-1] in OUTCOMES)
 
     def close(self) -> None:
         for worker in self.workers:

@@ -14,6 +14,7 @@ from typing import Any
 import redis
 from kafka import KafkaConsumer, KafkaProducer
 
+from streams.pipeline.counters import OUTCOMES
 from streams.pipeline.keys import RedisKeys
 from streams.pipeline.topics import ensure_topics
 from streams.settings import KairosSettings, TopicNames
@@ -97,7 +98,7 @@ class Pipeline:
     def wait_for_outcomes(self, expected: int, timeout: float = 90.0) -> dict[str, int]:
         """Wait until processed + invalid + duplicate over all topics reaches ``expected``."""
         def total() -> int:
-            return sum(v for k, v in self.ingest_counts().items() if k.rsplit(".", 1)[-1] in ("processed", "invalid", "duplicate"))
+            return sum(v for k, v in self.ingest_counts().items() if k.rsplit(".", 1)[-1] in OUTCOMES)
         self.wait_until(lambda: total() >= expected, timeout, f"{expected} ingest outcomes")
         return self.ingest_counts()
 

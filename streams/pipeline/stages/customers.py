@@ -2,10 +2,15 @@
 
 For the packed batches taken together from ``<app_id>-events``, chunk by chunk:
 
-1. skip entries a state has already applied (redelivery), drop duplicate
-   event ids (counted), fold the rest into :class:`CustomerState`; a payment
-   is scored against its customer's history first (:mod:`.risk`);
-2. learn the touched customers' feature vectors (:mod:`.segments`);
+1. skip entries a state has already applied (redelivery), drop events older
+   than their partition's horizon and duplicate event ids (both counted),
+   fold the rest into :class:`CustomerState`; a payment is scored against its
+   customer's history first (:mod:`.risk`); customers past the horizon or
+   beyond the cap are evicted (:mod:`..expiry`);
+2. sweep a bounded slice of a partition whose event-time watermark reached a
+   sweep time (``KAIROS_CUSTOMER_SWEEP_SECONDS``): evict the idle, re-vectorise
+   the quiet at the sweep's time; learn the touched and swept customers'
+   feature vectors (:mod:`.segments`);
 3. publish: customer, segment and risk views and alerts to Redis (one
    pipeline), derived records downstream (risk snapshots and labels by
    payment id, the risk views to their log (:mod:`..view_log`), orders and product views to the sales stage, orders to every
@@ -22,7 +27,9 @@ they applied) but never loses them.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +40,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams.pipeline.counters import COUNTER_KEY_PREFIX, IngestCounter, counter_key
 from streams.pipeline.customers import CustomerState
+from streams.pipeline.expiry import CLOCK_KEY_PREFIX, DAY, PartitionClock, clock_key
 from streams.pipeline.outbox import Outbox
 from streams.pipeline.packing import PackedBatch, partition_for
 from streams.pipeline.replay_guard import RecentIds
@@ -52,6 +60,12 @@ CHUNK_ENTRIES = 500
 #: Label event ids remembered per partition to drop duplicate labels.
 LABEL_IDS_PER_PARTITION = 1024
 LEDGER_KEY_PREFIX = "\x1flabels/"
+#: Customers a sweep visits per chunk (bounded work per batch).
+SWEEP_SLICE = 2000
+#: Least wall-clock seconds between two eviction log lines.
+EVICTION_LOG_SECONDS = 60.0
+
+log = logging.getLogger(__name__)
 
 
 class LabelLedger:
@@ -64,7 +78,7 @@ class LabelLedger:
         return {"kind": "labels", "recent": self.recent.to_state()}
 
 
-TableValue = CustomerState | IngestCounter | LabelLedger
+TableValue = CustomerState | IngestCounter | LabelLedger | PartitionClock
 
 
 def encode_value(value: TableValue) -> bytes:
@@ -82,6 +96,8 @@ def value_decoder(dedupe_capacity: int) -> Callable[[bytes], TableValue]:
             return IngestCounter.from_state(state)
         if kind == "labels":
             return LabelLedger(RecentIds.from_state(LABEL_IDS_PER_PARTITION, state["recent"]))
+        if kind == "clock":
+            return PartitionClock.from_state(state)
         return CustomerState.from_state(state, dedupe_capacity)
 
     return decode
@@ -92,11 +108,31 @@ class Chunk:
     """What one chunk touched and must publish."""
 
     customers: dict[str, CustomerState] = field(default_factory=dict)
-    fresh: set[str] = field(default_factory=set)
+    #: Customers whose state changed: id -> partition.
+    fresh: dict[str, int] = field(default_factory=dict)
     scored: list[ScoredPayment] = field(default_factory=list)
     risk_views: list[dict[str, str]] = field(default_factory=list)
     outbox: Outbox = field(default_factory=Outbox)
     entries: int = 0
+    evicted: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Sweep:
+    """A pass over one partition's customers as of event time ``at``, a slice at a time."""
+
+    at: float
+    keys: list[str]
+    position: int = 0
+
+    def take(self, budget: int) -> list[str]:
+        part = self.keys[self.position:self.position + budget]
+        self.position += len(part)
+        return part
+
+    @property
+    def done(self) -> bool:
+        return self.position >= len(self.keys)
 
 
 class CustomerStage:
@@ -115,6 +151,15 @@ class CustomerStage:
         #: Counter keys of this worker's partitions (the values are read fresh from the table).
         self.counter_keys: dict[str, int] = {}
         self.now = float("-inf")
+        self.idle_seconds = settings.customer_idle_days * DAY
+        #: Customers held per partition (exact after a cap scan; evictions by the clock lower it lazily).
+        self.held: dict[int, int] = {}
+        #: Partitions whose clock this worker has seen (the clock itself is read from the table).
+        self.clock_partitions: set[int] = set()
+        self.sweeps: dict[int, Sweep] = {}
+        self.evicted = {"idle": 0, "cap": 0}
+        self._logged_evictions = 0
+        self._eviction_logged_at = float("-inf")
         #: Held while views are built from the table and written (batches, republication).
         self.views_lock = asyncio.Lock()
 
@@ -146,12 +191,21 @@ class CustomerStage:
         if batch.event_type == "labels":
             return self._label(partition, via, offset, record, chunk)
         customer_id = record["customer_id"]
-        state = chunk.customers.get(customer_id)
+        clock = self._clock(partition)
+        if clock.expired(record["ts"]):
+            return "expired"
+        clock.advance(batch.path, record["ts"], self.idle_seconds)
+        self.store.put(partition, clock_key(partition), clock)
+        state = chunk.customers.get(customer_id) or self.store.get(customer_id)
+        if state is not None and clock.expired(last_seen(state)):
+            self._evict(partition, customer_id, chunk, "idle")  # the sweep had not got to it yet
+            state = None
         if state is None:
-            state = self.store.get(customer_id)
-            if state is None:
-                state = CustomerState.new(self.settings.dedupe_ids_per_customer, self.settings.segment_half_life_days)
-            chunk.customers[customer_id] = state
+            if self.held.get(partition, 0) >= self.settings.max_customers_per_partition:
+                self._enforce_cap(partition, clock, chunk)
+            state = CustomerState.new(self.settings.dedupe_ids_per_customer, self.settings.segment_half_life_days)
+            self.held[partition] = self.held.get(partition, 0) + 1
+        chunk.customers[customer_id] = state
         if not state.applied.fresh(batch.path, offset):
             return "processed"  # applied before a crash: only its view is written again
         self.store.put(partition, customer_id, state)
@@ -174,9 +228,119 @@ class CustomerStage:
             for target in range(self.settings.partitions):
                 chunk.outbox.add(self.topics["baskets"], target, "orders", via, offset, basket)
         state.apply(batch.event_type, record)
-        chunk.fresh.add(customer_id)
+        chunk.fresh[customer_id] = partition
         self.now = max(self.now, record["ts"])
         return "processed"
+
+    def _clock(self, partition: int) -> PartitionClock:
+        clock = self.store.get(clock_key(partition))
+        if clock is None:
+            clock = PartitionClock()
+            self.clock_partitions.add(partition)
+        return clock
+
+    def _evict(self, partition: int, customer_id: str, chunk: Chunk, reason: str) -> None:
+        """Remove a customer from the table (a tombstone at the next flush) and from the chunk."""
+        self.store.delete(partition, customer_id)
+        chunk.customers.pop(customer_id, None)
+        chunk.fresh.pop(customer_id, None)
+        chunk.evicted.append(customer_id)
+        self.held[partition] = max(0, self.held.get(partition, 0) - 1)
+        self.evicted[reason] += 1
+
+    def _customers_of(self, partition: int) -> list[tuple[str, CustomerState]]:
+        """The customers ``partition`` holds now (one pass over the table's keys)."""
+        found = []
+        for key, part in list(self.store.data._key_partition.items()):
+            if part == partition and isinstance(value := self.store.get(key), CustomerState):
+                found.append((key, value))
+        return found
+
+    def _enforce_cap(self, partition: int, clock: PartitionClock, chunk: Chunk) -> None:
+        """Make room for a new customer: evict the idle, then the least recently seen down to 15/16 of the cap."""
+        cap = self.settings.max_customers_per_partition
+        live = []
+        for customer_id, state in self._customers_of(partition):
+            if clock.expired(last_seen(state)):
+                self._evict(partition, customer_id, chunk, "idle")
+            else:
+                live.append((last_seen(state), customer_id))
+        if len(live) + 1 > cap:
+            oldest = heapq.nsmallest(len(live) - (cap - max(1, cap // 16)), live)
+            clock.raise_horizon(oldest[-1][0])
+            self.store.put(partition, clock_key(partition), clock)
+            for seen, customer_id in live:
+                if clock.expired(seen):  # the oldest, and any seen at the same time as the last of them
+                    self._evict(partition, customer_id, chunk, "cap")
+        self.held[partition] = sum(1 for seen, _ in live if not clock.expired(seen))
+
+    def _sweep(self, chunk: Chunk) -> dict[str, dict[str, float]]:
+        """Advance the due sweeps by one bounded slice: evict the idle; the quiet customers' vectors at the
+        sweep's event time."""
+        vectors: dict[str, dict[str, float]] = {}
+        budget = SWEEP_SLICE
+        for partition in sorted(self.clock_partitions):
+            clock = self.store.get(clock_key(partition))
+            if clock is None:  # not (or no longer) this worker's
+                self.sweeps.pop(partition, None)
+                continue
+            sweep = self.sweeps.get(partition)
+            if sweep is None:
+                at = clock.sweep_due(self.settings.customer_sweep_seconds)
+                if at is None:
+                    continue
+                sweep = self.sweeps[partition] = Sweep(at, [key for key, _ in self._customers_of(partition)])
+            for customer_id in sweep.take(budget):
+                budget -= 1
+                state = chunk.customers.get(customer_id) or self.store.get(customer_id)
+                if not isinstance(state, CustomerState):
+                    continue
+                if clock.expired(last_seen(state)):
+                    self._evict(partition, customer_id, chunk, "idle")
+                elif customer_id not in chunk.fresh:
+                    vectors[customer_id] = state.features.vector(sweep.at)
+            if sweep.done:
+                clock.swept_at = sweep.at
+                self.store.put(partition, clock_key(partition), clock)
+                del self.sweeps[partition]
+            if budget <= 0:
+                break
+        return vectors
+
+    def _sweep_time(self, partition: int) -> float:
+        """The event time ``partition``'s customers are read at: its sweep under way, else its last one."""
+        if (sweep := self.sweeps.get(partition)) is not None:
+            return sweep.at
+        clock = self.store.get(clock_key(partition))
+        return clock.swept_at if clock is not None else float("-inf")
+
+    def sweep_pending(self) -> bool:
+        """True while a partition has a sweep under way or due (the stage's timer then advances it)."""
+        every = self.settings.customer_sweep_seconds
+        return bool(self.sweeps) or any(
+            clock.sweep_due(every) is not None for p in self.clock_partitions
+            if (clock := self.store.get(clock_key(p))) is not None)
+
+    async def sweep(self) -> None:
+        """Advance the sweeps without new events (the input went quiet), one slice."""
+        async with self.views_lock:
+            if self.sweep_pending():
+                await self._complete(Chunk(), {})
+
+    def _log_evictions(self) -> None:
+        total = sum(self.evicted.values())
+        now = time.monotonic()
+        if total > self._logged_evictions and now - self._eviction_logged_at >= EVICTION_LOG_SECONDS:
+            log.info("customers: %d evicted since the last report (%d idle, %d over the cap in total); horizons %s",
+                     total - self._logged_evictions, self.evicted["idle"], self.evicted["cap"],
+                     {p: clock.horizon for p in sorted(self.clock_partitions)
+                      if (clock := self.store.get(clock_key(p))) is not None})
+            self._logged_evictions, self._eviction_logged_at = total, now
+
+    def metrics(self) -> dict[str, int]:
+        """Customers held and evicted by this worker (``customers_evicted`` since it started)."""
+        return {"customers_held": sum(self.held.values()), "customers_evicted": sum(self.evicted.values()),
+                "customers_evicted_idle": self.evicted["idle"], "customers_evicted_cap": self.evicted["cap"]}
 
     def _label(self, partition: int, via: str, offset: int, record: dict[str, Any], chunk: Chunk) -> str:
         key = LEDGER_KEY_PREFIX + str(partition)
@@ -197,8 +361,14 @@ class CustomerStage:
         succeed, so a chunk is never half-published and its state never half
         written; the stage stalls (lag grows) while a dependency is down.
         """
+        refreshed = self._sweep(chunk)
+        self.segments.forget(chunk.evicted)
+        # A touched customer's vector as of the later of its own latest event and its partition's sweep time
+        # (not the batch's time: batching must not matter), as the sweep reads quiet ones.
         update = self.segments.observe(
-            {cid: chunk.customers[cid].features.vector(self.now) for cid in chunk.fresh}, self.now)
+            {cid: chunk.customers[cid].features.vector(self._sweep_time(partition))
+             for cid, partition in chunk.fresh.items()}, self.now, refreshed)
+        self._log_evictions()
         stamp = {"updated_at": f"{time.time():.3f}"}
         views = [(cid, state.view() | stamp) for cid, state in chunk.customers.items()]
         alerts = [risk_alert(scored) for scored in chunk.scored if scored.alert]
@@ -210,8 +380,12 @@ class CustomerStage:
 
         async def write_views() -> None:
             batch = WriteBatch()
+            self.views.forget_customers(batch, chunk.evicted)  # first: an evicted customer may be back since
+            self.views.forget_segments(batch, update.removed)
             self.views.customers(batch, views)
             self.views.segments(batch, update.segments)
+            if update.segments or update.removed or chunk.evicted:
+                self.views.segment_sizes(batch, self.segments.sizes())
             for view in chunk.risk_views:
                 self.views.risk_payment(batch, view)
             for alert in alerts:
@@ -260,12 +434,49 @@ class CustomerStage:
         return counter
 
     def reload_counters(self) -> None:
-        """Find every ingest counter in the table (after recovery or a rebalance)."""
-        self.counter_keys = {
-            key: int(key.rsplit(">", 1)[1])
-            for key in list(self.store.table.data.keys())
-            if key.startswith(COUNTER_KEY_PREFIX)
-        }
+        """Find every ingest counter, clock and customer in the table (after recovery or a rebalance)."""
+        self.counter_keys = {}
+        self.clock_partitions = set()
+        self.held = {}
+        self.sweeps = {}  # a sweep under way starts again from its beginning (same event time, same result)
+        for key, partition in list(self.store.data._key_partition.items()):
+            if key.startswith(COUNTER_KEY_PREFIX):
+                if key in self.store.table.data:
+                    self.counter_keys[key] = int(key.rsplit(">", 1)[1])
+            elif key.startswith(CLOCK_KEY_PREFIX):
+                self.clock_partitions.add(int(key[len(CLOCK_KEY_PREFIX):]))
+            elif isinstance(self.store.get(key), CustomerState):
+                self.held[partition] = self.held.get(partition, 0) + 1
+
+    async def relearn_segments(self, partitions: set[int]) -> int:
+        """Refill a fresh segmenter (after a restart or rebalance) with every customer of ``partitions``
+        and publish their segments; how many were learned.
+
+        Each vector is read as the stage learns it: at the partition's sweep time, or at the
+        customer's last event when that came later.
+        """
+        async with self.views_lock:
+            learned = 0
+            for partition in partitions:
+                at = self._sweep_time(partition)
+                customers = self._customers_of(partition)
+                for first in range(0, len(customers), SWEEP_SLICE):
+                    vectors = {cid: state.features.vector(at) for cid, state in customers[first:first + SWEEP_SLICE]}
+                    served: list[Any] = []
+
+                    async def read_served() -> None:
+                        served[:] = await self.redis.mget([self.views.keys.segment_of(cid) for cid in vectors])  # noqa: B023
+
+                    await until_done("segment views", read_served)
+                    published = {cid: int(segment) for cid, segment in zip(vectors, served) if segment is not None}
+                    update = self.segments.refill(vectors, published)
+                    batch = WriteBatch()
+                    self.views.forget_segments(batch, update.removed)
+                    self.views.segments(batch, update.segments)
+                    self.views.segment_sizes(batch, self.segments.sizes())
+                    await until_done("segment views", lambda: batch.execute(self.redis))  # noqa: B023
+                    learned += len(vectors)
+            return learned
 
     def counter_totals(self, partitions: set[int]) -> list[IngestCounter]:
         """Counters of the given internal partitions, as the table holds them now."""
@@ -285,6 +496,11 @@ class CustomerStage:
             (key, value) for key, value in list(self.store.table.data.items())
             if isinstance(value, CustomerState) and partition_for(key, parts) in partitions
         ]
+
+
+def last_seen(state: CustomerState) -> float:
+    """A customer's latest event time (an empty customer counts as seen never)."""
+    return float("-inf") if state.last_seen is None else state.last_seen
 
 
 def risk_alert(scored: ScoredPayment) -> Alert:

@@ -2,12 +2,16 @@
 
 Per batch, the customers stage hands over the customers it touched; their
 latest feature vectors (at the worker's event-time watermark) are learned in
-one ``learn_many`` and their segment is published. Every
-``KAIROS_SEGMENT_SYNC_SECONDS`` a sync round re-learns every customer this
-worker owns at the current event time (so recency reaches quiet customers),
+one ``learn_many`` and their segment is published. Quiet customers are
+re-learned by the customers stage's event-time sweep (their vectors at the
+sweep's event time, so recency and decay reach them); of those, only the ones
+whose segment moved are published. Customers the stage evicts, and those the
+full reservoir pushes out, leave the segmenter and lose their served segment
+key, so the served keys and ``segment:sizes`` (written with every update)
+count the same customers. Every ``KAIROS_SEGMENT_SYNC_SECONDS`` a sync round
 publishes this worker's sufficient statistics on the model-sync topic, merges
 the latest statistics of every worker (exactly distributed Lloyd, stable ids)
-and republishes profiles and the customers whose segment moved.
+and republishes profiles and every customer whose segment the merge moved.
 
 The segmenter is rebuilt from the customers table and the synced statistics
 after a restart or rebalance; its state is derived, not checkpointed: the
@@ -21,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +36,6 @@ from streams.settings import KairosSettings
 log = logging.getLogger(__name__)
 
 SYNC_KEY_PREFIX = "segments:"
-#: Customers swept between two yields to the event loop.
-SWEEP_SLICE = 500
-#: Fewest customers a sync round re-reads (all of them when there are fewer).
-SWEEP_MIN = 2000
 
 
 @dataclass
@@ -54,10 +54,17 @@ class SegmentChange:
 
 @dataclass
 class SegmentUpdate:
-    """What a batch or a sync round publishes: customers' segments and the moves among them."""
+    """What a batch or a sync round publishes: customers' segments, the moves among them, and the
+    customers that left the segmenter (their served segment key goes)."""
 
     segments: dict[str, int] = field(default_factory=dict)
     changes: list[SegmentChange] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    def merge(self, other: SegmentUpdate) -> None:
+        self.segments.update(other.segments)
+        self.changes += other.changes
+        self.removed += other.removed
 
 
 def select_current(states: list[SyncedState]) -> list[SyncedState]:
@@ -82,11 +89,12 @@ class SegmentStage:
         self.segmenter = self._new_segmenter()
         self.now = float("-inf")
         self.rounds = 0
-        self.population: dict[int, int] = {}
         #: Set while a sync round computes in a worker thread; batches then wait in ``_deferred``.
         self._syncing = False
         self._deferred: dict[str, dict[str, float]] = {}
-        self._sweep_at = 0
+        self._deferred_forget: list[str] = []
+        #: Segment sizes of the other workers, as of their last sync.
+        self._peer_sizes: dict[int, int] = {}
 
     def _new_segmenter(self) -> Segmenter:
         s = self.settings
@@ -104,17 +112,48 @@ class SegmentStage:
             return None
         return self.segmenter.assignments([customer_id]).get(customer_id)
 
-    def observe(self, vectors: Mapping[str, dict[str, float]], now: float) -> SegmentUpdate:
-        """Learn the touched customers' latest vectors; their published segments and any moves."""
+    def observe(self, vectors: Mapping[str, dict[str, float]], now: float,
+                refreshed: Mapping[str, dict[str, float]] | None = None) -> SegmentUpdate:
+        """Learn the touched customers' latest vectors (and quiet customers' ``refreshed`` ones, in the
+        same step); the touched customers' segments, the refreshed ones that moved, and any moves."""
         self.now = max(self.now, now)
-        if not vectors:
+        refreshed = {cid: vector for cid, vector in (refreshed or {}).items() if cid not in vectors}
+        if not vectors and not refreshed:
             return SegmentUpdate()
         if self._syncing:  # the round's thread owns the segmenter: learn these when it is done
+            self._deferred.update(refreshed)
             self._deferred.update(vectors)
             return SegmentUpdate()
-        before = self.segmenter.assignments(vectors) if self.seeded else {}
-        self.segmenter.learn_many(vectors)
-        return self._update(before, self.segmenter.assignments(vectors), changed_only=False)
+        learned = {**refreshed, **vectors}
+        before = self.segmenter.assignments(learned) if self.seeded else {}
+        self.segmenter.learn_many(learned)
+        update = self._update(before, self.segmenter.assignments(learned), changed_only=True)
+        update.segments.update(self.segmenter.assignments(vectors) if self.seeded else {})
+        update.removed = self.segmenter.displaced()
+        return update
+
+    def refill(self, vectors: Mapping[str, dict[str, float]], published: Mapping[str, int]) -> SegmentUpdate:
+        """Put the customers of a fresh segmenter back (after a restart or rebalance) without moving the
+        synced centroids, each sticking to its served segment (``published``); those whose segment moved."""
+        before = dict(published)
+        self.segmenter.hold_many(vectors, published)
+        update = self._update(before, self.segmenter.assignments(vectors), changed_only=True)
+        update.removed = self.segmenter.displaced()
+        return update
+
+    def forget(self, customer_ids: list[str]) -> None:
+        """Evicted customers leave the segmenter (after the running sync round, if one is)."""
+        if self._syncing:
+            self._deferred_forget += customer_ids
+        elif customer_ids:
+            self.segmenter.forget(customer_ids)
+
+    def sizes(self) -> dict[int, int]:
+        """Customers per segment: this worker's now, the other workers' as of their last sync."""
+        sizes = dict(self.segmenter.sizes())
+        for segment, count in self._peer_sizes.items():
+            sizes[segment] = sizes.get(segment, 0) + count
+        return sizes
 
     def _update(self, before: dict[str, int], after: dict[str, int], changed_only: bool) -> SegmentUpdate:
         """Segments to publish (all of ``after``, or only those that moved) and the moves."""
@@ -127,61 +166,46 @@ class SegmentStage:
                      for cid, segment in moved.items() if cid in before],
         )
 
-    async def sync(self, customers: Iterable[tuple[str, CustomerFeatures]], partitions: set[int]) -> SegmentUpdate:
-        """A sync round over this worker's customers (``partitions`` it owns now).
+    async def sync(self, partitions: set[int]) -> SegmentUpdate:
+        """A sync round of this worker (``partitions`` it owns now) with the other workers.
 
-        Each round re-reads a rotating share of the customers (at least
-        ``SWEEP_MIN`` or a tenth), so every quiet customer's recency is
-        refreshed within ten rounds while a round's cost stays bounded (active
-        customers are re-learned with every batch anyway). The sweep reads
-        features on the event loop, yielding every ``SWEEP_SLICE`` customers;
-        the numerical part (learn, export, merge) runs in a worker thread so
-        batches keep flowing (their vectors are learned right after).
+        The numerical part (export, merge) runs in a worker thread so batches
+        keep flowing (their vectors are learned right after). A merge may move
+        any customer the segmenter holds (new centroids, a reseed): every one
+        that moved is published, so the served keys stay what the sizes count.
         """
-        if self.now == float("-inf"):
-            return SegmentUpdate()
-        everyone = list(customers)
-        share = min(len(everyone), max(SWEEP_MIN, len(everyone) // 10))
-        start = self._sweep_at % max(1, len(everyone))
-        chosen = (everyone + everyone)[start:start + share]
-        self._sweep_at = start + share
-        vectors: dict[str, dict[str, float]] = {}
-        for count, (cid, features) in enumerate(chosen, start=1):
-            vectors[cid] = features.vector(self.now)
-            if count % SWEEP_SLICE == 0:
-                await asyncio.sleep(0)
-        if not vectors:
+        if self.now == float("-inf") or not self.segmenter.metrics()["customers"]:
             return SegmentUpdate()
         key = SYNC_KEY_PREFIX + ",".join(str(p) for p in sorted(partitions))
         peers = [s for s in select_current(self.model_sync.states(SYNC_KEY_PREFIX)) if s.key != key]
         self._syncing = True
         try:
-            before, stats = await asyncio.to_thread(self._round, vectors, [p.payload["stats"] for p in peers])
+            before, stats = await asyncio.to_thread(self._round, [p.payload["stats"] for p in peers])
         finally:
             self._syncing = False
         deferred, self._deferred = self._deferred, {}
+        forgotten, self._deferred_forget = self._deferred_forget, []
         await self.model_sync.publish(key, {
             "partitions": sorted(partitions), "stats": stats,
             "sizes": {str(k): v for k, v in self.segmenter.sizes().items()}, "now": self.now,
         })
-        self.population = self._population([peer.payload for peer in peers])
+        self._peer_sizes = self._sizes_of([peer.payload for peer in peers])
         self.rounds += 1
-        update = self._update(before, self.segmenter.assignments(vectors), changed_only=True)
+        update = self._update(before, self.segmenter.assignments(), changed_only=True)
+        self.forget(forgotten)
         if deferred:
-            late = self.observe(deferred, self.now)
-            update.segments.update(late.segments)
-            update.changes += late.changes
+            update.merge(self.observe(deferred, self.now))
         return update
 
-    def _round(self, vectors: dict[str, dict[str, float]], peers: list[dict[str, Any]]) -> tuple[dict, dict]:
-        """Learn every vector, merge with the peers' statistics; the assignments before and our new stats."""
+    def _round(self, peers: list[dict[str, Any]]) -> tuple[dict, dict]:
+        """Merge with the peers' statistics; the assignments before and our new stats."""
         before = self.segmenter.assignments() if self.seeded else {}
-        self.segmenter.learn_many(vectors)
         self.segmenter.merge_stats([self.segmenter.export_stats()] + peers)
         return before, self.segmenter.export_stats()
 
-    def _population(self, peers: list[dict[str, Any]]) -> dict[int, int]:
-        sizes = dict(self.segmenter.sizes())
+    @staticmethod
+    def _sizes_of(peers: list[dict[str, Any]]) -> dict[int, int]:
+        sizes: dict[int, int] = {}
         for peer in peers:
             for segment, count in peer.get("sizes", {}).items():
                 sizes[int(segment)] = sizes.get(int(segment), 0) + count
@@ -199,10 +223,11 @@ class SegmentStage:
         """Readable profiles with population sizes (all workers), for the Redis view."""
         if not self.segmenter.sizes():
             return []
+        sizes = self.sizes()
         profiles = []
         for profile in profile_segments(self.segmenter, updated_at=self.now):
             view = profile.to_dict()
-            view["size"] = self.population.get(profile.segment_id, profile.size)
+            view["size"] = sizes.get(profile.segment_id, profile.size)
             view["published_at"] = time.time()
             profiles.append(view)
         return profiles
@@ -211,5 +236,5 @@ class SegmentStage:
         report = {f"segmenter_{k}": v for k, v in self.segmenter.metrics().items()}
         report["sync_rounds"] = self.rounds
         report["segments"] = len(self.segmenter.sizes())
-        report["population"] = sum(self.population.values())
+        report["population"] = sum(self.sizes().values())
         return report
