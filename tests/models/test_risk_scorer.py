@@ -167,15 +167,21 @@ def test_merge_is_a_weighted_average_that_counts_every_label_once() -> None:
     b = replayed(RiskScorer(), seed=6)[0].scorer.state_dict()
     alone = RiskScorer.from_state(a)
     alone.merge([(a, 1.0)])
-    assert (alone.labels, alone.positives, alone.intercept) == (a["labels"], a["positives"], a["intercept"])
-    for name, params in a["params"].items():
-        assert alone.state_dict()["params"][name] == pytest.approx(params, rel=1e-9, abs=1e-12)
+    assert (alone.labels, alone.positives, alone.regression.intercept) == (a["labels"], a["positives"], a["intercept"])
+    own = alone.state_dict()
+    for part in ("weights", "g2"):
+        assert own[part] == pytest.approx(a[part], rel=1e-9, abs=1e-12)
+    for moment in ("means", "vars"):
+        assert own["scaler"][moment] == pytest.approx(a["scaler"][moment], rel=1e-9, abs=1e-12)
+    assert own["scaler"]["counts"] == a["scaler"]["counts"]
     merged = RiskScorer()
     merged.merge([(a, 3.0), (b, 1.0)])
     assert merged.labels == a["labels"] + b["labels"] and merged.positives == a["positives"] + b["positives"]
-    assert merged.intercept == pytest.approx(0.75 * a["intercept"] + 0.25 * b["intercept"])
-    weight = merged.state_dict()["params"]["new_card"][2]
-    assert weight == pytest.approx(0.75 * a["params"]["new_card"][2] + 0.25 * b["params"]["new_card"][2])
+    assert merged.regression.intercept == pytest.approx(0.75 * a["intercept"] + 0.25 * b["intercept"])
+    weight = merged.regression.weights["new_card"]
+    assert weight == pytest.approx(0.75 * a["weights"]["new_card"] + 0.25 * b["weights"]["new_card"])
+    mean = merged.scaler.means["amount_z"]
+    assert mean == pytest.approx(0.75 * a["scaler"]["means"]["amount_z"] + 0.25 * b["scaler"]["means"]["amount_z"])
 
 
 def test_learning_from_a_checkpoint_continues_identically() -> None:
