@@ -284,7 +284,7 @@ def chaos(
 def replay(
     paths: list[Path] = typer.Argument(..., help="Data set CSV files, or folders (all their *.csv in name order)."),
     fmt: str | None = typer.Option(None, "--format", "-f",
-                            help="retail, paysim, groceries or bakery (default: told by the first file's header)."),
+                            help="retail, paysim, creditcard, groceries or bakery (default: told by the first file's header)."),
     speed: float | None = typer.Option(None, rich_help_panel="Pacing",
                                 help="Pace by event time: event seconds per wall second (3600: an hour a second)."),
     rate: float | None = typer.Option(None, help="Pace by count: events per second.", rich_help_panel="Pacing"),
@@ -300,15 +300,15 @@ def replay(
     timezone: str | None = typer.Option(None, rich_help_panel="Reading",
                                  help="The shop's time zone, for retail and bakery times (default: Europe/London)."),
     start: str | None = typer.Option(None, rich_help_panel="Reading",
-                              help="Event time of the first PaySim hour or groceries basket "
+                              help="Event time of the first PaySim hour, credit-card payment or groceries basket "
                                    "(default: 2026-11-01T00:00Z)."),
     basket_gap: float | None = typer.Option(None, min=0.0, rich_help_panel="Reading",
                                      help="Seconds between groceries baskets (default: 60)."),
     label_delay: float | None = typer.Option(None, min=0.0, rich_help_panel="Reading",
-                                      help="Hours from a PaySim payment to its fraud label (default: 24)."),
+                                      help="Hours from a PaySim or credit-card payment to its fraud label (default: 24)."),
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Replay a real data set into the input topics: retail CSVs as orders, PaySim as payments and late labels."""
+    """Replay a real data set into the input topics: retail CSVs as orders, PaySim and card fraud as payments and late labels."""
     from rich.console import Console
 
     from streams.tools.replay import ReplayInputError, replay_options, report_table
