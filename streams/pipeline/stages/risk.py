@@ -52,7 +52,7 @@ def new_scorer(settings: KairosSettings) -> RiskScorer:
         else AlertThreshold.for_alert_rate(settings.risk_target_alert_rate)
     )
     return RiskScorer(min_labels=settings.risk_min_labels, min_positives=settings.risk_min_fraud_labels,
-                      threshold=threshold)
+                      threshold=threshold, block_threshold=settings.risk_block_threshold)
 
 
 @dataclass
