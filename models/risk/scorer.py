@@ -90,7 +90,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, Self
 
-from river import base, compose, linear_model, optim, preprocessing, utils
+from river import base, compose, drift, linear_model, optim, preprocessing, stats, utils
 
 from models.base import check_state_tag
 from models.risk.assessment import Decision, RiskAssessment, RiskReason
@@ -125,6 +125,10 @@ class RiskScorer(base.Classifier):
         block_threshold: float | None = None,
         metrics_window: int = 2000,
         non_negative: tuple[str, ...] = tuple(sorted(RISK_INDICATORS)),
+        drift_threshold: float = 5.0,
+        drift_delta: float = 0.1,
+        drift_min_frauds: int = 30,
+        drift_keep_frauds: int = 8,
     ) -> None:
         if replay_frauds < 1:
             raise ValueError("replay_frauds must be at least 1")
@@ -169,6 +173,18 @@ class RiskScorer(base.Classifier):
         self._replay_cursor = 0
         self._cold_start = ColdStartScorer()
         self._metrics = ProgressiveRiskMetrics(metrics_window)
+        self.drift_threshold = drift_threshold
+        self.drift_delta = drift_delta
+        self.drift_min_frauds = drift_min_frauds
+        self.drift_keep_frauds = drift_keep_frauds
+        #: River's Page-Hinkley test on the missed-fraud indicator of each fraud label (1: it did not alert).
+        self.drift_detector = drift.PageHinkley(min_instances=drift_min_frauds, delta=drift_delta,
+                                                threshold=drift_threshold, mode="up")
+        #: Missed-fraud rate since the last drift, and over the last ``drift_keep_frauds`` frauds.
+        self._missed_since_drift = stats.Mean()
+        self._missed_recently: collections.deque[float] = collections.deque(maxlen=max(drift_keep_frauds, 1))
+        #: Drifts detected and not yet taken by :meth:`take_drifts` (at most 16).
+        self.drifts: list[dict[str, Any]] = []
 
     @classmethod
     def _unit_test_params(cls) -> Iterable[dict[str, Any]]:
@@ -263,10 +279,12 @@ class RiskScorer(base.Classifier):
         """Learn one label; ``score``/``alerted`` are what the payment got when scored (else recomputed)."""
         is_fraud = bool(y)
         scored = self.score_one(x) if score is None else score
-        self._metrics.record_label(scored, self.threshold.alerts(scored) if alerted is None else alerted,
-                                   is_fraud, _amount(x))
+        alerted = self.threshold.alerts(scored) if alerted is None else alerted
+        self._metrics.record_label(scored, alerted, is_fraud, _amount(x))
         self.labels += 1
         self.positives += int(is_fraud)
+        if is_fraud:
+            self._watch_drift(missed=not alerted)
         for name in x:
             if name not in self._names and len(self._names) < self.max_features:
                 self._names[name] = None
@@ -282,6 +300,37 @@ class RiskScorer(base.Classifier):
             self.regression.learn_one(self.scaler.transform_one(replayed), True)
             self._project(replayed)
             self._replay_cursor += 1
+
+    def take_drifts(self) -> list[dict[str, Any]]:
+        """The drifts detected since the last call (each: model, metric, before, after, labels, frauds)."""
+        taken, self.drifts = self.drifts, []
+        return taken
+
+    def _watch_drift(self, missed: bool) -> None:
+        """Feed one fraud label's outcome to the drift test; on a drift, record it and adapt.
+
+        Adapting: the replay keeps only the last ``drift_keep_frauds`` frauds
+        (the new pattern's, most likely), so they are relearned at once instead
+        of among ``replay_frauds`` older ones, and RMSProp's squared-gradient
+        averages restart, so the next steps are as large as a fresh model's.
+        """
+        self.drift_detector.update(float(missed))
+        self._missed_since_drift.update(float(missed))
+        self._missed_recently.append(float(missed))
+        if not self.drift_detector.drift_detected:
+            return
+        recent, total = len(self._missed_recently), self._missed_since_drift
+        earlier = total.n - recent
+        self.drifts.append({
+            "model": self.STATE_MODEL, "metric": "missed_fraud_rate",
+            "before": (total.get() * total.n - sum(self._missed_recently)) / earlier if earlier > 0 else None,
+            "after": sum(self._missed_recently) / recent, "labels": self.labels, "frauds": self.positives,
+        })
+        del self.drifts[:-16]
+        self._missed_since_drift = stats.Mean()
+        del self._replay[: -self.drift_keep_frauds]
+        self._replay_cursor = 0
+        self.regression.optimizer.g2 = None
 
     def merge(self, states_with_weights: Sequence[tuple[dict[str, Any], float]]) -> None:
         """Replace the model by the weighted average of worker states (include this worker's own).
@@ -363,6 +412,7 @@ class RiskScorer(base.Classifier):
             "replay_cursor": self._replay_cursor,
             "threshold": self.threshold.state_dict(),
             "metrics": self._metrics.state_dict(),
+            "drift": self._drift_state(),
         }
 
     @classmethod
@@ -381,7 +431,31 @@ class RiskScorer(base.Classifier):
         scorer._replay = [dict(x) for x in state["replay"]]
         scorer._replay_cursor = state["replay_cursor"]
         scorer._metrics = ProgressiveRiskMetrics.from_state(state["metrics"])
+        scorer._set_drift(state["drift"])
         return scorer
+
+    def _drift_state(self) -> dict[str, Any]:
+        """The Page-Hinkley test's numbers (River keeps them in private attributes) and the miss rates."""
+        detector = self.drift_detector
+        return {
+            "n": detector._x_mean.n, "mean": detector._x_mean.get(), "detected": detector.drift_detected,
+            "sum_increase": detector._sum_increase,
+            "min_increase": None if math.isinf(detector._min_increase) else detector._min_increase,
+            "sum_decrease": detector._sum_decrease, "max_decrease": detector._max_decrease,
+            "missed_n": self._missed_since_drift.n, "missed_mean": self._missed_since_drift.get(),
+            "missed_recently": list(self._missed_recently), "pending": [dict(d) for d in self.drifts],
+        }
+
+    def _set_drift(self, state: dict[str, Any]) -> None:
+        detector = self.drift_detector
+        detector._x_mean = _mean(state["n"], state["mean"])
+        detector._drift_detected = state["detected"]
+        detector._sum_increase = state["sum_increase"]
+        detector._min_increase = math.inf if state["min_increase"] is None else state["min_increase"]
+        detector._sum_decrease, detector._max_decrease = state["sum_decrease"], state["max_decrease"]
+        self._missed_since_drift = _mean(state["missed_n"], state["missed_mean"])
+        self._missed_recently.extend(state["missed_recently"])
+        self.drifts = [dict(d) for d in state["pending"]]
 
     def _settings(self) -> dict[str, Any]:
         params = self._get_params()
@@ -435,6 +509,13 @@ def _reasons(raw: dict[str, float], x: dict[str, float], top: int) -> list[RiskR
         RiskReason(kind="feature", name=name, text=feature_reason(name, x), contribution=contribution)
         for name, contribution in ranked[:top]
     ]
+
+
+def _mean(n: float, mean: float) -> stats.Mean:
+    """A River running mean that has seen ``n`` values averaging ``mean``."""
+    restored = stats.Mean()
+    restored.n, restored._mean = n, mean
+    return restored
 
 
 def _vector(values: dict[str, float]) -> utils.VectorDict:

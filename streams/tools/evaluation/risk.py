@@ -84,6 +84,10 @@ class RiskReplay:
     scored: list[ScoredPayment] = field(default_factory=list)
     alerts: int = 0
     now: float = float("-inf")
+    #: Drifts the scorer detected, each with the event time of the record that led to it.
+    drifts: list[dict[str, Any]] = field(default_factory=list)
+    #: ``(event time, labels learned)`` after each record.
+    label_clock: list[tuple[float, int]] = field(default_factory=list)
 
     def apply(self, topic: str, record: dict[str, Any]) -> RiskAssessment | None:
         """Fold one accepted record; returns the assessment for a payment."""
@@ -97,6 +101,8 @@ class RiskReplay:
                 assessment = self._score(history, record)
             history.update(record)
         self._learn_all(self.pending.expire(self.now))
+        self.drifts += [{**drift, "ts": self.now} for drift in self.scorer.take_drifts()]
+        self.label_clock.append((self.now, self.scorer.labels))
         return assessment
 
     def _score(self, history: PaymentHistory, payment: dict[str, Any]) -> RiskAssessment:
@@ -249,7 +255,14 @@ def evaluate_simulator(
     rejected = replay_wire(events, replay, through_json)
     frauds = simulator.ground_truth()["fraud_payments"]
     truth = {p.payment_id: p.payment_id in frauds for p in replay.scored}
-    return {"config": settings, **_report(replay, truth, rejected)}
+    report = {"config": settings, **_report(replay, truth, rejected)}
+    drift_ts = simulator.config.drift_ts
+    if drift_ts is not None:
+        labels_at_drift = max((labels for ts, labels in replay.label_clock if ts < drift_ts), default=0)
+        detected = [d for d in replay.drifts if d["ts"] >= drift_ts]
+        report["labels_from_drift_to_detection"] = detected[0]["labels"] - labels_at_drift if detected else None
+        report["drifts_before_drift"] = sum(d["ts"] < drift_ts for d in replay.drifts)
+    return report
 
 
 def summary_line(report: dict[str, Any]) -> dict[str, Any]:
@@ -261,6 +274,8 @@ def summary_line(report: dict[str, Any]) -> dict[str, Any]:
                                         "batch_auc_second_half", "online_auc_last_quarter", "batch_auc_last_quarter")},
         "online_minus_batch_second_half": report["online_auc_second_half"] - report["batch_auc_second_half"],
         **{f"second_half_{key}": value for key, value in money.items()},
+        **{key: report[key] for key in ("labels_from_drift_to_detection", "drifts_before_drift") if key in report},
+        "drifts_detected": len(report["drifts"]),
     }
 
 
@@ -270,6 +285,7 @@ def _report(replay: RiskReplay, truth: dict[str, bool], rejected: int) -> dict[s
         "rejected_events": rejected,
         "alerts_emitted": replay.alerts,
         "scorer_metrics": replay.scorer.metrics(),
+        "drifts": replay.drifts,
         "pending": replay.pending.stats(),
     }
 
