@@ -8,8 +8,9 @@ stream actually did. Over the last ``window`` labelled payments:
   ``metrics.ROCAUC``, whose 10 default thresholds were off by 0.01-0.19 AUC on
   skewed fraud scores; ties are ranked slightly differently from
   scikit-learn's rank statistic: 0.9717 vs 0.9723 on a tied test window);
-- ``precision``, ``recall``, ``f1`` of the alerts: ``utils.Rolling`` of
-  ``metrics.Precision``, ``metrics.Recall``, ``metrics.F1``;
+- ``precision``, ``recall``, ``f1`` of the alerts: ``metrics.Precision``,
+  ``metrics.Recall``, ``metrics.F1`` reading one
+  ``utils.Rolling(metrics.ConfusionMatrix)`` (one window instead of three);
 - ``log_loss`` of the scores: ``utils.Rolling(metrics.LogLoss)``;
 - money, which River has no metric for: ``fraud_amount_caught`` (fraud
   payments that alerted), ``fraud_amount_missed`` (frauds let through) and
@@ -59,11 +60,11 @@ class ProgressiveRiskMetrics:
         #: (score at scoring time, alerted, is_fraud, amount) of the last labelled payments.
         self._labelled: deque[tuple[float, bool, bool, float]] = deque(maxlen=window)
         self._auc = metrics.RollingROCAUC(window_size=window)
-        self._alert_quality = {
-            "precision": utils.Rolling(metrics.Precision, window_size=window),
-            "recall": utils.Rolling(metrics.Recall, window_size=window),
-            "f1": utils.Rolling(metrics.F1, window_size=window),
-        }
+        #: One rolling confusion matrix of the alerts, read by River's precision, recall and F1.
+        self._alerts_matrix = utils.Rolling(metrics.ConfusionMatrix, window_size=window)
+        matrix = self._alerts_matrix.obj
+        self._alert_quality = {"precision": metrics.Precision(cm=matrix), "recall": metrics.Recall(cm=matrix),
+                               "f1": metrics.F1(cm=matrix)}
         self._log_loss = utils.Rolling(metrics.LogLoss, window_size=window)
 
     def record_decision(self, alerted: bool) -> None:
@@ -78,8 +79,7 @@ class ProgressiveRiskMetrics:
         self.positives += int(is_fraud)
         self._labelled.append((score, alerted, is_fraud, amount))
         self._auc.update(is_fraud, score)
-        for metric in self._alert_quality.values():
-            metric.update(is_fraud, alerted)
+        self._alerts_matrix.update(is_fraud, alerted)
         self._log_loss.update(is_fraud, score)
 
     def roc_auc(self) -> float | None:

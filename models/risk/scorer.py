@@ -290,15 +290,17 @@ class RiskScorer(base.Classifier):
                 self._names[name] = None
         dense = self._dense(x)
         self.model.learn_one(dense, is_fraud)
-        self._project(dense)
+        self._project()
         if is_fraud:
             self._replay.append(dense)
             del self._replay[: -self.replay_frauds]
         if self._replay:
             self._replay_cursor %= len(self._replay)
-            replayed = self._dense(self._replay[self._replay_cursor])
+            replayed = self._replay[self._replay_cursor]
+            if len(replayed) < len(self._names):  # features first seen after this fraud: absent, so 0
+                replayed = self._replay[self._replay_cursor] = self._dense(replayed)
             self.regression.learn_one(self.scaler.transform_one(replayed), True)
-            self._project(replayed)
+            self._project()
             self._replay_cursor += 1
 
     def take_drifts(self) -> list[dict[str, Any]]:
@@ -479,11 +481,11 @@ class RiskScorer(base.Classifier):
         """Every known feature, absent ones as 0 (names beyond ``max_features`` dropped)."""
         return {name: float(x.get(name, 0.0)) for name in self._names}
 
-    def _project(self, x: dict[str, float]) -> None:
+    def _project(self) -> None:
         """Clip the weights of risk indicators at 0 after a step (projected gradient)."""
         weights = self.regression._weights
-        for name in x:
-            if name in self._non_negative and weights.get(name, 0.0) < 0.0:
+        for name in self._non_negative:
+            if weights.get(name, 0.0) < 0.0:
                 weights[name] = 0.0
 
     def _corrected(self, probability: float) -> float:
