@@ -177,12 +177,12 @@ class RiskScorer(base.Classifier):
         self.drift_delta = drift_delta
         self.drift_min_frauds = drift_min_frauds
         self.drift_keep_frauds = drift_keep_frauds
-        #: River's Page-Hinkley test on the missed-fraud indicator of each fraud label (1: it did not alert).
+        #: River's Page-Hinkley test on the error of each fraud label (1 - the score it got when scored).
         self.drift_detector = drift.PageHinkley(min_instances=drift_min_frauds, delta=drift_delta,
                                                 threshold=drift_threshold, mode="up")
-        #: Missed-fraud rate since the last drift, and over the last ``drift_keep_frauds`` frauds.
-        self._missed_since_drift = stats.Mean()
-        self._missed_recently: collections.deque[float] = collections.deque(maxlen=max(drift_keep_frauds, 1))
+        #: Mean fraud-label error since the last drift, and over the last ``drift_keep_frauds`` frauds.
+        self._error_since_drift = stats.Mean()
+        self._error_recently: collections.deque[float] = collections.deque(maxlen=max(drift_keep_frauds, 1))
         #: Drifts detected and not yet taken by :meth:`take_drifts` (at most 16).
         self.drifts: list[dict[str, Any]] = []
 
@@ -284,7 +284,7 @@ class RiskScorer(base.Classifier):
         self.labels += 1
         self.positives += int(is_fraud)
         if is_fraud:
-            self._watch_drift(missed=not alerted)
+            self._watch_drift(1.0 - scored)
         for name in x:
             if name not in self._names and len(self._names) < self.max_features:
                 self._names[name] = None
@@ -308,28 +308,32 @@ class RiskScorer(base.Classifier):
         taken, self.drifts = self.drifts, []
         return taken
 
-    def _watch_drift(self, missed: bool) -> None:
-        """Feed one fraud label's outcome to the drift test; on a drift, record it and adapt.
+    def _watch_drift(self, error: float) -> None:
+        """Feed one fraud label's error (1 - its score when scored) to the drift test; on a drift, record and adapt.
 
-        Adapting: the replay keeps only the last ``drift_keep_frauds`` frauds
-        (the new pattern's, most likely), so they are relearned at once instead
-        of among ``replay_frauds`` older ones, and RMSProp's squared-gradient
-        averages restart, so the next steps are as large as a fresh model's.
+        The error of fraud labels, not the miss rate at the alert budget: when
+        frauds come in larger share than the budget (a fraud wave, PaySim's
+        last days) more of them are missed though the model ranks them as
+        well as before; their scores do not fall. Adapting: the replay keeps
+        only the last ``drift_keep_frauds`` frauds (the new pattern's, most
+        likely), so they are relearned at once instead of among
+        ``replay_frauds`` older ones, and RMSProp's squared-gradient averages
+        restart, so the next steps are as large as a fresh model's.
         """
-        self.drift_detector.update(float(missed))
-        self._missed_since_drift.update(float(missed))
-        self._missed_recently.append(float(missed))
+        self.drift_detector.update(error)
+        self._error_since_drift.update(error)
+        self._error_recently.append(error)
         if not self.drift_detector.drift_detected:
             return
-        recent, total = len(self._missed_recently), self._missed_since_drift
+        recent, total = len(self._error_recently), self._error_since_drift
         earlier = total.n - recent
         self.drifts.append({
-            "model": self.STATE_MODEL, "metric": "missed_fraud_rate",
-            "before": (total.get() * total.n - sum(self._missed_recently)) / earlier if earlier > 0 else None,
-            "after": sum(self._missed_recently) / recent, "labels": self.labels, "frauds": self.positives,
+            "model": self.STATE_MODEL, "metric": "fraud_score_error",
+            "before": (total.get() * total.n - sum(self._error_recently)) / earlier if earlier > 0 else None,
+            "after": sum(self._error_recently) / recent, "labels": self.labels, "frauds": self.positives,
         })
         del self.drifts[:-16]
-        self._missed_since_drift = stats.Mean()
+        self._error_since_drift = stats.Mean()
         del self._replay[: -self.drift_keep_frauds]
         self._replay_cursor = 0
         self.regression.optimizer.g2 = None
@@ -444,8 +448,8 @@ class RiskScorer(base.Classifier):
             "sum_increase": detector._sum_increase,
             "min_increase": None if math.isinf(detector._min_increase) else detector._min_increase,
             "sum_decrease": detector._sum_decrease, "max_decrease": detector._max_decrease,
-            "missed_n": self._missed_since_drift.n, "missed_mean": self._missed_since_drift.get(),
-            "missed_recently": list(self._missed_recently), "pending": [dict(d) for d in self.drifts],
+            "error_n": self._error_since_drift.n, "error_mean": self._error_since_drift.get(),
+            "error_recently": list(self._error_recently), "pending": [dict(d) for d in self.drifts],
         }
 
     def _set_drift(self, state: dict[str, Any]) -> None:
@@ -455,8 +459,8 @@ class RiskScorer(base.Classifier):
         detector._sum_increase = state["sum_increase"]
         detector._min_increase = math.inf if state["min_increase"] is None else state["min_increase"]
         detector._sum_decrease, detector._max_decrease = state["sum_decrease"], state["max_decrease"]
-        self._missed_since_drift = _mean(state["missed_n"], state["missed_mean"])
-        self._missed_recently.extend(state["missed_recently"])
+        self._error_since_drift = _mean(state["error_n"], state["error_mean"])
+        self._error_recently.extend(state["error_recently"])
         self.drifts = [dict(d) for d in state["pending"]]
 
     def _settings(self) -> dict[str, Any]:
