@@ -85,6 +85,7 @@ Memory: at most ``max_features`` features (further new names are ignored),
 
 from __future__ import annotations
 
+import bisect
 import collections
 import math
 from collections.abc import Iterable, Sequence
@@ -125,10 +126,11 @@ class RiskScorer(base.Classifier):
         block_threshold: float | None = None,
         metrics_window: int = 2000,
         non_negative: tuple[str, ...] = tuple(sorted(RISK_INDICATORS)),
-        drift_threshold: float = 5.0,
-        drift_delta: float = 0.1,
+        drift_threshold: float = 2.0,
+        drift_delta: float = 0.05,
         drift_min_frauds: int = 30,
         drift_keep_frauds: int = 8,
+        drift_window: int = 1000,
     ) -> None:
         if replay_frauds < 1:
             raise ValueError("replay_frauds must be at least 1")
@@ -177,12 +179,16 @@ class RiskScorer(base.Classifier):
         self.drift_delta = drift_delta
         self.drift_min_frauds = drift_min_frauds
         self.drift_keep_frauds = drift_keep_frauds
-        #: River's Page-Hinkley test on the error of each fraud label (1 - the score it got when scored).
+        self.drift_window = drift_window
+        #: River's Page-Hinkley test on each fraud label's rank error (see :meth:`_watch_drift`).
         self.drift_detector = drift.PageHinkley(min_instances=drift_min_frauds, delta=drift_delta,
                                                 threshold=drift_threshold, mode="up")
         #: Mean fraud-label error since the last drift, and over the last ``drift_keep_frauds`` frauds.
         self._error_since_drift = stats.Mean()
         self._error_recently: collections.deque[float] = collections.deque(maxlen=max(drift_keep_frauds, 1))
+        #: Scores of the last ``drift_window`` legit labels, in arrival order and sorted.
+        self._legit_scores: collections.deque[float] = collections.deque()
+        self._legit_sorted: list[float] = []
         #: Drifts detected and not yet taken by :meth:`take_drifts` (at most 16).
         self.drifts: list[dict[str, Any]] = []
 
@@ -284,7 +290,9 @@ class RiskScorer(base.Classifier):
         self.labels += 1
         self.positives += int(is_fraud)
         if is_fraud:
-            self._watch_drift(1.0 - scored)
+            self._watch_drift(self._rank_error(scored))
+        else:
+            self._remember_legit(scored)
         for name in x:
             if name not in self._names and len(self._names) < self.max_features:
                 self._names[name] = None
@@ -308,17 +316,33 @@ class RiskScorer(base.Classifier):
         taken, self.drifts = self.drifts, []
         return taken
 
-    def _watch_drift(self, error: float) -> None:
-        """Feed one fraud label's error (1 - its score when scored) to the drift test; on a drift, record and adapt.
+    def _rank_error(self, score: float) -> float:
+        """Share of the recent legit labels scored above this fraud (ties count half): its 1 - AUC."""
+        if not self._legit_sorted:
+            return 0.5
+        above = len(self._legit_sorted) - bisect.bisect_right(self._legit_sorted, score)
+        tied = bisect.bisect_right(self._legit_sorted, score) - bisect.bisect_left(self._legit_sorted, score)
+        return (above + tied / 2) / len(self._legit_sorted)
 
-        The error of fraud labels, not the miss rate at the alert budget: when
+    def _remember_legit(self, score: float) -> None:
+        self._legit_scores.append(score)
+        bisect.insort(self._legit_sorted, score)
+        if len(self._legit_scores) > self.drift_window:
+            del self._legit_sorted[bisect.bisect_left(self._legit_sorted, self._legit_scores.popleft())]
+
+    def _watch_drift(self, error: float) -> None:
+        """Feed one fraud label's rank error to the drift test; on a drift, record it and adapt.
+
+        The error of a fraud label is the share of the last ``drift_window``
+        legit labels that were scored above it when scored (its contribution
+        to 1 - ROC AUC), not whether it was missed at the alert budget: when
         frauds come in larger share than the budget (a fraud wave, PaySim's
-        last days) more of them are missed though the model ranks them as
-        well as before; their scores do not fall. Adapting: the replay keeps
-        only the last ``drift_keep_frauds`` frauds (the new pattern's, most
-        likely), so they are relearned at once instead of among
-        ``replay_frauds`` older ones, and RMSProp's squared-gradient averages
-        restart, so the next steps are as large as a fresh model's.
+        last days) more of them are missed though the model ranks them as well
+        as before. Adapting: the replay keeps only the last
+        ``drift_keep_frauds`` frauds (the new pattern's, most likely), so they
+        are relearned at once instead of among ``replay_frauds`` older ones,
+        and RMSProp's squared-gradient averages restart, so the next steps are
+        as large as a fresh model's.
         """
         self.drift_detector.update(error)
         self._error_since_drift.update(error)
@@ -328,7 +352,7 @@ class RiskScorer(base.Classifier):
         recent, total = len(self._error_recently), self._error_since_drift
         earlier = total.n - recent
         self.drifts.append({
-            "model": self.STATE_MODEL, "metric": "fraud_score_error",
+            "model": self.STATE_MODEL, "metric": "fraud_rank_error",
             "before": (total.get() * total.n - sum(self._error_recently)) / earlier if earlier > 0 else None,
             "after": sum(self._error_recently) / recent, "labels": self.labels, "frauds": self.positives,
         })
@@ -450,6 +474,7 @@ class RiskScorer(base.Classifier):
             "sum_decrease": detector._sum_decrease, "max_decrease": detector._max_decrease,
             "error_n": self._error_since_drift.n, "error_mean": self._error_since_drift.get(),
             "error_recently": list(self._error_recently), "pending": [dict(d) for d in self.drifts],
+            "legit_scores": list(self._legit_scores),
         }
 
     def _set_drift(self, state: dict[str, Any]) -> None:
@@ -462,6 +487,8 @@ class RiskScorer(base.Classifier):
         self._error_since_drift = _mean(state["error_n"], state["error_mean"])
         self._error_recently.extend(state["error_recently"])
         self.drifts = [dict(d) for d in state["pending"]]
+        for score in state["legit_scores"]:
+            self._remember_legit(score)
 
     def _settings(self) -> dict[str, Any]:
         params = self._get_params()

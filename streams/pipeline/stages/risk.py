@@ -277,10 +277,10 @@ async def sync_learners(model_sync: ModelSync, learners: PartitionSnapshots[Risk
 def drift_alert(partition: int, drift: dict[str, Any], ts: float) -> Alert:
     """The ``drift`` alert for one drift a partition's scorer detected (stable id: partition and label count).
 
-    >>> alert = drift_alert(3, {"model": "RiskScorer", "metric": "fraud_score_error", "before": 0.25,
+    >>> alert = drift_alert(3, {"model": "RiskScorer", "metric": "fraud_rank_error", "before": 0.25,
     ...                         "after": 0.875, "labels": 4100, "frauds": 61}, ts=1795327277.0)
     >>> alert.alert_id, alert.reasons
-    ('drift:risk:3:4100', ['RiskScorer fraud_score_error 0.25 -> 0.875 after 4100 labels (61 frauds); adapting'])
+    ('drift:risk:3:4100', ['RiskScorer fraud_rank_error 0.25 -> 0.875 after 4100 labels (61 frauds); adapting'])
     """
     before = "?" if drift["before"] is None else f"{drift['before']:.3g}"
     text = (f"{drift['model']} {drift['metric']} {before} -> {drift['after']:.3g} after {drift['labels']} labels "
