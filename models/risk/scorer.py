@@ -20,6 +20,15 @@ River parts and why each is set as it is:
   after about ``gradient_memory`` labels, so the model keeps adapting when fraud
   patterns drift. Per-feature steps matter here: rare, strong indicators (a new
   card, a burst of failed attempts) get large steps from few fraud labels.
+- ``drift.PageHinkley`` (``mode="up"``) on each fraud label's rank error: the
+  share of the last ``drift_window`` legit labels scored above it when it was
+  scored (its part of 1 - ROC AUC). Page-Hinkley rather than ``ADWIN``: by
+  ADWIN's bound (worked out, not measured) a jump of the mean error from
+  about 0.05 to 0.5 needs some 20-30 post-drift frauds to cut the window,
+  where the Page-Hinkley sums pass 2 after about 5; and its state is a few
+  numbers, so checkpoints restore it exactly (River's ADWIN lives in Rust). A detection is recorded
+  (:meth:`RiskScorer.take_drifts`: model, metric, before, after) and the
+  scorer adapts (:meth:`RiskScorer._watch_drift`).
 - ``linear_model.LogisticRegression`` with ``optim.losses.Log`` and River's
   own intercept update (plain SGD at constant ``intercept_lr``; 0.01 kept
   PaySim's online AUC on the second half at 0.944, 0.2 dropped it to 0.937).
