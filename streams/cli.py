@@ -364,7 +364,7 @@ def recommend(
 @app.command()
 def alerts(
     kind: list[str] = typer.Option([], "--kind", "-k",
-                                   help="Only this kind: risk, trend, surge or slump (repeatable)."),
+                                   help="Only this kind: risk, drift, trend, surge or slump (repeatable)."),
     limit: int = typer.Option(20, min=1, max=100, help="Most recent alerts shown."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Then print new alerts as they come, until Ctrl-C."),
     count: int = typer.Option(0, min=0, help="With --follow: stop after this many new alerts (0: never)."),
