@@ -75,7 +75,8 @@ averages); label counts add up what each worker learned since the last merge.
 The replayed frauds, the threshold and the metrics stay per worker.
 
 Memory: at most ``max_features`` features (further new names are ignored),
-``replay_frauds`` fraud snapshots, the threshold's and metrics' windows.
+``replay_frauds`` fraud snapshots, ``drift_window`` legit scores, the
+threshold's and metrics' windows.
 
 >>> scorer = RiskScorer(min_labels=40, min_positives=5)
 >>> normal = {"amount_z": 0.1, "new_device": 0.0, "velocity_1m": 0.0}
