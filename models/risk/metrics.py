@@ -134,6 +134,7 @@ class ProgressiveRiskMetrics:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
         """Rebuild the metrics from :meth:`state_dict` output (the windows replayed into River's metrics)."""
+        state = upgraded_metrics(state)
         check_state_tag(state, cls.STATE_MODEL, cls.STATE_VERSION)
         restored = cls(state["window"])
         for alerted in state["decisions"]:
@@ -144,3 +145,10 @@ class ProgressiveRiskMetrics:
         restored.labels = state["labels"]
         restored.positives = state["positives"]
         return restored
+
+
+def upgraded_metrics(state: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 checkpoint (no amounts) as version 2, its labelled payments at amount 0; others unchanged."""
+    if (state.get("model"), state.get("version")) != (ProgressiveRiskMetrics.STATE_MODEL, 1):
+        return state
+    return {**state, "version": 2, "labelled": [[*entry, 0.0] for entry in state["labelled"]]}

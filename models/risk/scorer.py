@@ -108,7 +108,7 @@ from models.base import check_state_tag
 from models.risk.assessment import Decision, RiskAssessment, RiskReason
 from models.risk.coldstart import ColdStartScorer
 from models.risk.features import FEATURE_GROUPS, RISK_INDICATORS, feature_reason
-from models.risk.metrics import ProgressiveRiskMetrics
+from models.risk.metrics import ProgressiveRiskMetrics, upgraded_metrics
 from models.risk.rules import RiskRule
 from models.risk.threshold import AlertThreshold
 
@@ -382,6 +382,7 @@ class RiskScorer(base.Classifier):
         that carried the feature. Weights, intercept and RMSProp averages are
         weighted means (a feature a worker never saw counts as 0 there).
         """
+        states_with_weights = [(upgraded(state), weight) for state, weight in states_with_weights]
         for state, _ in states_with_weights:
             check_state_tag(state, self.STATE_MODEL, self.STATE_VERSION)
         total = sum(weight for _, weight in states_with_weights)
@@ -458,7 +459,8 @@ class RiskScorer(base.Classifier):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
-        """Rebuild a scorer from :meth:`state_dict` output."""
+        """Rebuild a scorer from :meth:`state_dict` output (or a version-2 one, see :func:`upgraded`)."""
+        state = upgraded(state)
         check_state_tag(state, cls.STATE_MODEL, cls.STATE_VERSION)
         scorer = cls(**state["settings"], threshold=AlertThreshold.from_state(state["threshold"]))
         scorer.labels = state["labels"]
@@ -540,6 +542,30 @@ class RiskScorer(base.Classifier):
         weights = self.regression._weights
         scaled = self.scaler.transform_one(self._dense(x))
         return {name: weights.get(name, 0.0) * value for name, value in scaled.items()}
+
+
+def upgraded(state: dict[str, Any]) -> dict[str, Any]:
+    """A version-2 checkpoint (the hand-written scorer) as version 3; other states unchanged.
+
+    Version 2 kept per feature ``[mean, M2, weight, AdaGrad sum]`` over all
+    labels: the scaler gets count = labels and variance = M2 / labels, RMSProp
+    the sum / ``gradient_memory`` (the same step sizes); its intercept's
+    AdaGrad sum has no River counterpart and is dropped; the drift test
+    starts afresh.
+    """
+    if (state.get("model"), state.get("version")) != (RiskScorer.STATE_MODEL, 2):
+        return state
+    labels, memory = state["labels"], state["settings"]["gradient_memory"]
+    params = state["params"]
+    settings = {**state["settings"], "max_features": max(state["settings"]["max_features"], 160)}
+    fresh = RiskScorer(**{**settings, "threshold": AlertThreshold.from_state(state["threshold"])})
+    return {
+        **state, "version": 3, "settings": fresh._settings(), "names": list(params),
+        "scaler": {"counts": dict.fromkeys(params, labels), "means": {n: p[0] for n, p in params.items()},
+                   "vars": {n: p[1] / labels if labels else 0.0 for n, p in params.items()}},
+        "weights": {n: p[2] for n, p in params.items()}, "g2": {n: p[3] / memory for n, p in params.items()},
+        "iterations": 0, "metrics": upgraded_metrics(state["metrics"]), "drift": fresh._drift_state(),
+    }
 
 
 def _reasons(raw: dict[str, float], x: dict[str, float], top: int) -> list[RiskReason]:
