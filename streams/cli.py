@@ -303,7 +303,7 @@ def chaos(
 def replay(
     paths: list[Path] = typer.Argument(..., help="Data set CSV files, or folders (all their *.csv in name order)."),
     fmt: str | None = typer.Option(None, "--format", "-f",
-                            help="retail, paysim, groceries or bakery (default: told by the first file's header)."),
+                            help="retail, paysim, creditcard, groceries or bakery (default: told by the first file's header)."),
     speed: float | None = typer.Option(None, rich_help_panel="Pacing",
                                 help="Pace by event time: event seconds per wall second (3600: an hour a second)."),
     rate: float | None = typer.Option(None, help="Pace by count: events per second.", rich_help_panel="Pacing"),
@@ -319,15 +319,15 @@ def replay(
     timezone: str | None = typer.Option(None, rich_help_panel="Reading",
                                  help="The shop's time zone, for retail and bakery times (default: Europe/London)."),
     start: str | None = typer.Option(None, rich_help_panel="Reading",
-                              help="Event time of the first PaySim hour or groceries basket "
+                              help="Event time of the first PaySim hour, credit-card payment or groceries basket "
                                    "(default: 2026-11-01T00:00Z)."),
     basket_gap: float | None = typer.Option(None, min=0.0, rich_help_panel="Reading",
                                      help="Seconds between groceries baskets (default: 60)."),
     label_delay: float | None = typer.Option(None, min=0.0, rich_help_panel="Reading",
-                                      help="Hours from a PaySim payment to its fraud label (default: 24)."),
+                                      help="Hours from a PaySim or credit-card payment to its fraud label (default: 24)."),
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Replay a real data set into the input topics: retail CSVs as orders, PaySim as payments and late labels."""
+    """Replay a real data set into the input topics: retail CSVs as orders, PaySim and card fraud as payments and late labels."""
     from rich.console import Console
 
     from streams.tools.replay import ReplayInputError, replay_options, report_table
@@ -383,7 +383,7 @@ def recommend(
 @app.command()
 def alerts(
     kind: list[str] = typer.Option([], "--kind", "-k",
-                                   help="Only this kind: risk, trend, surge or slump (repeatable)."),
+                                   help="Only this kind: risk, drift, trend, surge or slump (repeatable)."),
     limit: int = typer.Option(20, min=1, max=100, help="Most recent alerts shown."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Then print new alerts as they come, until Ctrl-C."),
     count: int = typer.Option(0, min=0, help="With --follow: stop after this many new alerts (0: never)."),

@@ -97,6 +97,8 @@ class KairosSettings(BaseSettings):
     #: Alert when the score passes this value; unset: follow the target alert rate.
     risk_threshold: float | None = Field(None, gt=0, lt=1)
     risk_target_alert_rate: float = Field(0.01, gt=0, lt=1)
+    #: Block (not only review) a payment whose score passes this value; unset: only analyst rules block.
+    risk_block_threshold: float | None = Field(None, gt=0, le=1)
     #: Labels (with at least 20 frauds) before the model replaces the cold-start rules.
     risk_min_labels: int = Field(200, ge=1)
     risk_min_fraud_labels: int = Field(20, ge=1)

@@ -1,6 +1,10 @@
-"""Payment risk: features, an online scorer with a cold start, analyst rules, late labels.
+"""Payment risk: features, an online River scorer with a cold start, analyst rules, late labels.
 
-Start with :class:`~models.risk.scorer.RiskScorer`. The streaming layer keeps
+Start with :class:`~models.risk.scorer.RiskScorer`, a ``river.base.Classifier``
+built on River's ``StandardScaler | LogisticRegression`` (its docstring says
+which River parts it uses and why the rest is not River); its progressive
+metrics (:mod:`models.risk.metrics`) are River metrics and its drift test is
+River's ``PageHinkley``. The streaming layer keeps
 one :class:`~models.risk.features.PaymentHistory` per customer, asks it for a
 payment's features, lets the :class:`~models.risk.rules.RuleBook` and the scorer
 assess the payment, and holds the feature snapshot in

@@ -27,6 +27,8 @@ Features (all floats, names as listed in :data:`FEATURE_NAMES`, plus one
 - ``failed_1h`` — earlier payments in the last hour with status declined/failed.
 - ``clicks_1h`` — the customer's clicks in the hour before the payment.
 - ``hour_sin`` / ``hour_cos`` — time of day (UTC) on the unit circle.
+- ``shop_<name>`` — each signal the shop sent in the payment's optional
+  ``features`` object (its own fraud stack's scores, say), as sent.
 
 Event time throughout. Records of one customer may arrive out of order: windows
 count the remembered payments whose ``ts`` falls in ``[ts - window, ts)`` — a late
@@ -110,6 +112,8 @@ RISK_INDICATORS: frozenset[str] = frozenset({
 })
 
 METHOD_PREFIX = "method_"
+#: Prefix of the shop-supplied signals (a payment's ``features`` object on the wire).
+SHOP_PREFIX = "shop_"
 
 #: Features explained together under one reason.
 FEATURE_GROUPS: dict[str, str] = {"hour_sin": "time_of_day", "hour_cos": "time_of_day"}
@@ -129,6 +133,8 @@ def feature_reason(name: str, features: dict[str, float]) -> str:
         return f"paid at {minutes // 60:02d}:{minutes % 60:02d} UTC"
     if name.startswith(METHOD_PREFIX):
         return f"paid by {name.removeprefix(METHOD_PREFIX)}"
+    if name.startswith(SHOP_PREFIX):
+        return f"shop signal {name.removeprefix(SHOP_PREFIX)} = {value:.4g}"
     if name == "amount_z":
         side = "above" if value >= 0 else "below"
         return f"amount {abs(value):.1f}σ {side} customer's usual"
@@ -221,6 +227,8 @@ class PaymentHistory:
             "hour_cos": math.cos(2 * math.pi * hour / 24),
         }
         features[method_feature(payment["method"])] = 1.0
+        for name, value in payment.get("features", {}).items():
+            features[SHOP_PREFIX + name] = float(value)
         return features
 
     def update(self, record: dict[str, Any]) -> None:

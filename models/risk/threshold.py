@@ -81,6 +81,10 @@ class AlertThreshold:
             old = self._recent.popleft()
             del self._sorted[bisect.bisect_left(self._sorted, old)]
 
+    def __repr__(self) -> str:
+        return (f"AlertThreshold(initial={self.initial!r}, alert_rate={self.alert_rate!r}, "
+                f"window={self.window!r}, min_scores={self.min_scores!r})")
+
     def clone(self) -> Self:
         """The same settings, no scores seen."""
         return type(self)(self.initial, self.alert_rate, self.window, self.min_scores)

@@ -54,7 +54,7 @@ from streams.pipeline.retry import FAILING, FAILURES_TOTAL, guarded, until_done
 from streams.pipeline.snapshots import PartitionSnapshots
 from streams.pipeline.stages.baskets import SYNC_KEY_PREFIX as BASKETS_SYNC, BasketState, foreign_supports, publish_rules
 from streams.pipeline.stages.customers import CustomerStage, encode_value, value_decoder
-from streams.pipeline.stages.risk import RiskLearner, RiskScoring, sync_learners
+from streams.pipeline.stages.risk import RiskLearner, RiskScoring, drift_alerts, sync_learners
 from streams.pipeline.stages.sales import SalesState, publish_sales
 from streams.pipeline.stages.segments import SegmentStage
 from streams.pipeline.store import MAX_BATCH_BYTES, ChangelogWriter, KeyedStore, register_codec
@@ -530,6 +530,7 @@ class KairosApp:
             return
         runtime = self.runtime
         await self._share_risk_learning(runtime)
+        drifts = await drift_alerts(runtime.learners)
         raw = await runtime.redis.hgetall(self.views.keys.risk_rules())
         # Values as stored (bytes): load_rules rejects what it cannot read, whatever wrote it.
         rejected = runtime.risk.load_rules({k.decode(errors="replace"): v for k, v in raw.items()})
@@ -540,7 +541,11 @@ class KairosApp:
         report = self._risk_metrics(runtime)
         self._note_time_effects(report)
         self.views.metrics(pipe, "risk", report)
+        for alert in drifts:
+            self.views.alert(pipe, alert)
         await pipe.execute()
+        for alert in drifts:
+            await runtime.producer.send(self.settings.topics.alerts, alert.message(), key=alert.alert_id.encode())
 
     def _note_late_sales(self, report: dict[str, Any]) -> None:
         """One log line a minute at most when orders or views came after their window closed."""

@@ -28,9 +28,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 ShortText = Annotated[str, Field(max_length=256)]
 Money = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
-PositiveMoney = Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+
+#: At most this many shop-supplied signals on one payment.
+MAX_SHOP_SIGNALS = 64
+#: A shop signal's name: 1-64 letters, digits or underscores.
+SignalName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
+#: A shop signal's value: a finite number.
+SignalValue = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
 
 #: Accepted event times: 2000-01-01 <= ts < 2100-01-01 (UTC).
 Timestamp = Annotated[
@@ -124,7 +130,8 @@ class Payment(WireEvent):
     payment_id: Id
     order_id: Id
     customer_id: Id
-    amount: PositiveMoney
+    #: Zero is a valid amount (a card verification).
+    amount: Money
     currency: Currency
     method: Annotated[str, Field(min_length=1, max_length=32)]
     card_fingerprint: Id | None = None
@@ -132,6 +139,9 @@ class Payment(WireEvent):
     ip_country: Country | None = None
     billing_country: Country | None = None
     status: Literal["authorized", "captured", "declined", "failed"] | None = None
+    #: Shop-supplied risk signals (e.g. its own fraud stack's scores): named finite numbers, learned by the
+    #: risk scorer beside its own features.
+    features: Annotated[dict[SignalName, SignalValue], Field(max_length=MAX_SHOP_SIGNALS)] | None = None
 
 
 class Label(WireEvent):

@@ -6,6 +6,8 @@ format     file                                             events
 retail     invoice lines (UCI Online Retail layout; other   ``orders``: one per invoice, cancellations,
            exports with ``--column Default=Actual``)        returns and non-products skipped
 paysim     PaySim transfers (``step, type, amount, ...``)   ``payments`` and their ``labels``, delayed
+creditcard card payments in the ULB layout (``Time,       ``payments`` with ``features`` (the ``V<n>``
+           V1...V28, Amount, Class``)                       signals) and their ``labels``, delayed
 groceries  one basket per line, no header                   ``orders``: baskets ``gap`` seconds apart
 bakery     ``Date, Time, Transaction, Item``                ``orders``: one per transaction
 =========  ===============================================  ============================================
@@ -47,6 +49,7 @@ from streams.pipeline.ingest import ROUTING_FIELD
 from streams.settings import KairosSettings
 from streams.tools.producer import ensure_kairos_topics, kafka_producer
 from streams.tools.sender import encode
+from streams.tools.sources.creditcard import CREDITCARD_COLUMNS, read_creditcard
 from streams.tools.sources.groceries import NO_ITEM, basket_orders, read_bakery, read_basket_lines, spaced
 from streams.tools.sources.pacing import paced
 from streams.tools.sources.paysim import DEFAULT_START, read_paysim
@@ -68,6 +71,7 @@ class ReplayFormat(str, Enum):
 
     retail = "retail"
     paysim = "paysim"
+    creditcard = "creditcard"
     groceries = "groceries"
     bakery = "bakery"
 
@@ -169,12 +173,14 @@ def detect_format(path: Path, columns: RetailColumns = RetailColumns()) -> Repla
     cells = set(header(path))
     if set(PAYSIM_COLUMNS) <= cells:
         return ReplayFormat.paysim
+    if set(CREDITCARD_COLUMNS) <= cells and "V1" in cells:
+        return ReplayFormat.creditcard
     if set(BAKERY_COLUMNS) <= cells:
         return ReplayFormat.bakery
     if columns.invoice in cells:
         return ReplayFormat.retail
     raise ReplayInputError(
-        f"cannot tell the format of {path} from its first line; pass --format retail|paysim|groceries|bakery "
+        f"cannot tell the format of {path} from its first line; pass --format retail|paysim|creditcard|groceries|bakery "
         f"(groceries files have no header; a retail export needs its invoice column mapped, "
         f"e.g. --column {RetailColumns().invoice}=Invoice)"
     )
@@ -289,6 +295,16 @@ def paysim_source(path: Path, options: ReplayOptions) -> ReplaySource:
     return ReplaySource(replay.events(), len(replay.payments) + len(replay.labels), lambda: (read, skipped))
 
 
+def creditcard_source(path: Path, options: ReplayOptions) -> ReplaySource:
+    """Card payments with their ``V<n>`` signals as ``features``, and their late labels, in event-time order."""
+    check_columns(path, CREDITCARD_COLUMNS, ReplayFormat.creditcard)
+    replay = read_creditcard(path, label_delay_seconds=options.label_delay_hours * 3600.0, start=options.start)
+    read = {"rows": len(replay.payments), "payments": len(replay.payments), "labels": len(replay.labels),
+            "frauds": sum(label["is_fraud"] for label in replay.labels),
+            "zero amounts (card checks)": sum(payment["amount"] == 0 for payment in replay.payments)}
+    return ReplaySource(replay.events(), len(replay.payments) + len(replay.labels), lambda: (read, {}))
+
+
 def groceries_source(path: Path, options: ReplayOptions) -> ReplaySource:
     """One order per basket line, ``basket_gap_seconds`` apart from ``start``."""
     with path.open(newline="", encoding="utf-8") as handle:
@@ -325,7 +341,8 @@ def open_source(fmt: ReplayFormat, files: list[Path], options: ReplayOptions) ->
         raise ReplayInputError(f"--timezone/--start: {exc}") from None
     if fmt is ReplayFormat.retail:
         return retail_source(files, options)
-    readers = {ReplayFormat.paysim: paysim_source, ReplayFormat.groceries: groceries_source,
+    readers = {ReplayFormat.paysim: paysim_source, ReplayFormat.creditcard: creditcard_source,
+               ReplayFormat.groceries: groceries_source,
                ReplayFormat.bakery: bakery_source}
     try:
         return readers[fmt](files[0], options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import zlib
 
@@ -167,15 +168,21 @@ def test_merge_is_a_weighted_average_that_counts_every_label_once() -> None:
     b = replayed(RiskScorer(), seed=6)[0].scorer.state_dict()
     alone = RiskScorer.from_state(a)
     alone.merge([(a, 1.0)])
-    assert (alone.labels, alone.positives, alone.intercept) == (a["labels"], a["positives"], a["intercept"])
-    for name, params in a["params"].items():
-        assert alone.state_dict()["params"][name] == pytest.approx(params, rel=1e-9, abs=1e-12)
+    assert (alone.labels, alone.positives, alone.regression.intercept) == (a["labels"], a["positives"], a["intercept"])
+    own = alone.state_dict()
+    for part in ("weights", "g2"):
+        assert own[part] == pytest.approx(a[part], rel=1e-9, abs=1e-12)
+    for moment in ("means", "vars"):
+        assert own["scaler"][moment] == pytest.approx(a["scaler"][moment], rel=1e-9, abs=1e-12)
+    assert own["scaler"]["counts"] == a["scaler"]["counts"]
     merged = RiskScorer()
     merged.merge([(a, 3.0), (b, 1.0)])
     assert merged.labels == a["labels"] + b["labels"] and merged.positives == a["positives"] + b["positives"]
-    assert merged.intercept == pytest.approx(0.75 * a["intercept"] + 0.25 * b["intercept"])
-    weight = merged.state_dict()["params"]["new_card"][2]
-    assert weight == pytest.approx(0.75 * a["params"]["new_card"][2] + 0.25 * b["params"]["new_card"][2])
+    assert merged.regression.intercept == pytest.approx(0.75 * a["intercept"] + 0.25 * b["intercept"])
+    weight = merged.regression.weights["new_card"]
+    assert weight == pytest.approx(0.75 * a["weights"]["new_card"] + 0.25 * b["weights"]["new_card"])
+    mean = merged.scaler.means["amount_z"]
+    assert mean == pytest.approx(0.75 * a["scaler"]["means"]["amount_z"] + 0.25 * b["scaler"]["means"]["amount_z"])
 
 
 def test_learning_from_a_checkpoint_continues_identically() -> None:
@@ -200,3 +207,30 @@ def test_learning_from_a_checkpoint_continues_identically() -> None:
     same = json.dumps(resumed.scorer.state_dict(), sort_keys=True) == json.dumps(straight.scorer.state_dict(), sort_keys=True)
     assert same
     assert resumed.pending.stats() == straight.pending.stats()
+
+
+def test_a_checkpoint_of_the_hand_written_scorer_scores_the_same_after_the_upgrade() -> None:
+    """Version 2 (numpy scorer): per feature [mean, M2, weight, AdaGrad sum]; it becomes River's numbers."""
+    settings = {"learning_rate": 0.2, "l2": 1e-4, "gradient_memory": 3000.0, "min_labels": 40, "min_positives": 5,
+                "replay_frauds": 64, "max_positive_weight": 50.0, "max_features": 64, "metrics_window": 2000,
+                "non_negative": ["new_device"]}
+    old = {
+        "model": "RiskScorer", "version": 2, "settings": settings, "labels": 100, "positives": 10,
+        "merged_labels": 0, "merged_positives": 0, "intercept": -1.5, "intercept_g2": 4.0,
+        "params": {"amount_z": [0.5, 400.0, 1.2, 9.0], "new_device": [0.1, 9.0, 0.8, 3.0]},
+        "replay": [{"amount_z": 5.0, "new_device": 1.0}], "replay_cursor": 0,
+        "threshold": AlertThreshold.fixed(0.5).state_dict(),
+        "metrics": {"model": "ProgressiveRiskMetrics", "version": 1, "window": 2000, "scored": 2, "labels": 2,
+                    "positives": 1, "decisions": [True, False], "labelled": [[0.9, True, True], [0.1, False, False]]},
+    }
+    scorer = RiskScorer.from_state(json.loads(json.dumps(old)))
+    x = {"amount_z": 4.0, "new_device": 1.0}
+    log_odds = -1.5 + 1.2 * (4.0 - 0.5) / (400.0 / 100) ** 0.5 + 0.8 * (1.0 - 0.1) / (9.0 / 100) ** 0.5 - math.log(9.0)
+    assert scorer.mode == "model"
+    assert scorer.score_one(x) == pytest.approx(1 / (1 + math.exp(-log_odds)), rel=1e-12)
+    assert scorer.metrics()["roc_auc"] == 1.0 and scorer.metrics()["fraud_amount_caught"] == 0.0
+    merged = RiskScorer(min_labels=40, min_positives=5)  # a worker already upgraded, merging an old one's state
+    merged.merge([(old, 1.0)])
+    assert merged.score_one(x) == pytest.approx(scorer.score_one(x), rel=1e-12)
+    scorer.learn_one(x, True)  # and it keeps learning
+    assert scorer.state_dict()["version"] == 3

@@ -38,6 +38,7 @@ from streams.pipeline.model_sync import ModelSync
 from streams.pipeline.packing import PackedBatch
 from streams.pipeline.replay_guard import AppliedOffsets
 from streams.pipeline.snapshots import PartitionSnapshots
+from streams.pipeline.views import Alert
 from streams.settings import KairosSettings
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def new_scorer(settings: KairosSettings) -> RiskScorer:
         else AlertThreshold.for_alert_rate(settings.risk_target_alert_rate)
     )
     return RiskScorer(min_labels=settings.risk_min_labels, min_positives=settings.risk_min_fraud_labels,
-                      threshold=threshold)
+                      threshold=threshold, block_threshold=settings.risk_block_threshold)
 
 
 @dataclass
@@ -271,3 +272,27 @@ async def sync_learners(model_sync: ModelSync, learners: PartitionSnapshots[Risk
     for partition, learner in list(learners.states.items()):
         async with learners.lock(partition):
             learner.scorer.merge(states)
+
+
+def drift_alert(partition: int, drift: dict[str, Any], ts: float) -> Alert:
+    """The ``drift`` alert for one drift a partition's scorer detected (stable id: partition and label count).
+
+    >>> alert = drift_alert(3, {"model": "RiskScorer", "metric": "fraud_rank_error", "before": 0.25,
+    ...                         "after": 0.875, "labels": 4100, "frauds": 61}, ts=1795327277.0)
+    >>> alert.alert_id, alert.reasons
+    ('drift:risk:3:4100', ['RiskScorer fraud_rank_error 0.25 -> 0.875 after 4100 labels (61 frauds); adapting'])
+    """
+    before = "?" if drift["before"] is None else f"{drift['before']:.3g}"
+    text = (f"{drift['model']} {drift['metric']} {before} -> {drift['after']:.3g} after {drift['labels']} labels "
+            f"({drift['frauds']} frauds); adapting")
+    return Alert(kind="drift", alert_id=f"drift:risk:{partition}:{drift['labels']}", subject=f"risk:{partition}",
+                 score=drift["after"], reasons=[text], ts=ts, extra={**drift, "partition": partition})
+
+
+async def drift_alerts(learners: PartitionSnapshots[RiskLearner]) -> list[Alert]:
+    """The drift alerts of every learner since the last call (each scorer's detected drifts, taken)."""
+    alerts = []
+    for partition, learner in list(learners.states.items()):
+        async with learners.lock(partition):
+            alerts += [drift_alert(partition, drift, learner.now) for drift in learner.scorer.take_drifts()]
+    return alerts

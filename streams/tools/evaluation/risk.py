@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -44,23 +44,26 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from models.risk import PaymentHistory, PendingLabels, RiskAssessment, RiskScorer, RuleBook
+from models.risk import ColdStartScorer, PaymentHistory, PendingLabels, RiskAssessment, RiskScorer, RuleBook
 from streams.pipeline.events import EVENT_TYPES
 from streams.pipeline.validation import EventValidator
 
 #: ``../shared/datasets`` beside the project root, where the development data sets live.
 DEFAULT_PAYSIM = Path(__file__).resolve().parents[4] / "shared" / "datasets" / "paysim-sample" / "paysim_sample.csv"
+DEFAULT_CREDITCARD = DEFAULT_PAYSIM.parents[1] / "ulb-creditcard-head" / "creditcard_small.csv"
 
 
 @dataclass(frozen=True, slots=True)
 class ScoredPayment:
-    """One payment as scored: its id, event time, feature snapshot, score and scorer mode."""
+    """One payment as scored: its id, event time, feature snapshot, score, scorer mode, amount and decision."""
 
     payment_id: str
     ts: float
     features: dict[str, float]
     score: float
     mode: str
+    amount: float = 0.0
+    decision: str = "allow"
 
 
 @dataclass
@@ -81,6 +84,10 @@ class RiskReplay:
     scored: list[ScoredPayment] = field(default_factory=list)
     alerts: int = 0
     now: float = float("-inf")
+    #: Drifts the scorer detected, each with the event time of the record that led to it.
+    drifts: list[dict[str, Any]] = field(default_factory=list)
+    #: ``(event time, labels learned)`` after each record.
+    label_clock: list[tuple[float, int]] = field(default_factory=list)
 
     def apply(self, topic: str, record: dict[str, Any]) -> RiskAssessment | None:
         """Fold one accepted record; returns the assessment for a payment."""
@@ -94,6 +101,8 @@ class RiskReplay:
                 assessment = self._score(history, record)
             history.update(record)
         self._learn_all(self.pending.expire(self.now))
+        self.drifts += [{**drift, "ts": self.now} for drift in self.scorer.take_drifts()]
+        self.label_clock.append((self.now, self.scorer.labels))
         return assessment
 
     def _score(self, history: PaymentHistory, payment: dict[str, Any]) -> RiskAssessment:
@@ -103,9 +112,8 @@ class RiskReplay:
             self.alerts += 1
         ready = self.pending.add(payment["payment_id"], features, assessment.score, assessment.alert, payment["ts"])
         self._learn_all(ready)
-        self.scored.append(
-            ScoredPayment(payment["payment_id"], payment["ts"], features, assessment.score, assessment.mode)
-        )
+        self.scored.append(ScoredPayment(payment["payment_id"], payment["ts"], features, assessment.score,
+                                         assessment.mode, payment["amount"], assessment.decision))
         return assessment
 
     def _learn_all(self, ready: Iterable[Any]) -> None:
@@ -175,6 +183,36 @@ def compare_with_batch(scored: list[ScoredPayment], truth: dict[str, bool], warm
         "online_auc_last_quarter": roc_auc_score(labels[-quarter:], online_scores[-quarter:]),
         "batch_auc_last_quarter": roc_auc_score(labels[-quarter:], batch_scores[-quarter:]),
         "batch_auc_first_half_in_sample": roc_auc_score(labels[:half], batch.predict_proba(matrix[:half])[:, 1]),
+        "money_after_warmup": money_at_budget(scored[after_warmup:], truth),
+        "money_second_half": money_at_budget(scored[half:], truth),
+    }
+
+
+def money_at_budget(scored: Sequence[ScoredPayment], truth: dict[str, bool]) -> dict[str, float]:
+    """Fraud money the stream's alerts caught and let through, against the cold-start rules at the same budget.
+
+    The budget is the number of payments the stream alerted on (``review`` or
+    ``block``); the rules alone (:class:`~models.risk.ColdStartScorer`, what a
+    shop has without the model) alert on the same number of payments, their
+    highest-scored ones. Also how many payments were blocked and how many of
+    those were fraud.
+    """
+    rules = ColdStartScorer()
+    alerted = [p.decision != "allow" for p in scored]
+    budget = sum(alerted)
+    by_rules = sorted(range(len(scored)), key=lambda i: -rules.score(scored[i].features))[:budget]
+    rules_alerted = set(by_rules)
+    fraud = [truth[p.payment_id] for p in scored]
+    blocked = [i for i, p in enumerate(scored) if p.decision == "block"]
+    return {
+        "alerts": budget,
+        "fraud_amount": sum(p.amount for p, f in zip(scored, fraud) if f),
+        "fraud_amount_caught": sum(p.amount for p, f, a in zip(scored, fraud, alerted) if f and a),
+        "fraud_amount_let_through": sum(p.amount for p, f, a in zip(scored, fraud, alerted) if f and not a),
+        "rules_fraud_amount_let_through": sum(
+            p.amount for i, (p, f) in enumerate(zip(scored, fraud)) if f and i not in rules_alerted),
+        "blocked": len(blocked),
+        "blocked_frauds": sum(fraud[i] for i in blocked),
     }
 
 
@@ -191,6 +229,19 @@ def evaluate_paysim(
     return _report(replay, truth, rejected)
 
 
+def evaluate_creditcard(
+    path: str | Path = DEFAULT_CREDITCARD, label_delay_seconds: float = 60.0, scorer: RiskScorer | None = None
+) -> dict[str, Any]:
+    """Replay a ULB-layout card-fraud CSV (shop signals on every payment) with delayed labels."""
+    from streams.tools.sources.creditcard import read_creditcard
+
+    cards = read_creditcard(path, label_delay_seconds=label_delay_seconds)
+    replay = RiskReplay(scorer=scorer or RiskScorer())
+    rejected = replay_wire(((topic, value) for topic, _, value in cards.events()), replay)
+    truth = {label["payment_id"]: label["is_fraud"] for label in cards.labels}
+    return _report(replay, truth, rejected)
+
+
 def evaluate_simulator(
     seed: int = 7, drift: bool = True, scorer: RiskScorer | None = None, through_json: bool = True, **config: Any
 ) -> dict[str, Any]:
@@ -204,16 +255,27 @@ def evaluate_simulator(
     rejected = replay_wire(events, replay, through_json)
     frauds = simulator.ground_truth()["fraud_payments"]
     truth = {p.payment_id: p.payment_id in frauds for p in replay.scored}
-    return {"config": settings, **_report(replay, truth, rejected)}
+    report = {"config": settings, **_report(replay, truth, rejected)}
+    drift_ts = simulator.config.drift_ts
+    if drift_ts is not None:
+        labels_at_drift = max((labels for ts, labels in replay.label_clock if ts < drift_ts), default=0)
+        detected = [d for d in replay.drifts if d["ts"] >= drift_ts]
+        report["labels_from_drift_to_detection"] = detected[0]["labels"] - labels_at_drift if detected else None
+        report["drifts_before_drift"] = sum(d["ts"] < drift_ts for d in replay.drifts)
+    return report
 
 
 def summary_line(report: dict[str, Any]) -> dict[str, Any]:
-    """The headline numbers of one evaluation, and online minus batch on the second half."""
+    """The headline numbers of one evaluation, online minus batch and the fraud money on the second half."""
+    money = report["money_second_half"]
     return {
         **report.get("config", {}),
         **{key: report[key] for key in ("payments", "frauds", "progressive_auc", "online_auc_second_half",
                                         "batch_auc_second_half", "online_auc_last_quarter", "batch_auc_last_quarter")},
         "online_minus_batch_second_half": report["online_auc_second_half"] - report["batch_auc_second_half"],
+        **{f"second_half_{key}": value for key, value in money.items()},
+        **{key: report[key] for key in ("labels_from_drift_to_detection", "drifts_before_drift") if key in report},
+        "drifts_detected": len(report["drifts"]),
     }
 
 
@@ -223,6 +285,7 @@ def _report(replay: RiskReplay, truth: dict[str, bool], rejected: int) -> dict[s
         "rejected_events": rejected,
         "alerts_emitted": replay.alerts,
         "scorer_metrics": replay.scorer.metrics(),
+        "drifts": replay.drifts,
         "pending": replay.pending.stats(),
     }
 
@@ -240,14 +303,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--summary", action="store_true", help="print one line of headline numbers per run")
     parser.add_argument("--skip-paysim", action="store_true")
     parser.add_argument("--skip-simulator", action="store_true")
+    parser.add_argument("--creditcard", type=Path, nargs="?", const=DEFAULT_CREDITCARD, default=None,
+                        help="also replay a ULB-layout card-fraud CSV (default file: the shared sample)")
+    parser.add_argument("--creditcard-delay", type=float, default=60.0, help="card label delay in seconds")
+    parser.add_argument("--block-threshold", type=float, default=None, help="scorer's block threshold")
+    parser.add_argument("--min-fraud-labels", type=int, default=None, help="frauds before the model answers")
     args = parser.parse_args(argv)
+    settings = {"block_threshold": args.block_threshold}
+    if args.min_fraud_labels is not None:
+        settings["min_positives"] = args.min_fraud_labels
+
+    def scorer() -> RiskScorer:
+        return RiskScorer(**settings)
+
     runs: list[tuple[str, Callable[[], dict[str, Any]]]] = []
     if not args.skip_paysim:
-        runs.append(("paysim", lambda: evaluate_paysim(args.paysim, args.label_delay_steps)))
+        runs.append(("paysim", lambda: evaluate_paysim(args.paysim, args.label_delay_steps, scorer())))
+    if args.creditcard is not None:
+        runs.append(("creditcard", lambda: evaluate_creditcard(args.creditcard, args.creditcard_delay, scorer())))
     if not args.skip_simulator:
         runs += [
             ("simulator", partial(
-                evaluate_simulator, seed, drift, through_json=not args.direct, customers=args.customers,
+                evaluate_simulator, seed, drift, scorer(), through_json=not args.direct, customers=args.customers,
                 days=args.days, fraud_rate=args.fraud_rate,
             ))
             for drift in (False, True) for seed in args.seed

@@ -18,7 +18,8 @@ wire field                    from
                               step are spread evenly over its hour (``i`` = position in step)
 ``customer_id``               ``nameOrig`` (the paying account)
 ``card_fingerprint``          ``nameOrig`` too: the account is the payment instrument
-``amount``                    ``amount`` (rows with amount 0 are skipped: the wire needs > 0)
+``amount``                    ``amount`` (rows with amount 0 are skipped, as when the wire needed
+                              > 0, so the PaySim figures stay comparable)
 ``currency``                  ``XXX`` (ISO 4217 "no currency": PaySim's unit is unspecified)
 ``method``                    ``type`` lower-cased: ``cash_in``, ``cash_out``, ``debit``,
                               ``payment``, ``transfer``
