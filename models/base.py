@@ -122,6 +122,19 @@ def from_river_state(state: dict[str, Any]) -> Any:
     return estimator
 
 
+def rolling_state(rolling: Any) -> dict[str, Any]:
+    """Plain-data snapshot of a ``river.utils.Rolling`` of a River statistic or metric: its object and its window."""
+    return {"obj": river_state(rolling.obj), "window": [_plain(list(args)) for args, _ in rolling.window]}
+
+
+def rolling_from_state(rolling: Any, state: dict[str, Any]) -> Any:
+    """Load :func:`rolling_state` output into a fresh ``rolling`` of the same class and size; returns it."""
+    rolling.obj = from_river_state(state["obj"])
+    rolling.window.clear()
+    rolling.window.extend((tuple(_unplain(args)), {}) for args in state["window"])
+    return rolling
+
+
 @runtime_checkable
 class OnlineModel(Protocol):
     """What the streaming layer and the contract test rely on."""

@@ -411,8 +411,7 @@ def _kairos(factory: Callable[[], SalesForecaster | SeasonalNaive]) -> Candidate
         model, out = factory(), []
         for t, y in enumerate(values):
             x = {"window_start": t * HOUR}
-            answer = model.predict_one(x)  # a Forecast, or seasonal-naive's plain number (or None)
-            out.append(answer.value if isinstance(answer, Forecast) else answer)
+            out.append(model.predict_one(x))  # a number (or None while seasonal-naive has no answer)
             model.learn_one(x, y)
         return out
 
