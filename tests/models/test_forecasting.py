@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 
-from models.forecasting import ForecastErrors, SalesForecaster, SeasonalNaive
+from models.forecasting import ForecastErrors, SalesForecaster, SalesMonitor, SalesWindows, SeasonalNaive
 
 #: Relative sales per weekday: a quiet Monday-Tuesday, a busy weekend.
 WEEK = (0.8, 0.85, 1.0, 1.0, 1.1, 1.4, 1.25)
@@ -171,3 +172,44 @@ def test_version_2_and_3_checkpoints_restore_and_start_the_river_parts_fresh() -
     assert from_v3.state_dict() == state | river_parts
     assert from_v2.state_dict() == state | river_parts | {"pool": [0.0, 0.0, 0, 0.0, 0.0]}
     assert from_v3.predict_one(x) == from_v2.predict_one(x) == forecaster.predict_one(x)
+
+
+def _shifted_sales(seed: int, days: int, peak: float, change_day: int) -> list[float]:
+    """Seasonal sales whose daily shape moves six hours later from ``change_day`` on."""
+    rng = np.random.default_rng(seed)
+    return [
+        float(rng.poisson(peak * daily_profile(((k % 24) / 24 + (0.25 if k >= change_day * 24 else 0.0)) % 1.0)
+                          * WEEK[k // 24 % 7]))
+        for k in range(days * 24)
+    ]
+
+
+def test_rivers_page_hinkley_signals_a_changed_daily_shape_within_hours_and_a_steady_series_never() -> None:
+    changed = SalesForecaster(window_size=3600.0, season_length=24)
+    steady = SalesForecaster(window_size=3600.0, season_length=24)
+    signals: list[tuple[int, Any]] = []
+    for k, (moved, same) in enumerate(zip(_shifted_sales(2, 21, 20.0, change_day=14),
+                                          seasonal_sales(seed=12, days=21, peak=20.0))):
+        changed.learn_one({"window_start": k * 3600.0}, moved)
+        steady.learn_one({"window_start": k * 3600.0}, same)
+        if changed.drift_detected:
+            signals.append((k, changed.last_drift))
+        assert not steady.drift_detected, k
+
+    first, signal = signals[0]
+    assert 14 * 24 <= first <= 14 * 24 + 12, signals  # measured: 3-6 windows after the change on seeds 0-19
+    assert signal.window_start == first * 3600.0 and signal.metric == "scaled_abs_error"
+    assert signal.after > 2 * signal.before, signal
+    assert changed.metrics()["drifts"] == len(signals) and steady.metrics()["drifts"] == 0
+
+
+def test_the_monitor_hands_on_the_forecasters_drift_signals() -> None:
+    monitor = SalesMonitor(SalesWindows(size=3600.0), SalesForecaster(3600.0, season_length=24))
+    drifts = []
+    for k, units in enumerate(_shifted_sales(3, 21, 20.0, change_day=14)):
+        if units:
+            monitor.add_order({"ts": k * 3600.0 + 60.0, "lines": [{"sku": "A", "quantity": units, "unit_price": 1.0}]})
+        drifts += monitor.advance(k * 3600.0 + 3600.0).drifts
+    units_total = [d for d in drifts if d["series"] == "total:all" and d["measure"] == "units"]
+    assert units_total and units_total[0]["window_start"] >= 14 * 24 * 3600.0, drifts
+    assert set(units_total[0]) == {"series", "measure", "window_start", "metric", "before", "after"}
