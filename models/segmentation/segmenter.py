@@ -6,7 +6,8 @@ River parts: :class:`Segmenter` is a ``river.base.Clusterer`` (River's
 customer id as well as on a dict); the standardisation's moments are
 ``river.stats.Var`` (population variance), computed per worker with
 ``update_many`` and merged across workers with River's own parallel merge
-(Chan et al.).
+(Chan et al.); the progressive mean squared distance on arrival
+(``metrics()["mean_sq_distance"]``) is a ``river.stats.Mean``.
 
 Not River: the clustering itself. River's ``cluster.KMeans`` moves each
 centroid towards every point it sees (a running, halflife-weighted update with
@@ -34,7 +35,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from river import base, stats
 
-from models.base import check_state_tag
+from models.base import check_state_tag, from_river_state, river_state
 from models.segmentation.stable_ids import StableSegmentIds
 
 #: Rows per block when computing distances (bounds the temporary n x k x d array).
@@ -208,7 +209,7 @@ class Segmenter(base.Clusterer):
     91.0
     """
 
-    STATE_TAG: ClassVar[tuple[str, int]] = ("Segmenter", 1)
+    STATE_TAG: ClassVar[tuple[str, int]] = ("Segmenter", 2)
     STATS_TAG: ClassVar[tuple[str, int]] = ("SegmenterStats", 1)
 
     def __init__(
@@ -258,8 +259,8 @@ class Segmenter(base.Clusterer):
         self._ids = StableSegmentIds()
         self._learned = 0
         self._refines = 0
-        self._distance_sum = 0.0
-        self._distance_count = 0
+        #: Squared standardised distance of each learned vector to its nearest centroid on arrival.
+        self._arrival_distance = stats.Mean()
         if self._features is not None:
             self._allocate_rows(0)
 
@@ -370,8 +371,7 @@ class Segmenter(base.Clusterer):
             joined = self._sticky(d2, previous)
             self._assigned[slots] = joined
             self._move_centroids(left_rows, left_clusters, rows, joined)
-            self._distance_sum += float(d2.min(axis=1).sum())
-            self._distance_count += len(chunk)
+            self._arrival_distance.update_many(d2.min(axis=1))
         if self._centroids is None:
             if len(self._slots) >= self.warmup:
                 self.refine()
@@ -597,12 +597,11 @@ class Segmenter(base.Clusterer):
 
     def metrics(self) -> dict[str, float]:
         """Customers held, vectors learned, refines run and the mean squared distance on arrival."""
-        mean_distance = self._distance_sum / self._distance_count if self._distance_count else 0.0
         return {
             "customers": len(self._slots),
             "learned": self._learned,
             "refines": self._refines,
-            "mean_sq_distance": mean_distance,
+            "mean_sq_distance": self._arrival_distance.get(),
         }
 
     # -- checkpoints ---------------------------------------------------
@@ -626,13 +625,17 @@ class Segmenter(base.Clusterer):
             "ids": self._ids.state_dict(),
             "learned": self._learned,
             "refines": self._refines,
-            "distance_sum": self._distance_sum,
-            "distance_count": self._distance_count,
+            "arrival_distance": river_state(self._arrival_distance),
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
-        """Rebuild a segmenter from :meth:`state_dict` output."""
+        """Rebuild a segmenter from :meth:`state_dict` output (of this version or version 1)."""
+        model, version = cls.STATE_TAG
+        if state.get("model") == model and state.get("version") == 1:  # sums where version 2 has River's Mean
+            count = state["distance_count"]
+            mean = stats.Mean._from_state(count, state["distance_sum"] / count if count else 0.0)
+            state = state | {"version": version, "arrival_distance": river_state(mean)}
         check_state_tag(state, *cls.STATE_TAG)
         segmenter = cls(**state["params"])
         if state["features"] is not None:
@@ -652,6 +655,5 @@ class Segmenter(base.Clusterer):
         segmenter._ids = StableSegmentIds.from_state(state["ids"])
         segmenter._learned = state["learned"]
         segmenter._refines = state["refines"]
-        segmenter._distance_sum = state["distance_sum"]
-        segmenter._distance_count = state["distance_count"]
+        segmenter._arrival_distance = from_river_state(state["arrival_distance"])
         return segmenter

@@ -173,3 +173,19 @@ def test_metrics_report_progress() -> None:
     scale = segmenter.feature_scale()
     assert list(scale["std"]) == list(FEATURES)
     assert scale["std"]["browsing"] == pytest.approx(100 * scale["std"]["recency"], rel=0.5)
+
+
+def test_a_version_1_checkpoint_restores_its_arrival_distances_into_rivers_mean() -> None:
+    snapshots, _ = planted_customers(300, seed=4)
+    segmenter = Segmenter(k=4, warmup=100, seed=2)
+    for snapshot in snapshots:
+        segmenter.learn_many(snapshot)
+    state = json.loads(json.dumps(segmenter.state_dict()))
+    n = 700  # version 1 kept the sum and count of the squared distances; the mean is what is reported
+    old = {key: value for key, value in state.items() if key != "arrival_distance"} | {"version": 1}
+    old |= {"distance_count": n, "distance_sum": segmenter.metrics()["mean_sq_distance"] * n}
+
+    restored = Segmenter.from_state(old)
+
+    assert restored.metrics() == pytest.approx(segmenter.metrics())
+    assert restored.predict_one(snapshots[-1]["c7"]) == segmenter.predict_one(snapshots[-1]["c7"])
