@@ -189,3 +189,24 @@ def test_a_version_1_checkpoint_restores_its_arrival_distances_into_rivers_mean(
 
     assert restored.metrics() == pytest.approx(segmenter.metrics())
     assert restored.predict_one(snapshots[-1]["c7"]) == segmenter.predict_one(snapshots[-1]["c7"])
+
+
+def test_the_segmenter_is_a_river_clusterer_in_a_river_pipeline_and_learns_a_dataframe() -> None:
+    import pandas as pd
+    from river import compose
+
+    snapshots, planted = planted_customers(300, seed=6)
+    segmenter = Segmenter(k=4, warmup=100, seed=1)
+    for snapshot in snapshots:  # River's learn_many form: a DataFrame indexed by customer id
+        segmenter.learn_many(pd.DataFrame.from_dict(snapshot, orient="index"))
+    by_dict = Segmenter(k=4, warmup=100, seed=1)
+    for snapshot in snapshots:
+        by_dict.learn_many(snapshot)
+    assert segmenter.assignments() == by_dict.assignments()
+
+    scaled = compose.FuncTransformer(lambda x: {name: x[name] * scale for name, scale in zip(FEATURES, SCALES)})
+    pipeline = scaled | segmenter
+    final = snapshots[-1]
+    unscaled = {c: {name: v / scale for (name, v), scale in zip(final[c].items(), SCALES)} for c in final}
+    labels = [pipeline.predict_one(unscaled[c]) for c in final]
+    assert adjusted_rand_score([planted[c] for c in final], labels) > 0.9
