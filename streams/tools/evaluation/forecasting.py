@@ -52,7 +52,6 @@ from typing import Any
 
 from models.forecasting import (
     Alert,
-    Forecast,
     ForecastErrors,
     SalesForecaster,
     SalesMonitor,
