@@ -14,10 +14,10 @@ centroid towards every point it sees (a running, halflife-weighted update with
 no memory of the points), so a customer who updates ten times pulls ten times,
 and its solution cannot be polished by exact Lloyd steps. On the Online Retail
 customers (884, k = 6, in this segmenter's standard units) it measured
-2.1-4.2x the inertia of batch K-means in one pass over the stream of their
-vectors (halflife 0.01-0.5, five seeds), and still 1.07-1.54x after ten
-shuffled passes over their final vectors (which no stream offers), where
-this segmenter measures 1.006x (BENCHMARKS.md, "River in segmentation,
+2.1-4.5x the inertia of batch K-means in one pass over the stream of their
+vectors or over their final vectors (halflife 0.01-0.5, five seeds), where
+this segmenter measures 1.006x (``python -m streams.tools.evaluation.segmentation
+--river-kmeans``; BENCHMARKS.md, "River in segmentation,
 baskets, forecasting"). River has no reservoir K-means with k-means++ seeding,
 exact mergeable sufficient statistics or stable segment ids, so that part is
 written here, as a River ``Clusterer``.
