@@ -210,7 +210,8 @@ class SalesForecaster(base.Regressor):
     series-days with ``delta`` 0.25); a six-hour shift of the daily shape
     signalled 8-12 windows after it in 15 of 15 series at peaks of 20 and
     200, not within two weeks at a peak of 2; on the Online Retail month 1
-    signal on the total and 3 over 31 categories (units).
+    signal on the total and 3 over 31 categories (units)
+    (``python -m streams.tools.evaluation.forecasting --drift``).
 
     **Cold start**: during the first season (``season_length`` windows learned)
     the forecast is the mean of the windows seen so far, with basis
