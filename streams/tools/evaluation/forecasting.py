@@ -122,7 +122,7 @@ def river_report(monitor: SalesMonitor) -> dict[str, dict[str, float]]:
         windows = sum(model.metrics().get("windows", 0) for model in units)
         if windows:
             report[scope] = {
-                "holt_winters_share": round(sum(model.metrics()["holt_winters_windows"] for model in units) / windows, 3),
+                "holt_winters_share": round(sum(model.metrics().get("holt_winters_windows", 0) for model in units) / windows, 3),
                 "drift_signals": sum(model.drifts for model in units),
             }
     return report
