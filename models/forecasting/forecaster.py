@@ -175,21 +175,22 @@ class SalesForecaster(base.Regressor):
     of them), robustly as the profile does: each actual winsorized around
     Holt-Winters' own forecast (Gelper, Fried & Croux's robust Holt-Winters
     pre-cleans its observations the same way), a window held out as unusual
-    learned as its own forecast. Its forecast
-    and the one chosen above (own or pooled) are scored on every seasonal
-    window before it is learned (discounted absolute errors, as above), and
-    Holt-Winters' point forecast is published while its error is below
-    :data:`HOLT_WINTERS_MARGIN` (3/4) of the chosen one's. It replaces the
-    point only: the interval, the mean the surge detector counts against
-    (:meth:`expected`), the residuals and the robust learning stay on the
-    seasonal model (published as the mean too, Holt-Winters raised the
-    surge alerts off the planted surges by a fifth on the simulator and
-    Online Retail). (Published whenever
-    its error was merely the smaller, it raised the simulator's SKU MAE ratio
-    from 0.741 to 0.765 and its other alerts from 0.5 to 3.4 a day: switching
-    on small differences adds noise.) :meth:`metrics` counts the windows it
-    was published for (``holt_winters_windows``). Its components
-    are trimmed to what its recursions read (River keeps their whole history).
+    learned as its own forecast. Its forecast and the one chosen above (own
+    or pooled) are scored on every seasonal window before it is learned
+    (discounted absolute errors, as above), and Holt-Winters' point forecast
+    is published while its error is below :data:`HOLT_WINTERS_MARGIN` (3/4)
+    of the chosen one's. It replaces the point only: the interval, the mean
+    the surge detector counts against (:meth:`expected`), the residuals and
+    the robust learning stay on the seasonal model. (Published as the mean
+    too, it raised the surge alerts off the planted surges from 1.08 to 1.31
+    a day on the simulator and from 51 to 66 on Online Retail; published
+    whenever its error was merely the smaller, it also raised the 10-day
+    test shop's SKU MAE ratio from 0.741 to 0.765.) On Online Retail it is
+    published for 28 % of the top-SKU windows, 8 % of the category windows
+    (MAE ratio to seasonal-naive 0.790 -> 0.733 and 0.676 -> 0.674).
+    :meth:`metrics` counts the windows it was published for
+    (``holt_winters_windows``). Its components are trimmed to what its
+    recursions read (River keeps their whole history).
 
     **Drift**: a River ``drift.PageHinkley`` (mode ``up``, ``delta``
     :data:`DRIFT_DELTA`, threshold ``drift_threshold``) watches the absolute
