@@ -1,14 +1,23 @@
-"""Best-sellers per scope (the whole shop, each customer segment): the recommendation fallbacks."""
+"""Best-sellers per scope (the whole shop, each customer segment): the recommendation fallbacks.
+
+River parts: :class:`SegmentBestSellers` is a ``river.base.Estimator``
+(River's ``clone``, ``repr``, parameters and estimator checks). Not River: the
+decayed, capped per-scope unit counts (River's ``sketch.HeavyHitters`` counts
+occurrences without event-time decay or scopes; a dict of floats per scope is
+all this needs).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Self
 
+from river import base
+
 from models.base import check_state_tag
 
 
-class SegmentBestSellers:
+class SegmentBestSellers(base.Estimator):
     """Units sold per SKU within each scope, event-time decayed, bounded per scope.
 
     ``learn_one({"segment": 3, "ts": ..., "lines": [...]})`` counts an order's
@@ -28,6 +37,10 @@ class SegmentBestSellers:
 
     STATE = ("SegmentBestSellers", 1)
 
+    @property
+    def _supervised(self) -> bool:
+        return False
+
     def __init__(self, top_n: int = 20, half_life: float | None = 7 * 86400.0, capacity: int = 2000) -> None:
         if top_n < 1 or capacity < 2 * top_n:
             raise ValueError("need top_n >= 1 and capacity >= 2 * top_n")
@@ -44,6 +57,7 @@ class SegmentBestSellers:
         return 2.0 ** ((ts - self.now) / self.half_life)
 
     def learn_one(self, x: Mapping[str, Any], y: None = None) -> None:
+        """Count the units of order record ``x`` under ``"global"`` and its ``segment``."""
         ts = float(x["ts"])
         if self.half_life is not None and ts > self.now:
             if self.now != float("-inf"):
@@ -69,10 +83,8 @@ class SegmentBestSellers:
         return [(sku, round(units, 6)) for sku, units in ranked]
 
     def metrics(self) -> dict[str, float]:
+        """Scopes and SKUs counted."""
         return {"scopes": len(self.scopes), "skus": sum(len(c) for c in self.scopes.values())}
-
-    def clone(self) -> Self:
-        return type(self)(self.top_n, self.half_life, self.capacity)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.STATE[0], "version": self.STATE[1], "top_n": self.top_n,

@@ -1,4 +1,14 @@
-"""Frequent items, pairs and triples of an order stream, with a proven error bound in bounded memory."""
+"""Frequent items, pairs and triples of an order stream, with a proven error bound in bounded memory.
+
+River parts: :class:`BasketCounter` is a ``river.base.Estimator`` (River's
+``clone``, ``repr``, parameters and estimator checks; ``learn_one`` on an
+order record, ``predict_one`` on a cart). Not River: the counting itself.
+River has no frequent-itemset or association-rule miner; its nearest part,
+``sketch.HeavyHitters``, counts single items (Lossy Counting without decay),
+while baskets need pairs and triples with Apriori pruning, a per-itemset
+error bound, event-time decay, a look-back window and exact partitioning
+across workers, so that part is written here.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +17,8 @@ import sys
 import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any, Self
+
+from river import base
 
 from models.base import check_state_tag
 from models.baskets.recommend import CartRecommender
@@ -47,7 +59,7 @@ def _upper(entry: Entry) -> float:
     return entry[0] + entry[1]
 
 
-class BasketCounter:
+class BasketCounter(base.Estimator):
     """Streaming frequent itemsets (sizes 1 to 3) and association rules: Lossy Counting with Apriori pruning.
 
     A basket is the set of SKUs of one order (quantities do not matter). Every
@@ -146,6 +158,10 @@ class BasketCounter:
 
     MODEL = "BasketCounter"
     VERSION = 2
+
+    @property
+    def _supervised(self) -> bool:
+        return False
 
     def __init__(
         self,
@@ -631,7 +647,3 @@ class BasketCounter:
         for position, basket in enumerate(counter._window):
             counter._index(basket, position)
         return counter
-
-    def clone(self) -> Self:
-        """A fresh, unlearned counter with the same parameters."""
-        return type(self)(**self._params())

@@ -1,10 +1,22 @@
-"""Opportunity alerts: item pairs whose support or lift jumps against their own history."""
+"""Opportunity alerts: item pairs whose support or lift jumps against their own history.
+
+River parts: :class:`RisingPairs` is a ``river.base.Estimator`` (River's
+``clone``, ``repr``, parameters and estimator checks; ``learn_one`` /
+``predict_one`` on a snapshot of pairs). Not River: each pair's history is two
+exponentially weighted means kept as two floats. River's ``stats.EWMean``
+computes the same average, but one River object per pair and measure would
+multiply the memory of thousands of tracked pairs and their checkpoint for
+one line of arithmetic, and a pair's history starts from the support
+threshold rather than from its first value.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
+
+from river import base
 
 from models.base import check_state_tag
 
@@ -53,7 +65,7 @@ class TrendAlert:
         }
 
 
-class RisingPairs:
+class RisingPairs(base.Estimator):
     """Detect pairs whose support or lift jumps against their own history; one alert per pair per cooldown.
 
     One observation per window of event time (say every 15 minutes): the
@@ -95,6 +107,10 @@ class RisingPairs:
 
     MODEL = "RisingPairs"
     VERSION = 1
+
+    @property
+    def _supervised(self) -> bool:
+        return False
 
     def __init__(
         self, ratio: float = 2.0, alpha: float = 0.1, min_lift: float = 1.0, warmup: int = 4, cooldown: float = 86_400.0
@@ -197,7 +213,3 @@ class RisingPairs:
         rising._history = {a: {b: list(m) for b, m in row.items()} for a, row in state["history"].items()}
         rising._alerted = {a: dict(row) for a, row in state["alerted"].items()}
         return rising
-
-    def clone(self) -> Self:
-        """A fresh detector with the same parameters."""
-        return type(self)(**self._params())

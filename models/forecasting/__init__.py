@@ -7,16 +7,19 @@ with allowed lateness); each closed window (:class:`WindowSales`) is checked by
 the :class:`SurgeDetector` (a CUSUM of the orders' log-likelihood ratio of a
 surge, with the units beyond the forecast's interval) against the forecast
 made for it, then learned by that series' :class:`SalesForecaster`
-(slot-of-day profile x day-of-week factor x recent level, robust to surges,
-with a prediction interval), which measures itself against
-:class:`SeasonalNaive` (:class:`ForecastErrors`); open windows are checked as
+(a River regressor: slot-of-day profile x day-of-week factor x recent
+level, robust to surges, with a prediction interval, and River's
+``HoltWinters`` as a candidate), which measures itself against
+:class:`SeasonalNaive` with River's metrics (:class:`ForecastErrors`) and
+watches its errors with River's ``PageHinkley`` (:class:`DriftSignal`, in
+:attr:`SalesUpdate.drifts`); open windows are checked as
 they fill, so a strong surge alerts before its window closes. Views for
 ``kairos:forecast:{scope}:{key}`` come out of :meth:`SalesMonitor.view`.
 """
 
 from models.base import ContractCase
 from models.forecasting.baseline import SeasonalNaive
-from models.forecasting.forecaster import Forecast, SalesForecaster
+from models.forecasting.forecaster import DriftSignal, Forecast, SalesForecaster
 from models.forecasting.metrics import ForecastErrors
 from models.forecasting.monitor import SalesMonitor, SalesUpdate
 from models.forecasting.surge import Alert, SalesCheck, SurgeDetector
@@ -27,6 +30,7 @@ from models.forecasting.windows import LateCorrection, SalesWindows, WindowSales
 __all__ = [
     "Alert",
     "CONTRACT_CASES",
+    "DriftSignal",
     "Forecast",
     "ForecastErrors",
     "LateCorrection",

@@ -27,6 +27,9 @@ class SalesUpdate:
     removed: list[str] = field(default_factory=list)
     #: Number of windows closed.
     closed: int = 0
+    #: Drift signals of the forecasters that learned a closed window: ``series``, ``measure`` and the
+    #: :class:`~models.forecasting.forecaster.DriftSignal` fields (River's ``PageHinkley`` on their errors).
+    drifts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _horizon_step(forecasts: dict[str, Forecast]) -> dict[str, Any]:
@@ -131,7 +134,7 @@ class SalesMonitor:
         """Close the windows the watermark passed, score and learn them; return alerts and changed views."""
         update = SalesUpdate()
         for window in self.windows.advance(watermark):
-            update.alerts.append(self._learn(window))
+            update.alerts.append(self._learn(window, update.drifts))
             update.closed += 1
         for series in self.windows.take_fresh():
             if self.nowcast:
@@ -160,16 +163,16 @@ class SalesMonitor:
         """
         x = {"window_start": sales.start, "elapsed": elapsed}
         forecaster = models["units"]
-        expected = forecaster.predict_one(x)
+        expected = forecaster.predict_one(x, with_interval=True)
         if expected.basis != SEASONAL or not forecaster.calibrated:
             return None
         views = models["views"]
         expected_views = (views.expected(x) if elapsed == 1.0 and views.calibrated
-                          and views.predict_one(x).basis == SEASONAL else None)
+                          and views.predict_one(x, with_interval=True).basis == SEASONAL else None)
         return SalesCheck(sales.series, sales.start, sales.units, sales.orders, expected.value, expected.lower,
                           expected.upper, forecaster.expected_orders(x), elapsed, sales.views, expected_views)
 
-    def _learn(self, window: WindowSales) -> Alert | None:
+    def _learn(self, window: WindowSales, drifts: list[dict[str, Any]]) -> Alert | None:
         models = self._forecasters.get(window.series)
         if models is None:
             models = self._forecasters[window.series] = {m: self.forecaster.clone() for m in MEASURES}
@@ -182,6 +185,8 @@ class SalesMonitor:
              "unusual": self._unusual(window)}
         for measure, model in models.items():
             model.learn_one(x, getattr(window, measure))
+            if model.drift_detected and model.last_drift is not None:
+                drifts.append({"series": window.series, "measure": measure} | model.last_drift.to_dict())
         recent = self._actuals.setdefault(window.series, [])
         recent.append([window.start, window.units, window.revenue, window.lines, window.views])
         del recent[: -self.recent_actuals]

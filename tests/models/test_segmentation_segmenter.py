@@ -173,3 +173,40 @@ def test_metrics_report_progress() -> None:
     scale = segmenter.feature_scale()
     assert list(scale["std"]) == list(FEATURES)
     assert scale["std"]["browsing"] == pytest.approx(100 * scale["std"]["recency"], rel=0.5)
+
+
+def test_a_version_1_checkpoint_restores_its_arrival_distances_into_rivers_mean() -> None:
+    snapshots, _ = planted_customers(300, seed=4)
+    segmenter = Segmenter(k=4, warmup=100, seed=2)
+    for snapshot in snapshots:
+        segmenter.learn_many(snapshot)
+    state = json.loads(json.dumps(segmenter.state_dict()))
+    n = 700  # version 1 kept the sum and count of the squared distances; the mean is what is reported
+    old = {key: value for key, value in state.items() if key != "arrival_distance"} | {"version": 1}
+    old |= {"distance_count": n, "distance_sum": segmenter.metrics()["mean_sq_distance"] * n}
+
+    restored = Segmenter.from_state(old)
+
+    assert restored.metrics() == pytest.approx(segmenter.metrics())
+    assert restored.predict_one(snapshots[-1]["c7"]) == segmenter.predict_one(snapshots[-1]["c7"])
+
+
+def test_the_segmenter_is_a_river_clusterer_in_a_river_pipeline_and_learns_a_dataframe() -> None:
+    import pandas as pd
+    from river import compose
+
+    snapshots, planted = planted_customers(300, seed=6)
+    segmenter = Segmenter(k=4, warmup=100, seed=1)
+    for snapshot in snapshots:  # River's learn_many form: a DataFrame indexed by customer id
+        segmenter.learn_many(pd.DataFrame.from_dict(snapshot, orient="index"))
+    by_dict = Segmenter(k=4, warmup=100, seed=1)
+    for snapshot in snapshots:
+        by_dict.learn_many(snapshot)
+    assert segmenter.assignments() == by_dict.assignments()
+
+    scaled = compose.FuncTransformer(lambda x: {name: x[name] * scale for name, scale in zip(FEATURES, SCALES)})
+    pipeline = scaled | segmenter
+    final = snapshots[-1]
+    unscaled = {c: {name: v / scale for (name, v), scale in zip(final[c].items(), SCALES)} for c in final}
+    labels = [pipeline.predict_one(unscaled[c]) for c in final]
+    assert adjusted_rand_score([planted[c] for c in final], labels) > 0.9

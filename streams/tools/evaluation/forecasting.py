@@ -22,7 +22,13 @@ time), with hourly windows and a 24-window season, and the report gives:
 - with ``--seeds``, the surges caught within two windows and the other alerts
   per day over several simulated shops (:func:`evaluate_surges`);
 - with ``--compare``, the candidate models the forecaster was chosen from,
-  on the same hourly series.
+  on the same hourly series;
+- per scope (``river``), the share of the units forecasters' scored windows
+  whose point forecast was River's Holt-Winters, and River Page-Hinkley's
+  drift signals on units;
+- with ``--drift``, the drift signals on simulated hourly series
+  (:func:`evaluate_drift`): steady ones (false signals) and ones whose daily
+  shape moves six hours (found, and how many windows later).
 
 **Online Retail** (``../shared/datasets/online-retail-2010-12``, a UK online
 wholesaler, 2010-12-01 to 12-23): invoices become orders (``ts`` the invoice
@@ -50,9 +56,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from models.forecasting import (
     Alert,
-    Forecast,
     ForecastErrors,
     SalesForecaster,
     SalesMonitor,
@@ -105,6 +112,20 @@ def replay(orders: Iterable[dict[str, Any]], monitor: SalesMonitor, end: float |
 def _window_end(ts: float) -> float:
     """End of the hourly window holding ``ts``."""
     return ts // HOUR * HOUR + HOUR
+
+
+def river_report(monitor: SalesMonitor) -> dict[str, dict[str, float]]:
+    """Per scope: the share of scored units windows whose point was River's Holt-Winters, and the drift signals."""
+    report = {}
+    for scope in SCOPES:
+        units = [models["units"] for series, models in monitor._forecasters.items() if series.startswith(scope + ":")]
+        windows = sum(model.metrics().get("windows", 0) for model in units)
+        if windows:
+            report[scope] = {
+                "holt_winters_share": round(sum(model.metrics().get("holt_winters_windows", 0) for model in units) / windows, 3),
+                "drift_signals": sum(model.drifts for model in units),
+            }
+    return report
 
 
 def scope_report(monitor: SalesMonitor) -> dict[str, dict[str, float]]:
@@ -270,6 +291,7 @@ def evaluate_simulator(
         "source": f"simulator seed={seed} customers={customers} days={days:g}",
         "windows": f"hourly, season 24, warm-up {warmup_days} days",
         "scopes": scope_report(monitor),
+        "river": river_report(monitor),
         "alert_days": alert_days,
     } | score_surges(truth, alerts, simulator.catalog.category, alert_days=alert_days, evidence=evidence,
                      threshold=monitor.detector.threshold)
@@ -338,8 +360,60 @@ def evaluate_online_retail(folder: Path = DEFAULT_RETAIL) -> dict[str, Any]:
         "source": f"online retail {folder.name}: {len(orders)} invoices",
         "windows": "hourly, season 24, warm-up one week; category = last word of the description (top 30, else other)",
         "scopes": scope_report(monitor),
+        "river": river_report(monitor),
         "alerts": kinds,
     }
+
+
+# -- drift signals ----------------------------------------------------------------------
+
+
+def _daily_shape(phase: float) -> float:
+    """Relative sales at ``phase`` of the day (0-1): quiet nights, a lunch peak and an evening peak."""
+    return 0.08 + math.exp(-(((phase - 0.5) / 0.12) ** 2)) + 0.8 * math.exp(-(((phase - 0.83) / 0.07) ** 2))
+
+
+def shifted_sales(seed: int, days: int, peak: float, change_day: int | None = None) -> list[float]:
+    """Hourly Poisson sales around a daily shape and weekday factors; from ``change_day`` the shape is 6 h later."""
+    rng = np.random.default_rng(seed)
+    week = (0.8, 0.85, 1.0, 1.0, 1.1, 1.4, 1.25)
+    return [
+        float(rng.poisson(peak * week[k // DAY_WINDOWS % 7] * _daily_shape(
+            ((k % DAY_WINDOWS) / DAY_WINDOWS + (0.25 if change_day is not None and k >= change_day * DAY_WINDOWS
+                                                else 0.0)) % 1.0)))
+        for k in range(days * DAY_WINDOWS)
+    ]
+
+
+def evaluate_drift(peaks: tuple[float, ...] = (2.0, 20.0, 200.0), steady: int = 30, shifted: int = 15,
+                   days: int = 28, change_day: int = 14) -> dict[str, Any]:
+    """River Page-Hinkley's drift signals of a default forecaster: false ones on ``steady`` series (per 1,000
+    series-days after the warm-up week) and, on ``shifted`` series, the windows from the shape's move to the first."""
+    report: dict[str, Any] = {}
+    for peak in peaks:
+        false = 0
+        for seed in range(steady):
+            forecaster = SalesForecaster(window_size=HOUR, season_length=DAY_WINDOWS)
+            for k, y in enumerate(shifted_sales(1000 + seed, days, peak)):
+                forecaster.learn_one({"window_start": k * HOUR}, y)
+                false += forecaster.drift_detected
+        delays = []
+        for seed in range(shifted):
+            forecaster = SalesForecaster(window_size=HOUR, season_length=DAY_WINDOWS)
+            first = None
+            for k, y in enumerate(shifted_sales(seed, days, peak, change_day)):
+                forecaster.learn_one({"window_start": k * HOUR}, y)
+                if forecaster.drift_detected and k >= change_day * DAY_WINDOWS and first is None:
+                    first = k - change_day * DAY_WINDOWS
+            delays.append(first)
+        found = sorted(d for d in delays if d is not None)
+        report[f"peak {peak:g}"] = {
+            "false_per_1000_series_days": round(1000 * false / (steady * (days - 7)), 2),
+            "found": f"{len(found)}/{shifted}",
+            "median_delay": found[len(found) // 2] if found else None,
+            "max_delay": found[-1] if found else None,
+        }
+    return report
 
 
 # -- choosing the model -----------------------------------------------------------------
@@ -411,8 +485,7 @@ def _kairos(factory: Callable[[], SalesForecaster | SeasonalNaive]) -> Candidate
         model, out = factory(), []
         for t, y in enumerate(values):
             x = {"window_start": t * HOUR}
-            answer = model.predict_one(x)  # a Forecast, or seasonal-naive's plain number (or None)
-            out.append(answer.value if isinstance(answer, Forecast) else answer)
+            out.append(model.predict_one(x))  # a number (or None while seasonal-naive has no answer)
             model.learn_one(x, y)
         return out
 
@@ -452,6 +525,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=float, default=28.0, help="simulated days")
     parser.add_argument("--seeds", type=int, nargs="+", help="also score planted surges over these simulator seeds")
     parser.add_argument("--compare", action="store_true", help="also compare the candidate models")
+    parser.add_argument("--drift", action="store_true", help="also score the drift signals on simulated series")
     args = parser.parse_args(argv)
     report: dict[str, Any] = {
         "simulator": evaluate_simulator(args.seed, args.customers, args.days),
@@ -459,6 +533,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     if args.seeds:
         report["simulator_surges"] = evaluate_surges(args.seeds, args.customers, args.days)
+    if args.drift:
+        report["drift"] = evaluate_drift()
     if args.compare:
         sim = SimulatorConfig(seed=args.seed, customers=args.customers, days=args.days)
         report["candidates"] = {

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
@@ -162,16 +163,58 @@ def score_against_batch(segmenter: Segmenter, vectors: dict[str, dict[str, float
     }
 
 
+def river_kmeans_ratios(
+    segmenter: Segmenter, updates: list[dict[str, float]], final: list[dict[str, float]],
+    halflives: tuple[float, ...] = (0.5, 0.1, 0.01), seeds: int = 5,
+) -> dict[str, list[float]]:
+    """River's ``cluster.KMeans`` fed the stream's vector ``updates`` (in order, one pass) or the ``final`` vectors
+    (one pass), in the segmenter's standard units: min and median over ``seeds`` of its inertia over batch K-means'.
+    """
+    from river import cluster
+
+    names = list(segmenter.feature_scale()["mean"])
+    points = segmenter.standardise(final)
+    with threadpool_limits(limits=1):
+        batch = float(KMeans(n_clusters=segmenter.k, n_init=10, random_state=0).fit(points).inertia_)
+
+    def ratio(stream: Any, halflife: float, seed: int) -> float:
+        model = cluster.KMeans(n_clusters=segmenter.k, halflife=halflife, sigma=3.0, seed=seed)
+        for row in stream:
+            model.learn_one(dict(zip(names, row.tolist())))
+        centres = np.array([[centre[name] for name in names] for centre in model.centers.values()])
+        return float(((points[:, None, :] - centres[None]) ** 2).sum(axis=2).min(axis=1).sum()) / batch
+
+    report = {}
+    for label, stream in (("updates", segmenter.standardise(updates)), ("final", points)):
+        for halflife in halflives:
+            ratios = sorted(ratio(stream, halflife, seed) for seed in range(seeds))
+            report[f"{label}, halflife {halflife}"] = [round(ratios[0], 3), round(float(np.median(ratios)), 3)]
+    return report
+
+
 def evaluate_online_retail(
-    path_to_folder: str | Path, k: int = 6, batch_size: int = 50, half_life_days: float = 30.0, seed: int = 0
+    path_to_folder: str | Path, k: int = 6, batch_size: int = 50, half_life_days: float = 30.0, seed: int = 0,
+    river_kmeans: bool = False,
 ) -> dict[str, Any]:
     """Replay the Online Retail month through the live segmentation; score it against batch K-means."""
     records, skipped = online_retail_orders(path_to_folder)
     replay = SegmentationReplay(Segmenter(k=k, seed=seed), half_life_days)
+    updates: list[dict[str, float]] = []  # every vector the segmenter learns, in order (for River's KMeans)
+    if river_kmeans:
+        learn_many = replay.segmenter.learn_many
+
+        def recording(vectors: dict[str, dict[str, float]]) -> None:
+            updates.extend(vectors.values())
+            learn_many(vectors)
+
+        replay.segmenter.learn_many = recording  # type: ignore[method-assign]
     for batch in batched(records, batch_size):
         replay.fold(batch)
     replay.sweep()
     final = replay.vectors()
+    extra = {}
+    if river_kmeans:
+        extra["river_kmeans_inertia_ratio_min_median"] = river_kmeans_ratios(replay.segmenter, updates, list(final.values()))
     return {
         "customers": len(final),
         "orders": len(records),
@@ -181,6 +224,7 @@ def evaluate_online_retail(
         "half_life_days": half_life_days,
         "refines": replay.segmenter.metrics()["refines"],
         **score_against_batch(replay.segmenter, final, seed),
+        **extra,
     }
 
 
@@ -249,11 +293,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--customers", type=int, default=5000, help="simulated customers (0: skip the simulator)")
     parser.add_argument("--days", type=float, default=28.0, help="simulated days")
+    parser.add_argument("--river-kmeans", action="store_true",
+                        help="also score River's cluster.KMeans on the Online Retail stream (min/median of 5 seeds)")
     args = parser.parse_args(argv)
     report: dict[str, Any] = {}
     if Path(args.folder).is_dir():
         report["online_retail"] = evaluate_online_retail(args.folder, args.k, args.batch_size,
-                                                         args.half_life_days, args.seed)
+                                                         args.half_life_days, args.seed, args.river_kmeans)
     if args.customers:
         report["simulator"] = evaluate_simulator(args.customers, args.days)
     print(json.dumps(report, indent=2))
