@@ -131,7 +131,8 @@ def settled_views(settings: KairosSettings, quiet: float | None = None, timeout:
     while time.monotonic() < deadline:
         time.sleep(quiet)
         again = read_views(settings)
-        if _stable_part(again) == _stable_part(views):
+        waiting = int(again["risk"].get("labels_early_labels", 0))  # labels whose payment is still on its way
+        if _stable_part(again) == _stable_part(views) and not waiting:
             return again
         views = again
     return views

@@ -53,7 +53,7 @@ def test_the_same_shop_sent_four_ways_gives_the_same_views(stack, tmp_path) -> N
 
     summaries = [summarise(arrival, views[arrival], events, len(events), 0.0, fraud) for arrival in ARRIVALS]
     for summary in summaries:
-        assert summary.labels_learned == summary.labels_sent > 0, summary.row()
+        assert summary.labels_learned == summary.labels_sent > 0, (summary.row(), summary.views["risk"])
         assert summary.labels_discarded == 0, summary.row()
     reference = summaries[0]
     assert reference.views["customers"] and reference.views["forecasts"] and reference.auc is not None
