@@ -482,10 +482,10 @@ class SalesForecaster(base.Regressor):
             self._choice_error = POOL_ERROR_KEEP * self._choice_error + abs(actual - chosen)
         if self._hw_index is not None and index <= self._hw_index:
             return  # an older window: Holt-Winters counts steps and has moved past it
-        if self._hw_index is None and actual == 0 and not self._holt_winters._first_values:
-            return  # River's Holt-Winters divides by its first season's mean: it starts at the first sale
         if self._hw_index is not None and index - self._hw_index > self.season_length:
             self._holt_winters, self._hw_index = self._new_holt_winters(), None
+        if self._hw_index is None and actual == 0 and not self._holt_winters._first_values:
+            return  # River's Holt-Winters divides by its first season's mean: it starts at the first sale
         hw = self._holt_winters
         for _ in range(index - self._hw_index - 1 if self._hw_index is not None else 0):
             hw.learn_one(0.0)  # a window with no record sold nothing

@@ -116,6 +116,52 @@ def read_views(settings: KairosSettings) -> dict[str, Any]:
     }
 
 
+def read_features(settings: KairosSettings) -> dict[str, dict[str, float]]:
+    """Every customer's segmentation features as the ``customers`` changelog last holds them (flattened)."""
+    import orjson
+
+    consumer = KafkaConsumer(f"{settings.app_id}-customers-changelog", bootstrap_servers=settings.kafka_bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+                             consumer_timeout_ms=3000, max_partition_fetch_bytes=8 << 20)
+    latest: dict[bytes, bytes | None] = {}
+    try:
+        for record in consumer:
+            latest[record.key] = record.value
+    finally:
+        consumer.close()
+    found = {}
+    for key, value in latest.items():
+        state = orjson.loads(value) if value else None
+        if not state or "features" not in state:
+            continue  # a tombstone, an ingest counter or a label ledger
+        features = state["features"]
+        flat = {name: features[name] for name in ("first_seen", "last_seen", "last_order_at")}
+        for part in ("decayed", "lifetime", "categories"):
+            flat |= {f"{part}.{name}": value for name, value in features[part].items()}
+        flat["sessions"] = len(features["sessions"])
+        found[key.decode()] = flat
+    return found
+
+
+def features_gap(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]]) -> tuple[int, float]:
+    """Customers whose features differ in their fields, and the largest relative difference of a value."""
+    differing, worst = 0, 0.0
+    for customer in set(a) | set(b):
+        x, y = a.get(customer), b.get(customer)
+        if x is None or y is None or x.keys() != y.keys():
+            differing += 1
+            continue
+        for name, p in x.items():
+            q = y[name]
+            if p is None or q is None:
+                if p != q:
+                    differing += 1
+                    break
+                continue
+            worst = max(worst, abs(p - q) / max(abs(p), abs(q), 1e-12))
+    return differing, worst
+
+
 def _stable_part(views: dict[str, Any]) -> dict[str, Any]:
     risk = {name: value for name, value in views["risk"].items() if name.startswith("labels_")}
     return {name: value for name, value in views.items() if name not in ("risk", "forecast_metrics")} | {"risk": risk}
@@ -218,8 +264,11 @@ def compare(a: RunSummary, b: RunSummary) -> dict[str, Any]:
     gaps = [(_relative_gap(va["forecasts"].get(k, {}).get(f), vb["forecasts"].get(k, {}).get(f)), k, f)
             for k in sorted(forecast_keys) for f in FORECAST_FIELDS]
     worst, worst_series, worst_field = max(gaps, default=(0.0, None, None))
+    feature_fields, feature_gap = features_gap(va.get("features", {}), vb.get("features", {}))
     return {
         "customers_differing": customers,
+        "features_differing": feature_fields,
+        "features_worst_relative_gap": feature_gap,
         "ingest_equal": va["ingest"] == vb["ingest"],
         "sales_alerts_symmetric_difference": len(va["sales_alerts"] ^ vb["sales_alerts"]),
         "forecast_series": (len(va["forecasts"]), len(vb["forecasts"])),
@@ -261,6 +310,7 @@ def run_arrival(arrival: str, events: list[Event], workdir: Path, rate: float, w
                 break
             time.sleep(0.5)
         views = settled_views(deployment.settings)
+        views["features"] = read_features(deployment.settings)
         (workdir / "views.json").write_text(json.dumps(views, default=sorted))
         return views, deployment.counted()
     finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import threading
 
-from streams.tools.determinism import ARRIVALS, arrange, compare, settled_views, summarise
+from streams.tools.determinism import ARRIVALS, arrange, compare, read_features, settled_views, summarise
 from streams.tools.simulation import ShopSimulator, SimulatorConfig
 from tests.integration.harness import Pipeline, isolated_settings
 
@@ -31,6 +31,7 @@ def test_the_same_shop_sent_four_ways_gives_the_same_views(stack, tmp_path) -> N
     def settle(arrival: str) -> None:
         pipelines[arrival].wait_for_outcomes(len(events), timeout=120)
         views[arrival] = settled_views(pipelines[arrival].settings)
+        views[arrival]["features"] = read_features(pipelines[arrival].settings)
 
     try:
         # The backfill: each topic's events in Kafka, one topic after the other, before its worker starts.
@@ -57,11 +58,13 @@ def test_the_same_shop_sent_four_ways_gives_the_same_views(stack, tmp_path) -> N
         assert summary.labels_discarded == 0, summary.row()
     reference = summaries[0]
     assert reference.views["customers"] and reference.views["forecasts"] and reference.auc is not None
+    assert len(reference.views["features"]) == len(reference.views["customers"])
     assert reference.views["sales_alerts"], "the planted surge is alerted"
     for a, b in itertools.combinations(summaries, 2):
         found = compare(a, b)
         pair = f"{a.arrival} / {b.arrival}: {found}"
         assert found["customers_differing"] == 0, pair
+        assert found["features_differing"] == 0 and found["features_worst_relative_gap"] < 1e-9, pair
         assert found["ingest_equal"], pair
         assert found["sales_alerts_symmetric_difference"] == 0, pair
         assert found["forecast_worst_relative_gap"] <= 0.01, pair

@@ -231,3 +231,15 @@ def test_the_forecaster_is_a_river_regressor_in_a_river_pipeline_and_progressive
     assert ours < 0.9 * theirs, (ours, theirs)  # measured 0.83, the cold first week included
     forecast = kairos.predict_one({"ts": 21 * 24 * 3600.0 + 12 * 3600.0}, with_interval=True)
     assert forecast.lower <= forecast.value <= forecast.upper and forecast.basis == "seasonal"
+
+
+def test_a_series_silent_for_more_than_a_season_then_quiet_again_does_not_break_holt_winters() -> None:
+    """Regression: after a silence the Holt-Winters candidate restarts; a first season of zeros divided by zero."""
+    from models.forecasting import SalesForecaster
+
+    model = SalesForecaster(3600.0, season_length=24)
+    for index in range(48):
+        model.learn_one({"window_start": index * 3600.0}, 1.0 if index % 5 == 0 else 0.0)
+    for index in range(100, 140):  # a silence longer than a season, then windows that sold nothing
+        model.learn_one({"window_start": index * 3600.0}, 0.0)
+    assert model.predict_one({"window_start": 140 * 3600.0}) >= 0.0
