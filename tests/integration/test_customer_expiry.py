@@ -172,7 +172,7 @@ def test_a_worker_killed_while_customers_are_being_evicted_ends_with_the_views_o
                                            segment_k=2, segment_warmup=20)
         pipeline.start_worker()
         if kill:
-            sender = threading.Thread(target=pipeline.send_events, args=(events, 1500.0))
+            sender = threading.Thread(target=pipeline.send_events, args=(events, 500.0))
             sender.start()
             pipeline.wait_for_outcomes(len(events) // 3)
             pipeline.workers[0].kill()
