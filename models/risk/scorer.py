@@ -116,6 +116,28 @@ _EPSILON = 1e-8
 _SEVERITY: dict[Decision, int] = {"allow": 0, "review": 1, "block": 2}
 
 
+
+class RoundedScaler(preprocessing.StandardScaler):
+    """River's ``StandardScaler`` whose running variance never scales by a negative one.
+
+    River's incremental variance of a feature that is almost constant can end a hair below 0
+    (``-1e-18``); ``v ** 0.5`` is then a complex number, which River's logistic regression refuses
+    (``TypeError: VectorDict values must be real numbers``): it crashed the risk agent on a simulated
+    shop. A variance at or below 0 scales to 0, as River does for exactly 0.
+
+    >>> scaler = RoundedScaler()
+    >>> scaler.learn_one({"x": 1.0})
+    >>> scaler.vars["x"] = -1e-18
+    >>> scaler.transform_one({"x": 1.0})
+    {'x': 0.0}
+    """
+
+    def transform_one(self, x: dict) -> dict:
+        if self.window_size is None and self.with_std:
+            means, variances = self.means, self.vars
+            return {i: (xi - means[i]) / variances[i] ** 0.5 if variances[i] > 0 else 0.0 for i, xi in x.items()}
+        return super().transform_one(x)
+
 class RiskScorer(base.Classifier):
     """Scores payments from their risk features; rules first, then River's scaled logistic regression."""
 
@@ -167,7 +189,7 @@ class RiskScorer(base.Classifier):
         self._merged_positives = 0
         #: The learned part: River's scaler and logistic regression.
         self.model = compose.Pipeline(
-            preprocessing.StandardScaler(),
+            RoundedScaler(),
             linear_model.LogisticRegression(
                 optimizer=optim.RMSProp(
                     lr=learning_rate / math.sqrt(gradient_memory),
@@ -215,7 +237,7 @@ class RiskScorer(base.Classifier):
     @property
     def scaler(self) -> preprocessing.StandardScaler:
         """River's standard scaler inside :attr:`model`."""
-        return self.model["StandardScaler"]
+        return self.model["RoundedScaler"]
 
     @property
     def regression(self) -> linear_model.LogisticRegression:

@@ -24,7 +24,7 @@ CONFIG = SimulatorConfig(seed=3, customers=400, days=14.0, fraud_rate=0.05, surg
 @pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
 def fortnight(request, stack, tmp_path_factory) -> Iterator[tuple[Pipeline, dict]]:
     """The simulated shop streamed through ``n`` workers until every event is counted."""
-    settings = isolated_settings(stack, segment_k=5, segment_sync_seconds=1.0, risk_sync_seconds=1.0,
+    settings = isolated_settings(stack, segment_k=5, segment_sync_seconds=1.0, risk_sync_seconds=1.0, sales_idle_path_seconds=30.0,
                                  basket_publish_seconds=1.0, risk_min_labels=100,
                                  risk_min_fraud_labels=10)
     pipeline = Pipeline(stack, settings, tmp_path_factory.mktemp("fortnight"))
