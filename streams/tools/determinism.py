@@ -35,7 +35,7 @@ from kafka import KafkaConsumer
 
 from streams.pipeline.keys import RedisKeys
 from streams.settings import KairosSettings
-from streams.tools.faults import Deployment, send_events
+from streams.tools.faults import Deployment, read_alert_ids, send_events
 
 #: Topic order of a per-topic backfill.
 TOPIC_ORDER = ("clicks", "orders", "payments", "labels")
@@ -101,14 +101,7 @@ def read_views(settings: KairosSettings) -> dict[str, Any]:
     for key in client.scan_iter(keys.forecast("*", "*"), count=1000):
         view = client.hgetall(key)
         forecasts[f"{view.get('scope')}:{view.get('key')}"] = {name: view.get(name) for name in FORECAST_FIELDS}
-    consumer = KafkaConsumer(settings.topics.alerts, bootstrap_servers=settings.kafka_bootstrap,
-                             auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
-                             consumer_timeout_ms=3000)
-    try:
-        alerts = {record.key.decode() for record in consumer if record.key}
-    finally:
-        consumer.close()
-    sales_alerts = {alert for alert in alerts if alert.split(":", 1)[0] in SALES_ALERT_KINDS}
+    sales_alerts = {alert for alert in read_alert_ids(settings) if alert.split(":", 1)[0] in SALES_ALERT_KINDS}
     return {
         "customers": customers, "segments": segments, "scores": scores, "forecasts": forecasts,
         "sales_alerts": sales_alerts, "ingest": client.hgetall(keys.metrics("ingest")),

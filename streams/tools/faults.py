@@ -150,14 +150,19 @@ def dump(deployment: Deployment) -> dict[str, Any]:
     risk_prefix = keys.risk_payment("")
     risk = {key[len(risk_prefix):] for key in client.scan_iter(keys.risk_payment("*"), count=1000)}
     ingest = client.hgetall(keys.metrics("ingest"))
-    consumer = KafkaConsumer(deployment.settings.topics.alerts, bootstrap_servers=deployment.settings.kafka_bootstrap,
+    return {"customers": customers, "ingest": ingest, "risk_payments": risk,
+            "alert_ids": read_alert_ids(deployment.settings)}
+
+
+def read_alert_ids(settings: KairosSettings) -> set[str]:
+    """The id of every alert on the ``alerts`` topic, from its start."""
+    consumer = KafkaConsumer(settings.topics.alerts, bootstrap_servers=settings.kafka_bootstrap,
                              auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
-                             consumer_timeout_ms=2000)
+                             consumer_timeout_ms=3000)
     try:
-        alert_ids = {record.key.decode() for record in consumer if record.key}
+        return {record.key.decode() for record in consumer if record.key}
     finally:
         consumer.close()
-    return {"customers": customers, "ingest": ingest, "risk_payments": risk, "alert_ids": alert_ids}
 
 
 def differences(found: dict[str, Any], reference: dict[str, Any]) -> dict[str, int]:

@@ -25,9 +25,6 @@ from models.base import ContractCase, OnlineModel, StateVersionError
 
 FAMILIES = ["segmentation", "baskets", "risk", "forecasting"]
 
-#: Cases whose model becomes a River estimator on another branch (the risk family, branch ``river-risk``):
-#: strict xfail, so the merge that converts them turns this into a failure until the set is emptied.
-AWAITING_RIVER: set[str] = set()
 
 
 def _cases() -> list[ContractCase]:
@@ -147,13 +144,6 @@ def test_metrics_are_numbers(case: ContractCase) -> None:
 
 # -- River's estimator checks ------------------------------------------------
 
-AWAITING_CASES = [
-    pytest.param(c, id=c.name, marks=pytest.mark.xfail(strict=True, reason="converted on branch river-risk"))
-    if c.name in AWAITING_RIVER
-    else pytest.param(c, id=c.name)
-    for c in CASES
-]
-
 #: River's dataset checks that apply to Kairos models, run on each case's own samples.
 SAMPLE_CHECKS: list[Callable[..., None]] = [
     common.check_learn_one,
@@ -183,12 +173,10 @@ NOT_APPLICABLE = {
 
 def _river_model(case: ContractCase) -> river_base.Estimator:
     model = case.factory()
-    if not isinstance(model, river_base.Estimator):
-        pytest.skip(f"{case.name} is not a River estimator (test_is_a_river_estimator fails for it)")
+    assert isinstance(model, river_base.Estimator), f"{case.name} is not a River estimator"
     return model
 
 
-@pytest.mark.parametrize("case", AWAITING_CASES)
 def test_is_a_river_estimator(case: ContractCase) -> None:
     model = case.factory()
     assert isinstance(model, river_base.Estimator)

@@ -216,17 +216,21 @@ def money_at_budget(scored: Sequence[ScoredPayment], truth: dict[str, bool]) -> 
     }
 
 
+def _evaluate_source(source: Any, scorer: RiskScorer | None) -> dict[str, Any]:
+    """Replay a dataset source (``events()`` and ``labels``) through the wire validation and a scorer; its report."""
+    replay = RiskReplay(scorer=scorer or RiskScorer())
+    rejected = replay_wire(((topic, value) for topic, _, value in source.events()), replay)
+    truth = {label["payment_id"]: label["is_fraud"] for label in source.labels}
+    return _report(replay, truth, rejected)
+
+
 def evaluate_paysim(
     path: str | Path = DEFAULT_PAYSIM, label_delay_steps: float = 24.0, scorer: RiskScorer | None = None
 ) -> dict[str, Any]:
     """Replay the PaySim sample with delayed labels; progressive and online-vs-batch AUC."""
     from streams.tools.sources.paysim import read_paysim
 
-    paysim = read_paysim(path, label_delay_steps=label_delay_steps)
-    replay = RiskReplay(scorer=scorer or RiskScorer())
-    rejected = replay_wire(((topic, value) for topic, _, value in paysim.events()), replay)
-    truth = {label["payment_id"]: label["is_fraud"] for label in paysim.labels}
-    return _report(replay, truth, rejected)
+    return _evaluate_source(read_paysim(path, label_delay_steps=label_delay_steps), scorer)
 
 
 def evaluate_creditcard(
@@ -235,11 +239,7 @@ def evaluate_creditcard(
     """Replay a ULB-layout card-fraud CSV (shop signals on every payment) with delayed labels."""
     from streams.tools.sources.creditcard import read_creditcard
 
-    cards = read_creditcard(path, label_delay_seconds=label_delay_seconds)
-    replay = RiskReplay(scorer=scorer or RiskScorer())
-    rejected = replay_wire(((topic, value) for topic, _, value in cards.events()), replay)
-    truth = {label["payment_id"]: label["is_fraud"] for label in cards.labels}
-    return _report(replay, truth, rejected)
+    return _evaluate_source(read_creditcard(path, label_delay_seconds=label_delay_seconds), scorer)
 
 
 def evaluate_simulator(
