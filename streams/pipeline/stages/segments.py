@@ -125,9 +125,13 @@ class SegmentStage:
             self._deferred.update(vectors)
             return SegmentUpdate()
         learned = {**refreshed, **vectors}
-        before = self.segmenter.assignments(learned) if self.seeded else {}
+        was_seeded = self.seeded
+        before = self.segmenter.assignments(learned) if was_seeded else {}
         self.segmenter.learn_many(learned)
-        update = self._update(before, self.segmenter.assignments(learned), changed_only=True)
+        # The batch that seeds the segmenter publishes every customer it holds: those learned before
+        # (during the warm-up) have no served segment yet, and none may wait for an event of theirs.
+        after = self.segmenter.assignments(learned if was_seeded else None)
+        update = self._update(before, after, changed_only=True)
         update.segments.update(self.segmenter.assignments(vectors) if self.seeded else {})
         update.removed = self.segmenter.displaced()
         return update
