@@ -1,13 +1,15 @@
-"""Frequent items, pairs and triples of an order stream, with a proven error bound in bounded memory.
+"""Frequent itemsets (1 to ``max_size`` SKUs) of an order stream, with a proven error bound.
 
 River parts: :class:`BasketCounter` is a ``river.base.Estimator`` (River's
 ``clone``, ``repr``, parameters and estimator checks; ``learn_one`` on an
 order record, ``predict_one`` on a cart). Not River: the counting itself.
 River has no frequent-itemset or association-rule miner; its nearest part,
 ``sketch.HeavyHitters``, counts single items (Lossy Counting without decay),
-while baskets need pairs and triples with Apriori pruning, a per-itemset
-error bound, event-time decay, a look-back window and exact partitioning
-across workers, so that part is written here.
+while baskets need itemsets of up to five SKUs with a per-itemset error
+bound, event-time decay and exact partitioning across workers, so that part
+is written here: Manku & Motwani's Lossy Counting of itemsets (VLDB 2002,
+§4: the stream is cut into segments of baskets, each mined as a whole) with
+each segment mined by Eclat on per-SKU bitsets (Zaki 2000).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from __future__ import annotations
 import math
 import sys
 import zlib
-from collections.abc import Iterable, Mapping
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Self
 
 from river import base
@@ -27,11 +30,7 @@ from models.baskets.rules import AssociationRule
 #: Decayed weights are rescaled by an exact power of two once the newest basket weighs 2**RESCALE_AT.
 RESCALE_AT = 64
 
-#: A tracked itemset: ``[count, delta]``; its true count lies in ``[count, count + delta]``.
-Entry = list[float]
 Itemset = tuple[str, ...]
-#: An open partner ``b`` of a triple's smallest SKU ``a``: ``(b, upper count of {a, b} with this basket)``.
-Partner = tuple[str, float]
 
 
 def owner_partition(sku: str, partitions: int) -> int:
@@ -46,7 +45,7 @@ def owner_partition(sku: str, partitions: int) -> int:
 def basket_of(x: Mapping[str, Any] | Iterable[str]) -> tuple[set[str], float | None]:
     """The SKU set and event time of an order record (``lines[*].sku``, ``ts``) or of a plain SKU iterable.
 
-    SKUs are interned: the tables then hold one string per SKU, however many pairs it is part of.
+    SKUs are interned: the tables then hold one string per SKU, however many itemsets it is part of.
     """
     if isinstance(x, Mapping):
         return {sys.intern(line["sku"]) for line in x.get("lines", ())}, x.get("ts")
@@ -55,94 +54,106 @@ def basket_of(x: Mapping[str, Any] | Iterable[str]) -> tuple[set[str], float | N
     return {sys.intern(sku) for sku in x}, None
 
 
-def _upper(entry: Entry) -> float:
-    return entry[0] + entry[1]
+class Tracked:
+    """A tracked itemset: its true count lies in ``[count, count + delta]``; ``children`` extend it by a larger SKU."""
+
+    __slots__ = ("count", "delta", "children")
+
+    def __init__(self, count: float, delta: float) -> None:
+        self.count = count
+        self.delta = delta
+        self.children: dict[str, Tracked] | None = None
+
+    @property
+    def upper(self) -> float:
+        return self.count + self.delta
+
+
+#: One itemset met while mining a segment: (last SKU, its entry (``None``: new, in a query), bitset of the
+#: segment baskets holding it, its count in the segment, the most it can have sold before the segment,
+#: its upper count with the segment (queries)).
+Member = tuple[str, "Tracked | None", int, float, float, float]
+#: A reported itemset: (count, delta).
+Count = tuple[float, float]
 
 
 class BasketCounter(base.Estimator):
-    """Streaming frequent itemsets (sizes 1 to 3) and association rules: Lossy Counting with Apriori pruning.
+    """Streaming frequent itemsets (1 to ``max_size`` SKUs) and association rules, with a stated error bound.
 
     A basket is the set of SKUs of one order (quantities do not matter). Every
-    itemset size keeps a table of ``[count, delta]`` entries: the itemset's
-    true count ``c`` lies in ``[count, count + delta]``. Let ``N`` be the
-    number of baskets so far, ``ε = epsilon`` and ``ε₃ = triple_epsilon``.
+    tracked itemset holds ``[count, delta]``: its true count ``c`` lies in
+    ``[count, count + delta]``. The tracked itemsets form a prefix tree (an
+    itemset's entry sits under the entry of its SKUs but the largest), so an
+    itemset is only tracked while its prefix is. Let ``N`` be the number of
+    baskets so far, ``ε_k`` the level error of ``k``-itemsets: ``epsilon``
+    for singles and pairs, ``itemset_epsilon`` (≥ ``epsilon``) for three SKUs
+    and more.
 
-    Guarantee (undecayed):
+    Algorithm (Manku & Motwani's Lossy Counting of itemsets, 2002, §4): the
+    stream is cut into segments of ``segment`` baskets (by count, so the
+    state depends only on the baskets and their order, never on how the
+    stream batches them). A segment is held as one bitset per SKU (bit ``i``:
+    the segment's ``i``-th basket holds it) and, when full, mined by Eclat:
+    an itemset's segment count is the popcount of its SKUs' bitsets ANDed.
+    A ``k``-itemset is met when the two entries it joins (its prefix plus
+    either of its last two SKUs) are tracked and it occurs in the segment; a
+    tracked one adds its segment count, an untracked one becomes tracked when
+    its segment count reaches ``ε_k`` times the segment's size, with
+    ``delta = min(ε_k·N_before, upper counts of the two joined entries before
+    the segment)``. After each segment, entries with ``count + delta ≤ ε_k·N``
+    are dropped with the itemsets that extend them.
 
-    * Singles and pairs (Manku & Motwani's Lossy Counting, 2002): every pair
-      of every basket is counted; every ``w = ⌈1/ε⌉`` baskets the entries with
-      ``count + delta ≤ εN`` are dropped. A tracked entry has
-      ``delta ≤ εN``; an untracked single or pair has ``c ≤ εN``.
-    * Triples (Apriori, no per-basket cap): a basket counts the triple
-      ``{a < b < c}`` when the two pairs holding its smallest SKU, ``{a, b}``
-      and ``{a, c}``, are *open*: their upper counts before this basket exceed
-      the triple floor ``ε₃N′`` (``N′`` at the last triple prune). Triples are
-      pruned every ``w₃ = ⌈1/ε₃⌉`` baskets and with every pair prune: those
-      with ``count + delta ≤ ε₃N`` or a pair no longer open go. An open pair
-      stays open until the next prune, so a tracked triple counts every sale,
-      and a triple left out of a basket has ``c ≤ ε₃N + 1`` (the ``1`` is that
-      basket): every ``delta ≤ ε₃N + 1`` and an untracked triple has
-      ``c ≤ ε₃N + 1``.
-    * Look-back: the last ``lookback`` to ``2·lookback`` baskets (default
-      ``w``) stay indexed as per-SKU bitsets. An itemset entering its table
-      counts its sales in those baskets at once, so its ``delta`` only covers
-      sales before them (and is at most the pre-window upper count of each of
-      its pairs): an itemset whose pairs turn frequent within ``lookback``
-      baskets of its first sale is counted exactly, and so is one that was
-      dropped and comes back within the window.
+    Guarantee (undecayed), by induction over segments and sizes, with
+    ``ε₁ = ε₂ ≤ ε₃ = … = ε_max``: an untracked ``k``-itemset has ``c ≤ ε_k·N``
+    (left out of a segment: below ``ε_k`` of it, and at most ``ε_k·N_before``
+    before; dropped: ``c ≤ count + delta ≤ ε_k·N``; never met: a subset is
+    untracked, so ``c ≤ ε_{k-1}·N ≤ ε_k·N``); a tracked one counts every
+    sale since it was tracked and ``delta ≤ ε_k·N``. Giant baskets (wholesale
+    invoices of hundreds of SKUs) cost nothing extra: only itemsets that
+    recur in ``ε_k`` of a segment and whose joined subsets are tracked are
+    ever created, however many SKUs a basket holds.
 
-    :meth:`itemsets` with ``min_support = s`` reports every tracked itemset
-    whose upper count ``count + delta`` reaches ``sN`` (with the support
-    ``count / N``): recall 1.0 while the level bounds stay below ``s``, and
-    each reported support underestimates the true one by at most that
-    itemset's own ``delta / N`` (:meth:`error_bound`). Rules divide the
-    itemset's count by its antecedent's.
+    Queries see every basket: the open (not yet full) segment is mined on
+    each query (cached until the next basket) without changing the state,
+    creating only itemsets whose upper count can reach the asked support.
+    :meth:`itemsets` with ``min_support = s`` reports every itemset whose
+    upper count reaches ``sN`` (with the support ``count / N``): recall 1.0
+    whenever ``ε_k < s``, and each reported support underestimates the true
+    one by at most that itemset's own ``delta / N ≤ ε_k``
+    (:meth:`error_bound`). Within the first segment every count is exact
+    (``delta = 0``). Rules divide the itemset's count by its antecedent's.
 
-    Optional ``triple_budget``: a hard cap on triple candidates per basket (a
-    latency guard for adversarial streams). Each smallest SKU ``a`` of a basket
-    of ``k`` SKUs with more than ``triple_budget / k`` candidates keeps its open
-    partners with the highest pair counts; ``Θ(a)``, the largest pair count
-    left out, joins ``a``'s triple bound: ``max(ε₃N + 1, Θ(a))``
-    (``metrics()["triples_restricted"]`` counts the cuts).
-
-    Memory: singles and pairs obey Manku & Motwani's lemma: after
-    ``B = N / w`` buckets a table holds at most ``w·m·(1 + H_B)`` entries
-    (``H_B ≈ ln B + 0.58``, ``m`` the largest per-bucket mean of singles, or of
-    ``k(k-1)/2`` pairs, per basket), growing with ``log N``. An open pair has
-    ``c > ε₃N′ − εN ≥ (ε₃ − ε)N − 1``, so with ``ε₃ > ε`` there are about
-    ``P/(ε₃ − ε)`` of them at most (``P`` the mean pairs per basket; never more
-    than the pair table). A basket with ``o`` open pairs among its ``k`` SKUs
-    adds at most ``o·(k − 2)/2`` triple candidates, and after a triple prune
-    the table holds only triples of two open pairs: at most
-    ``Σ_a D_a(D_a − 1)/2`` entries (``D_a`` the open pairs led by ``a``).
-    Before the first triple prune (``N′ = 0``) a pair is open once sold twice:
-    a stream that opens with many repeated huge baskets needs
-    ``triple_budget``. The look-back holds at most ``2·lookback`` baskets.
-    Work per basket: ``k`` singles, ``k(k-1)/2`` pairs, the triple candidates,
-    and one bitset intersection per entry created with a look-back sale.
+    Memory: the open segment (at most ``segment`` baskets and one
+    ``segment``-bit integer per SKU in it) and the tracked entries: every
+    tracked ``k``-itemset has an upper count above ``ε_k·N``, so after a
+    segment the tables hold at most the itemsets whose upper bounds exceed
+    ``ε_k·N`` (for disjoint-ish baskets of ``m`` SKUs, at most
+    ``C(m, k)/ε_k`` per size; dense wholesale data approach the FP-Growth
+    output at support ``ε_k``, so keep ``itemset_epsilon`` close to
+    ``min_support`` there). Work per segment: one AND and popcount per met
+    itemset (tracked ones present in the segment, and pairs of entries
+    that each reach the creation count).
 
     Time decay (``half_life`` in event-time seconds): a basket at event time
-    ``t`` weighs ``2**((t - now) / half_life)``; every count and ``N`` become
-    decayed weights and the error guarantee holds unchanged with ``N`` the
-    decayed number of baskets (a basket at the latest event time weighs 1).
-    An old pair fades below the floor and is pruned like a rare one, so the
-    tables follow the recent baskets while new trends rise. Weights are kept
-    relative to an origin and rescaled by exact powers of two, so
-    checkpoints stay exact.
+    ``t`` weighs ``2**((t - now) / half_life)``; counts, ``N`` and segment
+    sizes become decayed weights and the guarantee holds unchanged (a basket
+    at the latest event time weighs 1). Weights are kept relative to an
+    origin and rescaled by exact powers of two, so checkpoints stay exact.
+    Decayed segment counts sum the weights of the bits set, so they cost
+    more than a popcount.
 
     Partitioned mode (``partition`` of ``partitions``): every partition must
     receive every basket (the stream broadcasts packed baskets); it counts
     ``N`` and all singles, but an itemset of size ≥ 2 only when
-    :func:`owner_partition` of its smallest SKU is ``partition``. Each pair
-    and triple is thus counted by exactly one partition, with exactly the
-    numbers an unpartitioned counter would have. A rule ``X → y`` is produced
-    by the owner of ``min(X ∪ {y})``; the one case whose antecedent lives
-    elsewhere (``{b, c} → a`` with ``a < b < c``) needs the antecedent's
-    support from its owner: pass the other partitions' :meth:`itemsets` as
-    ``foreign_supports`` to :meth:`rules`. The union of the partitions'
-    rules equals the unpartitioned counter's rules.
+    :func:`owner_partition` of its smallest SKU is ``partition``. Each itemset
+    is thus counted by exactly one partition, with exactly the numbers an
+    unpartitioned counter would have. A rule ``X → y`` is produced by the
+    owner of ``min(X ∪ {y})``; when its antecedent lives elsewhere the
+    antecedent's support comes from its owner: pass the other partitions'
+    :meth:`itemsets` as ``foreign_supports`` to :meth:`rules`. The union of the
+    partitions' rules equals the unpartitioned counter's rules.
 
-    >>> counter = BasketCounter(epsilon=0.05, min_support=0.2, min_confidence=0.5)
+    >>> counter = BasketCounter(epsilon=0.05, itemset_epsilon=0.1, min_support=0.2, min_confidence=0.5, segment=64)
     >>> for basket in [["tea", "scones", "jam"], ["tea", "scones"], ["tea", "milk"], ["scones", "jam"]] * 50:
     ...     counter.learn_one(basket)
     >>> counter.itemsets()[("jam", "scones", "tea")], counter.error_bound(("jam", "scones", "tea"))
@@ -157,7 +168,7 @@ class BasketCounter(base.Estimator):
     """
 
     MODEL = "BasketCounter"
-    VERSION = 2
+    VERSION = 3
 
     @property
     def _supervised(self) -> bool:
@@ -166,66 +177,56 @@ class BasketCounter(base.Estimator):
     def __init__(
         self,
         epsilon: float = 0.002,
-        triple_epsilon: float | None = None,
-        max_size: int = 3,
+        itemset_epsilon: float | None = None,
+        max_size: int = 5,
+        segment: int = 2048,
         half_life: float | None = None,
         min_support: float = 0.01,
         min_confidence: float = 0.1,
         min_lift: float = 1.0,
         top_n: int = 10,
-        lookback: int | None = None,
-        triple_budget: int | None = None,
         partition: int = 0,
         partitions: int = 1,
     ) -> None:
-        triple_epsilon = epsilon if triple_epsilon is None else triple_epsilon
-        if not 0 < epsilon <= triple_epsilon < 1:
-            raise ValueError("need 0 < epsilon <= triple_epsilon < 1")
-        if not epsilon < min_support <= 1:
-            raise ValueError("min_support must exceed epsilon (the error bound) and be at most 1")
-        if max_size not in (1, 2, 3):
-            raise ValueError("max_size must be 1, 2 or 3")
+        itemset_epsilon = max(epsilon, 0.9 * min_support) if itemset_epsilon is None else itemset_epsilon
+        if not 0 < epsilon <= itemset_epsilon < 1:
+            raise ValueError("need 0 < epsilon <= itemset_epsilon < 1")
+        if not itemset_epsilon < min_support <= 1:
+            raise ValueError("min_support must exceed itemset_epsilon and epsilon (the error bounds) and be at most 1")
+        if not 1 <= max_size <= 8:
+            raise ValueError("max_size must be 1 to 8")
+        if segment < 1:
+            raise ValueError("segment must be at least 1 basket")
         if half_life is not None and half_life <= 0:
             raise ValueError("half_life must be positive")
         if not 0 <= partition < partitions:
             raise ValueError("need 0 <= partition < partitions")
-        if top_n < 1 or (triple_budget is not None and triple_budget < 1):
-            raise ValueError("top_n and triple_budget must be at least 1")
-        if lookback is not None and lookback < 0:
-            raise ValueError("lookback must be at least 0")
+        if top_n < 1:
+            raise ValueError("top_n must be at least 1")
         self.epsilon = epsilon
-        self.triple_epsilon = triple_epsilon
+        self.itemset_epsilon = itemset_epsilon
         self.max_size = max_size
+        self.segment = segment
         self.half_life = half_life
         self.min_support = min_support
         self.min_confidence = min_confidence
         self.min_lift = min_lift
         self.top_n = top_n
-        self.triple_budget = triple_budget
         self.partition = partition
         self.partitions = partitions
-        #: Baskets per bucket; singles and pairs are pruned when a bucket closes.
-        self.bucket_width = math.ceil(round(1 / epsilon, 9))
-        #: Baskets per triple bucket.
-        self.triple_bucket_width = math.ceil(round(1 / triple_epsilon, 9))
-        #: Baskets kept at least for counting an entering itemset's earlier sales.
-        self.lookback = self.bucket_width if lookback is None else lookback
         self._n = 0
         self._weight: float = 0
         self._origin: float | None = None
         self._latest: float | None = None
-        self._floor = 0.0
-        self._triple_floor = 0.0
-        self._cuts = 0
-        self._singles: dict[str, Entry] = {}
-        self._pairs: dict[str, dict[str, Entry]] = {}
-        self._triples: dict[str, dict[str, dict[str, Entry]]] = {}
-        #: Θ(a): the largest pair count a budget cut left out of a's triple candidates.
-        self._left_out: dict[str, float] = {}
-        #: The look-back baskets (sorted SKUs), their weights, and each SKU's bitset of positions in them.
-        self._window: list[list[str]] = []
-        self._window_weights: list[float] = []
-        self._window_bits: dict[str, int] = {}
+        #: Weight of the closed segments (``N_before`` of the open one).
+        self._closed: float = 0
+        self._roots: dict[str, Tracked] = {}
+        #: The open segment: its baskets (sorted SKUs), their weights, each SKU's bitset of positions in it.
+        self._open: list[list[str]] = []
+        self._open_weights: list[float] = []
+        self._open_bits: dict[str, int] = {}
+        #: Query results for the baskets counted so far, by support (cleared by every basket).
+        self._views: dict[float, dict[Itemset, Count]] = {}
 
     # Learning.
 
@@ -239,16 +240,15 @@ class BasketCounter(base.Estimator):
         weight = self._advance(ts)
         self._n += 1
         self._weight += weight
+        self._views = {}
         basket = sorted(items)
+        bit, bits = 1 << len(self._open), self._open_bits
         for sku in basket:
-            self._count_single(sku, weight)
-        if self.max_size >= 2 and len(basket) > 1:
-            self._count_pairs(basket, items, weight)
-        self._remember(basket, weight)
-        if self._n % self.bucket_width == 0:
-            self._prune()
-        elif self._n % self.triple_bucket_width == 0:
-            self._prune_triples()
+            bits[sku] = bits.get(sku, 0) | bit
+        self._open.append(basket)
+        self._open_weights.append(weight)
+        if len(self._open) == self.segment:
+            self._close_segment()
 
     def _advance(self, ts: float | None) -> float:
         """Move the event-time clock to ``ts``; the basket's weight in the counter's units."""
@@ -275,132 +275,133 @@ class BasketCounter(base.Estimator):
             return math.ldexp(value, -shift)
 
         self._origin += shift * self.half_life
-        self._weight, self._floor, self._triple_floor = map(scale, (self._weight, self._floor, self._triple_floor))
-        self._left_out = {sku: scale(w) for sku, w in self._left_out.items()}
-        self._window_weights = [scale(w) for w in self._window_weights]
-        for entry in self._entries():
-            entry[0], entry[1] = scale(entry[0]), scale(entry[1])
+        self._weight, self._closed = scale(self._weight), scale(self._closed)
+        self._open_weights = [scale(w) for w in self._open_weights]
+        for _, entry in _walk(self._roots, ()):
+            entry.count, entry.delta = scale(entry.count), scale(entry.delta)
 
-    def _entries(self) -> Iterable[Entry]:
-        yield from self._singles.values()
-        for row in self._pairs.values():
-            yield from row.values()
-        for by_b in self._triples.values():
-            for row in by_b.values():
-                yield from row.values()
+    def _level_epsilon(self, size: int) -> float:
+        return self.epsilon if size <= 2 else self.itemset_epsilon
 
-    def _seen(self, positions: int) -> float:
-        """Total weight of the look-back baskets at ``positions`` (a bitset)."""
+    def _mass(self, positions: int) -> float:
+        """Total weight of the open segment's baskets at ``positions`` (a bitset)."""
         if self.half_life is None:
             return positions.bit_count()
-        weights, total = self._window_weights, 0.0
+        weights, total = self._open_weights, 0.0
         while positions:
             lowest = positions & -positions
             total += weights[lowest.bit_length() - 1]
             positions ^= lowest
         return total
 
-    def _entering(self, weight: float, positions: int, earlier: float, before_window: float = math.inf) -> Entry:
-        """A new entry: this basket plus its sales at look-back ``positions``.
+    def _close_segment(self) -> None:
+        """Mine the full segment into the tables, then drop the entries that cannot be frequent."""
+        size = sum(self._open_weights)
+        self._mine([self._level_epsilon(k) * size for k in range(self.max_size + 1)], None)
+        self._closed += size
+        self._open, self._open_weights, self._open_bits = [], [], {}
+        floors = [self._level_epsilon(k) * self._closed for k in range(self.max_size + 1)]
+        self._roots = _pruned(self._roots, floors, 1)
 
-        ``earlier`` caps all its sales before this basket, ``before_window`` those before the look-back.
+    def _mine(self, creation: list[float], wanted: float | None) -> dict[Itemset, Count]:
+        """Eclat over the open segment, depth first from each SKU.
+
+        Without ``wanted`` the tables are updated: every met tracked itemset adds its segment count, and an
+        untracked ``k``-itemset met with a segment count of at least ``creation[k]`` becomes tracked. With
+        ``wanted`` (a count) nothing changes: the met itemsets whose upper count (segment included) reaches
+        it are returned as ``(count, delta)``; an untracked one is met when its upper count can reach it.
         """
-        seen = self._seen(positions) if positions else 0
-        return [weight + seen, max(0.0, min(earlier - seen, before_window))]
-
-    def _count_single(self, sku: str, weight: float) -> None:
-        entry = self._singles.get(sku)
-        if entry is None:
-            self._singles[sku] = self._entering(weight, self._window_bits.get(sku, 0), self._floor)
-        else:
-            entry[0] += weight
-
-    def _owns(self, sku: str) -> bool:
-        return self.partitions == 1 or owner_partition(sku, self.partitions) == self.partition
-
-    def _count_pairs(self, items: list[str], basket: set[str], weight: float) -> None:
-        """Count every owned pair; gather each smallest SKU's open partners for the triples."""
-        floor, bits = self._floor, self._window_bits
-        gate = self._triple_floor + weight
-        with_triples = self.max_size == 3
-        for i, a in enumerate(items[:-1]):
-            if not self._owns(a):
-                continue
-            row = self._pairs.setdefault(a, {})
-            bits_a = bits.get(a, 0)
-            partners: list[Partner] = []
-            for b in items[i + 1 :]:
-                entry = row.get(b)
-                if entry is None:
-                    shared = bits_a & bits.get(b, 0) if bits_a else 0
-                    row[b] = self._entering(weight, shared, floor) if shared else [weight, floor]
-                    continue
-                entry[0] += weight
-                upper = entry[0] + entry[1]
-                if with_triples and upper > gate:
-                    partners.append((b, upper))
-            if len(partners) > 1:
-                self._count_triples(a, partners, basket, weight)
-
-    def _count_triples(self, a: str, partners: list[Partner], basket: set[str], weight: float) -> None:
-        """Count the triples ``{a, b, c}`` of ``a``'s open partners (with their pair upper counts)."""
-        by_b = self._triples.setdefault(a, {})
-        if self.triple_budget is not None:
-            budget = max(1, self.triple_budget // len(basket))
-            if len(partners) * (len(partners) - 1) // 2 > budget:
-                partners = self._cut(a, partners, basket, weight, budget)
-        bound, bits = self._triple_bound(a), self._window_bits
-        bits_a = bits.get(a, 0)
-        # Per partner b: the look-back positions of {a, b} and the most {a, b} sold before them.
-        known = []
-        for b, upper in partners:
-            shared = bits_a & bits.get(b, 0)
-            known.append((b, shared, upper - weight - (self._seen(shared) if shared else 0)))
-        for j, (b, shared_b, before_b) in enumerate(known[:-1]):
-            row = by_b.setdefault(b, {})
-            for c, shared_c, before_c in known[j + 1 :]:
-                entry = row.get(c)
-                if entry is None:
-                    row[c] = self._entering(weight, shared_b & shared_c, bound, min(before_b, before_c))
+        query = wanted is not None
+        need = wanted if query else creation[1]
+        bound = self._level_epsilon(1) * self._closed
+        mass = int.bit_count if self.half_life is None else self._mass
+        members: list[Member] = []
+        found: dict[Itemset, Count] = {}
+        for sku in sorted(self._open_bits):
+            bits = self._open_bits[sku]
+            count = mass(bits)
+            entry = self._roots.get(sku)
+            if entry is not None:
+                before = entry.count + entry.delta
+                if query:
+                    members.append((sku, entry, bits, count, before, before + count))
                 else:
-                    entry[0] += weight
+                    entry.count += count
+                    members.append((sku, entry, bits, count, before, 0.0))
+            elif count + (bound if query else 0.0) >= need:
+                if not query:
+                    entry = self._roots[sku] = Tracked(count, bound)
+                members.append((sku, entry, bits, count, bound, count + bound))
+        if query:
+            for sku, entry, _, count, before, upper in members:
+                if upper >= wanted:
+                    found[(sku,)] = (entry.count + count, entry.delta) if entry else (count, before)
+        self._extend((), members, 1, creation, wanted, found)
+        return found
 
-    def _cut(
-        self, a: str, partners: list[Partner], basket: set[str], weight: float, budget: int
-    ) -> list[Partner]:
-        """Keep the partners with the highest pair counts within ``budget``; count tracked triples of the rest."""
-        keep = int((1 + math.isqrt(1 + 8 * budget)) // 2)
-        ranked = sorted(partners, key=lambda p: (-p[1], p[0]))
-        kept = {b for b, _ in ranked[:keep]}
-        self._cuts += 1
-        self._left_out[a] = max(self._left_out.get(a, 0), ranked[keep][1])
-        for b, row in self._triples[a].items():
-            if b in basket:
-                for c, entry in row.items():
-                    if c in basket and not (b in kept and c in kept):
-                        entry[0] += weight
-        return [p for p in partners if p[0] in kept]
-
-    def _remember(self, basket: list[str], weight: float) -> None:
-        """Index the basket in the look-back window, dropping the oldest ``lookback`` baskets when it is full."""
-        if not self.lookback:
+    def _extend(self, prefix: Itemset, members: list[Member], size: int, creation: list[float],
+                wanted: float | None, found: dict[Itemset, Count]) -> None:
+        """Join the met ``size``-itemsets sharing ``prefix`` pairwise into ``size + 1``-itemsets."""
+        if size >= self.max_size or len(members) < 2:
             return
-        if len(self._window) == 2 * self.lookback:
-            drop = self.lookback
-            self._window_bits = {sku: bits >> drop for sku, bits in self._window_bits.items() if bits >> drop}
-            del self._window[:drop], self._window_weights[:drop]
-        self._index(basket, len(self._window))
-        self._window.append(basket)
-        self._window_weights.append(weight)
-
-    def _index(self, basket: list[str], position: int) -> None:
-        bit, bits = 1 << position, self._window_bits
-        for sku in basket:
-            bits[sku] = bits.get(sku, 0) | bit
-
-    def _triple_bound(self, a: str) -> float:
-        """Most a triple whose smallest SKU is ``a`` can be undercounted, in counter units."""
-        return max(self.triple_epsilon * self._weight + self._newest_weight(), self._left_out.get(a, 0))
+        query, level = wanted is not None, size + 1
+        bound = self._level_epsilon(level) * self._closed
+        mass = int.bit_count if self.half_life is None else self._mass
+        # Creating needs a segment count of creation[level] (update), or count + delta reaching wanted (query).
+        need = wanted if query else creation[level]
+        by_sku = {m[0]: m for m in members}
+        if query:
+            seeds = [m for m in members if m[3] + min(bound, m[4]) >= need]
+        else:
+            seeds = [m for m in members if m[3] >= need]
+        seed_skus = [m[0] for m in seeds]
+        owned_only = size == 1 and self.partitions > 1
+        for sku, entry, bits, count, before, upper in members:
+            if owned_only and owner_partition(sku, self.partitions) != self.partition:
+                continue
+            if query and upper < need:
+                continue
+            children = entry.children if entry is not None else None
+            partners = [by_sku[c] for c in children if c in by_sku] if children else []
+            cap = bound if bound < before else before
+            if count + (cap if query else 0.0) >= need:
+                later = seeds[bisect_right(seed_skus, sku):]
+                partners += [m for m in later if m[0] not in children] if children else later
+            if not partners:
+                continue
+            partners.sort()
+            itemset = (*prefix, sku)
+            joined: list[Member] = []
+            for other, _, other_bits, _, other_before, _ in partners:
+                shared = bits & other_bits
+                if not shared:
+                    continue
+                shared_count = mass(shared)
+                child = children.get(other) if children else None
+                if child is not None:
+                    child_before = child.count + child.delta
+                    if query:
+                        child_upper = child_before + shared_count
+                        joined.append((other, child, shared, shared_count, child_before, child_upper))
+                        if child_upper >= wanted:
+                            found[(*itemset, other)] = (child.count + shared_count, child.delta)
+                    else:
+                        child.count += shared_count
+                        joined.append((other, child, shared, shared_count, child_before, 0.0))
+                    continue
+                delta = cap if cap < other_before else other_before
+                if query:
+                    if shared_count + delta >= need:
+                        joined.append((other, None, shared, shared_count, delta, shared_count + delta))
+                        found[(*itemset, other)] = (shared_count, delta)
+                elif shared_count >= need:
+                    child = Tracked(shared_count, delta)
+                    if entry.children is None:
+                        entry.children = {}
+                    entry.children[other] = child
+                    joined.append((other, child, shared, shared_count, delta, 0.0))
+            if joined:
+                self._extend(itemset, joined, level, creation, wanted, found)
 
     @property
     def latest_ts(self) -> float | None:
@@ -413,34 +414,6 @@ class BasketCounter(base.Estimator):
             return 1
         return self._decay_weight(self._latest)
 
-    def _prune(self) -> None:
-        """Close a bucket: raise the floor, drop the singles and pairs that cannot be frequent, then the triples."""
-        self._floor = floor = self.epsilon * self._weight
-        self._singles = {sku: e for sku, e in self._singles.items() if _upper(e) > floor}
-        pairs: dict[str, dict[str, Entry]] = {}
-        for a, row in self._pairs.items():
-            kept = {b: e for b, e in row.items() if _upper(e) > floor}
-            if kept:
-                pairs[a] = kept
-        self._pairs = pairs
-        self._prune_triples()
-
-    def _prune_triples(self) -> None:
-        """Close a triple bucket: keep the triples above ``ε₃N`` whose two pairs of their smallest SKU are open."""
-        self._triple_floor = floor = self.triple_epsilon * self._weight
-        triples: dict[str, dict[str, dict[str, Entry]]] = {}
-        for a, by_b in self._triples.items():
-            open_pairs = {b for b, e in self._pairs.get(a, {}).items() if _upper(e) > floor}
-            kept_a = {}
-            for b, row in by_b.items():
-                if b in open_pairs:
-                    kept = {c: e for c, e in row.items() if c in open_pairs and _upper(e) > floor}
-                    if kept:
-                        kept_a[b] = kept
-            if kept_a:
-                triples[a] = kept_a
-        self._triples = triples
-
     # Queries.
 
     @property
@@ -448,35 +421,50 @@ class BasketCounter(base.Estimator):
         """Baskets counted so far."""
         return self._n
 
-    def _entry(self, items: list[str]) -> Entry | None:
-        if len(items) == 1:
-            return self._singles.get(items[0])
-        if len(items) == 2:
-            return self._pairs.get(items[0], {}).get(items[1])
-        return self._triples.get(items[0], {}).get(items[1], {}).get(items[2])
+    def _view(self, min_support: float) -> dict[Itemset, Count]:
+        """Every itemset whose upper count reaches ``min_support`` of the baskets, open segment included."""
+        cached = self._views.get(min_support)
+        if cached is not None:
+            return cached
+        wanted = min_support * self._weight
+        found = self._mine([], wanted) if self._open else {}
+        for itemset, entry in _walk(self._roots, (), wanted):
+            if itemset not in found and entry.count + entry.delta >= wanted:
+                found[itemset] = (entry.count, entry.delta)
+        if self._weight:
+            self._views[min_support] = found
+        return found
+
+    def _tracked(self, items: list[str]) -> Tracked | None:
+        level: dict[str, Tracked] | None = self._roots
+        entry = None
+        for sku in items:
+            entry = level.get(sku) if level else None
+            if entry is None:
+                return None
+            level = entry.children
+        return entry
 
     def error_bound(self, itemset: Iterable[str]) -> float:
-        """Largest possible underestimate of ``itemset``'s support: its own ``delta``, or its level's bound if untracked."""
+        """Largest possible underestimate of ``itemset``'s support: its own ``delta``, or its level's bound.
+
+        The level bound ``ε_k·N_before`` covers an itemset untracked before the open segment (whose sales in
+        the open segment are counted exactly when it is reported).
+        """
         items = sorted(itemset)
         if not items or self._weight == 0:
             return 0.0
-        entry = self._entry(items)
+        entry = self._tracked(items)
         if entry is not None:
-            return entry[1] / self._weight
-        return (self._floor if len(items) < 3 else self._triple_bound(items[0])) / self._weight
+            return entry.delta / self._weight
+        size = min(len(items), self.max_size)
+        return self._level_epsilon(size) * self._closed / self._weight
 
     def _counts(self, min_support: float) -> dict[Itemset, float]:
-        """Tracked itemsets whose upper count reaches ``min_support``, with their counts (counter units)."""
+        """Itemsets whose upper count reaches ``min_support``, with their counts (counter units)."""
         if self._weight == 0:
             return {}
-        wanted = min_support * self._weight
-        found: dict[Itemset, float] = {(sku,): e[0] for sku, e in self._singles.items() if _upper(e) >= wanted}
-        for a, row in self._pairs.items():
-            found.update(((a, b), e[0]) for b, e in row.items() if _upper(e) >= wanted)
-        for a, by_b in self._triples.items():
-            for b, row in by_b.items():
-                found.update(((a, b, c), e[0]) for c, e in row.items() if _upper(e) >= wanted)
-        return found
+        return {itemset: count for itemset, (count, _) in self._view(min_support).items()}
 
     def itemsets(self, min_support: float | None = None) -> dict[Itemset, float]:
         """Every itemset whose true support may reach ``min_support``, with its estimated support.
@@ -486,7 +474,9 @@ class BasketCounter(base.Estimator):
         partition reports all singles and only the larger itemsets it owns.
         """
         support = self.min_support if min_support is None else min_support
-        return {itemset: count / self._weight for itemset, count in self._counts(support).items()}
+        if self._weight == 0:
+            return {}
+        return {itemset: count / self._weight for itemset, (count, _) in self._view(support).items()}
 
     def rules(
         self,
@@ -513,11 +503,11 @@ class BasketCounter(base.Estimator):
         scale = self._newest_weight()
         found = []
         for itemset, count in counts.items():
-            if len(itemset) < 2:
+            if len(itemset) < 2 or len(itemset) > max_antecedent + 1:
                 continue
             for consequent in itemset:
                 antecedent = tuple(sku for sku in itemset if sku != consequent)
-                if len(antecedent) > max_antecedent or antecedent not in supports or (consequent,) not in supports:
+                if antecedent not in supports or (consequent,) not in supports:
                     continue
                 rule_support = count / self._weight
                 rule_confidence = min(1.0, rule_support / supports[antecedent])
@@ -551,7 +541,7 @@ class BasketCounter(base.Estimator):
         """Top SKUs to suggest for a cart, as the serving layer would suggest them.
 
         :class:`CartRecommender` over this counter's single-SKU rules, falling
-        back to its best-sellers (scored by support). Costs one scan of the tables.
+        back to its best-sellers (scored by support). Costs one query of the tables.
         """
         cart, _ = basket_of(x)
         consequents = self._consequents(None)
@@ -561,24 +551,20 @@ class BasketCounter(base.Estimator):
         return [(p.sku, p.score) for p in picks]
 
     def memory_entries(self) -> dict[str, int]:
-        """Tracked entries per itemset size, and the baskets held for look-back."""
-        return {
-            "singles": len(self._singles),
-            "pairs": sum(len(row) for row in self._pairs.values()),
-            "triples": sum(len(row) for by_b in self._triples.values() for row in by_b.values()),
-            "lookback_baskets": len(self._window),
-        }
+        """Tracked entries per itemset size (``size_1`` …), and the baskets of the open segment."""
+        sizes = {f"size_{k}": 0 for k in range(1, self.max_size + 1)}
+        for itemset, _ in _walk(self._roots, ()):
+            sizes[f"size_{len(itemset)}"] += 1
+        return {**sizes, "open_baskets": len(self._open)}
 
     def metrics(self) -> dict[str, float]:
-        """Baskets counted, tracked entries per size, triple budget cuts and the level error bounds."""
+        """Baskets counted, tracked entries per size and the level error bounds (support units)."""
+        total = self._weight or 1.0
         return {
             "baskets": self._n,
             **{f"entries_{size}": count for size, count in self.memory_entries().items()},
-            "triples_restricted": self._cuts,
-            "pair_error_bound": self._floor / self._weight if self._weight else 0.0,
-            "triple_error_bound": (
-                (self.triple_epsilon * self._weight + self._newest_weight()) / self._weight if self._weight else 0.0
-            ),
+            "pair_error_bound": self.epsilon * self._closed / total,
+            "itemset_error_bound": self.itemset_epsilon * self._closed / total,
         }
 
     # Checkpoints.
@@ -586,21 +572,23 @@ class BasketCounter(base.Estimator):
     def _params(self) -> dict[str, Any]:
         return {
             "epsilon": self.epsilon,
-            "triple_epsilon": self.triple_epsilon,
+            "itemset_epsilon": self.itemset_epsilon,
             "max_size": self.max_size,
+            "segment": self.segment,
             "half_life": self.half_life,
             "min_support": self.min_support,
             "min_confidence": self.min_confidence,
             "min_lift": self.min_lift,
             "top_n": self.top_n,
-            "lookback": self.lookback,
-            "triple_budget": self.triple_budget,
             "partition": self.partition,
             "partitions": self.partitions,
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Plain-data checkpoint: parameters, clock, floor, every tracked entry and the look-back baskets."""
+        """Plain-data checkpoint: parameters, clock, every tracked entry (nested by prefix) and the open segment.
+
+        An entry is ``[count, delta, {next SKU: entry}]``.
+        """
         return {
             "model": self.MODEL,
             "version": self.VERSION,
@@ -609,18 +597,10 @@ class BasketCounter(base.Estimator):
             "weight": self._weight,
             "origin": self._origin,
             "latest": self._latest,
-            "floor": self._floor,
-            "triple_floor": self._triple_floor,
-            "cuts": self._cuts,
-            "left_out": dict(self._left_out),
-            "singles": {sku: list(e) for sku, e in self._singles.items()},
-            "pairs": {a: {b: list(e) for b, e in row.items()} for a, row in self._pairs.items()},
-            "triples": {
-                a: {b: {c: list(e) for c, e in row.items()} for b, row in by_b.items()}
-                for a, by_b in self._triples.items()
-            },
-            "window": [list(basket) for basket in self._window],
-            "window_weights": list(self._window_weights),
+            "closed": self._closed,
+            "tables": _plain_tables(self._roots),
+            "open": [list(basket) for basket in self._open],
+            "open_weights": list(self._open_weights),
         }
 
     @classmethod
@@ -632,18 +612,44 @@ class BasketCounter(base.Estimator):
         counter._weight = state["weight"]
         counter._origin = state["origin"]
         counter._latest = state["latest"]
-        counter._floor = state["floor"]
-        counter._triple_floor = state["triple_floor"]
-        counter._cuts = state["cuts"]
-        counter._left_out = dict(state["left_out"])
-        counter._singles = {sku: list(e) for sku, e in state["singles"].items()}
-        counter._pairs = {a: {b: list(e) for b, e in row.items()} for a, row in state["pairs"].items()}
-        counter._triples = {
-            a: {b: {c: list(e) for c, e in row.items()} for b, row in by_b.items()}
-            for a, by_b in state["triples"].items()
-        }
-        counter._window = [list(basket) for basket in state["window"]]
-        counter._window_weights = list(state["window_weights"])
-        for position, basket in enumerate(counter._window):
-            counter._index(basket, position)
+        counter._closed = state["closed"]
+        counter._roots = _tracked_tables(state["tables"])
+        counter._open_weights = list(state["open_weights"])
+        for position, basket in enumerate(state["open"]):
+            counter._open.append([sys.intern(sku) for sku in basket])
+            for sku in counter._open[-1]:
+                counter._open_bits[sku] = counter._open_bits.get(sku, 0) | (1 << position)
         return counter
+
+
+def _walk(level: dict[str, Tracked] | None, prefix: Itemset,
+          wanted: float | None = None) -> Iterator[tuple[Itemset, Tracked]]:
+    """Every entry under ``level`` with its itemset; with ``wanted``, not below entries whose upper count is smaller."""
+    for sku, entry in (level or {}).items():
+        itemset = (*prefix, sku)
+        yield itemset, entry
+        if entry.children and (wanted is None or entry.upper >= wanted):
+            yield from _walk(entry.children, itemset, wanted)
+
+
+def _pruned(level: dict[str, Tracked], floors: list[float], size: int) -> dict[str, Tracked]:
+    """``level`` without the entries whose upper count is at most their size's floor (nor what extends them)."""
+    kept = {}
+    for sku, entry in level.items():
+        if entry.upper > floors[size]:
+            if entry.children:
+                entry.children = _pruned(entry.children, floors, size + 1) or None
+            kept[sku] = entry
+    return kept
+
+
+def _plain_tables(level: dict[str, Tracked]) -> dict[str, list[Any]]:
+    return {sku: [e.count, e.delta, _plain_tables(e.children) if e.children else {}] for sku, e in level.items()}
+
+
+def _tracked_tables(plain: dict[str, list[Any]]) -> dict[str, Tracked]:
+    level = {}
+    for sku, (count, delta, children) in plain.items():
+        entry = level[sys.intern(sku)] = Tracked(count, delta)
+        entry.children = _tracked_tables(children) if children else None
+    return level

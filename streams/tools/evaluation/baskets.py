@@ -100,7 +100,7 @@ class Comparison:
     max_support_error: dict[int, float]
     #: Largest error bound of those itemsets (:meth:`BasketCounter.error_bound`, support units), per size.
     max_error_bound: dict[int, float]
-    #: The counter's worst-case bound per size (what an untracked itemset may have): ε, ε, ε₃ + 1/N.
+    #: The counter's worst-case bound per size (what a reported itemset may miss): ε·N_before/N for 1–2, ε₃·N_before/N.
     stated_bound: dict[int, float]
     bound_violations: int
     overestimates: int
@@ -131,7 +131,8 @@ def compare(counter: BasketCounter, baskets: Sequence[Basket], min_support: floa
     exact_rule_set = exact_rules(baskets, min_support, min_confidence, counter.max_size)
     ours = {
         (r.antecedent, r.consequent): r
-        for r in counter.rules(min_support=min_support, min_confidence=0.0, min_lift=0.0)
+        for r in counter.rules(min_support=min_support, min_confidence=0.0, min_lift=0.0,
+                               max_antecedent=counter.max_size - 1)
     }
     matched = [(ours[key], value) for key, value in exact_rule_set.items() if key in ours]
     return Comparison(
@@ -143,7 +144,7 @@ def compare(counter: BasketCounter, baskets: Sequence[Basket], min_support: floa
         max_support_error=errors,
         max_error_bound=bounds,
         stated_bound={
-            size: counter.metrics()["pair_error_bound" if size < 3 else "triple_error_bound"] for size in sizes
+            size: counter.metrics()["pair_error_bound" if size < 3 else "itemset_error_bound"] for size in sizes
         },
         bound_violations=violations,
         overestimates=overestimates,
