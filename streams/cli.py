@@ -136,6 +136,8 @@ def bench(
     partitions: int = typer.Option(4),
     request_rate: float = typer.Option(1000.0, help="serving: HTTP requests/s from the load process."),
     datasets: Path = typer.Option(Path("../shared/datasets"), help="Folder of the public datasets (see its README)."),
+    data: Path | None = typer.Option(None, help="baskets: only this folder of Online Retail-layout CSV files."),
+    min_support: float = typer.Option(0.01, help="baskets: with --data, the support compared with FP-Growth."),
     record: bool = typer.Option(False, help="pipeline: append the figures to BENCHMARKS.md."),
     customers: int = typer.Option(3000, help="determinism: simulated customers."),
     days: float = typer.Option(20.0, help="determinism: simulated days."),
@@ -172,7 +174,7 @@ def bench(
         elif name == "baskets":
             from streams.tools.evaluation import baskets
 
-            baskets.main([str(datasets)])
+            baskets.main([str(datasets), *(["--data", str(data), "--min-support", str(min_support)] if data else [])])
         elif name == "risk":
             from streams.tools.evaluation import risk
 

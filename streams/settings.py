@@ -141,9 +141,16 @@ class KairosSettings(BaseSettings):
     surge_interest_threshold: float = Field(8.0, gt=0)
 
     # Baskets
-    #: Lossy Counting error: supports are underestimated by at most this (fraction of baskets).
-    basket_epsilon: float = Field(0.001, gt=0, lt=1)
-    basket_min_support: float = Field(0.005, gt=0, lt=1)
+    #: Lossy Counting error: supports are underestimated by at most this (fraction of baskets; raised by the
+    #: counter, and reported in ``kairos:metrics:baskets``, when a segment would track over the entry budget).
+    basket_epsilon: float = Field(0.002, gt=0, lt=1)
+    basket_min_support: float = Field(0.01, gt=0, lt=1)
+    #: Largest itemset counted (rules come from itemsets of up to three SKUs).
+    basket_max_size: int = Field(5, ge=1, le=8)
+    #: Baskets per counting segment (each mined as a whole; the open one is mined by every query).
+    basket_segment: int = Field(2048, ge=1)
+    #: Most untracked itemsets one mining pass may start tracking (the counter's memory budget).
+    basket_max_entries: int = Field(1_000_000, ge=1)
     basket_min_confidence: float = Field(0.1, ge=0, le=1)
     basket_min_lift: float = Field(1.0, ge=0)
     basket_top_n: int = Field(10, ge=1)

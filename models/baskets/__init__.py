@@ -1,9 +1,9 @@
 """Basket analysis: what sells together, counted as orders arrive.
 
-Start reading at :class:`BasketCounter`: frequent items, pairs and triples of
-the order stream by Lossy Counting with Apriori pruning (a proven error bound
-in bounded memory, optional time decay, partitioned by each itemset's smallest
-SKU across workers), and the :class:`AssociationRule` objects it derives
+Start reading at :class:`BasketCounter`: frequent itemsets of up to five SKUs
+(``max_size``) of the order stream by Lossy Counting over segments of baskets,
+each mined by Eclat on per-SKU bitsets (a proven error bound, optional time
+decay, partitioned by each itemset's smallest SKU across workers), and the :class:`AssociationRule` objects it derives
 (support, confidence, lift, count). :class:`CartRecommender` merges the rules
 of every SKU in a cart and falls back to segment and global best-sellers
 (:class:`SegmentBestSellers`);
@@ -65,21 +65,21 @@ _CARTS = [["A"], ["A", "B"], {"lines": [{"sku": "S1", "quantity": 2, "unit_price
 CONTRACT_CASES = [
     ContractCase(
         name="baskets.BasketCounter",
-        factory=lambda: BasketCounter(epsilon=0.02, min_support=0.05, min_confidence=0.3, top_n=3),
+        factory=lambda: BasketCounter(epsilon=0.02, min_support=0.05, min_confidence=0.3, top_n=3, segment=64),
         samples=_orders(),
         predict_inputs=_CARTS,
     ),
     ContractCase(
         name="baskets.BasketCounter.decayed",
         factory=lambda: BasketCounter(
-            epsilon=0.02, triple_epsilon=0.04, half_life=1200.0, min_support=0.05, triple_budget=2
+            epsilon=0.02, itemset_epsilon=0.04, half_life=1200.0, min_support=0.05, segment=50
         ),
         samples=_orders(),
         predict_inputs=_CARTS,
     ),
     ContractCase(
         name="baskets.BasketCounter.partition",
-        factory=lambda: BasketCounter(epsilon=0.02, min_support=0.05, partition=1, partitions=3),
+        factory=lambda: BasketCounter(epsilon=0.02, min_support=0.05, partition=1, partitions=3, segment=100),
         samples=_orders(),
         predict_inputs=_CARTS,
     ),

@@ -29,6 +29,12 @@ from models.baskets.rules import AssociationRule
 
 #: Decayed weights are rescaled by an exact power of two once the newest basket weighs 2**RESCALE_AT.
 RESCALE_AT = 64
+#: Factor by which creation rates (segments) and reported supports (queries) rise when a pass is over budget.
+RATE_STEP = 1.5
+
+
+class OverBudget(Exception):
+    """A mining pass met more than ``max_entries`` untracked itemsets."""
 
 Itemset = tuple[str, ...]
 
@@ -69,10 +75,10 @@ class Tracked:
         return self.count + self.delta
 
 
-#: One itemset met while mining a segment: (last SKU, its entry (``None``: new, in a query), bitset of the
-#: segment baskets holding it, its count in the segment, the most it can have sold before the segment,
-#: its upper count with the segment (queries)).
-Member = tuple[str, "Tracked | None", int, float, float, float]
+#: One itemset met while mining a segment: (last SKU, its tracked extensions (``None``: none or untracked),
+#: bitset of the segment baskets holding it, its count in the segment, the most it can have sold before
+#: the segment, its upper count with the segment).
+Member = tuple[str, "dict[str, Tracked] | None", int, float, float, float]
 #: A reported itemset: (count, delta).
 Count = tuple[float, float]
 
@@ -86,8 +92,8 @@ class BasketCounter(base.Estimator):
     itemset's entry sits under the entry of its SKUs but the largest), so an
     itemset is only tracked while its prefix is. Let ``N`` be the number of
     baskets so far, ``ε_k`` the level error of ``k``-itemsets: ``epsilon``
-    for singles and pairs, ``itemset_epsilon`` (≥ ``epsilon``) for three SKUs
-    and more.
+    for singles and pairs, ``itemset_epsilon`` (≥ ``epsilon``, by default
+    equal) for three SKUs and more.
 
     Algorithm (Manku & Motwani's Lossy Counting of itemsets, 2002, §4): the
     stream is cut into segments of ``segment`` baskets (by count, so the
@@ -104,35 +110,47 @@ class BasketCounter(base.Estimator):
     are dropped with the itemsets that extend them.
 
     Guarantee (undecayed), by induction over segments and sizes, with
-    ``ε₁ = ε₂ ≤ ε₃ = … = ε_max``: an untracked ``k``-itemset has ``c ≤ ε_k·N``
-    (left out of a segment: below ``ε_k`` of it, and at most ``ε_k·N_before``
-    before; dropped: ``c ≤ count + delta ≤ ε_k·N``; never met: a subset is
-    untracked, so ``c ≤ ε_{k-1}·N ≤ ε_k·N``); a tracked one counts every
-    sale since it was tracked and ``delta ≤ ε_k·N``. Giant baskets (wholesale
-    invoices of hundreds of SKUs) cost nothing extra: only itemsets that
-    recur in ``ε_k`` of a segment and whose joined subsets are tracked are
-    ever created, however many SKUs a basket holds.
+    ``ε₁ = ε₂ ≤ ε₃ = … = ε_max``: an untracked ``k``-itemset has ``c ≤ B_k``,
+    where the level bound ``B_k`` grows by the creation count each segment
+    used (``ε_k`` of the segment, so ``B_k = ε_k·N`` unless the budget below
+    raised it): left out of a segment, it sold fewer than that count there
+    and at most ``B_k`` before; dropped, ``c ≤ count + delta ≤ B_k``; never
+    met, a subset is untracked, so ``c ≤ B_{k-1} ≤ B_k``. A tracked one
+    counts every sale since it was tracked, and ``delta ≤ B_k`` at its
+    creation. ``metrics()`` reports ``B_2/N`` and ``B_max/N``
+    (``pair_error_bound``, ``itemset_error_bound``).
+
+    Giant baskets (wholesale invoices of hundreds of SKUs) are never
+    enumerated: only itemsets that recur in ``ε_k`` of a segment and whose
+    two joined subsets are tracked are ever met, however many SKUs a basket
+    holds. Budget: a mining pass that would start tracking more than
+    ``max_entries`` itemsets is abandoned and redone with the creation rates
+    of pairs and larger itemsets ×1.5 (each segment starts one step below
+    the last one's rates), which raises ``B_k`` by what the pass used: on
+    dense data the bound widens instead of memory exploding.
 
     Queries see every basket: the open (not yet full) segment is mined on
     each query (cached until the next basket) without changing the state,
-    creating only itemsets whose upper count can reach the asked support.
+    meeting only itemsets whose upper count can reach the asked support.
     :meth:`itemsets` with ``min_support = s`` reports every itemset whose
     upper count reaches ``sN`` (with the support ``count / N``): recall 1.0
-    whenever ``ε_k < s``, and each reported support underestimates the true
-    one by at most that itemset's own ``delta / N ≤ ε_k``
+    whenever ``B_k < sN``, and each reported support underestimates the
+    true one by at most that itemset's own ``delta / N ≤ B_k / N``
     (:meth:`error_bound`). Within the first segment every count is exact
-    (``delta = 0``). Rules divide the itemset's count by its antecedent's.
+    (``delta = 0``). A query that would meet more than ``max_entries`` new
+    itemsets (a giant basket among the first few) reports at a support
+    raised ×1.5 (at least one basket) until it fits, and says so in
+    ``reported_support``. Rules divide the itemset's count by its
+    antecedent's.
 
     Memory: the open segment (at most ``segment`` baskets and one
-    ``segment``-bit integer per SKU in it) and the tracked entries: every
-    tracked ``k``-itemset has an upper count above ``ε_k·N``, so after a
-    segment the tables hold at most the itemsets whose upper bounds exceed
-    ``ε_k·N`` (for disjoint-ish baskets of ``m`` SKUs, at most
-    ``C(m, k)/ε_k`` per size; dense wholesale data approach the FP-Growth
-    output at support ``ε_k``, so keep ``itemset_epsilon`` close to
-    ``min_support`` there). Work per segment: one AND and popcount per met
-    itemset (tracked ones present in the segment, and pairs of entries
-    that each reach the creation count).
+    ``segment``-bit integer per SKU in it), the tracked entries (every one
+    has an upper count above ``B_k``; at most ``max_entries`` start being
+    tracked per segment) and, during a mining pass or a query, at most
+    ``max_entries`` new itemsets plus the tracked ones met. Work per
+    segment or query: one AND and popcount per itemset tried (the tracked
+    ones present in the segment, and joins of two met entries that each
+    reach the creation count).
 
     Time decay (``half_life`` in event-time seconds): a basket at event time
     ``t`` weighs ``2**((t - now) / half_life)``; counts, ``N`` and segment
@@ -185,10 +203,11 @@ class BasketCounter(base.Estimator):
         min_confidence: float = 0.1,
         min_lift: float = 1.0,
         top_n: int = 10,
+        max_entries: int = 1_000_000,
         partition: int = 0,
         partitions: int = 1,
     ) -> None:
-        itemset_epsilon = max(epsilon, 0.9 * min_support) if itemset_epsilon is None else itemset_epsilon
+        itemset_epsilon = epsilon if itemset_epsilon is None else itemset_epsilon
         if not 0 < epsilon <= itemset_epsilon < 1:
             raise ValueError("need 0 < epsilon <= itemset_epsilon < 1")
         if not itemset_epsilon < min_support <= 1:
@@ -201,8 +220,8 @@ class BasketCounter(base.Estimator):
             raise ValueError("half_life must be positive")
         if not 0 <= partition < partitions:
             raise ValueError("need 0 <= partition < partitions")
-        if top_n < 1:
-            raise ValueError("top_n must be at least 1")
+        if top_n < 1 or max_entries < 1:
+            raise ValueError("top_n and max_entries must be at least 1")
         self.epsilon = epsilon
         self.itemset_epsilon = itemset_epsilon
         self.max_size = max_size
@@ -212,6 +231,7 @@ class BasketCounter(base.Estimator):
         self.min_confidence = min_confidence
         self.min_lift = min_lift
         self.top_n = top_n
+        self.max_entries = max_entries
         self.partition = partition
         self.partitions = partitions
         self._n = 0
@@ -221,12 +241,18 @@ class BasketCounter(base.Estimator):
         #: Weight of the closed segments (``N_before`` of the open one).
         self._closed: float = 0
         self._roots: dict[str, Tracked] = {}
+        #: Per itemset size (index 0 unused): most an untracked itemset can have sold in the closed segments.
+        self._bounds = [0.0] * (max_size + 1)
+        #: Per size: the creation rate (share of a segment) the last segment used.
+        self._rates = [0.0] + [self._level_epsilon(k) for k in range(1, max_size + 1)]
+        #: The support the last query reported at (above the asked one when it was over budget).
+        self.reported_support: float | None = None
         #: The open segment: its baskets (sorted SKUs), their weights, each SKU's bitset of positions in it.
         self._open: list[list[str]] = []
         self._open_weights: list[float] = []
         self._open_bits: dict[str, int] = {}
         #: Query results for the baskets counted so far, by support (cleared by every basket).
-        self._views: dict[float, dict[Itemset, Count]] = {}
+        self._views: dict[float, tuple[dict[Itemset, Count], float]] = {}
 
     # Learning.
 
@@ -276,6 +302,7 @@ class BasketCounter(base.Estimator):
 
         self._origin += shift * self.half_life
         self._weight, self._closed = scale(self._weight), scale(self._closed)
+        self._bounds = [scale(b) for b in self._bounds]
         self._open_weights = [scale(w) for w in self._open_weights]
         for _, entry in _walk(self._roots, ()):
             entry.count, entry.delta = scale(entry.count), scale(entry.delta)
@@ -295,25 +322,50 @@ class BasketCounter(base.Estimator):
         return total
 
     def _close_segment(self) -> None:
-        """Mine the full segment into the tables, then drop the entries that cannot be frequent."""
+        """Mine the full segment into the tables, then drop the entries that cannot be frequent.
+
+        The creation rates start one step below the last segment's and go up a step (×1.5) while a mining
+        pass would create more than ``max_entries`` itemsets; each level's bound grows by the count it used.
+        """
         size = sum(self._open_weights)
-        self._mine([self._level_epsilon(k) * size for k in range(self.max_size + 1)], None)
+        base = [0.0] + [self._level_epsilon(k) for k in range(1, self.max_size + 1)]
+        rates = [max(b, r / RATE_STEP) for b, r in zip(base, self._rates)]
+        while True:
+            try:
+                met = self._mine([rate * size for rate in rates], None)
+                break
+            except OverBudget:
+                rates = [rates[0], rates[1]] + [rate * RATE_STEP for rate in rates[2:]]
+        for itemset, (count, delta) in met.items():
+            level, entry = self._roots, None
+            for sku in itemset[:-1]:
+                entry = level[sku]
+                if entry.children is None:
+                    entry.children = {}
+                level = entry.children
+            tracked = level.get(itemset[-1])
+            if tracked is None:
+                level[itemset[-1]] = Tracked(count, delta)
+            else:
+                tracked.count = count
+        self._rates = rates
         self._closed += size
+        self._bounds = [bound + rate * size for bound, rate in zip(self._bounds, rates)]
         self._open, self._open_weights, self._open_bits = [], [], {}
-        floors = [self._level_epsilon(k) * self._closed for k in range(self.max_size + 1)]
-        self._roots = _pruned(self._roots, floors, 1)
+        self._roots = _pruned(self._roots, self._bounds, 1)
 
     def _mine(self, creation: list[float], wanted: float | None) -> dict[Itemset, Count]:
-        """Eclat over the open segment, depth first from each SKU.
+        """Eclat over the open segment, depth first from each SKU; the met itemsets as ``(count, delta)``.
 
-        Without ``wanted`` the tables are updated: every met tracked itemset adds its segment count, and an
-        untracked ``k``-itemset met with a segment count of at least ``creation[k]`` becomes tracked. With
-        ``wanted`` (a count) nothing changes: the met itemsets whose upper count (segment included) reaches
-        it are returned as ``(count, delta)``; an untracked one is met when its upper count can reach it.
+        Counts include the segment; nothing changes. Without ``wanted`` every met itemset is returned: the
+        tracked ones that occur in the segment, and an untracked ``k``-itemset met with a segment count of at
+        least ``creation[k]``. With ``wanted`` (a count, for queries) an untracked itemset is met when its
+        upper count can reach ``wanted``, only itemsets whose upper count reaches it are returned or
+        extended. Raises :class:`OverBudget` once more than ``max_entries`` untracked itemsets are met.
         """
         query = wanted is not None
         need = wanted if query else creation[1]
-        bound = self._level_epsilon(1) * self._closed
+        bound = self._bounds[1]
         mass = int.bit_count if self.half_life is None else self._mass
         members: list[Member] = []
         found: dict[Itemset, Count] = {}
@@ -323,31 +375,25 @@ class BasketCounter(base.Estimator):
             entry = self._roots.get(sku)
             if entry is not None:
                 before = entry.count + entry.delta
-                if query:
-                    members.append((sku, entry, bits, count, before, before + count))
-                else:
-                    entry.count += count
-                    members.append((sku, entry, bits, count, before, 0.0))
+                members.append((sku, entry.children, bits, count, before, before + count))
+                if not query or before + count >= need:
+                    found[(sku,)] = (entry.count + count, entry.delta)
             elif count + (bound if query else 0.0) >= need:
-                if not query:
-                    entry = self._roots[sku] = Tracked(count, bound)
-                members.append((sku, entry, bits, count, bound, count + bound))
-        if query:
-            for sku, entry, _, count, before, upper in members:
-                if upper >= wanted:
-                    found[(sku,)] = (entry.count + count, entry.delta) if entry else (count, before)
-        self._extend((), members, 1, creation, wanted, found)
+                members.append((sku, None, bits, count, bound, count + bound))
+                found[(sku,)] = (count, bound)
+        budget = [self.max_entries]
+        self._extend((), members, 1, creation, wanted, found, budget)
         return found
 
     def _extend(self, prefix: Itemset, members: list[Member], size: int, creation: list[float],
-                wanted: float | None, found: dict[Itemset, Count]) -> None:
+                wanted: float | None, found: dict[Itemset, Count], budget: list[int]) -> None:
         """Join the met ``size``-itemsets sharing ``prefix`` pairwise into ``size + 1``-itemsets."""
         if size >= self.max_size or len(members) < 2:
             return
         query, level = wanted is not None, size + 1
-        bound = self._level_epsilon(level) * self._closed
+        bound = self._bounds[level]
         mass = int.bit_count if self.half_life is None else self._mass
-        # Creating needs a segment count of creation[level] (update), or count + delta reaching wanted (query).
+        # Meeting an untracked itemset needs a segment count of creation[level], or an upper count of wanted.
         need = wanted if query else creation[level]
         by_sku = {m[0]: m for m in members}
         if query:
@@ -356,12 +402,11 @@ class BasketCounter(base.Estimator):
             seeds = [m for m in members if m[3] >= need]
         seed_skus = [m[0] for m in seeds]
         owned_only = size == 1 and self.partitions > 1
-        for sku, entry, bits, count, before, upper in members:
+        for sku, children, bits, count, before, upper in members:
             if owned_only and owner_partition(sku, self.partitions) != self.partition:
                 continue
             if query and upper < need:
                 continue
-            children = entry.children if entry is not None else None
             partners = [by_sku[c] for c in children if c in by_sku] if children else []
             cap = bound if bound < before else before
             if count + (cap if query else 0.0) >= need:
@@ -380,28 +425,20 @@ class BasketCounter(base.Estimator):
                 child = children.get(other) if children else None
                 if child is not None:
                     child_before = child.count + child.delta
-                    if query:
-                        child_upper = child_before + shared_count
-                        joined.append((other, child, shared, shared_count, child_before, child_upper))
-                        if child_upper >= wanted:
-                            found[(*itemset, other)] = (child.count + shared_count, child.delta)
-                    else:
-                        child.count += shared_count
-                        joined.append((other, child, shared, shared_count, child_before, 0.0))
+                    child_upper = child_before + shared_count
+                    joined.append((other, child.children, shared, shared_count, child_before, child_upper))
+                    if not query or child_upper >= need:
+                        found[(*itemset, other)] = (child.count + shared_count, child.delta)
                     continue
                 delta = cap if cap < other_before else other_before
-                if query:
-                    if shared_count + delta >= need:
-                        joined.append((other, None, shared, shared_count, delta, shared_count + delta))
-                        found[(*itemset, other)] = (shared_count, delta)
-                elif shared_count >= need:
-                    child = Tracked(shared_count, delta)
-                    if entry.children is None:
-                        entry.children = {}
-                    entry.children[other] = child
-                    joined.append((other, child, shared, shared_count, delta, 0.0))
+                if shared_count + (delta if query else 0.0) >= need:
+                    joined.append((other, None, shared, shared_count, delta, shared_count + delta))
+                    found[(*itemset, other)] = (shared_count, delta)
+                    budget[0] -= 1
+            if budget[0] < 0:
+                raise OverBudget
             if joined:
-                self._extend(itemset, joined, level, creation, wanted, found)
+                self._extend(itemset, joined, level, creation, wanted, found, budget)
 
     @property
     def latest_ts(self) -> float | None:
@@ -425,14 +462,22 @@ class BasketCounter(base.Estimator):
         """Every itemset whose upper count reaches ``min_support`` of the baskets, open segment included."""
         cached = self._views.get(min_support)
         if cached is not None:
-            return cached
+            self.reported_support = cached[1]
+            return cached[0]
         wanted = min_support * self._weight
-        found = self._mine([], wanted) if self._open else {}
+        found: dict[Itemset, Count] = {}
+        while self._open:
+            try:
+                found = self._mine([], wanted)
+                break
+            except OverBudget:
+                wanted = max(wanted * RATE_STEP, wanted + self._newest_weight())
+        self.reported_support = wanted / self._weight if self._weight else min_support
         for itemset, entry in _walk(self._roots, (), wanted):
             if itemset not in found and entry.count + entry.delta >= wanted:
                 found[itemset] = (entry.count, entry.delta)
         if self._weight:
-            self._views[min_support] = found
+            self._views[min_support] = (found, self.reported_support)
         return found
 
     def _tracked(self, items: list[str]) -> Tracked | None:
@@ -457,8 +502,7 @@ class BasketCounter(base.Estimator):
         entry = self._tracked(items)
         if entry is not None:
             return entry.delta / self._weight
-        size = min(len(items), self.max_size)
-        return self._level_epsilon(size) * self._closed / self._weight
+        return self._bounds[min(len(items), self.max_size)] / self._weight
 
     def _counts(self, min_support: float) -> dict[Itemset, float]:
         """Itemsets whose upper count reaches ``min_support``, with their counts (counter units)."""
@@ -563,8 +607,8 @@ class BasketCounter(base.Estimator):
         return {
             "baskets": self._n,
             **{f"entries_{size}": count for size, count in self.memory_entries().items()},
-            "pair_error_bound": self.epsilon * self._closed / total,
-            "itemset_error_bound": self.itemset_epsilon * self._closed / total,
+            "pair_error_bound": self._bounds[min(2, self.max_size)] / total,
+            "itemset_error_bound": self._bounds[-1] / total,
         }
 
     # Checkpoints.
@@ -580,6 +624,7 @@ class BasketCounter(base.Estimator):
             "min_confidence": self.min_confidence,
             "min_lift": self.min_lift,
             "top_n": self.top_n,
+            "max_entries": self.max_entries,
             "partition": self.partition,
             "partitions": self.partitions,
         }
@@ -598,6 +643,8 @@ class BasketCounter(base.Estimator):
             "origin": self._origin,
             "latest": self._latest,
             "closed": self._closed,
+            "bounds": list(self._bounds),
+            "rates": list(self._rates),
             "tables": _plain_tables(self._roots),
             "open": [list(basket) for basket in self._open],
             "open_weights": list(self._open_weights),
@@ -613,6 +660,8 @@ class BasketCounter(base.Estimator):
         counter._origin = state["origin"]
         counter._latest = state["latest"]
         counter._closed = state["closed"]
+        counter._bounds = list(state["bounds"])
+        counter._rates = list(state["rates"])
         counter._roots = _tracked_tables(state["tables"])
         counter._open_weights = list(state["open_weights"])
         for position, basket in enumerate(state["open"]):

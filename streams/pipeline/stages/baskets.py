@@ -3,7 +3,7 @@
 The customers stage sends every accepted order (its SKUs, the customer's
 segment) to every partition of ``<app_id>-baskets``. Each partition's
 :class:`~models.baskets.BasketCounter` counts the basket count and every
-single SKU, but a pair or triple only when its smallest SKU hashes to that
+single SKU, but an itemset of two or more SKUs only when its smallest SKU hashes to that
 partition: each itemset of two or more SKUs is counted in exactly one place
 across the workers, while singles (needed for support and lift everywhere)
 are counted by all. Rules whose antecedent pair lives elsewhere take that
@@ -41,7 +41,7 @@ def basket_record(order: dict[str, Any], segment: int | None) -> dict[str, Any]:
 class BasketState:
     """One basket partition: its counter, trend detector, (partition 0) best-sellers and replay guard."""
 
-    STATE = ("BasketState", 1)
+    STATE = ("BasketState", 2)
 
     def __init__(self, partition: int, counter: BasketCounter, rising: RisingPairs,
                  bestsellers: SegmentBestSellers | None, applied: AppliedOffsets | None = None,
@@ -59,7 +59,8 @@ class BasketState:
         counter = BasketCounter(
             epsilon=settings.basket_epsilon, half_life=settings.basket_half_life_seconds,
             min_support=settings.basket_min_support, min_confidence=settings.basket_min_confidence,
-            min_lift=settings.basket_min_lift, top_n=settings.basket_top_n,
+            min_lift=settings.basket_min_lift, top_n=settings.basket_top_n, max_size=settings.basket_max_size,
+            segment=settings.basket_segment, max_entries=settings.basket_max_entries,
             partition=partition, partitions=settings.partitions,
         )
         best = SegmentBestSellers(top_n=settings.basket_top_n * 2) if partition == 0 else None
