@@ -280,3 +280,27 @@ def test_settings_that_void_the_guarantee_are_refused() -> None:
         BasketCounter(segment=0)
     with pytest.raises(TypeError):
         BasketCounter().learn_one("SKU-1")
+
+
+def test_a_giant_first_basket_raises_the_reported_support_instead_of_memory() -> None:
+    # One 300-SKU invoice: at 1% of one basket every one of its 2e10 subsets of up to 5 SKUs would be frequent.
+    counter = BasketCounter(min_support=0.01, max_entries=20_000)
+    counter.learn_one([f"G{i:03d}" for i in range(300)])
+    found = counter.itemsets()
+    assert counter.reported_support is not None and counter.reported_support > 1.0
+    assert found == {}
+    # Half of two baskets is still every subset of the giant one: the query reports at two baskets of two.
+    counter.learn_one(["G000", "G001"])
+    assert counter.itemsets(0.5) == {("G000",): 1.0, ("G000", "G001"): 1.0, ("G001",): 1.0}
+    assert counter.reported_support == 1.0
+
+
+def test_a_checkpoint_mid_segment_resumes_to_the_same_state() -> None:
+    baskets = wholesale_baskets(700)
+    whole = learned(baskets)
+    half = learned(baskets[:430])
+    resumed = BasketCounter.from_state(half.state_dict())
+    for basket in baskets[430:]:
+        resumed.learn_one(basket)
+    assert resumed.state_dict() == whole.state_dict()
+    assert resumed.itemsets() == whole.itemsets()
