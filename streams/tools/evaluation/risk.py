@@ -269,6 +269,7 @@ def evaluate_simulator(
     drift_ts = simulator.config.drift_ts
     if drift_ts is not None:
         labels_at_drift = max((labels for ts, labels in replay.label_clock if ts < drift_ts), default=0)
+        report["labels_at_drift"] = labels_at_drift
         detected = [d for d in replay.drifts if d["ts"] >= drift_ts]
         report["labels_from_drift_to_detection"] = detected[0]["labels"] - labels_at_drift if detected else None
         report["drifts_before_drift"] = sum(d["ts"] < drift_ts for d in replay.drifts)
