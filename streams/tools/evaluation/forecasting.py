@@ -19,8 +19,9 @@ time), with hourly windows and a 24-window season, and the report gives:
   orders also carry other items, so a few fall during surges), over
   ``alert_days`` (alerts start once a forecaster has two days of residuals),
   and ``other_alerts_per_day``;
-- with ``--seeds``, the surges caught within two windows and the other alerts
-  per day over several simulated shops (:func:`evaluate_surges`);
+- with ``--seeds``, the surges caught within two windows, the other alerts
+  per day and the drift alerts over several simulated shops
+  (:func:`evaluate_surges`; ``--surges 0`` plants none);
 - with ``--compare``, the candidate models the forecaster was chosen from,
   on the same hourly series;
 - per scope (``river``), the share of the units forecasters' scored windows
@@ -328,8 +329,9 @@ def evaluate_surges(seeds: list[int], customers: int = 2000, days: float = 28.0,
         "within_two_windows_of_those_in_data": sum(surge["ok"] for surge in planted if surge["in_data"]),
         "in_data": sum(surge["in_data"] for surge in planted),
         "other_alerts_per_day": round(other / sum(run["alert_days"] for run in runs), 2),
-        "per_seed": [{"source": run["source"], "surges": run["surges"], "other_alerts": run["other_alerts"]}
-                     for run in runs],
+        "drift_alerts": sum(len(run["drift_alerts"]) for run in runs),
+        "per_seed": [{"source": run["source"], "surges": run["surges"], "other_alerts": run["other_alerts"],
+                      "drift_alerts": run["drift_alerts"]} for run in runs],
     }
 
 
@@ -554,7 +556,7 @@ def main(argv: list[str] | None = None) -> None:
         "online_retail": evaluate_online_retail(args.retail),
     }
     if args.seeds:
-        report["simulator_surges"] = evaluate_surges(args.seeds, args.customers, args.days)
+        report["simulator_surges"] = evaluate_surges(args.seeds, args.customers, args.days, args.surges)
     if args.drift:
         report["drift"] = evaluate_drift()
     if args.compare:
