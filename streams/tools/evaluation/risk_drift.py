@@ -12,6 +12,9 @@ from the drift time on, as ``labels_from_drift_to_detection``) and whether it
 fired before the drift or on a stream without drift are exact; later
 detections are not (the adapted scorer would score differently).
 
+First comes one line per stream with what the never-adapting scorer let
+through (``summary_line`` of the risk evaluation: fraud money at the alert
+budget on the second half, AUC), the baseline for the adaptation's effect.
 For Page-Hinkley the report also gives ``worst_no_drift``: the largest test
 statistic (the sum's rise above its minimum) on a stream or stretch without
 drift, as a share of the threshold: the margin to a false drift.
@@ -30,7 +33,7 @@ from typing import Any
 from river import drift
 
 from models.risk import RiskScorer
-from streams.tools.evaluation.risk import DEFAULT_PAYSIM, evaluate_paysim, evaluate_simulator
+from streams.tools.evaluation.risk import DEFAULT_PAYSIM, evaluate_paysim, evaluate_simulator, summary_line
 
 
 class TracedScorer(RiskScorer):
@@ -54,6 +57,8 @@ class ErrorTrace:
     name: str
     errors: list[tuple[int, float]]
     labels_at_drift: int | None
+    #: The risk evaluation's summary line of the never-adapting run.
+    summary: dict[str, Any]
 
 
 def traces(seeds: list[int], paysim: Path | None) -> list[ErrorTrace]:
@@ -63,11 +68,11 @@ def traces(seeds: list[int], paysim: Path | None) -> list[ErrorTrace]:
         scorer = TracedScorer()
         report = evaluate_simulator(seed, planted, scorer, through_json=False)
         runs.append(ErrorTrace(f"seed {seed}{' drift' if planted else ''}", scorer.trace,
-                               report.get("labels_at_drift")))
+                               report.get("labels_at_drift"), summary_line(report)))
     if paysim is not None:
         scorer = TracedScorer()
-        evaluate_paysim(paysim, scorer=scorer)
-        runs.append(ErrorTrace("paysim", scorer.trace, None))
+        report = evaluate_paysim(paysim, scorer=scorer)
+        runs.append(ErrorTrace("paysim", scorer.trace, None, summary_line(report)))
     return runs
 
 
@@ -118,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-paysim", action="store_true")
     args = parser.parse_args(argv)
     runs = traces(args.seed, None if args.skip_paysim else args.paysim)
+    for run in runs:
+        print(json.dumps({"never_adapting": run.name, **run.summary}, default=float), flush=True)
     for row in search(runs, grid()):
         print(json.dumps(row), flush=True)
 
