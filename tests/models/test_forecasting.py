@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -203,16 +204,53 @@ def test_rivers_page_hinkley_signals_a_changed_daily_shape_within_hours_and_a_st
     assert changed.metrics()["drifts"] == len(signals) and steady.metrics()["drifts"] == 0
 
 
-def test_the_monitor_hands_on_the_forecasters_drift_signals() -> None:
-    monitor = SalesMonitor(SalesWindows(size=3600.0), SalesForecaster(3600.0, season_length=24))
+def _monitor_drifts(monitor: SalesMonitor, sales: list[float], first: int = 0,
+                    signals: dict[str, list[int]] | None = None) -> list[dict[str, Any]]:
+    """Feed one unit per order (prices 1-3), spread over each hour, advancing hour by hour; the drifts reported.
+
+    ``signals`` collects, per series, the hours in which any of its forecasters signalled.
+    """
     drifts = []
-    for k, units in enumerate(_shifted_sales(3, 21, 20.0, change_day=14)):
-        for sale in range(int(units)):  # one unit per order, spread over the hour
-            monitor.add_order({"ts": k * 3600.0 + 60.0 * sale, "lines": [{"sku": "A", "quantity": 1, "unit_price": 1.0}]})
+    for k, units in enumerate(sales, start=first):
+        for sale in range(int(units)):
+            monitor.add_order({"ts": k * 3600.0 + 60.0 * sale,
+                               "lines": [{"sku": "A", "quantity": 1, "unit_price": 1.0 + sale % 3}]})
         drifts += monitor.advance(k * 3600.0 + 3600.0).drifts
-    units_total = [d for d in drifts if d["series"] == "total:all" and d["measure"] == "units"]
-    assert units_total and units_total[0]["window_start"] >= 14 * 24 * 3600.0, drifts
-    assert set(units_total[0]) == {"series", "measure", "window_start", "metric", "before", "after"}
+        for series, models in monitor._forecasters.items():
+            if signals is not None and any(model.drift_detected for model in models.values()):
+                signals.setdefault(series, []).append(k)
+    return drifts
+
+
+def test_a_changed_daily_shape_is_one_drift_per_series_though_units_and_revenue_both_signal() -> None:
+    monitor = SalesMonitor(SalesWindows(size=3600.0), SalesForecaster(3600.0, season_length=24))
+    drifts = _monitor_drifts(monitor, _shifted_sales(3, 21, 20.0, change_day=14))
+
+    assert sorted(d["series"] for d in drifts) == ["category:uncategorized", "sku:A", "total:all"], drifts
+    assert all(14 * 24 <= d["window_start"] / 3600.0 < 15 * 24 for d in drifts), drifts
+    total = next(d for d in drifts if d["series"] == "total:all")
+    assert set(total) == {"series", "measure", "window_start", "metric", "before", "after"}
+    assert total["after"] > total["before"], total
+    assert [model.drifts for model in monitor._forecasters["total:all"].values()] == [1, 1, 0]  # units, revenue
+
+
+def test_a_signal_within_a_season_of_the_series_last_one_continues_its_drift_across_a_checkpoint() -> None:
+    """A touchy detector (threshold 2) on steady sales signals every day or two: only a signal after a quiet
+    season opens a drift, also when the monitor was restored from a checkpoint in between."""
+    touchy = SalesForecaster(3600.0, season_length=24, drift_threshold=2.0)
+    monitor = SalesMonitor(SalesWindows(size=3600.0), touchy)
+    sales = seasonal_sales(seed=5, days=21, peak=20.0)
+    signals: dict[str, list[int]] = {}
+    drifts = _monitor_drifts(monitor, sales[:290], signals=signals)
+    restored = SalesMonitor.from_state(json.loads(json.dumps(monitor.state_dict())))
+    drifts += _monitor_drifts(restored, sales[290:], first=290, signals=signals)
+
+    for series, hours in signals.items():
+        opening = [hour for i, hour in enumerate(hours) if i == 0 or hour - hours[i - 1] >= 24]
+        assert [d["window_start"] / 3600.0 for d in drifts if d["series"] == series] == opening, (series, hours)
+    total = signals["total:all"]
+    # The checkpoint fell inside a drift: a signal after it was folded into one before it.
+    assert any(hour >= 290 > previous and hour - previous < 24 for previous, hour in zip(total, total[1:])), total
 
 
 def test_the_forecaster_is_a_river_regressor_in_a_river_pipeline_and_progressive_validation() -> None:

@@ -10,9 +10,10 @@ allowed lateness, a forecaster per series, a surge detector) behind a replay
 guard, closes a window once every active upstream path has passed it (see
 :class:`SalesState`; a timer closes the last ones when the stream stops),
 and is checkpointed with :mod:`streams.pipeline.snapshots`. Each
-advance publishes the changed forecast views and alerts; a replay after a
-crash publishes the same ones again (absolute views, alert ids per series and
-window).
+advance publishes the changed forecast views and alerts, and a ``drift``
+alert for each drift of a series' forecasters (:func:`forecast_drift_alert`);
+a replay after a crash publishes the same ones again (absolute views, alert
+ids per series and window).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 from models.forecasting import SalesForecaster, SalesMonitor, SalesUpdate, SalesWindows, SurgeDetector
 from streams.pipeline.packing import PackedBatch
 from streams.pipeline.replay_guard import AppliedOffsets
-from streams.pipeline.views import Alert, RedisViews
+from streams.pipeline.views import Alert, RedisViews, iso
 from streams.settings import KairosSettings
 
 
@@ -133,8 +134,25 @@ def forecast_fields(view: dict[str, Any]) -> dict[str, str]:
     return {k: json.dumps(v) if isinstance(v, (list, dict)) else str(v) for k, v in view.items()}
 
 
+def forecast_drift_alert(drift: dict[str, Any]) -> Alert:
+    """The ``drift`` alert for one drift of a series' forecasters (stable id: series and window).
+
+    >>> alert = forecast_drift_alert({"series": "total:all", "measure": "units", "window_start": 1795327200.0,
+    ...                               "metric": "scaled_abs_error", "before": 0.81, "after": 2.47})
+    >>> alert.alert_id, alert.subject
+    ('drift:forecast:total:all:1795327200', 'forecast:total:all')
+    >>> print(alert.reasons[0])
+    SalesForecaster units of total:all scaled_abs_error 0.81 -> 2.47 in the window of 2026-11-22T06:00:00.000Z; forecasts adapting
+    """
+    text = (f"SalesForecaster {drift['measure']} of {drift['series']} {drift['metric']} {drift['before']:.3g} -> "
+            f"{drift['after']:.3g} in the window of {iso(drift['window_start'])}; forecasts adapting")
+    return Alert(kind="drift", alert_id=f"drift:forecast:{drift['series']}:{drift['window_start']:.0f}",
+                 subject=f"forecast:{drift['series']}", score=drift["after"], reasons=[text], ts=drift["window_start"],
+                 extra={"model": "SalesForecaster", **drift})
+
+
 def publish_sales(pipe: Any, views: RedisViews, update: SalesUpdate) -> list[Alert]:
-    """Add the update's forecast views and alerts to ``pipe``; return the alerts (for the topic)."""
+    """Add the update's forecast views, alerts and drift alerts to ``pipe``; return the alerts (for the topic)."""
     keys = views.keys
     for series, view in update.views.items():
         scope, _, key = series.partition(":")
@@ -151,6 +169,10 @@ def publish_sales(pipe: Any, views: RedisViews, update: SalesUpdate) -> list[Ale
                    "forecast": raised.forecast, "lower": raised.lower, "upper": raised.upper,
                    "led_by": raised.led_by},
         )
+        views.alert(pipe, alert)
+        alerts.append(alert)
+    for drift in update.drifts:
+        alert = forecast_drift_alert(drift)
         views.alert(pipe, alert)
         alerts.append(alert)
     return alerts
