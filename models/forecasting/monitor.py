@@ -80,7 +80,8 @@ class SalesMonitor:
 
     Memory: the windows' bound, three forecasters, ``recent_actuals`` windows
     and the time of the last drift signal per tracked series; a SKU that
-    leaves the top is forgotten.
+    leaves the top is forgotten where it left (one that comes back starts
+    afresh, however many windows one advance closed).
 
     >>> monitor = SalesMonitor(SalesWindows(size=3600.0), SalesForecaster(3600.0, season_length=24))
     >>> for hour in range(3):
@@ -147,27 +148,42 @@ class SalesMonitor:
     def advance(self, watermark: float | None = None) -> SalesUpdate:
         """Close the windows the watermark passed, score and learn them; return alerts and changed views."""
         update = SalesUpdate()
-        for window in self.windows.advance(watermark):
+        closed = self.windows.advance(watermark)
+        # A SKU that left the top is forgotten where it left, before the windows from there on are learned: one
+        # that re-enters within this advance starts afresh, as when each window closes in an advance of its own.
+        departed = sorted(self.windows.departed, key=lambda d: d[0])
+        forgotten: set[str] = set()
+        for window in closed:
+            while departed and departed[0][0] <= window.start:
+                series = departed.pop(0)[1]
+                if self._forget(series):
+                    forgotten.add(series)
             update.alerts.append(self._learn(window, update.drifts))
             update.closed += 1
+        tracked = set(self.windows.series)
+        gone = [series for _, series in departed] + [s for s in self._forecasters if s not in tracked]
+        forgotten.update(series for series in gone if self._forget(series))
         for series in self.windows.take_fresh():
             if self.nowcast:
                 update.alerts.append(self._nowcast(series))
         update.alerts = [alert for alert in update.alerts if alert is not None]
         self.alerts += len(update.alerts)
-        tracked = set(self.windows.series)
-        update.removed = sorted(s for s in self._forecasters if s not in tracked)
-        for series in update.removed:
-            del self._forecasters[series]
-            self._actuals.pop(series, None)
-            self._changed.discard(series)
-            self.detector.forget(series)
-            self._episodes.pop(series, None)
-            self._held_out.pop(series, None)
-            self._drift_signals.pop(series, None)
+        # Forgotten and not back with a closed window: the view served (if any) is of a series no longer tracked.
+        update.removed = sorted(s for s in forgotten if s not in self._forecasters)
         update.views = {series: self.view(series) for series in sorted(self._changed)}
         self._changed.clear()
         return update
+
+    def _forget(self, series: str) -> bool:
+        """Drop the forecasters, actuals and detector state of ``series``; whether it had forecasters."""
+        models = self._forecasters.pop(series, None)
+        self._actuals.pop(series, None)
+        self._changed.discard(series)
+        self.detector.forget(series)
+        self._episodes.pop(series, None)
+        self._held_out.pop(series, None)
+        self._drift_signals.pop(series, None)
+        return models is not None
 
     def _check(self, models: dict[str, SalesForecaster], sales: WindowSales, elapsed: float = 1.0
                ) -> SalesCheck | None:

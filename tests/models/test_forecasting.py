@@ -281,3 +281,42 @@ def test_a_series_silent_for_more_than_a_season_then_quiet_again_does_not_break_
     for index in range(100, 140):  # a silence longer than a season, then windows that sold nothing
         model.learn_one({"window_start": index * 3600.0}, 0.0)
     assert model.predict_one({"window_start": 140 * 3600.0}) >= 0.0
+
+
+HOUR = 3600.0
+
+
+def _served(watermarks: list[float]) -> tuple[dict[str, dict[str, Any]], list[list[str]]]:
+    """What a monitor serves (views written, removed ones deleted) when advanced to each of ``watermarks``.
+
+    One top place, hourly windows: A sells in hours 0-1, B passes it in hour 2, A passes B again in hour 3 and
+    sells once more in hour 4.
+    """
+    monitor = SalesMonitor(SalesWindows(size=HOUR, top_skus=1), SalesForecaster(HOUR, season_length=24))
+    for hour, sku, quantity in [(0, "A", 5), (1, "A", 1), (2, "B", 7), (3, "A", 2), (4, "A", 1)]:
+        monitor.add_order({"ts": hour * HOUR + 60.0, "lines": [
+            {"sku": sku, "quantity": quantity, "unit_price": 1.0, "category": "toys"}]})
+    served: dict[str, dict[str, Any]] = {}
+    removed = []
+    for watermark in watermarks:
+        update = monitor.advance(watermark)
+        served |= update.views
+        for series in update.removed:
+            served.pop(series, None)  # as DEL: a view never written has nothing to delete
+        removed.append(update.removed)
+    return served, removed
+
+
+def test_a_sku_that_leaves_the_top_and_comes_back_within_one_advance_starts_afresh_as_window_by_window() -> None:
+    # A backfill closes many windows per advance, a live stream one: A's series left the top at hour 2 and came
+    # back from hour 4 on. Before, one advance kept A's forecaster and actuals of hour 1 (and, closing hours 0-3,
+    # served A's stale view of hour 1 while the window-by-window run had deleted it).
+    by_window, _ = _served([hour * HOUR for hour in range(1, 6)])
+    at_once, removed = _served([5 * HOUR])
+    assert by_window == at_once
+    assert [a["window_start"] for a in at_once["sku:A"]["actuals"]] == [4 * HOUR]
+
+    by_window_to_3, _ = _served([hour * HOUR for hour in range(1, 5)])
+    at_once_to_3, removed = _served([4 * HOUR])  # A is back in the top, but none of its new windows closed yet
+    assert by_window_to_3 == at_once_to_3 and "sku:A" not in at_once_to_3
+    assert removed == [["sku:A"]]

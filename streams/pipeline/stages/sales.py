@@ -45,6 +45,8 @@ class SalesState:
     quiet partition would stall every window); when it speaks again, its
     events are current. Before this, on a simulated fortnight sent at full
     speed through one worker, 20,254 views and 1,171 orders were dropped as late.
+    The watermark never passes the latest order's event time: views do not
+    move it (see :meth:`watermark`).
     """
 
     STATE = ("SalesState", 2)
@@ -102,15 +104,21 @@ class SalesState:
         return self.monitor.advance(-math.inf if mark is None else mark)
 
     def watermark(self, now: float) -> float | None:
-        """The event time every path heard within ``idle_seconds`` has reached; ``None`` holds every window open.
+        """The event time every path heard within ``idle_seconds`` has reached, and no later than the latest order;
+        ``None`` holds every window open.
 
-        With every path silent, nothing lags: the latest order's event time (views do not move it, as a click
-        dated in the future by a shopper's device clock must not close every window).
+        Views do not move the event time (a click dated in the future by a shopper's device clock must not close
+        every window), whether every path is silent (nothing lags: the latest order's event time) or only the
+        orders' paths are: a clicks path running past the last order would close windows that the orders' event
+        time leaves open, so the last windows closed would depend on which paths fell idle first (wall clock).
         """
         if now - self._started < self.idle_seconds or not self.paths:
             return None
+        order_time = self.monitor.windows.order_time
         active = [ts for path, ts in self.paths.items() if now - self._heard[path] <= self.idle_seconds]
-        return min(active) if active else self.monitor.windows.order_time
+        if not active or order_time is None:
+            return order_time
+        return min(*active, order_time)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.STATE[0], "version": self.STATE[1], "monitor": self.monitor.state_dict(),
