@@ -92,6 +92,9 @@ class KairosSettings(BaseSettings):
     #: Wall-clock seconds between sync rounds (sweep, merge across workers, profiles).
     segment_sync_seconds: float = Field(10.0, gt=0)
     segment_capacity: int = Field(200_000, ge=100)
+    #: A customer changes segment only when another centroid is closer by more than this (standard units).
+    #: Lower: segments depend less on how the events arrived (more nearest-centroid), but flicker more.
+    segment_stickiness: float = Field(0.5, ge=0, le=5)
 
     # Payment risk
     #: Alert when the score passes this value; unset: follow the target alert rate.

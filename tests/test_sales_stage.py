@@ -158,3 +158,92 @@ def test_an_order_and_a_view_dated_2001_after_normal_ones_are_late_and_close_not
 
     windows = sales.monitor.windows
     assert (windows.late, windows.late_views, windows.watermark) == (1, 1, watermark)
+
+
+def test_a_click_dated_in_the_future_on_the_only_live_path_does_not_close_every_window_either() -> None:
+    clock = Clock()
+    sales = state(clock)
+    sales.apply(PackedBatch("orders", "orders:0>0", [(0, order(2.5 * HOUR))]))
+    clock.now += 6.0  # the orders path falls silent; the clicks path goes on, one click dated by a device clock
+    sales.apply(PackedBatch("views", "clicks:0>0", [(0, view(2.6 * HOUR)), (1, view(200 * HOUR))]))
+
+    assert sales.monitor.windows.watermark == 2.5 * HOUR  # before: 200 hours, every later order late
+    sales.apply(PackedBatch("orders", "orders:0>0", [(1, order(2.7 * HOUR))]))
+    assert sales.monitor.windows.late == 0
+
+
+class Served:
+    """A Redis pipeline that keeps the forecast hashes written and deleted (the alerts it ignores)."""
+
+    def __init__(self) -> None:
+        self.views: dict[str, dict[str, str]] = {}
+
+    def hset(self, key: str, mapping: dict[str, str]) -> None:
+        self.views[key] = mapping
+
+    def delete(self, key: str) -> None:
+        self.views.pop(key, None)
+
+    def eval(self, *args: object) -> None:
+        pass
+
+
+def _shop() -> list[tuple[str, dict]]:
+    """A simulated shop's orders and product views (as the customers stage sends them), each with its path."""
+    from streams.tools.evaluation.forecasting import simulator_records
+    from streams.tools.simulation import ShopSimulator, SimulatorConfig
+
+    records = simulator_records(ShopSimulator(SimulatorConfig(seed=3, customers=200, days=5)))
+    return [(f"clicks:{int(r['ts']) % 2}>0" if r.pop("view", False) else f"orders:{int(r['ts']) % 2}>1", r)
+            for r in records]
+
+
+def _serve(shop: list[tuple[str, dict]], ahead: str, skew: float, batch: int) -> tuple[dict, dict]:
+    """Send ``shop`` with the ``ahead`` paths ``skew`` seconds of event time before the others, ``batch`` records at
+    a time; the paths ahead finish first and fall silent while the others deliver their tail (a second a batch).
+    Returns the forecast views served and the late counts."""
+    from streams.pipeline.stages.sales import publish_sales
+    from streams.pipeline.views import RedisViews
+
+    settings = KairosSettings()
+    views, served, clock = RedisViews(settings), Served(), Clock()
+    sales = SalesState(SalesState.new(settings).monitor, idle_seconds=5.0, clock=clock)
+    arrival = sorted(shop, key=lambda item: item[1]["ts"] - (skew if item[0].startswith(ahead) else 0.0))
+    offsets: dict[str, int] = {}
+    last_ahead = max(i for i, (path, _) in enumerate(arrival) if path.startswith(ahead))
+    for first in range(0, len(arrival), batch):
+        chunk = arrival[first:first + batch]
+        for path in sorted({path for path, _ in chunk}):
+            entries = []
+            for p, record in chunk:
+                if p == path:
+                    entries.append((offsets.get(path, 0), record))
+                    offsets[path] = offsets.get(path, 0) + 1
+            kind = "views" if path.startswith("clicks") else "orders"
+            publish_sales(served, views, sales.apply(PackedBatch(kind, path, entries)))
+        # Once the paths ahead are done, a second a batch: they fall silent while the others still deliver.
+        clock.now += 0.01 if first + batch <= last_ahead else 1.0
+    clock.now += 6.0  # the stream stopped
+    publish_sales(served, views, sales.tick())
+    windows = sales.monitor.windows
+    return served.views, {"late": windows.late, "late_views": windows.late_views,
+                          "late_corrections": sales.monitor.late_corrections}
+
+
+def test_the_same_shop_in_any_arrival_is_served_the_same_forecasts() -> None:
+    """Orders ahead of the clicks (a backfill), clicks ahead (orders held back), or in step, few or many per batch:
+    the same windows close and the same series are served with the same forecasts.
+
+    Before: the clicks' paths, running past the last order once the orders' paths fell silent, closed one more
+    window (a SKU that had just entered the top was served in one arrival and not in the other), and a SKU that
+    left the top and came back within one advance kept its old forecaster (or its stale view).
+    """
+    shop = _shop()
+    reference, late = _serve(shop, "orders", 0.0, 1)
+    assert late == {"late": 0, "late_views": 0, "late_corrections": 0}
+    assert sum(key.split(":")[2] == "sku" for key in reference) >= 40  # of the 50 top SKUs
+    for ahead, skew, batch in [("orders", 6 * HOUR, 40), ("clicks", 12 * HOUR, 400), ("orders", 30 * HOUR, 2000)]:
+        served, late = _serve(shop, ahead, skew, batch)
+        assert late == {"late": 0, "late_views": 0, "late_corrections": 0}, (ahead, skew, batch)
+        assert sorted(served) == sorted(reference), (ahead, skew, batch)
+        assert served == reference, (ahead, skew, batch)

@@ -27,8 +27,9 @@ class SalesUpdate:
     removed: list[str] = field(default_factory=list)
     #: Number of windows closed.
     closed: int = 0
-    #: Drift signals of the forecasters that learned a closed window: ``series``, ``measure`` and the
-    #: :class:`~models.forecasting.forecaster.DriftSignal` fields (River's ``PageHinkley`` on their errors).
+    #: Drifts of the series whose forecasters learned a closed window, one per drift (see
+    #: :meth:`SalesMonitor.advance`): ``series``, the ``measure`` that signalled first and the
+    #: :class:`~models.forecasting.forecaster.DriftSignal` fields (River's ``PageHinkley`` on its errors).
     drifts: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -63,12 +64,24 @@ class SalesMonitor:
     window it was raised in, open or closed) and the fresh :meth:`view` of
     every series that changed.
 
+    **Drifts**: each forecaster's River ``PageHinkley`` signals when its
+    errors rise (:class:`~models.forecasting.forecaster.DriftSignal`). The
+    units, revenue and views forecasters of a series see the same change,
+    and one that lasts signals again while they learn it, so the monitor
+    reports one drift per series and change: a signal opens a drift unless
+    the series signalled (any measure) within the season before it; every
+    signal extends the drift. ``SalesUpdate.drifts`` holds the opening
+    signal of each new drift; the forecasters' ``drifts`` metric still
+    counts every signal.
+
     Late events (after their window closed) correct the recent actuals shown in
     the view, when that window is still shown; forecasters, errors and alerts
     are not revised (see :class:`SalesWindows`).
 
-    Memory: the windows' bound, two forecasters and ``recent_actuals`` windows
-    per tracked series; a SKU that leaves the top is forgotten.
+    Memory: the windows' bound, three forecasters, ``recent_actuals`` windows
+    and the time of the last drift signal per tracked series; a SKU that
+    leaves the top is forgotten where it left (one that comes back starts
+    afresh, however many windows one advance closed).
 
     >>> monitor = SalesMonitor(SalesWindows(size=3600.0), SalesForecaster(3600.0, season_length=24))
     >>> for hour in range(3):
@@ -83,7 +96,7 @@ class SalesMonitor:
     """
 
     MODEL = "SalesMonitor"
-    VERSION = 4
+    VERSION = 5
 
     def __init__(
         self,
@@ -114,6 +127,8 @@ class SalesMonitor:
         self._episodes: dict[str, float] = {}
         # series -> starts of the windows held out from learning in the last week
         self._held_out: dict[str, list[float]] = {}
+        # series -> start of the window of its latest drift signal (any measure)
+        self._drift_signals: dict[str, float] = {}
 
     def add_order(self, order: dict[str, Any]) -> None:
         """Count an order record (``ts`` in epoch seconds, ``lines`` with ``sku``, ``quantity``, ``unit_price``)."""
@@ -133,26 +148,42 @@ class SalesMonitor:
     def advance(self, watermark: float | None = None) -> SalesUpdate:
         """Close the windows the watermark passed, score and learn them; return alerts and changed views."""
         update = SalesUpdate()
-        for window in self.windows.advance(watermark):
+        closed = self.windows.advance(watermark)
+        # A SKU that left the top is forgotten where it left, before the windows from there on are learned: one
+        # that re-enters within this advance starts afresh, as when each window closes in an advance of its own.
+        departed = sorted(self.windows.departed, key=lambda d: d[0])
+        forgotten: set[str] = set()
+        for window in closed:
+            while departed and departed[0][0] <= window.start:
+                series = departed.pop(0)[1]
+                if self._forget(series):
+                    forgotten.add(series)
             update.alerts.append(self._learn(window, update.drifts))
             update.closed += 1
+        tracked = set(self.windows.series)
+        gone = [series for _, series in departed] + [s for s in self._forecasters if s not in tracked]
+        forgotten.update(series for series in gone if self._forget(series))
         for series in self.windows.take_fresh():
             if self.nowcast:
                 update.alerts.append(self._nowcast(series))
         update.alerts = [alert for alert in update.alerts if alert is not None]
         self.alerts += len(update.alerts)
-        tracked = set(self.windows.series)
-        update.removed = sorted(s for s in self._forecasters if s not in tracked)
-        for series in update.removed:
-            del self._forecasters[series]
-            self._actuals.pop(series, None)
-            self._changed.discard(series)
-            self.detector.forget(series)
-            self._episodes.pop(series, None)
-            self._held_out.pop(series, None)
+        # Forgotten and not back with a closed window: the view served (if any) is of a series no longer tracked.
+        update.removed = sorted(s for s in forgotten if s not in self._forecasters)
         update.views = {series: self.view(series) for series in sorted(self._changed)}
         self._changed.clear()
         return update
+
+    def _forget(self, series: str) -> bool:
+        """Drop the forecasters, actuals and detector state of ``series``; whether it had forecasters."""
+        models = self._forecasters.pop(series, None)
+        self._actuals.pop(series, None)
+        self._changed.discard(series)
+        self.detector.forget(series)
+        self._episodes.pop(series, None)
+        self._held_out.pop(series, None)
+        self._drift_signals.pop(series, None)
+        return models is not None
 
     def _check(self, models: dict[str, SalesForecaster], sales: WindowSales, elapsed: float = 1.0
                ) -> SalesCheck | None:
@@ -183,15 +214,25 @@ class SalesMonitor:
         alert = None if check is None else self.detector.observe(check)
         x = {"window_start": window.start, "lines": window.lines, "orders": window.orders,
              "unusual": self._unusual(window)}
+        signals = []
         for measure, model in models.items():
             model.learn_one(x, getattr(window, measure))
             if model.drift_detected and model.last_drift is not None:
-                drifts.append({"series": window.series, "measure": measure} | model.last_drift.to_dict())
+                signals.append({"series": window.series, "measure": measure} | model.last_drift.to_dict())
+        if signals and self._opens_drift(window):
+            drifts.append(signals[0])
         recent = self._actuals.setdefault(window.series, [])
         recent.append([window.start, window.units, window.revenue, window.lines, window.views])
         del recent[: -self.recent_actuals]
         self._changed.add(window.series)
         return alert
+
+    def _opens_drift(self, window: WindowSales) -> bool:
+        """Whether a drift signal of ``window``'s series starts a new drift: none came in the season before it."""
+        calendar = self.forecaster.calendar
+        last = self._drift_signals.get(window.series)
+        self._drift_signals[window.series] = window.start
+        return last is None or window.start - last >= calendar.season_length * calendar.size
 
     def _unusual(self, window: WindowSales) -> bool:
         """Whether the forecasters should not learn ``window``: it is in an alerted episode younger than a season.
@@ -321,18 +362,22 @@ class SalesMonitor:
             "changed": sorted(self._changed),
             "episodes": dict(sorted(self._episodes.items())),
             "held_out": {series: list(starts) for series, starts in sorted(self._held_out.items())},
+            "drift_signals": dict(sorted(self._drift_signals.items())),
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
-        """Rebuild from :meth:`state_dict` output (of this version, or of version 3: no views yet).
+        """Rebuild from :meth:`state_dict` output (of this version, or of version 3 or 4).
 
         A series restored from version 3 starts a fresh views forecaster, so its views are judged again once
-        that one is seasonal and calibrated.
+        that one is seasonal and calibrated; from version 3 or 4, no drift signal is remembered, so a series'
+        next signal opens a drift.
         """
         if state.get("model") == cls.MODEL and state.get("version") == 3:
-            state = state | {"version": cls.VERSION,
+            state = state | {"version": 4,
                              "actuals": {s: [[*a, 0] for a in recent] for s, recent in state["actuals"].items()}}
+        if state.get("model") == cls.MODEL and state.get("version") == 4:
+            state = state | {"version": cls.VERSION, "drift_signals": {}}
         check_state_tag(state, cls.MODEL, cls.VERSION)
         monitor = cls(
             SalesWindows.from_state(state["windows"]),
@@ -356,4 +401,5 @@ class SalesMonitor:
         monitor._changed = set(state["changed"])
         monitor._episodes = dict(state["episodes"])
         monitor._held_out = {series: list(starts) for series, starts in state["held_out"].items()}
+        monitor._drift_signals = dict(state["drift_signals"])
         return monitor

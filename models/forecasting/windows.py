@@ -83,7 +83,7 @@ class SalesWindows:
     top depends on the events only, not on the order they arrived in. A SKU
     that enters the top gets a series from the next window on, with what that
     window and the later open ones already hold; a SKU leaving the top loses
-    its series (see :attr:`series`).
+    its series (see :attr:`series`) and is listed in :attr:`departed`.
     An order counts once in ``orders`` of every series it bought from, and
     once per line in ``lines``.
 
@@ -112,7 +112,8 @@ class SalesWindows:
     while :meth:`advance` is called at least once per window; series: the
     total, the categories (few) and at most ``top_skus`` SKUs; plus the
     summary's ``10 x top_skus`` counters and, per open window, a cell per SKU
-    sold or viewed in it. One advance closes, per series, the
+    sold or viewed in it, and the SKU series that left the top in the last
+    advance. One advance closes, per series, the
     windows with sales or views and at most ``max_quiet`` empty ones after each.
 
     >>> windows = SalesWindows(size=60.0, allowed_lateness=30.0)
@@ -170,6 +171,11 @@ class SalesWindows:
         self._sku_cells: dict[int, dict[str, list[int]]] = {}
         # series that sold in an open window since the last take_fresh()
         self._fresh: set[str] = set()
+        #: SKU series that left the top during the last :meth:`advance`, as ``(start, series)``: ``start`` is the
+        #: window they left at (their windows from there on were not closed). Not checkpointed: read it after
+        #: each advance (:class:`SalesMonitor` forgets their forecasters there, so one re-entering the top
+        #: within the same advance starts afresh, as it would had each window been closed by its own advance).
+        self.departed: list[tuple[float, str]] = []
         # every window below this index is closed (None before the first advance)
         self._closed_below: int | None = None
         self._max_ts: float | None = None
@@ -251,6 +257,7 @@ class SalesWindows:
                 continue
             was_top = sku in self.top
             for gone in self.top.add(sku, units / _MICROS):
+                self.departed.append((self.calendar.start(index), SKU + gone))
                 for table in (self._open, self._first_open, self._sku_start):
                     table.pop(SKU + gone, None)
                 self._fresh.discard(SKU + gone)
@@ -298,6 +305,7 @@ class SalesWindows:
 
         ``watermark`` defaults to the largest event time seen; it never moves back; ``-inf`` closes nothing.
         """
+        self.departed = []
         mark = self._max_ts if watermark is None else watermark
         if mark is None or mark == -math.inf:
             return []
@@ -315,7 +323,7 @@ class SalesWindows:
             for series, first in self._first_open.items():
                 if index >= first:
                     closed.append(self._window(series, index, self._open.get(series, {}).pop(index, (0, 0, 0, 0, 0))))
-        for index in [index for index in self._sku_cells if index < closed_below]:
+        for index in sorted(index for index in self._sku_cells if index < closed_below):
             self._rank(index)
         for series, first in self._first_open.items():
             self._first_open[series] = max(first, closed_below)

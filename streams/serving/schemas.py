@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-AlertKind = Literal["risk", "trend", "surge", "slump"]
+AlertKind = Literal["risk", "drift", "trend", "surge", "slump"]
 ForecastScope = Literal["total", "category", "sku"]
 RecommendationSource = Literal["rule", "segment", "global"]
 

@@ -166,15 +166,27 @@ def settled_views(settings: KairosSettings, quiet: float | None = None, timeout:
     if quiet is None:
         quiet = max(4.0, 2 * settings.segment_sync_seconds + 1, settings.sales_idle_path_seconds + 5)
     deadline = time.monotonic() + timeout
-    views = read_views(settings)
+    views, rounds = read_views(settings), segment_rounds(settings)
     while time.monotonic() < deadline:
         time.sleep(quiet)
-        again = read_views(settings)
+        # On a loaded machine the sync timer wakes late: stable means stable across two rounds actually run.
+        while segment_rounds(settings) < rounds + 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        again, rounds_again = read_views(settings), segment_rounds(settings)
         waiting = int(again["risk"].get("labels_early_labels", 0))  # labels whose payment is still on its way
         if _stable_part(again) == _stable_part(views) and not waiting:
             return again
-        views = again
+        views, rounds = again, rounds_again
     return views
+
+
+def segment_rounds(settings: KairosSettings) -> int:
+    """Segment sync rounds the workers have run (as last reported in the segments metrics)."""
+    client = redis.Redis.from_url(settings.redis_dsn(), decode_responses=True, socket_timeout=10)
+    try:
+        return int(client.hget(RedisKeys(settings.prefix).metrics("segments"), "sync_rounds") or 0)
+    finally:
+        client.close()
 
 
 def roc_auc(scores: dict[str, tuple[float, str]], fraud: set[str]) -> float | None:

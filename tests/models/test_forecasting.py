@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -203,16 +204,53 @@ def test_rivers_page_hinkley_signals_a_changed_daily_shape_within_hours_and_a_st
     assert changed.metrics()["drifts"] == len(signals) and steady.metrics()["drifts"] == 0
 
 
-def test_the_monitor_hands_on_the_forecasters_drift_signals() -> None:
-    monitor = SalesMonitor(SalesWindows(size=3600.0), SalesForecaster(3600.0, season_length=24))
+def _monitor_drifts(monitor: SalesMonitor, sales: list[float], first: int = 0,
+                    signals: dict[str, list[int]] | None = None) -> list[dict[str, Any]]:
+    """Feed one unit per order (prices 1-3), spread over each hour, advancing hour by hour; the drifts reported.
+
+    ``signals`` collects, per series, the hours in which any of its forecasters signalled.
+    """
     drifts = []
-    for k, units in enumerate(_shifted_sales(3, 21, 20.0, change_day=14)):
-        for sale in range(int(units)):  # one unit per order, spread over the hour
-            monitor.add_order({"ts": k * 3600.0 + 60.0 * sale, "lines": [{"sku": "A", "quantity": 1, "unit_price": 1.0}]})
+    for k, units in enumerate(sales, start=first):
+        for sale in range(int(units)):
+            monitor.add_order({"ts": k * 3600.0 + 60.0 * sale,
+                               "lines": [{"sku": "A", "quantity": 1, "unit_price": 1.0 + sale % 3}]})
         drifts += monitor.advance(k * 3600.0 + 3600.0).drifts
-    units_total = [d for d in drifts if d["series"] == "total:all" and d["measure"] == "units"]
-    assert units_total and units_total[0]["window_start"] >= 14 * 24 * 3600.0, drifts
-    assert set(units_total[0]) == {"series", "measure", "window_start", "metric", "before", "after"}
+        for series, models in monitor._forecasters.items():
+            if signals is not None and any(model.drift_detected for model in models.values()):
+                signals.setdefault(series, []).append(k)
+    return drifts
+
+
+def test_a_changed_daily_shape_is_one_drift_per_series_though_units_and_revenue_both_signal() -> None:
+    monitor = SalesMonitor(SalesWindows(size=3600.0), SalesForecaster(3600.0, season_length=24))
+    drifts = _monitor_drifts(monitor, _shifted_sales(3, 21, 20.0, change_day=14))
+
+    assert sorted(d["series"] for d in drifts) == ["category:uncategorized", "sku:A", "total:all"], drifts
+    assert all(14 * 24 <= d["window_start"] / 3600.0 < 15 * 24 for d in drifts), drifts
+    total = next(d for d in drifts if d["series"] == "total:all")
+    assert set(total) == {"series", "measure", "window_start", "metric", "before", "after"}
+    assert total["after"] > total["before"], total
+    assert [model.drifts for model in monitor._forecasters["total:all"].values()] == [1, 1, 0]  # units, revenue
+
+
+def test_a_signal_within_a_season_of_the_series_last_one_continues_its_drift_across_a_checkpoint() -> None:
+    """A touchy detector (threshold 2) on steady sales signals every day or two: only a signal after a quiet
+    season opens a drift, also when the monitor was restored from a checkpoint in between."""
+    touchy = SalesForecaster(3600.0, season_length=24, drift_threshold=2.0)
+    monitor = SalesMonitor(SalesWindows(size=3600.0), touchy)
+    sales = seasonal_sales(seed=5, days=21, peak=20.0)
+    signals: dict[str, list[int]] = {}
+    drifts = _monitor_drifts(monitor, sales[:290], signals=signals)
+    restored = SalesMonitor.from_state(json.loads(json.dumps(monitor.state_dict())))
+    drifts += _monitor_drifts(restored, sales[290:], first=290, signals=signals)
+
+    for series, hours in signals.items():
+        opening = [hour for i, hour in enumerate(hours) if i == 0 or hour - hours[i - 1] >= 24]
+        assert [d["window_start"] / 3600.0 for d in drifts if d["series"] == series] == opening, (series, hours)
+    total = signals["total:all"]
+    # The checkpoint fell inside a drift: a signal after it was folded into one before it.
+    assert any(hour >= 290 > previous and hour - previous < 24 for previous, hour in zip(total, total[1:])), total
 
 
 def test_the_forecaster_is_a_river_regressor_in_a_river_pipeline_and_progressive_validation() -> None:
@@ -243,3 +281,42 @@ def test_a_series_silent_for_more_than_a_season_then_quiet_again_does_not_break_
     for index in range(100, 140):  # a silence longer than a season, then windows that sold nothing
         model.learn_one({"window_start": index * 3600.0}, 0.0)
     assert model.predict_one({"window_start": 140 * 3600.0}) >= 0.0
+
+
+HOUR = 3600.0
+
+
+def _served(watermarks: list[float]) -> tuple[dict[str, dict[str, Any]], list[list[str]]]:
+    """What a monitor serves (views written, removed ones deleted) when advanced to each of ``watermarks``.
+
+    One top place, hourly windows: A sells in hours 0-1, B passes it in hour 2, A passes B again in hour 3 and
+    sells once more in hour 4.
+    """
+    monitor = SalesMonitor(SalesWindows(size=HOUR, top_skus=1), SalesForecaster(HOUR, season_length=24))
+    for hour, sku, quantity in [(0, "A", 5), (1, "A", 1), (2, "B", 7), (3, "A", 2), (4, "A", 1)]:
+        monitor.add_order({"ts": hour * HOUR + 60.0, "lines": [
+            {"sku": sku, "quantity": quantity, "unit_price": 1.0, "category": "toys"}]})
+    served: dict[str, dict[str, Any]] = {}
+    removed = []
+    for watermark in watermarks:
+        update = monitor.advance(watermark)
+        served |= update.views
+        for series in update.removed:
+            served.pop(series, None)  # as DEL: a view never written has nothing to delete
+        removed.append(update.removed)
+    return served, removed
+
+
+def test_a_sku_that_leaves_the_top_and_comes_back_within_one_advance_starts_afresh_as_window_by_window() -> None:
+    # A backfill closes many windows per advance, a live stream one: A's series left the top at hour 2 and came
+    # back from hour 4 on. Before, one advance kept A's forecaster and actuals of hour 1 (and, closing hours 0-3,
+    # served A's stale view of hour 1 while the window-by-window run had deleted it).
+    by_window, _ = _served([hour * HOUR for hour in range(1, 6)])
+    at_once, removed = _served([5 * HOUR])
+    assert by_window == at_once
+    assert [a["window_start"] for a in at_once["sku:A"]["actuals"]] == [4 * HOUR]
+
+    by_window_to_3, _ = _served([hour * HOUR for hour in range(1, 5)])
+    at_once_to_3, removed = _served([4 * HOUR])  # A is back in the top, but none of its new windows closed yet
+    assert by_window_to_3 == at_once_to_3 and "sku:A" not in at_once_to_3
+    assert removed == [["sku:A"]]

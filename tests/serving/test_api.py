@@ -227,6 +227,18 @@ async def test_recent_alerts_are_newest_first_and_filtered_by_kind_and_time(shop
     assert bad_kind.status_code == 422 and error_code(bad_kind) == "invalid_request"
 
 
+async def test_drift_alerts_of_both_models_are_listed_by_their_kind(shop, asgi_client) -> None:
+    write_alert(shop.redis, shop.keys, "drift", "risk:3", 0.875, ["RiskScorer fraud_rank_error 0.25 -> 0.875"],
+                model="RiskScorer", metric="fraud_rank_error")
+    write_alert(shop.redis, shop.keys, "drift", "forecast:total:all", 2.47,
+                ["SalesForecaster units of total:all scaled_abs_error 0.81 -> 2.47"], model="SalesForecaster",
+                metric="scaled_abs_error", series="total:all", measure="units")
+    async with asgi_client(shop.settings) as api:
+        drifts = (await api.get(f"{API}/alerts", params={"kind": "drift"})).json()["alerts"]
+    assert [(a["subject"], a["details"]["model"]) for a in drifts] == [
+        ("forecast:total:all", "SalesForecaster"), ("risk:3", "RiskScorer")]
+
+
 async def test_the_alert_stream_refuses_a_malformed_resume_id(shop, asgi_client) -> None:
     async with asgi_client(shop.settings) as api:
         response = await api.get(f"{API}/alerts/stream", headers={"Last-Event-ID": "yesterday"})

@@ -10,9 +10,10 @@ allowed lateness, a forecaster per series, a surge detector) behind a replay
 guard, closes a window once every active upstream path has passed it (see
 :class:`SalesState`; a timer closes the last ones when the stream stops),
 and is checkpointed with :mod:`streams.pipeline.snapshots`. Each
-advance publishes the changed forecast views and alerts; a replay after a
-crash publishes the same ones again (absolute views, alert ids per series and
-window).
+advance publishes the changed forecast views and alerts, and a ``drift``
+alert for each drift of a series' forecasters (:func:`forecast_drift_alert`);
+a replay after a crash publishes the same ones again (absolute views, alert
+ids per series and window).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 from models.forecasting import SalesForecaster, SalesMonitor, SalesUpdate, SalesWindows, SurgeDetector
 from streams.pipeline.packing import PackedBatch
 from streams.pipeline.replay_guard import AppliedOffsets
-from streams.pipeline.views import Alert, RedisViews
+from streams.pipeline.views import Alert, RedisViews, iso
 from streams.settings import KairosSettings
 
 
@@ -44,6 +45,8 @@ class SalesState:
     quiet partition would stall every window); when it speaks again, its
     events are current. Before this, on a simulated fortnight sent at full
     speed through one worker, 20,254 views and 1,171 orders were dropped as late.
+    The watermark never passes the latest order's event time: views do not
+    move it (see :meth:`watermark`).
     """
 
     STATE = ("SalesState", 2)
@@ -101,15 +104,21 @@ class SalesState:
         return self.monitor.advance(-math.inf if mark is None else mark)
 
     def watermark(self, now: float) -> float | None:
-        """The event time every path heard within ``idle_seconds`` has reached; ``None`` holds every window open.
+        """The event time every path heard within ``idle_seconds`` has reached, and no later than the latest order;
+        ``None`` holds every window open.
 
-        With every path silent, nothing lags: the latest order's event time (views do not move it, as a click
-        dated in the future by a shopper's device clock must not close every window).
+        Views do not move the event time (a click dated in the future by a shopper's device clock must not close
+        every window), whether every path is silent (nothing lags: the latest order's event time) or only the
+        orders' paths are: a clicks path running past the last order would close windows that the orders' event
+        time leaves open, so the last windows closed would depend on which paths fell idle first (wall clock).
         """
         if now - self._started < self.idle_seconds or not self.paths:
             return None
+        order_time = self.monitor.windows.order_time
         active = [ts for path, ts in self.paths.items() if now - self._heard[path] <= self.idle_seconds]
-        return min(active) if active else self.monitor.windows.order_time
+        if not active or order_time is None:
+            return order_time
+        return min(*active, order_time)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.STATE[0], "version": self.STATE[1], "monitor": self.monitor.state_dict(),
@@ -133,8 +142,25 @@ def forecast_fields(view: dict[str, Any]) -> dict[str, str]:
     return {k: json.dumps(v) if isinstance(v, (list, dict)) else str(v) for k, v in view.items()}
 
 
+def forecast_drift_alert(drift: dict[str, Any]) -> Alert:
+    """The ``drift`` alert for one drift of a series' forecasters (stable id: series and window).
+
+    >>> alert = forecast_drift_alert({"series": "total:all", "measure": "units", "window_start": 1795327200.0,
+    ...                               "metric": "scaled_abs_error", "before": 0.81, "after": 2.47})
+    >>> alert.alert_id, alert.subject
+    ('drift:forecast:total:all:1795327200', 'forecast:total:all')
+    >>> print(alert.reasons[0])
+    SalesForecaster units of total:all scaled_abs_error 0.81 -> 2.47 in the window of 2026-11-22T06:00:00.000Z; forecasts adapting
+    """
+    text = (f"SalesForecaster {drift['measure']} of {drift['series']} {drift['metric']} {drift['before']:.3g} -> "
+            f"{drift['after']:.3g} in the window of {iso(drift['window_start'])}; forecasts adapting")
+    return Alert(kind="drift", alert_id=f"drift:forecast:{drift['series']}:{drift['window_start']:.0f}",
+                 subject=f"forecast:{drift['series']}", score=drift["after"], reasons=[text], ts=drift["window_start"],
+                 extra={"model": "SalesForecaster", **drift})
+
+
 def publish_sales(pipe: Any, views: RedisViews, update: SalesUpdate) -> list[Alert]:
-    """Add the update's forecast views and alerts to ``pipe``; return the alerts (for the topic)."""
+    """Add the update's forecast views, alerts and drift alerts to ``pipe``; return the alerts (for the topic)."""
     keys = views.keys
     for series, view in update.views.items():
         scope, _, key = series.partition(":")
@@ -151,6 +177,10 @@ def publish_sales(pipe: Any, views: RedisViews, update: SalesUpdate) -> list[Ale
                    "forecast": raised.forecast, "lower": raised.lower, "upper": raised.upper,
                    "led_by": raised.led_by},
         )
+        views.alert(pipe, alert)
+        alerts.append(alert)
+    for drift in update.drifts:
+        alert = forecast_drift_alert(drift)
         views.alert(pipe, alert)
         alerts.append(alert)
     return alerts

@@ -99,7 +99,7 @@ class SegmentStage:
     def _new_segmenter(self) -> Segmenter:
         s = self.settings
         return Segmenter(k=s.segment_k, warmup=s.segment_warmup, capacity=s.segment_capacity,
-                         refine_every=None, features=CustomerFeatures.FEATURES)
+                         refine_every=None, stickiness=s.segment_stickiness, features=CustomerFeatures.FEATURES)
 
     @property
     def seeded(self) -> bool:

@@ -19,13 +19,16 @@ time), with hourly windows and a 24-window season, and the report gives:
   orders also carry other items, so a few fall during surges), over
   ``alert_days`` (alerts start once a forecaster has two days of residuals),
   and ``other_alerts_per_day``;
-- with ``--seeds``, the surges caught within two windows and the other alerts
-  per day over several simulated shops (:func:`evaluate_surges`);
+- with ``--seeds``, the surges caught within two windows, the other alerts
+  per day and the drift alerts over several simulated shops
+  (:func:`evaluate_surges`; ``--surges 0`` plants none);
 - with ``--compare``, the candidate models the forecaster was chosen from,
   on the same hourly series;
 - per scope (``river``), the share of the units forecasters' scored windows
-  whose point forecast was River's Holt-Winters, and River Page-Hinkley's
-  drift signals on units;
+  whose point forecast was River's Holt-Winters, River Page-Hinkley's
+  drift signals on units (``drift_signals``), and the drifts the monitor
+  reports, one per series and change over units, revenue and views: the
+  stream's ``drift`` alerts (``drift_alerts``);
 - with ``--drift``, the drift signals on simulated hourly series
   (:func:`evaluate_drift`): steady ones (false signals) and ones whose daily
   shape moves six hours (found, and how many windows later).
@@ -89,23 +92,29 @@ def hourly_monitor(top_skus: int = 50, warmup: int = WEEK_WINDOWS) -> SalesMonit
     )
 
 
-def replay(orders: Iterable[dict[str, Any]], monitor: SalesMonitor, end: float | None = None) -> list[Alert]:
+def replay(orders: Iterable[dict[str, Any]], monitor: SalesMonitor, end: float | None = None,
+           drifts: list[dict[str, Any]] | None = None) -> list[Alert]:
     """Feed order records (and product view records) in stream order, advancing after each; at the end close
-    every window before ``end``.
+    every window before ``end``. Returns the alerts; the drifts reported go to ``drifts`` if given.
 
     A view record has ``"view": True`` (see :func:`simulator_records`). ``end``
     defaults to the end of the last record's window.
     """
     alerts: list[Alert] = []
+    reported = [] if drifts is None else drifts
     last_ts = 0.0
     for record in orders:
         if record.get("view"):
             monitor.add_view(record)
         else:
             monitor.add_order(record)
-        alerts.extend(monitor.advance().alerts)
+        update = monitor.advance()
+        alerts.extend(update.alerts)
+        reported.extend(update.drifts)
         last_ts = record["ts"]
-    alerts.extend(monitor.advance(_window_end(last_ts) if end is None else end).alerts)
+    update = monitor.advance(_window_end(last_ts) if end is None else end)
+    alerts.extend(update.alerts)
+    reported.extend(update.drifts)
     return alerts
 
 
@@ -114,8 +123,9 @@ def _window_end(ts: float) -> float:
     return ts // HOUR * HOUR + HOUR
 
 
-def river_report(monitor: SalesMonitor) -> dict[str, dict[str, float]]:
-    """Per scope: the share of scored units windows whose point was River's Holt-Winters, and the drift signals."""
+def river_report(monitor: SalesMonitor, drifts: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per scope: the share of scored units windows whose point was River's Holt-Winters, the units forecasters'
+    drift signals, and the drifts reported (``drifts``, from :func:`replay`: the stream's drift alerts)."""
     report = {}
     for scope in SCOPES:
         units = [models["units"] for series, models in monitor._forecasters.items() if series.startswith(scope + ":")]
@@ -124,8 +134,15 @@ def river_report(monitor: SalesMonitor) -> dict[str, dict[str, float]]:
             report[scope] = {
                 "holt_winters_share": round(sum(model.metrics().get("holt_winters_windows", 0) for model in units) / windows, 3),
                 "drift_signals": sum(model.drifts for model in units),
+                "drift_alerts": sum(drift["series"].startswith(scope + ":") for drift in drifts),
             }
     return report
+
+
+def _drift_line(drift: dict[str, Any]) -> str:
+    """One reported drift as a line: series, measure, window (UTC) and the error before and after."""
+    window = datetime.fromtimestamp(drift["window_start"], timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return f"{drift['series']} {drift['measure']} {window} {drift['before']:.2f} -> {drift['after']:.2f}"
 
 
 def scope_report(monitor: SalesMonitor) -> dict[str, dict[str, float]]:
@@ -284,14 +301,17 @@ def evaluate_simulator(
     monitor = hourly_monitor(warmup=warmup_days * DAY_WINDOWS)
     truth = simulator.ground_truth()["surges"]
     counts = [0] * len(truth)
-    alerts = replay(_count_surge_orders(simulator_records(simulator), truth, counts), monitor, end=config.end_ts)
+    drifts: list[dict[str, Any]] = []
+    alerts = replay(_count_surge_orders(simulator_records(simulator), truth, counts), monitor, end=config.end_ts,
+                    drifts=drifts)
     evidence = surge_evidence(truth, counts, simulator.clock.active_days)
     alert_days = round(days - 2, 1)
     return {
-        "source": f"simulator seed={seed} customers={customers} days={days:g}",
+        "source": f"simulator seed={seed} customers={customers} days={days:g} surges={surges}",
         "windows": f"hourly, season 24, warm-up {warmup_days} days",
         "scopes": scope_report(monitor),
-        "river": river_report(monitor),
+        "river": river_report(monitor, drifts),
+        "drift_alerts": [_drift_line(drift) for drift in drifts],
         "alert_days": alert_days,
     } | score_surges(truth, alerts, simulator.catalog.category, alert_days=alert_days, evidence=evidence,
                      threshold=monitor.detector.threshold)
@@ -309,8 +329,9 @@ def evaluate_surges(seeds: list[int], customers: int = 2000, days: float = 28.0,
         "within_two_windows_of_those_in_data": sum(surge["ok"] for surge in planted if surge["in_data"]),
         "in_data": sum(surge["in_data"] for surge in planted),
         "other_alerts_per_day": round(other / sum(run["alert_days"] for run in runs), 2),
-        "per_seed": [{"source": run["source"], "surges": run["surges"], "other_alerts": run["other_alerts"]}
-                     for run in runs],
+        "drift_alerts": sum(len(run["drift_alerts"]) for run in runs),
+        "per_seed": [{"source": run["source"], "surges": run["surges"], "other_alerts": run["other_alerts"],
+                      "drift_alerts": run["drift_alerts"]} for run in runs],
     }
 
 
@@ -354,13 +375,15 @@ def evaluate_online_retail(folder: Path = DEFAULT_RETAIL) -> dict[str, Any]:
     """Replay the Online Retail month through the monitor; errors per scope and the alerts raised."""
     monitor = hourly_monitor()
     orders = online_retail_orders(folder)
-    alerts = replay(orders, monitor)
+    drifts: list[dict[str, Any]] = []
+    alerts = replay(orders, monitor, drifts=drifts)
     kinds = {kind: sum(a.kind == kind for a in alerts) for kind in ("surge", "slump")}
     return {
         "source": f"online retail {folder.name}: {len(orders)} invoices",
         "windows": "hourly, season 24, warm-up one week; category = last word of the description (top 30, else other)",
         "scopes": scope_report(monitor),
-        "river": river_report(monitor),
+        "river": river_report(monitor, drifts),
+        "drift_alerts": [_drift_line(drift) for drift in drifts],
         "alerts": kinds,
     }
 
@@ -523,16 +546,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
     parser.add_argument("--customers", type=int, default=2000, help="simulated customers")
     parser.add_argument("--days", type=float, default=28.0, help="simulated days")
+    parser.add_argument("--surges", type=int, default=4, help="surges planted in the simulated shop")
     parser.add_argument("--seeds", type=int, nargs="+", help="also score planted surges over these simulator seeds")
     parser.add_argument("--compare", action="store_true", help="also compare the candidate models")
     parser.add_argument("--drift", action="store_true", help="also score the drift signals on simulated series")
     args = parser.parse_args(argv)
     report: dict[str, Any] = {
-        "simulator": evaluate_simulator(args.seed, args.customers, args.days),
+        "simulator": evaluate_simulator(args.seed, args.customers, args.days, args.surges),
         "online_retail": evaluate_online_retail(args.retail),
     }
     if args.seeds:
-        report["simulator_surges"] = evaluate_surges(args.seeds, args.customers, args.days)
+        report["simulator_surges"] = evaluate_surges(args.seeds, args.customers, args.days, args.surges)
     if args.drift:
         report["drift"] = evaluate_drift()
     if args.compare:

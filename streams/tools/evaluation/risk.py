@@ -16,6 +16,12 @@ evaluation validates the wire events as the stream does, folds them through
   *all* their true labels, then applied to the second half; ``*_last_quarter``
   the same on the last quarter only (with drift at half time: once the new
   pattern's labels have had time to arrive);
+- with drift, ``labels_from_drift_to_detection``: the labels the scorer
+  learned from the last record before the drift time to its first drift
+  detection after it (the issue's "labelled payments after the drift"), and
+  ``new_pattern_fraud_labels_in_first_1000``: how many of the first 1,000
+  labels after the drift are fraud labels of payments made after it (the
+  evidence a label-driven detector has to go on);
 - the scorer's own progressive metrics and the pending-label counters.
 
 The comparison is the real-world one: the online scorer learns only from the
@@ -88,6 +94,8 @@ class RiskReplay:
     drifts: list[dict[str, Any]] = field(default_factory=list)
     #: ``(event time, labels learned)`` after each record.
     label_clock: list[tuple[float, int]] = field(default_factory=list)
+    #: ``(labels learned, payment id)`` after each fraud label learned.
+    fraud_labels: list[tuple[int, str]] = field(default_factory=list)
 
     def apply(self, topic: str, record: dict[str, Any]) -> RiskAssessment | None:
         """Fold one accepted record; returns the assessment for a payment."""
@@ -122,6 +130,8 @@ class RiskReplay:
                 self.scorer.learn_one(
                     labelled.features, labelled.is_fraud, score=labelled.score, alerted=labelled.alerted
                 )
+                if labelled.is_fraud:
+                    self.fraud_labels.append((self.scorer.labels, labelled.payment_id))
 
 
 def replay_wire(events: Iterable[tuple[str, Any]], replay: RiskReplay, through_json: bool = True) -> int:
@@ -259,9 +269,14 @@ def evaluate_simulator(
     drift_ts = simulator.config.drift_ts
     if drift_ts is not None:
         labels_at_drift = max((labels for ts, labels in replay.label_clock if ts < drift_ts), default=0)
+        report["labels_at_drift"] = labels_at_drift
         detected = [d for d in replay.drifts if d["ts"] >= drift_ts]
         report["labels_from_drift_to_detection"] = detected[0]["labels"] - labels_at_drift if detected else None
         report["drifts_before_drift"] = sum(d["ts"] < drift_ts for d in replay.drifts)
+        new_pattern = {p.payment_id for p in replay.scored if p.ts >= drift_ts and truth[p.payment_id]}
+        report["new_pattern_fraud_labels_in_first_1000"] = sum(
+            payment_id in new_pattern and labels - labels_at_drift <= 1000 for labels, payment_id in replay.fraud_labels
+        )
     return report
 
 
@@ -274,7 +289,8 @@ def summary_line(report: dict[str, Any]) -> dict[str, Any]:
                                         "batch_auc_second_half", "online_auc_last_quarter", "batch_auc_last_quarter")},
         "online_minus_batch_second_half": report["online_auc_second_half"] - report["batch_auc_second_half"],
         **{f"second_half_{key}": value for key, value in money.items()},
-        **{key: report[key] for key in ("labels_from_drift_to_detection", "drifts_before_drift") if key in report},
+        **{key: report[key] for key in ("labels_from_drift_to_detection", "drifts_before_drift",
+                                        "new_pattern_fraud_labels_in_first_1000") if key in report},
         "drifts_detected": len(report["drifts"]),
     }
 
