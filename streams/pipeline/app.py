@@ -641,6 +641,8 @@ class KairosApp:
             "failures_total": sum(FAILURES_TOTAL.values()),
             "stale_events_skipped": self.fence.skipped, "offsets_skipped": self.offsets_skipped,
             **customers.metrics(),
+            "snapshots_discarded": sum(snapshots.snapshots_discarded for snapshots in (
+                self.runtime.learners, self.runtime.sales, self.runtime.baskets)),
             "ready": int(ready.ready), "not_ready": "; ".join(ready.reasons),
         })
         for state in self.runtime.sales.states.values():

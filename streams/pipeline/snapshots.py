@@ -31,6 +31,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
+from models.base import StateVersionError
 from streams.pipeline.store import KeyedStore
 from streams.pipeline.transport import mark_applied
 
@@ -83,6 +84,8 @@ class PartitionSnapshots(Generic[S]):
         self._held: dict[int, list[Any]] = defaultdict(list)
         self._last = time.monotonic()
         self.snapshots_written = 0
+        #: Snapshots this release could not read (an incompatible version), replaced by a new state.
+        self.snapshots_discarded = 0
 
     def get(self, partition: int) -> S:
         """This partition's state: in memory, else restored from its snapshot, else new."""
@@ -93,10 +96,21 @@ class PartitionSnapshots(Generic[S]):
                 state = self.new(partition)
                 if self.entries:
                     state.journal()
-            elif self.entries:
-                state = self.restore(unpack_state(stored), self._stored_entries(partition))
             else:
-                state = self.restore(unpack_state(stored))
+                try:
+                    if self.entries:
+                        state = self.restore(unpack_state(stored), self._stored_entries(partition))
+                    else:
+                        state = self.restore(unpack_state(stored))
+                except StateVersionError as exc:
+                    # A snapshot written by an older (or newer) release: starting this partition's state afresh
+                    # loses what it learned; refusing it would crash the agent at every restart.
+                    log.warning("%s: partition %d's snapshot cannot be read by this release (%s); started afresh",
+                                self.name, partition, exc)
+                    self.snapshots_discarded += 1
+                    state = self.new(partition)
+                    if self.entries:
+                        state.journal()
             self.states[partition] = state
         return state
 
