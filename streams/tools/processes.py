@@ -37,7 +37,6 @@ class WorkerProcess:
     stopped: bool = False
 
     def start(self) -> WorkerProcess:
-        self.stopped = False
         env = dict(os.environ)
         env.update(settings_env(self.settings))
         self.process = subprocess.Popen(
@@ -45,6 +44,7 @@ class WorkerProcess:
             stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
             cwd=self.log_path.parent,
         )
+        self.stopped = False  # after the new process is in place: a watcher never sees the old one as crashed
         return self
 
     def alive(self) -> bool:
