@@ -103,10 +103,10 @@ class Deployment:
         self.workers.append(worker)
         return worker
 
-    def wait_ready(self, timeout: float = 90.0, starts: int = 1) -> None:
-        """Wait until every worker has joined and recovered ``starts`` times (Faust logs "Worker ready")."""
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Wait until every worker has joined, recovered and started its ingest."""
         deadline = time.monotonic() + timeout
-        while not all(worker.log().count("Worker ready") >= starts for worker in self.workers):
+        while not all(worker.starts_ready() for worker in self.workers):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"workers not ready after {timeout:.0f} s")
             time.sleep(0.2)
@@ -322,13 +322,13 @@ def kill_and_restart(deployment: Deployment, ready_timeout: float = 120.0) -> No
     kill lands on a worker that came back and did some work)."""
     with deployment.fault_lock:
         worker = deployment.workers[0]
-        starts = worker.log().count("Worker ready") + 1
+        starts = worker.starts_ready() + 1
         worker.kill()
         deployment.kills += 1
         worker.start()
         deployment.outage_ended()
         deadline = time.monotonic() + ready_timeout
-        while worker.log().count("Worker ready") < starts and time.monotonic() < deadline:
+        while worker.starts_ready() < starts and time.monotonic() < deadline:
             time.sleep(0.2)
 
 

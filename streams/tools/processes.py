@@ -13,6 +13,9 @@ from pathlib import Path
 from streams.settings import KairosSettings
 from streams.tools.devstack import terminate
 
+#: What Faust logs once the worker runs every service (the ingest included), after its tables recovered.
+READY_LINE = "[^Worker]: Ready"
+
 
 def settings_env(settings: KairosSettings) -> dict[str, str]:
     """The same settings as KAIROS_* environment variables, for a worker process."""
@@ -64,3 +67,7 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def starts_ready(self) -> int:
+        """How many times a process of this worker became ready (its log is kept across restarts)."""
+        return self.log().count(READY_LINE)
