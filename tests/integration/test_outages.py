@@ -68,20 +68,28 @@ def start_streaming(pipeline: Pipeline, stream: list[tuple[str, dict]], rate: fl
 
 
 def test_a_worker_killed_again_and_again_mid_stream_loses_and_double_counts_nothing(make_pipeline) -> None:
+    """Two SIGKILLs, each followed by a restart: the first mid-stream, the second as soon as the restarted
+    worker applies again (a restart takes 10-15 s here: two group joins)."""
     pipeline: Pipeline = make_pipeline()
-    events = shop_events(6_000, customers=200, seed=31)
+    events = shop_events(5_000, customers=200, seed=31)
     stream, duplicates = with_duplicates(events)
     worker = pipeline.start_worker()
-    sender = start_streaming(pipeline, stream, 300.0)  # ~20 s: three kills, each after the restart caught up
-    for _ in range(3):
-        reached = sum(pipeline.ingest_counts().values())
-        pipeline.wait_until(lambda: sum(pipeline.ingest_counts().values()) >= reached + 300, 60,
-                            "progress since the last restart")
+    sender = threading.Thread(target=pipeline.send_events, args=(stream, 250.0))  # ~20 s of traffic
+    sender.start()
+
+    def counted() -> int:
+        return sum(pipeline.ingest_counts().values())
+
+    at_kills = []
+    for least in (300, None):
+        reached = counted() + 1 if least is None else least
+        pipeline.wait_until(lambda: counted() >= reached, 60, f"{reached} events counted")
         starts = worker.starts_ready() + 1
         worker.kill()
+        at_kills.append(counted())
         worker.start()
         pipeline.wait_until(lambda: worker.starts_ready() >= starts, 60, "the restarted worker")
-    assert sum(pipeline.ingest_counts().values()) < len(stream), "the kills must land mid-stream"
+    assert max(at_kills) < len(stream), f"the kills must land mid-stream: {at_kills}"
     sender.join()
     assert_exact(pipeline, events, len(stream), duplicates)
     assert worker.alive()
@@ -106,21 +114,29 @@ def test_redis_frozen_mid_stream_turns_ready_false_and_loses_nothing(stack, tmp_
         assert ready_answer(port)[0] == 200
         os.kill(server.process.pid, signal.SIGSTOP)
         frozen = time.monotonic()
+        answers = []  # (seconds into the freeze, status, reasons)
         try:
-            status, body = ready_answer(port)
-            while status != 503 and time.monotonic() - frozen < 30:
-                time.sleep(0.5)
+            while time.monotonic() - frozen < 30:
                 status, body = ready_answer(port)
-            not_ready_after = time.monotonic() - frozen
-            time.sleep(max(0.0, 12.0 - (time.monotonic() - frozen)))
+                answers.append((time.monotonic() - frozen, status, body.get("reasons", [])))
+                if any("stalled" in reason for reason in answers[-1][2]):
+                    break
+                time.sleep(0.5)
+            time.sleep(max(0.0, 10.0 - (time.monotonic() - frozen)))
             assert worker.alive(), worker.log()[-3000:]
         finally:
             os.kill(server.process.pid, signal.SIGCONT)
-        assert status == 503 and any("stalled" in reason for reason in body["reasons"]), (status, body)
-        assert not_ready_after < 30
+        # Not ready while Redis does not answer (its writes time out and are retried), and the stall detector
+        # sees the customers stage's input stand still with lag within the stall time.
+        first_not_ready = next(at for at, status, _ in answers if status == 503)
+        assert first_not_ready < 30, answers
+        assert any(status == 503 and any("input stalled" in r for r in reasons) for _, status, reasons in answers), (
+            answers[-3:])
         sender.join()
         assert_exact(pipeline, events, len(stream), duplicates)
         pipeline.wait_until(lambda: ready_answer(port)[0] == 200, 30, "/ready to say ready again")
+        time.sleep(settings.worker_stall_seconds + 1.0)
+        assert ready_answer(port)[0] == 200, "an idle worker with nothing left to do is not stalled"
         assert worker.alive() and "Crashed" not in worker.log()
     finally:
         pipeline.close()
