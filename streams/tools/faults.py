@@ -34,6 +34,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import threading
 import time
 import uuid
@@ -69,8 +70,8 @@ class Deployment:
     appendonly: bool
     workers: list[WorkerProcess] = field(default_factory=list)
     exits: int = 0
-    #: Workers killed on purpose (SIGKILL, then started again).
-    kills: int = 0
+    #: Events sent when each worker was killed on purpose (SIGKILL, then started again).
+    kills_at: list[int] = field(default_factory=list)
     #: Events handed to the producer so far (updated by the sender).
     sent: int = 0
     #: Per outage ended: when (monotonic) and how many events had been sent then.
@@ -324,7 +325,7 @@ def kill_and_restart(deployment: Deployment, ready_timeout: float = 120.0) -> No
         worker = deployment.workers[0]
         starts = worker.starts_ready() + 1
         worker.kill()
-        deployment.kills += 1
+        deployment.kills_at.append(deployment.sent)
         worker.start()
         deployment.outage_ended()
         deadline = time.monotonic() + ready_timeout
@@ -364,8 +365,9 @@ class RunResult:
     seconds: float
     differences: dict[str, int]
     examples: dict[str, list]
-    #: Workers SIGKILLed on purpose.
+    #: Workers SIGKILLed on purpose, and how many of them while events were still being sent.
     kills: int = 0
+    kills_while_sending: int = 0
     #: Seconds from the end of each outage until the ingest counted what had been sent by then (None: never).
     converge: list[float | None] = field(default_factory=list)
     #: The largest worker's peak resident set, in MiB.
@@ -384,11 +386,12 @@ class RunResult:
         converged = [c for c in self.converge if c is not None]
         recovery = ""
         if self.converge:
-            recovery = (f" converge max {max(converged):.1f} s" if converged else " converge -") + (
+            recovery = (f" converge median {statistics.median(converged):.1f} s max {max(converged):.1f} s"
+                        if converged else " converge -") + (
                 f" ({len(self.converge) - len(converged)} never)" if len(converged) < len(self.converge) else "")
         letters = (f" dead letters {self.dead_letters['records']}/{self.dead_letters['expected']}"
                    f" (no reason: {self.dead_letters['without_reason']})") if self.dead_letters.get("expected") else ""
-        kills = f" kills {self.kills}" if self.kills else ""
+        kills = f" kills {self.kills} ({self.kills_while_sending} while sending)" if self.kills else ""
         return (f"{self.scenario:<20} #{self.repetition:<2} counted {self.counted}/{self.events} exits {self.exits}"
                 f"{kills} {diffs}{letters}{recovery} rss {self.peak_rss_mib:.0f} MiB "
                 f"{'EXACT' if self.exact else 'DIFFERS'} ({self.seconds:.0f} s)")
@@ -401,7 +404,7 @@ class RunObservation:
     found: dict[str, Any]
     counted: int
     exits: int
-    kills: int = 0
+    kills_at: list[int] = field(default_factory=list)
     converge: list[float | None] = field(default_factory=list)
     peak_rss: int = 0
 
@@ -472,7 +475,7 @@ def run_scenario(fault: Fault | str, events: list[tuple[str, str, Any]], workdir
         if counted != total:
             found["diagnostics"] = events_topic_order(deployment)
             found["changelog"] = customers_changelog(deployment)
-        return RunObservation(found, counted, deployment.exits, deployment.kills,
+        return RunObservation(found, counted, deployment.exits, deployment.kills_at,
                               converge_times(deployment.outages_ended, samples), peak[0])
     finally:
         stop_watching.set()
@@ -521,7 +524,8 @@ def run_chaos(scenarios: Iterable[str] | dict[str, Fault], repetitions: int, eve
             letters = {**seen.found["dead_letters"], "expected": expected["dead_letters"]["records"]}
             result = RunResult(name, repetition, len(stream), seen.counted, seen.exits, time.monotonic() - started,
                                differences(seen.found, expected), diff_examples(seen.found, expected),
-                               seen.kills, seen.converge, seen.peak_rss / (1 << 20), letters)
+                               len(seen.kills_at), sum(sent < len(stream) for sent in seen.kills_at),
+                               seen.converge, seen.peak_rss / (1 << 20), letters)
             report(result)
             results.append(result)
     return results
