@@ -185,8 +185,6 @@ def process_rss(pid: int) -> int:
 
 def dump(deployment: Deployment) -> dict[str, Any]:
     """The exact view families of a deployment, as comparable values."""
-    from streams.tools.determinism import read_features
-
     client, keys = deployment.client(), deployment.keys
     customers = {}
     for key in client.scan_iter(keys.customer("*"), count=1000):
@@ -201,6 +199,33 @@ def dump(deployment: Deployment) -> dict[str, Any]:
     return {"customers": customers, "ingest": ingest, "risk_payments": risk, "features": features,
             "alert_ids": read_alert_ids(deployment.settings),
             "dead_letters": read_dead_letters(deployment.settings)}
+
+
+def read_features(settings: KairosSettings) -> dict[str, dict[str, float]]:
+    """Every customer's segmentation features as the ``customers`` changelog last holds them (flattened)."""
+    import orjson
+
+    consumer = KafkaConsumer(f"{settings.app_id}-customers-changelog", bootstrap_servers=settings.kafka_bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+                             consumer_timeout_ms=3000, max_partition_fetch_bytes=8 << 20)
+    latest: dict[bytes, bytes | None] = {}
+    try:
+        for record in consumer:
+            latest[record.key] = record.value
+    finally:
+        consumer.close()
+    found = {}
+    for key, value in latest.items():
+        state = orjson.loads(value) if value else None
+        if not state or "features" not in state:
+            continue  # a tombstone, an ingest counter or a label ledger
+        features = state["features"]
+        flat = {name: features[name] for name in ("first_seen", "last_seen", "last_order_at")}
+        for part in ("decayed", "lifetime", "categories"):
+            flat |= {f"{part}.{name}": value for name, value in features[part].items()}
+        flat["sessions"] = len(features["sessions"])
+        found[key.decode()] = flat
+    return found
 
 
 def read_dead_letters(settings: KairosSettings) -> dict[str, int]:
