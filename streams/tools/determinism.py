@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from kafka import KafkaConsumer
 
 from streams.pipeline.keys import RedisKeys
 from streams.settings import KairosSettings
