@@ -21,6 +21,7 @@ import logging
 import os
 from typing import Any
 
+from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ConsumerMessage
 
@@ -112,7 +113,11 @@ class PromptFetchConsumer(faust_aiokafka.Consumer):
         (a frozen Redis) or a fetcher that stopped leaves the lag up and the position still: a stall."""
         gated = getattr(self.app, "gated_topics", ())
         lag = position = 0
-        for tp in self.assignment():
+        try:
+            assigned = self.assignment()
+        except ConsumerNotStarted:  # starting or stopped: nothing assigned
+            return 0, 0
+        for tp in assigned:
             if tp.topic not in gated:
                 continue
             committed = self._committed_offset.get(tp) or 0
