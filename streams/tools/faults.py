@@ -19,9 +19,10 @@ events:
 
 A worker that exits during a run is counted (``exits``) and started again, so
 that a crash shows up both as a crash and as whatever it lost. Each run also
-reports the time to converge after each outage (from its end, a restart or a
-SIGCONT, until the ingest counters reach what had been sent by then) and the
-largest worker's peak RSS. A ``hostile`` run interleaves hostile records
+reports, per outage, from its end (a restart, a SIGCONT): how long until the
+ingest counts again (``back``) and until it counted what had been sent by
+then (``caught up``), and the largest worker's peak RSS; the samples are
+saved in the run's folder (``samples.json``). A ``hostile`` run interleaves hostile records
 (:mod:`streams.tools.hostile`) with the same valid events: its ingest counters
 are compared with the reference's plus the hostile records (invalid, or
 duplicate), and every invalid one must be on the dead-letter topic with a
@@ -394,7 +395,7 @@ class RunResult:
     kills: int = 0
     kills_while_sending: int = 0
     #: Seconds from the end of each outage until the ingest counted what had been sent by then (None: never).
-    converge: list[float | None] = field(default_factory=list)
+    recoveries: list[Recovery] = field(default_factory=list)
     #: The largest worker's peak resident set, in MiB.
     peak_rss_mib: float = 0.0
     #: Dead-letter records found and expected, and how many carry no reason.
@@ -408,12 +409,13 @@ class RunResult:
 
     def row(self) -> str:
         diffs = " ".join(f"{family}={n}" for family, n in self.differences.items())
-        converged = [c for c in self.converge if c is not None]
         recovery = ""
-        if self.converge:
-            recovery = (f" converge median {statistics.median(converged):.1f} s max {max(converged):.1f} s"
-                        if converged else " converge -") + (
-                f" ({len(self.converge) - len(converged)} never)" if len(converged) < len(self.converge) else "")
+        if self.recoveries:
+            recovery = (f" back {spread([r.back for r in self.recoveries])}"
+                        f" caught up {spread([r.caught_up for r in self.recoveries])}")
+            last = self.recoveries[-1].caught_up
+            if len(self.recoveries) > 1 and last is not None:
+                recovery += f" (after the last: {last:.1f} s)"
         letters = (f" dead letters {self.dead_letters['records']}/{self.dead_letters['expected']}"
                    f" (no reason: {self.dead_letters['without_reason']})") if self.dead_letters.get("expected") else ""
         kills = f" kills {self.kills} ({self.kills_while_sending} while sending)" if self.kills else ""
@@ -430,7 +432,7 @@ class RunObservation:
     counted: int
     exits: int
     kills_at: list[int] = field(default_factory=list)
-    converge: list[float | None] = field(default_factory=list)
+    recoveries: list[Recovery] = field(default_factory=list)
     peak_rss: int = 0
 
 
@@ -442,14 +444,39 @@ def _watch(deployment: Deployment, samples: list[tuple[float, int]], peak: list[
         peak[0] = max(peak[0], deployment.worker_rss())
 
 
-def converge_times(outages: list[tuple[float, int]], samples: list[tuple[float, int]]) -> list[float | None]:
-    """Per outage ``(ended, sent then)``: seconds until a sample counted at least what was sent then.
+@dataclass(frozen=True)
+class Recovery:
+    """After one outage ended: seconds until the ingest counted again, and until it counted what had been sent
+    when the outage ended (``None``: not within the run)."""
 
-    >>> converge_times([(10.0, 500)], [(9.0, 480), (11.0, 490), (12.5, 520)])
-    [2.5]
+    back: float | None
+    caught_up: float | None
+
+
+def recoveries(outages: list[tuple[float, int]], samples: list[tuple[float, int]]) -> list[Recovery]:
+    """Per outage ``(ended, sent then)``, from the ingest count sampled as ``(when, count)`` (-1: unreadable).
+
+    >>> recoveries([(10.0, 500)], [(9.0, 480), (10.5, -1), (11.0, 490), (12.5, 520)])
+    [Recovery(back=1.0, caught_up=2.5)]
     """
-    return [next((at - ended for at, counted in samples if at >= ended and counted >= target), None)
-            for ended, target in outages]
+    found = []
+    for ended, target in outages:
+        before = max((counted for at, counted in samples if at <= ended), default=0)
+        after = [(at - ended, counted) for at, counted in samples if at >= ended]
+        found.append(Recovery(next((t for t, counted in after if counted > before), None),
+                              next((t for t, counted in after if counted >= target), None)))
+    return found
+
+
+def spread(seconds: list[float | None]) -> str:
+    """Median and largest of some durations, and how many never happened.
+
+    >>> spread([1.0, 3.0, 2.0, None])
+    'median 2.0 s max 3.0 s (1 never)'
+    """
+    known = [s for s in seconds if s is not None]
+    text = f"median {statistics.median(known):.1f} s max {max(known):.1f} s" if known else "-"
+    return text + (f" ({len(seconds) - len(known)} never)" if len(known) < len(seconds) else "")
 
 
 def run_scenario(fault: Fault | str, events: list[tuple[str, str, Any]], workdir: Path, rate: float,
@@ -495,13 +522,14 @@ def run_scenario(fault: Fault | str, events: list[tuple[str, str, Any]], workdir
             time.sleep(0.5)
         time.sleep(3 * max(deployment.settings.metrics_flush_seconds, 1.0))  # views and counters settle
         stop_watching.set()
+        (workdir / "samples.json").write_text(json.dumps({"samples": samples, "outages": deployment.outages_ended}))
         found = dump(deployment)
         counted = deployment.counted()
         if counted != total:
             found["diagnostics"] = events_topic_order(deployment)
             found["changelog"] = customers_changelog(deployment)
         return RunObservation(found, counted, deployment.exits, deployment.kills_at,
-                              converge_times(deployment.outages_ended, samples), peak[0])
+                              recoveries(deployment.outages_ended, samples), peak[0])
     finally:
         stop_watching.set()
         deployment.close()
@@ -550,7 +578,7 @@ def run_chaos(scenarios: Iterable[str] | dict[str, Fault], repetitions: int, eve
             result = RunResult(name, repetition, len(stream), seen.counted, seen.exits, time.monotonic() - started,
                                differences(seen.found, expected), diff_examples(seen.found, expected),
                                len(seen.kills_at), sum(sent < len(stream) for sent in seen.kills_at),
-                               seen.converge, seen.peak_rss / (1 << 20), letters)
+                               seen.recoveries, seen.peak_rss / (1 << 20), letters)
             report(result)
             results.append(result)
     return results
