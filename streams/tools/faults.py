@@ -344,18 +344,22 @@ def pause(which: str, seconds: float) -> Callable[[Deployment], None]:
     return action
 
 
-def kill_and_restart(deployment: Deployment, ready_timeout: float = 120.0) -> None:
-    """SIGKILL the first worker and start it again; returns once it is ready (one kill at a time, so every
-    kill lands on a worker that came back and did some work)."""
+def kill_and_restart(deployment: Deployment, timeout: float = 120.0) -> None:
+    """SIGKILL the first worker and start it again; returns once the restarted worker counts events again
+    (one kill at a time: a kill whose point came while the previous restart was under way waits for it, so
+    every kill lands on a worker that is processing, not on one still joining its groups)."""
     with deployment.fault_lock:
         worker = deployment.workers[0]
         starts = worker.starts_ready() + 1
         worker.kill()
         deployment.kills_at.append(deployment.sent)
+        counted = deployment.counted()
         worker.start()
         deployment.outage_ended()
-        deadline = time.monotonic() + ready_timeout
+        deadline = time.monotonic() + timeout
         while worker.starts_ready() < starts and time.monotonic() < deadline:
+            time.sleep(0.2)
+        while deployment.counted() <= counted < deployment.sent and time.monotonic() < deadline:
             time.sleep(0.2)
 
 
