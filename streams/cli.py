@@ -276,8 +276,10 @@ def chaos(
     scenario: list[str] = typer.Option(
         [], "--scenario", "-s",
         help="Fault scenario (repeatable; default: all): three-workers, graceful-stop, worker-added, "
-             "two-three-two, redis-restart-aof, redis-restart-empty."),
+             "two-three-two, redis-restart-aof, redis-restart-empty, kills, redis-pause, broker-pause, hostile."),
     repetitions: int = typer.Option(10, min=1, help="Runs of each scenario."),
+    kills: int = typer.Option(20, min=1, help="kills: SIGKILLs (each followed by a restart) in one run."),
+    hostile: int = typer.Option(100_000, min=11, help="hostile: hostile records interleaved with the events."),
     customers: int = typer.Option(1000, min=10, help="Simulated customers."),
     days: float = typer.Option(8.0, help="Simulated days."),
     seed: int = typer.Option(7, help="Simulator seed (the same events in every run)."),
@@ -286,15 +288,22 @@ def chaos(
 ) -> None:
     """Send the same simulated shop through ordinary operations and faults; compare every exact view family
     (customer views, ingest counters, risk-scored payments, alert ids) with a fault-free run."""
-    from streams.tools.faults import SCENARIOS, run_chaos, simulated_events
+    from dataclasses import replace
+
+    from streams.tools.faults import SCENARIOS, kills as kill_points, run_chaos, simulated_events
 
     names = scenario or [name for name in SCENARIOS if name != "reference"]
     unknown = [name for name in names if name not in SCENARIOS or name == "reference"]
     if unknown:
         fail(f"unknown scenario {unknown[0]!r}: choose from {', '.join(n for n in SCENARIOS if n != 'reference')}", 2)
+    faults = {name: SCENARIOS[name] for name in names}
+    if "kills" in faults:
+        faults["kills"] = kill_points(kills, seed)
+    if "hostile" in faults:
+        faults["hostile"] = replace(faults["hostile"], hostile=hostile)
     events = simulated_events(seed, customers, days)
     typer.echo(f"{len(events):,} events (seed {seed}, {customers} customers, {days:g} days) at {rate:g}/s")
-    results = run_chaos(names, repetitions, events, workdir, rate,
+    results = run_chaos(faults, repetitions, events, workdir, rate, seed=seed,
                         report=lambda result: typer.echo(f"{result.row()} {result.examples or ''}"))
     bad = [result for result in results if not result.exact]
     typer.echo(f"{len(results) - len(bad)} of {len(results)} runs exact")

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from streams.pipeline.validation import EventValidator
 from streams.settings import KairosSettings
+from streams.tools.hostile import HOSTILE_KINDS, hostile_value
 
 DAY = 86400.0
 #: The wall clock of every test: 2026-11-22T06:00:00Z.
@@ -128,3 +129,14 @@ def test_a_stream_in_order_from_any_date_up_to_now_is_never_rejected(start: int,
     for step in steps:
         ts = min(ts + step, LAST - 1.0)
         assert door.check("clicks", event("clicks", ts)).record is not None
+
+
+@pytest.mark.parametrize("kind", [kind for kind in HOSTILE_KINDS if kind != "duplicate"])
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_every_hostile_kind_of_the_chaos_flood_is_a_dead_letter_with_a_reason(event_type: str, kind: str) -> None:
+    """``kairos chaos --scenario hostile`` counts on it: each kind it sends is refused, whatever the topic."""
+    door = validator()
+    valid = json.loads(event(event_type, NOW - 60.0))
+    assert door.check(event_type, json.dumps(valid).encode()).record is not None
+    outcome = door.check(event_type, hostile_value(kind, event_type, valid, door.max_bytes))
+    assert outcome.record is None and outcome.reason

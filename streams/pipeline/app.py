@@ -58,7 +58,7 @@ from streams.pipeline.stages.risk import RiskLearner, RiskScoring, drift_alerts,
 from streams.pipeline.stages.sales import SalesState, publish_sales
 from streams.pipeline.stages.segments import SegmentStage
 from streams.pipeline.store import MAX_BATCH_BYTES, ChangelogWriter, KeyedStore, register_codec
-from streams.pipeline.transport import FETCH_WAIT_ENV, mark_applied
+from streams.pipeline.transport import FETCH_WAIT_ENV, PromptFetchConsumer, mark_applied
 from streams.pipeline.views import RedisViews, WriteBatch, connect_redis
 from streams.settings import KairosSettings
 
@@ -185,9 +185,22 @@ class KairosApp:
 
     # -- health --------------------------------------------------------
 
+    def progress(self) -> tuple[int, int]:
+        """``(lag, position)`` over every input this worker consumes: the ingest's input topics (read positions)
+        and the stages' internal topics (committed, i.e. applied, positions)."""
+        lag, position = self.ingestor.lag, self.ingestor.consumed
+        consumer = self.app.consumer
+        if isinstance(consumer, PromptFetchConsumer):
+            stage_lag, stage_position = consumer.applied_progress()
+            lag, position = lag + stage_lag, position + stage_position
+        return lag, position
+
     def readiness(self) -> Readiness:
-        """Ready to do its work now, or the reasons why not (see :mod:`.health`)."""
-        return readiness(self.app.rebalancing, self.app.in_recovery, self.stall, self.ingestor.lag)
+        """Ready to do its work now, or the reasons why not (see :mod:`.health`); observes the progress first,
+        so that a ``/ready`` request sees a stall even when the metrics timer is blocked (a frozen Redis)."""
+        lag, position = self.progress()
+        self.stall.observe(lag, position)
+        return readiness(self.app.rebalancing, self.app.in_recovery, self.stall, lag)
 
     # Faust stores a page handler as the view's ``get``: a bound method is called with the request only.
     async def _health_page(self, request: Any) -> Any:
@@ -617,7 +630,6 @@ class KairosApp:
         if self.runtime is None:
             return
         redis, customers = self.runtime.redis, self.runtime.customers
-        self.stall.observe(self.ingestor.lag, self.ingestor.consumed)
         ready = self.readiness()
         owned = self.owned_partitions()
         per_partition = {

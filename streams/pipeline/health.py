@@ -5,8 +5,10 @@ not ready, with the reasons, while:
 
 * a step is failing (Redis or the broker unreachable, see :mod:`.retry`);
 * partitions are being rebalanced or its tables recovered;
-* its input has lag and the ingest made no progress for ``stall_seconds``
-  (a stalled consumer, the most reported Faust failure).
+* its input has lag and made no progress for ``stall_seconds`` (a stalled
+  consumer, the most reported Faust failure): the ingest's input topics by
+  read position, the stages' internal topics by committed (applied) position,
+  so a stage blocked on a dependency that hangs (a frozen Redis) is a stall too.
 
 >>> detector = StallDetector(stall_seconds=30)
 >>> detector.observe(lag=0, position=100, now=0.0)

@@ -21,6 +21,7 @@ import logging
 import os
 from typing import Any
 
+from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ConsumerMessage
 
@@ -105,6 +106,26 @@ class PromptFetchConsumer(faust_aiokafka.Consumer):
         if self.app.should_stop:  # the last commit of a stopping worker: what it hands over
             log.info("commit on stop: %s", {f"{tp.topic}:{tp.partition}": offset for tp, offset in offsets.items()})
         return await super()._commit(offsets)
+
+    def applied_progress(self) -> tuple[int, int]:
+        """``(lag, position)`` of the gated topics this worker owns: messages past the committed offsets (as of
+        the last fetch's high watermarks), and the sum of the committed offsets. A stage blocked on a dependency
+        (a frozen Redis) or a fetcher that stopped leaves the lag up and the position still: a stall."""
+        gated = getattr(self.app, "gated_topics", ())
+        lag = position = 0
+        try:
+            assigned = self.assignment()
+        except ConsumerNotStarted:  # starting or stopped: nothing assigned
+            return 0, 0
+        for tp in assigned:
+            if tp.topic not in gated:
+                continue
+            committed = self._committed_offset.get(tp) or 0
+            highwater = self.highwater(tp)
+            if highwater is not None:
+                lag += max(0, highwater - committed)
+            position += committed
+        return lag, position
 
     def _new_consumer_thread(self) -> PromptFetchConsumerThread:
         return PromptFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)

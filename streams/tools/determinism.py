@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from kafka import KafkaConsumer
 
 from streams.pipeline.keys import RedisKeys
 from streams.settings import KairosSettings
-from streams.tools.faults import Deployment, read_alert_ids, send_events
+from streams.tools.faults import Deployment, read_alert_ids, read_features, send_events
 
 #: Topic order of a per-topic backfill.
 TOPIC_ORDER = ("clicks", "orders", "payments", "labels")
@@ -107,33 +106,6 @@ def read_views(settings: KairosSettings) -> dict[str, Any]:
         "sales_alerts": sales_alerts, "ingest": client.hgetall(keys.metrics("ingest")),
         "risk": client.hgetall(keys.metrics("risk")), "forecast_metrics": client.hgetall(keys.metrics("forecast")),
     }
-
-
-def read_features(settings: KairosSettings) -> dict[str, dict[str, float]]:
-    """Every customer's segmentation features as the ``customers`` changelog last holds them (flattened)."""
-    import orjson
-
-    consumer = KafkaConsumer(f"{settings.app_id}-customers-changelog", bootstrap_servers=settings.kafka_bootstrap,
-                             auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
-                             consumer_timeout_ms=3000, max_partition_fetch_bytes=8 << 20)
-    latest: dict[bytes, bytes | None] = {}
-    try:
-        for record in consumer:
-            latest[record.key] = record.value
-    finally:
-        consumer.close()
-    found = {}
-    for key, value in latest.items():
-        state = orjson.loads(value) if value else None
-        if not state or "features" not in state:
-            continue  # a tombstone, an ingest counter or a label ledger
-        features = state["features"]
-        flat = {name: features[name] for name in ("first_seen", "last_seen", "last_order_at")}
-        for part in ("decayed", "lifetime", "categories"):
-            flat |= {f"{part}.{name}": value for name, value in features[part].items()}
-        flat["sessions"] = len(features["sessions"])
-        found[key.decode()] = flat
-    return found
 
 
 def features_gap(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]]) -> tuple[int, float]:

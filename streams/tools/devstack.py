@@ -106,13 +106,16 @@ def redis_server_binary() -> str:
     raise MissingTool(REDIS_HINT)
 
 
-def start_redis(workdir: Path, port: int | None = None, appendonly: bool = False) -> ManagedProcess:
-    """Start a redis-server on 127.0.0.1, without persistence unless ``appendonly`` (AOF in ``workdir``)."""
+def start_redis(workdir: Path, port: int | None = None, appendonly: bool = False,
+                extra_args: tuple[str, ...] = ()) -> ManagedProcess:
+    """Start a redis-server on 127.0.0.1, without persistence unless ``appendonly`` (AOF in ``workdir``);
+    ``extra_args`` are more redis-server options (e.g. ``--user ...`` ACL rules)."""
     port = port or free_port()
     log_path = workdir / "redis.log"
     process = subprocess.Popen(
         [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "yes" if appendonly else "no", "--dir", str(workdir), "--protected-mode", "yes"],
+         "--appendonly", "yes" if appendonly else "no", "--dir", str(workdir), "--protected-mode", "yes",
+         *extra_args],
         stdout=log_path.open("ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True,
     )

@@ -11,19 +11,31 @@ events:
 * ``customers``: every ``customer:{id}`` hash (all fields but ``updated_at``);
 * ``ingest``: the ``metrics:ingest`` counters (processed / invalid / duplicate per topic);
 * ``risk_payments``: the set of payment ids with a risk view;
+* ``features``: every customer's segmentation features as the ``customers`` changelog last holds them;
 * ``alert_ids``: the set of alert ids on the ``alerts`` topic. Reported, but not part of
   "exact": a risk alert depends on the risk model's weights, which workers merge on a wall-clock
   sync round, so which payments alert still depends on timing and on the worker count (the
   event-time issue), not only on whether events were lost.
 
 A worker that exits during a run is counted (``exits``) and started again, so
-that a crash shows up both as a crash and as whatever it lost.
+that a crash shows up both as a crash and as whatever it lost. Each run also
+reports, per outage, from its end (a restart, a SIGCONT): how long until the
+ingest counts again (``back``) and until it counted what had been sent by
+then (``caught up``), and the largest worker's peak RSS; the samples are
+saved in the run's folder (``samples.json``). A ``hostile`` run interleaves hostile records
+(:mod:`streams.tools.hostile`) with the same valid events: its ingest counters
+are compared with the reference's plus the hostile records (invalid, or
+duplicate), and every invalid one must be on the dead-letter topic with a
+reason.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import random
 import signal
+import statistics
 import threading
 import time
 import uuid
@@ -40,11 +52,12 @@ from streams.pipeline.keys import RedisKeys
 from streams.pipeline.topics import ensure_topics
 from streams.settings import KairosSettings, TopicNames
 from streams.tools.devstack import ManagedProcess, start_redis, start_tansu
+from streams.tools.hostile import HostileMix, interleave_hostile
 from streams.tools.processes import WorkerProcess
 
-#: Families compared with the reference run; a run is exact when the first three equal it.
-FAMILIES = ("customers", "ingest", "risk_payments", "alert_ids")
-EXACT_FAMILIES = FAMILIES[:3]
+#: Families compared with the reference run; a run is exact when all but ``alert_ids`` equal it.
+FAMILIES = ("customers", "ingest", "risk_payments", "features", "alert_ids")
+EXACT_FAMILIES = tuple(family for family in FAMILIES if family != "alert_ids")
 
 
 @dataclass
@@ -58,6 +71,14 @@ class Deployment:
     appendonly: bool
     workers: list[WorkerProcess] = field(default_factory=list)
     exits: int = 0
+    #: Events sent when each worker was killed on purpose (SIGKILL, then started again).
+    kills_at: list[int] = field(default_factory=list)
+    #: Events handed to the producer so far (updated by the sender).
+    sent: int = 0
+    #: Per outage ended: when (monotonic) and how many events had been sent then.
+    outages_ended: list[tuple[float, int]] = field(default_factory=list)
+    #: One fault at a time: a kill waits until the previous one's worker is back.
+    fault_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def start(cls, workdir: Path, appendonly: bool, **overrides: Any) -> Deployment:
@@ -85,12 +106,16 @@ class Deployment:
         return worker
 
     def wait_ready(self, timeout: float = 90.0) -> None:
-        """Wait until every worker has joined and recovered (Faust logs "Worker ready")."""
+        """Wait until every worker has joined, recovered and started its ingest."""
         deadline = time.monotonic() + timeout
-        while not all("Worker ready" in worker.log() for worker in self.workers):
+        while not all(worker.starts_ready() for worker in self.workers):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"workers not ready after {timeout:.0f} s")
             time.sleep(0.2)
+
+    def outage_ended(self) -> None:
+        """Note that an outage ended now (its time to converge is measured from here)."""
+        self.outages_ended.append((time.monotonic(), self.sent))
 
     def restart_exited(self) -> None:
         """Start again any worker that exited by itself (counted in ``exits``)."""
@@ -104,6 +129,14 @@ class Deployment:
 
     def start_redis_again(self) -> None:
         self.redis_server = start_redis(self.workdir, self.redis_server.port, appendonly=self.appendonly)
+
+    def worker_rss(self) -> int:
+        """The largest resident set (bytes) of the running workers now."""
+        largest = 0
+        for worker in self.workers:
+            if worker.alive():
+                largest = max(largest, process_rss(worker.process.pid))
+        return largest
 
     def counted(self) -> int:
         try:
@@ -139,6 +172,18 @@ def send_events(settings: KairosSettings, events: list[tuple[str, str, Any]], ra
         producer.close()
 
 
+def process_rss(pid: int) -> int:
+    """Resident set size of process ``pid`` in bytes (0 if it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def dump(deployment: Deployment) -> dict[str, Any]:
     """The exact view families of a deployment, as comparable values."""
     client, keys = deployment.client(), deployment.keys
@@ -150,8 +195,65 @@ def dump(deployment: Deployment) -> dict[str, Any]:
     risk_prefix = keys.risk_payment("")
     risk = {key[len(risk_prefix):] for key in client.scan_iter(keys.risk_payment("*"), count=1000)}
     ingest = client.hgetall(keys.metrics("ingest"))
-    return {"customers": customers, "ingest": ingest, "risk_payments": risk,
-            "alert_ids": read_alert_ids(deployment.settings)}
+    features = {customer: json.dumps(flat, sort_keys=True)
+                for customer, flat in read_features(deployment.settings).items()}
+    return {"customers": customers, "ingest": ingest, "risk_payments": risk, "features": features,
+            "alert_ids": read_alert_ids(deployment.settings),
+            "dead_letters": read_dead_letters(deployment.settings)}
+
+
+def read_features(settings: KairosSettings) -> dict[str, dict[str, float]]:
+    """Every customer's segmentation features as the ``customers`` changelog last holds them (flattened)."""
+    import orjson
+
+    consumer = KafkaConsumer(f"{settings.app_id}-customers-changelog", bootstrap_servers=settings.kafka_bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+                             consumer_timeout_ms=3000, max_partition_fetch_bytes=8 << 20)
+    latest: dict[bytes, bytes | None] = {}
+    try:
+        for record in consumer:
+            latest[record.key] = record.value
+    finally:
+        consumer.close()
+    found = {}
+    for key, value in latest.items():
+        state = orjson.loads(value) if value else None
+        if not state or "features" not in state:
+            continue  # a tombstone, an ingest counter or a label ledger
+        features = state["features"]
+        flat = {name: features[name] for name in ("first_seen", "last_seen", "last_order_at")}
+        for part in ("decayed", "lifetime", "categories"):
+            flat |= {f"{part}.{name}": value for name, value in features[part].items()}
+        flat["sessions"] = len(features["sessions"])
+        found[key.decode()] = flat
+    return found
+
+
+def read_dead_letters(settings: KairosSettings) -> dict[str, int]:
+    """How many records the dead-letter topic holds, and how many of them carry no reason header."""
+    consumer = KafkaConsumer(settings.topics.dead_letters, bootstrap_servers=settings.kafka_bootstrap,
+                             auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+                             consumer_timeout_ms=3000, max_partition_fetch_bytes=8 << 20)
+    found = {"records": 0, "without_reason": 0}
+    try:
+        for record in consumer:
+            found["records"] += 1
+            reason = dict(record.headers or ()).get("kairos.reason", b"")
+            found["without_reason"] += not reason
+    finally:
+        consumer.close()
+    return found
+
+
+def with_hostile(reference: dict[str, Any], mix: HostileMix) -> dict[str, Any]:
+    """What a run of the reference's valid events plus the hostile ``mix`` must serve: the same views, the
+    ingest counters plus the hostile records (invalid or duplicate), each invalid one dead-lettered."""
+    ingest = {name: int(value) for name, value in reference["ingest"].items()}
+    for name, extra in mix.ingest_delta().items():
+        ingest[name] = ingest.get(name, 0) + extra
+    dead = reference["dead_letters"]
+    return {**reference, "ingest": {name: str(value) for name, value in ingest.items()},
+            "dead_letters": {"records": dead["records"] + mix.invalid(), "without_reason": 0}}
 
 
 def read_alert_ids(settings: KairosSettings) -> set[str]:
@@ -192,18 +294,24 @@ def diff_examples(found: dict[str, Any], reference: dict[str, Any], limit: int =
     return {family: found for family, found in examples.items() if found}
 
 
-@dataclass
+@dataclass(frozen=True)
+class Step:
+    """An action applied once ``at`` (a share) of the stream has been sent."""
+
+    at: float
+    action: Callable[[Deployment], None]
+
+
+@dataclass(frozen=True)
 class Fault:
-    """What a scenario does: how many workers at the start, and the action at ``at`` of the stream."""
+    """What a scenario does: how many workers at the start, and its steps."""
 
     workers: int
-    action: Callable[[Deployment], None] = lambda deployment: None
-    at: float = 0.4
+    steps: tuple[Step, ...] = ()
     #: Redis keeps its data across a restart (AOF) in this scenario.
     appendonly: bool = False
-    #: How long a second action waits after the first (``None``: none).
-    then: Callable[[Deployment], None] | None = None
-    then_at: float = 0.7
+    #: Hostile records interleaved with the valid events (0: none).
+    hostile: int = 0
 
 
 def stop_last_worker(deployment: Deployment) -> None:
@@ -218,17 +326,62 @@ def restart_redis(down_seconds: float) -> Callable[[Deployment], None]:
         deployment.stop_redis()
         time.sleep(down_seconds)
         deployment.start_redis_again()
+        deployment.outage_ended()
     return action
+
+
+def pause(which: str, seconds: float) -> Callable[[Deployment], None]:
+    """Freeze ``which`` (``"redis"`` or ``"broker"``) with SIGSTOP for ``seconds``, then SIGCONT: a hung
+    service (a GC pause, a stalled disk, a VM migration), where the connections stay open and nothing answers."""
+    def action(deployment: Deployment) -> None:
+        pid = (deployment.redis_server if which == "redis" else deployment.broker).process.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        deployment.outage_ended()
+    return action
+
+
+def kill_and_restart(deployment: Deployment, timeout: float = 120.0) -> None:
+    """SIGKILL the first worker and start it again; returns once the restarted worker counts events again
+    (one kill at a time: a kill whose point came while the previous restart was under way waits for it, so
+    every kill lands on a worker that is processing, not on one still joining its groups)."""
+    with deployment.fault_lock:
+        worker = deployment.workers[0]
+        starts = worker.starts_ready() + 1
+        worker.kill()
+        deployment.kills_at.append(deployment.sent)
+        counted = deployment.counted()
+        worker.start()
+        deployment.outage_ended()
+        deadline = time.monotonic() + timeout
+        while worker.starts_ready() < starts and time.monotonic() < deadline:
+            time.sleep(0.2)
+        while deployment.counted() <= counted < deployment.sent and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def kills(count: int, seed: int = 1) -> Fault:
+    """One worker SIGKILLed at ``count`` random points of the stream (5–95 %), restarted each time."""
+    rng = random.Random(seed)
+    points = sorted(rng.uniform(0.05, 0.95) for _ in range(count))
+    return Fault(1, tuple(Step(at, kill_and_restart) for at in points))
 
 
 SCENARIOS: dict[str, Fault] = {
     "reference": Fault(1),
     "three-workers": Fault(3),
-    "graceful-stop": Fault(2, stop_last_worker),
-    "worker-added": Fault(1, lambda d: d.start_worker()),
-    "two-three-two": Fault(2, lambda d: d.start_worker(), at=0.3, then=stop_last_worker, then_at=0.6),
-    "redis-restart-aof": Fault(1, restart_redis(15.0), appendonly=True),
-    "redis-restart-empty": Fault(1, restart_redis(5.0)),
+    "graceful-stop": Fault(2, (Step(0.4, stop_last_worker),)),
+    "worker-added": Fault(1, (Step(0.4, lambda d: d.start_worker()),)),
+    "two-three-two": Fault(2, (Step(0.3, lambda d: d.start_worker()), Step(0.6, stop_last_worker))),
+    "redis-restart-aof": Fault(1, (Step(0.4, restart_redis(15.0)),), appendonly=True),
+    "redis-restart-empty": Fault(1, (Step(0.4, restart_redis(5.0)),)),
+    "kills": kills(20),
+    "redis-pause": Fault(1, (Step(0.4, pause("redis", 20.0)),)),
+    "broker-pause": Fault(1, (Step(0.4, pause("broker", 30.0)),)),
+    "hostile": Fault(1, hostile=100_000),
 }
 
 
@@ -242,33 +395,115 @@ class RunResult:
     seconds: float
     differences: dict[str, int]
     examples: dict[str, list]
+    #: Workers SIGKILLed on purpose, and how many of them while events were still being sent.
+    kills: int = 0
+    kills_while_sending: int = 0
+    #: Seconds from the end of each outage until the ingest counted what had been sent by then (None: never).
+    recoveries: list[Recovery] = field(default_factory=list)
+    #: The largest worker's peak resident set, in MiB.
+    peak_rss_mib: float = 0.0
+    #: Dead-letter records found and expected, and how many carry no reason.
+    dead_letters: dict[str, int] = field(default_factory=dict)
 
     @property
     def exact(self) -> bool:
-        return self.counted == self.events and not any(self.differences[f] for f in EXACT_FAMILIES)
+        return (self.counted == self.events and not any(self.differences[f] for f in EXACT_FAMILIES)
+                and self.dead_letters.get("records") == self.dead_letters.get("expected")
+                and not self.dead_letters.get("without_reason"))
 
     def row(self) -> str:
         diffs = " ".join(f"{family}={n}" for family, n in self.differences.items())
-        return (f"{self.scenario:<20} #{self.repetition:<2} counted {self.counted}/{self.events} exits {self.exits} "
-                f"{diffs} {'EXACT' if self.exact else 'DIFFERS'} ({self.seconds:.0f} s)")
+        recovery = ""
+        if self.recoveries:
+            recovery = (f" back {spread([r.back for r in self.recoveries])}"
+                        f" caught up {spread([r.caught_up for r in self.recoveries])}")
+            last = self.recoveries[-1].caught_up
+            if len(self.recoveries) > 1 and last is not None:
+                recovery += f" (after the last: {last:.1f} s)"
+        letters = (f" dead letters {self.dead_letters['records']}/{self.dead_letters['expected']}"
+                   f" (no reason: {self.dead_letters['without_reason']})") if self.dead_letters.get("expected") else ""
+        kills = f" kills {self.kills} ({self.kills_while_sending} while sending)" if self.kills else ""
+        return (f"{self.scenario:<20} #{self.repetition:<2} counted {self.counted}/{self.events} exits {self.exits}"
+                f"{kills} {diffs}{letters}{recovery} rss {self.peak_rss_mib:.0f} MiB "
+                f"{'EXACT' if self.exact else 'DIFFERS'} ({self.seconds:.0f} s)")
 
 
-def run_scenario(name: str, events: list[tuple[str, str, Any]], workdir: Path, rate: float,
-                 settle_timeout: float = 60.0, **overrides: Any) -> tuple[dict[str, Any], int, int]:
-    """Run ``events`` through scenario ``name``; the dump, the count reached and the worker exits."""
-    fault = SCENARIOS[name]
+@dataclass
+class RunObservation:
+    """What one run found: its dump, the count reached, exits, kills, convergence times and peak RSS."""
+
+    found: dict[str, Any]
+    counted: int
+    exits: int
+    kills_at: list[int] = field(default_factory=list)
+    recoveries: list[Recovery] = field(default_factory=list)
+    peak_rss: int = 0
+
+
+def _watch(deployment: Deployment, samples: list[tuple[float, int]], peak: list[int],
+           stop: threading.Event) -> None:
+    """Sample the ingest count and the workers' RSS every half second until ``stop``."""
+    while not stop.wait(0.5):
+        samples.append((time.monotonic(), deployment.counted()))
+        peak[0] = max(peak[0], deployment.worker_rss())
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """After one outage ended: seconds until the ingest counted again, and until it counted what had been sent
+    when the outage ended (``None``: not within the run)."""
+
+    back: float | None
+    caught_up: float | None
+
+
+def recoveries(outages: list[tuple[float, int]], samples: list[tuple[float, int]]) -> list[Recovery]:
+    """Per outage ``(ended, sent then)``, from the ingest count sampled as ``(when, count)`` (-1: unreadable).
+
+    >>> recoveries([(10.0, 500)], [(9.0, 480), (10.5, -1), (11.0, 490), (12.5, 520)])
+    [Recovery(back=1.0, caught_up=2.5)]
+    """
+    found = []
+    for ended, target in outages:
+        before = max((counted for at, counted in samples if at <= ended), default=0)
+        after = [(at - ended, counted) for at, counted in samples if at >= ended]
+        found.append(Recovery(next((t for t, counted in after if counted > before), None),
+                              next((t for t, counted in after if counted >= target), None)))
+    return found
+
+
+def spread(seconds: list[float | None]) -> str:
+    """Median and largest of some durations, and how many never happened.
+
+    >>> spread([1.0, 3.0, 2.0, None])
+    'median 2.0 s max 3.0 s (1 never)'
+    """
+    known = [s for s in seconds if s is not None]
+    text = f"median {statistics.median(known):.1f} s max {max(known):.1f} s" if known else "-"
+    return text + (f" ({len(seconds) - len(known)} never)" if len(known) < len(seconds) else "")
+
+
+def run_scenario(fault: Fault | str, events: list[tuple[str, str, Any]], workdir: Path, rate: float,
+                 settle_timeout: float = 60.0, **overrides: Any) -> RunObservation:
+    """Run ``events`` through ``fault`` (or the scenario of that name)."""
+    if isinstance(fault, str):
+        fault = SCENARIOS[fault]
     deployment = Deployment.start(workdir, fault.appendonly, **overrides)
+    samples: list[tuple[float, int]] = []
+    peak = [0]
+    stop_watching = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(deployment, samples, peak, stop_watching), daemon=True)
     try:
         for _ in range(fault.workers):
             deployment.start_worker()
         deployment.wait_ready()  # a fault must land on running workers, not on workers starting up
+        watcher.start()
         total = len(events)
-        triggers = [(int(total * fault.at), fault.action)]
-        if fault.then is not None:
-            triggers.append((int(total * fault.then_at), fault.then))
+        triggers = [(int(total * step.at), step.action) for step in fault.steps]
         actions: list[threading.Thread] = []
 
         def at(sent: int) -> None:
+            deployment.sent = sent
             deployment.restart_exited()
             while triggers and sent >= triggers[0][0]:
                 _, action = triggers.pop(0)
@@ -277,6 +512,7 @@ def run_scenario(name: str, events: list[tuple[str, str, Any]], workdir: Path, r
                 actions.append(thread)
 
         send_events(deployment.settings, events, rate, at)
+        deployment.sent = total
         for thread in actions:
             thread.join()
         last, moved = -1, time.monotonic()
@@ -289,12 +525,17 @@ def run_scenario(name: str, events: list[tuple[str, str, Any]], workdir: Path, r
                 break
             time.sleep(0.5)
         time.sleep(3 * max(deployment.settings.metrics_flush_seconds, 1.0))  # views and counters settle
+        stop_watching.set()
+        (workdir / "samples.json").write_text(json.dumps({"samples": samples, "outages": deployment.outages_ended}))
         found = dump(deployment)
-        if deployment.counted() != total:
+        counted = deployment.counted()
+        if counted != total:
             found["diagnostics"] = events_topic_order(deployment)
             found["changelog"] = customers_changelog(deployment)
-        return found, deployment.counted(), deployment.exits
+        return RunObservation(found, counted, deployment.exits, deployment.kills_at,
+                              recoveries(deployment.outages_ended, samples), peak[0])
     finally:
+        stop_watching.set()
         deployment.close()
 
 
@@ -310,25 +551,38 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def run_chaos(scenarios: Iterable[str], repetitions: int, events: list[tuple[str, str, Any]], workdir: Path,
-              rate: float, report: Callable[[RunResult], None] = print, **overrides: Any) -> list[RunResult]:
+def run_chaos(scenarios: Iterable[str] | dict[str, Fault], repetitions: int, events: list[tuple[str, str, Any]],
+              workdir: Path, rate: float, report: Callable[[RunResult], None] = print, seed: int = 1,
+              **overrides: Any) -> list[RunResult]:
     """The reference run, then each scenario ``repetitions`` times; one result per run.
 
-    A SIGTERM stops it like Ctrl-C: the running deployment's workers, broker and Redis are stopped.
+    ``scenarios`` are names of :data:`SCENARIOS`, or faults by name. A SIGTERM stops it like Ctrl-C: the
+    running deployment's workers, broker and Redis are stopped.
     """
+    faults = scenarios if isinstance(scenarios, dict) else {name: SCENARIOS[name] for name in scenarios}
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
-    reference, counted, exits = run_scenario("reference", events, workdir / "reference", rate, **overrides)
-    first = RunResult("reference", 1, len(events), counted, exits, time.monotonic() - started,
-                      dict.fromkeys(FAMILIES, 0), {})
+    seen = run_scenario("reference", events, workdir / "reference", rate, **overrides)
+    reference = seen.found
+    no_letters = {**reference["dead_letters"], "expected": reference["dead_letters"]["records"]}
+    first = RunResult("reference", 1, len(events), seen.counted, seen.exits, time.monotonic() - started,
+                      dict.fromkeys(FAMILIES, 0), {}, peak_rss_mib=seen.peak_rss / (1 << 20), dead_letters=no_letters)
     report(first)
     results = [first]
-    for name in scenarios:
+    for name, fault in faults.items():
         for repetition in range(1, repetitions + 1):
             started = time.monotonic()
-            found, counted, exits = run_scenario(name, events, workdir / f"{name}-{repetition}", rate, **overrides)
-            result = RunResult(name, repetition, len(events), counted, exits, time.monotonic() - started,
-                               differences(found, reference), diff_examples(found, reference))
+            stream, expected = events, reference
+            if fault.hostile:
+                max_bytes = overrides.get("max_event_bytes", KairosSettings().max_event_bytes)
+                stream, mix = interleave_hostile(events, fault.hostile, seed + repetition, max_bytes)
+                expected = with_hostile(reference, mix)
+            seen = run_scenario(fault, stream, workdir / f"{name}-{repetition}", rate, **overrides)
+            letters = {**seen.found["dead_letters"], "expected": expected["dead_letters"]["records"]}
+            result = RunResult(name, repetition, len(stream), seen.counted, seen.exits, time.monotonic() - started,
+                               differences(seen.found, expected), diff_examples(seen.found, expected),
+                               len(seen.kills_at), sum(sent < len(stream) for sent in seen.kills_at),
+                               seen.recoveries, seen.peak_rss / (1 << 20), letters)
             report(result)
             results.append(result)
     return results

@@ -13,6 +13,9 @@ from pathlib import Path
 from streams.settings import KairosSettings
 from streams.tools.devstack import terminate
 
+#: What Faust logs once the worker runs every service (the ingest included), after its tables recovered.
+READY_LINE = "[^Worker]: Ready"
+
 
 def settings_env(settings: KairosSettings) -> dict[str, str]:
     """The same settings as KAIROS_* environment variables, for a worker process."""
@@ -37,7 +40,6 @@ class WorkerProcess:
     stopped: bool = False
 
     def start(self) -> WorkerProcess:
-        self.stopped = False
         env = dict(os.environ)
         env.update(settings_env(self.settings))
         self.process = subprocess.Popen(
@@ -45,6 +47,7 @@ class WorkerProcess:
             stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
             cwd=self.log_path.parent,
         )
+        self.stopped = False  # after the new process is in place: a watcher never sees the old one as crashed
         return self
 
     def alive(self) -> bool:
@@ -64,3 +67,7 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def starts_ready(self) -> int:
+        """How many times a process of this worker became ready (its log is kept across restarts)."""
+        return self.log().count(READY_LINE)

@@ -6,8 +6,10 @@ import json
 import signal
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +134,7 @@ class Pipeline:
 
 def iso(ts: float) -> str:
     """Epoch seconds as the wire's ISO-8601 UTC string with milliseconds."""
-    from datetime import datetime, timezone
+    from datetime import timezone
 
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -169,3 +171,23 @@ def shop_events(count: int, customers: int, seed: int = 1, start: float = 1_795_
                 "currency": "EUR", "method": "card",
             }))
     return events
+
+
+def expected_views(events: list[tuple[str, dict]]) -> dict[str, dict[str, str]]:
+    """Per-customer counts computed directly from the events (no Kairos code)."""
+    views: dict[str, dict] = defaultdict(lambda: {"orders": 0, "clicks": 0, "payments": 0, "spend": 0.0, "last": 0.0})
+    seen = set()
+    for event_type, event in events:
+        if event["event_id"] in seen:
+            continue
+        seen.add(event["event_id"])
+        view = views[event["customer_id"]]
+        view[event_type] += 1
+        if event_type == "orders":
+            view["spend"] += sum(line["quantity"] * line["unit_price"] for line in event["lines"])
+        view["last"] = max(view["last"], datetime.fromisoformat(event["ts"]).timestamp())
+    return {
+        customer: {"orders": str(v["orders"]), "clicks": str(v["clicks"]), "payments": str(v["payments"]),
+                   "spend": f"{v['spend']:.2f}", "last_seen": f"{v['last']:.3f}"}
+        for customer, v in views.items()
+    }

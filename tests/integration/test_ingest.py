@@ -6,12 +6,11 @@ import json
 import threading
 import time
 from collections import defaultdict
-from datetime import datetime
 
 import pytest
 
 from streams.tools.devstack import free_port
-from tests.integration.harness import Pipeline, isolated_settings, shop_events
+from tests.integration.harness import Pipeline, expected_views, isolated_settings, shop_events
 
 pytestmark = pytest.mark.integration
 
@@ -103,26 +102,6 @@ def test_a_duplicate_event_is_counted_once(make_pipeline) -> None:
     assert counts["clicks.processed"] == 1
     view = pipeline.redis.hgetall(pipeline.keys.customer("alice"))
     assert view["orders"] == "1" and view["spend"] == "25.00"
-
-
-def expected_views(events: list[tuple[str, dict]]) -> dict[str, dict[str, str]]:
-    """Per-customer counts computed directly from the events (no Kairos code)."""
-    views: dict[str, dict] = defaultdict(lambda: {"orders": 0, "clicks": 0, "payments": 0, "spend": 0.0, "last": 0.0})
-    seen = set()
-    for event_type, event in events:
-        if event["event_id"] in seen:
-            continue
-        seen.add(event["event_id"])
-        view = views[event["customer_id"]]
-        view[event_type] += 1
-        if event_type == "orders":
-            view["spend"] += sum(line["quantity"] * line["unit_price"] for line in event["lines"])
-        view["last"] = max(view["last"], datetime.fromisoformat(event["ts"]).timestamp())
-    return {
-        customer: {"orders": str(v["orders"]), "clicks": str(v["clicks"]), "payments": str(v["payments"]),
-                   "spend": f"{v['spend']:.2f}", "last_seen": f"{v['last']:.3f}"}
-        for customer, v in views.items()
-    }
 
 
 #: How a worker leaves mid-stream: SIGKILL (nothing flushed or committed) or SIGTERM (a graceful stop,

@@ -1,0 +1,188 @@
+"""Outages and hostile input, CI-sized (``kairos chaos`` runs the full-sized ones).
+
+A worker SIGKILLed again and again mid-stream, Redis frozen (SIGSTOP), the
+broker frozen, a hostile flood: each time every event is counted exactly once
+and the customer views equal the ones computed from the events alone, and the
+worker never exits by itself. A frozen Redis blocks the customers stage: the
+worker's ``/ready`` says so (an input stalled) within the stall time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from streams.tools.devstack import DevStack, free_port, start_redis, start_tansu
+from streams.tools.faults import process_rss, read_dead_letters
+from streams.tools.hostile import interleave_hostile
+from tests.integration.harness import Pipeline, expected_views, isolated_settings, shop_events
+
+pytestmark = pytest.mark.integration
+
+
+def with_duplicates(events: list[tuple[str, dict]]) -> tuple[list[tuple[str, dict]], int]:
+    """``events`` with a few producer retries re-sent later in the stream; and how many."""
+    duplicates = events[100:400:5]
+    half = len(events) // 2
+    return events[:half] + duplicates + events[half:], len(duplicates)
+
+
+def assert_exact(pipeline: Pipeline, events: list[tuple[str, dict]], sent: int, duplicates: int,
+                 invalid: int = 0) -> None:
+    """Every record counted once (processed, duplicate or invalid) and the views of a run without a fault."""
+    counts = pipeline.wait_for_outcomes(sent, timeout=120)
+    assert sum(v for k, v in counts.items() if k.endswith(".processed")) == len(events), counts
+    assert sum(v for k, v in counts.items() if k.endswith(".duplicate")) == duplicates, counts
+    assert sum(v for k, v in counts.items() if k.endswith(".invalid")) == invalid, counts
+    expected = expected_views(events)
+    pipeline.wait_until(lambda: all(
+        {k: pipeline.redis.hget(pipeline.keys.customer(c), k) for k in view} == view
+        for c, view in expected.items()), 30, "customer views equal to a run without the fault")
+
+
+def ready_answer(port: int) -> tuple[int, dict]:
+    """The worker's ``/ready/``: HTTP status and body (0 and {} when it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready/", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+    except OSError:
+        return 0, {}
+
+
+def start_streaming(pipeline: Pipeline, stream: list[tuple[str, dict]], rate: float) -> threading.Thread:
+    """Warm the worker up with the first 200 events, then send the rest at ``rate`` in a thread."""
+    pipeline.send_events(stream[:200])
+    pipeline.wait_for_outcomes(200, timeout=120)
+    sender = threading.Thread(target=pipeline.send_events, args=(stream[200:], rate))
+    sender.start()
+    return sender
+
+
+def test_a_worker_killed_again_and_again_mid_stream_loses_and_double_counts_nothing(make_pipeline) -> None:
+    """Two SIGKILLs while the events flow, each followed by a restart: the first once the worker counts, the
+    second as soon as the restarted worker counts again (a restart takes 10-15 s here: two group joins)."""
+    pipeline: Pipeline = make_pipeline()
+    events = shop_events(6_000, customers=200, seed=31)
+    stream, duplicates = with_duplicates(events)
+    worker = pipeline.start_worker()
+    sender = start_streaming(pipeline, stream, 250.0)  # ~24 s of traffic after the warm-up
+
+    def counted() -> int:
+        return sum(pipeline.ingest_counts().values())
+
+    for _ in range(2):
+        reached = counted() + 1
+        pipeline.wait_until(lambda: counted() >= reached, 60, "the worker to count events")
+        assert sender.is_alive(), "the kills must land while the events flow"
+        starts = worker.starts_ready() + 1
+        worker.kill()
+        worker.start()
+        pipeline.wait_until(lambda: worker.starts_ready() >= starts, 60, "the restarted worker")
+    sender.join()
+    assert_exact(pipeline, events, len(stream), duplicates)
+    assert worker.alive()
+
+
+def test_redis_frozen_mid_stream_turns_ready_false_and_loses_nothing(stack, tmp_path) -> None:
+    """SIGSTOP: Redis keeps its connections open and answers nothing. The customers stage blocks on its
+    writes; ``/ready`` says the input stalled; after SIGCONT everything converges, the worker never exited."""
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    server = start_redis(redis_dir)
+    port = free_port()
+    settings = isolated_settings(stack, redis_url=f"redis://127.0.0.1:{server.port}/0", worker_web_enabled=True,
+                                 worker_web_port=port, worker_stall_seconds=5.0)
+    pipeline = Pipeline(stack, settings, tmp_path)
+    try:
+        events = shop_events(6_000, customers=200, seed=32)
+        stream, duplicates = with_duplicates(events)
+        worker = pipeline.start_worker()
+        sender = start_streaming(pipeline, stream, 500.0)
+        pipeline.wait_for_outcomes(1_000)
+        assert ready_answer(port)[0] == 200
+        os.kill(server.process.pid, signal.SIGSTOP)
+        frozen = time.monotonic()
+        answers = []  # (seconds into the freeze, status, reasons)
+        try:
+            while time.monotonic() - frozen < 30:
+                status, body = ready_answer(port)
+                answers.append((time.monotonic() - frozen, status, body.get("reasons", [])))
+                if any("stalled" in reason for reason in answers[-1][2]):
+                    break
+                time.sleep(0.5)
+            time.sleep(max(0.0, 10.0 - (time.monotonic() - frozen)))
+            assert worker.alive(), worker.log()[-3000:]
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        # Not ready while Redis does not answer (its writes time out and are retried), and the stall detector
+        # sees the customers stage's input stand still with lag within the stall time.
+        first_not_ready = next(at for at, status, _ in answers if status == 503)
+        assert first_not_ready < 30, answers
+        assert any(status == 503 and any("input stalled" in r for r in reasons) for _, status, reasons in answers), (
+            answers[-3:])
+        sender.join()
+        assert_exact(pipeline, events, len(stream), duplicates)
+        pipeline.wait_until(lambda: ready_answer(port)[0] == 200, 30, "/ready to say ready again")
+        time.sleep(settings.worker_stall_seconds + 1.0)
+        assert ready_answer(port)[0] == 200, "an idle worker with nothing left to do is not stalled"
+        assert worker.alive() and "Crashed" not in worker.log()
+    finally:
+        pipeline.close()
+        server.stop()
+
+
+def test_broker_frozen_mid_stream_loses_nothing(stack, tmp_path) -> None:
+    """SIGSTOP on the broker for 15 s (longer than the group session): the worker waits, rejoins and
+    converges; it never exits."""
+    broker_dir = tmp_path / "broker"
+    broker_dir.mkdir()
+    broker = start_tansu(broker_dir)
+    own = DevStack(broker, stack.redis, broker_dir)
+    pipeline = Pipeline(own, isolated_settings(own), tmp_path)
+    try:
+        events = shop_events(6_000, customers=200, seed=33)
+        stream, duplicates = with_duplicates(events)
+        worker = pipeline.start_worker()
+        sender = start_streaming(pipeline, stream, 500.0)
+        pipeline.wait_for_outcomes(1_000)
+        os.kill(broker.process.pid, signal.SIGSTOP)
+        try:
+            time.sleep(15.0)
+            assert worker.alive(), worker.log()[-3000:]
+        finally:
+            os.kill(broker.process.pid, signal.SIGCONT)
+        sender.join()
+        assert_exact(pipeline, events, len(stream), duplicates)
+        assert worker.alive() and "Crashed" not in worker.log()
+    finally:
+        pipeline.close()
+        broker.stop()
+
+
+def test_a_hostile_flood_is_dead_lettered_and_the_valid_events_count_once(make_pipeline) -> None:
+    pipeline: Pipeline = make_pipeline()
+    events = shop_events(4_000, customers=150, seed=34)
+    keyed = [(event_type, event["customer_id"], event) for event_type, event in events]
+    mixed, mix = interleave_hostile(keyed, 3_000, seed=34, max_event_bytes=pipeline.settings.max_event_bytes)
+    worker = pipeline.start_worker()
+    peak = 0
+    for index, (event_type, key, value) in enumerate(mixed, 1):
+        pipeline.send(getattr(pipeline.settings.topics, event_type), value, key)
+        if index % 500 == 0:
+            peak = max(peak, process_rss(worker.process.pid))
+    pipeline.producer.flush()
+    assert_exact(pipeline, events, len(mixed), mix.duplicates(), invalid=mix.invalid())
+    letters = read_dead_letters(pipeline.settings)
+    assert letters == {"records": mix.invalid(), "without_reason": 0}
+    peak = max(peak, process_rss(worker.process.pid))
+    assert worker.alive() and "Crashed" not in worker.log()
+    assert 0 < peak < 600 << 20, f"worker RSS {peak >> 20} MiB"

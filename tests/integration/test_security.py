@@ -1,0 +1,98 @@
+"""Security against real processes: a Redis whose only user is an ACL user with a password (the default user
+off) serves the worker's views and the API; no secret (the Redis password, the API key) appears in a worker's
+log or in the CLI's output, also when the password is wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from uuid import uuid4
+
+import pytest
+import redis
+import httpx
+from pydantic import SecretStr
+from typer.testing import CliRunner, Result
+
+from streams.cli import app
+from streams.tools.devstack import DevStack, ManagedProcess, start_redis
+from tests.integration.harness import Pipeline, expected_views, isolated_settings, shop_events, settings_env
+from tests.serving.conftest import start_server
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = f"pw-{uuid4().hex}"
+API_KEY = f"key-{uuid4().hex}"
+
+
+@pytest.fixture
+def acl_redis(tmp_path) -> Iterator[ManagedProcess]:
+    """redis-server with the default user off and one user ``kairos`` with a password and every permission."""
+    folder = tmp_path / "acl-redis"
+    folder.mkdir()
+    server = start_redis(folder, extra_args=("--user", "default", "off",
+                                             "--user", "kairos", "on", f">{PASSWORD}", "~*", "&*", "+@all"))
+    yield server
+    server.process.kill()  # SHUTDOWN needs the password; nothing here to persist
+    server.process.wait()
+
+
+def url(server: ManagedProcess, password: str = PASSWORD) -> str:
+    return f"redis://kairos:{password}@127.0.0.1:{server.port}/0"
+
+
+def test_redis_with_an_acl_user_serves_the_worker_and_the_api_and_no_secret_is_logged(stack: DevStack, acl_redis,
+                                                                                       tmp_path) -> None:
+    with pytest.raises(redis.AuthenticationError):  # the default user is off: a password is needed
+        redis.Redis(port=acl_redis.port).ping()
+    settings = isolated_settings(stack, redis_url=url(acl_redis), api_key=SecretStr(API_KEY))
+    pipeline = Pipeline(stack, settings, tmp_path)
+    try:
+        events = shop_events(600, customers=30, seed=41)
+        worker = pipeline.start_worker()
+        pipeline.send_events(events)
+        pipeline.wait_for_outcomes(len(events), timeout=120)
+        expected = expected_views(events)
+        pipeline.wait_until(lambda: all(
+            {k: pipeline.redis.hget(pipeline.keys.customer(c), k) for k in view} == view
+            for c, view in expected.items()), 30, "customer views through the ACL user")
+        customer = sorted(expected)[0]
+        server = start_server(settings)  # the API on a real uvicorn
+        try:
+            with httpx.Client(base_url=server.url, timeout=10) as api:
+                assert api.get(f"/api/v1/customers/{customer}").status_code == 401
+                answer = api.get(f"/api/v1/customers/{customer}", headers={"X-API-Key": API_KEY})
+        finally:
+            server.server.should_exit = True
+            server.thread.join(10)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["customer_id"] == customer
+        assert worker.alive()
+    finally:
+        pipeline.close()
+    log = worker.log()  # the whole life of the worker, its stop included
+    assert "[^Worker]: Ready" in log and "Stopping" in log
+    assert PASSWORD not in log and API_KEY not in log
+
+
+def kairos(*args: str, env: dict[str, str]) -> Result:
+    """The CLI in-process, with ``env`` as the environment it reads its settings from."""
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200", **env})
+
+
+def test_the_cli_never_prints_the_redis_password_or_the_api_key(stack: DevStack, acl_redis) -> None:
+    settings = isolated_settings(stack, redis_url=url(acl_redis), api_key=SecretStr(API_KEY))
+    env = settings_env(settings)
+    wrong = url(acl_redis, "wrong-" + PASSWORD)
+    runs = {
+        "segments, right password": kairos("segments", env=env),
+        "segments, wrong password": kairos("segments", "--redis-url", wrong, env=env),
+        "health, wrong password": kairos("health", env={**env, "KAIROS_REDIS_URL": wrong}),
+        "rebuild-views, nobody listening": kairos("rebuild-views", "--redis-url",
+                                                  f"redis://kairos:{PASSWORD}@127.0.0.1:1/0", env=env),
+    }
+    for what, run in runs.items():
+        assert PASSWORD not in run.output and API_KEY not in run.output, (what, run.output)
+        assert run.exception is None or isinstance(run.exception, SystemExit), (what, run.exception)
+    assert runs["segments, right password"].exit_code == 0, runs["segments, right password"].output
+    for what in ("segments, wrong password", "health, wrong password", "rebuild-views, nobody listening"):
+        assert runs[what].exit_code == 1, (what, runs[what].output)
