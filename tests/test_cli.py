@@ -150,7 +150,7 @@ def test_alerts_are_listed_newest_first_and_filtered_by_kind(shop) -> None:
     surges = json.loads(kairos(shop_env(shop), "alerts", "--kind", "surge", "--json").stdout)
     assert [(a["kind"], a["reasons"]) for a in surges["alerts"]] == [("surge", ["sold 40 against a forecast of 12.5"])]
     bad = kairos(shop_env(shop), "alerts", "--kind", "boom")
-    assert bad.exit_code == 2 and "alert kinds are risk, trend, surge, slump" in bad.stderr
+    assert bad.exit_code == 2 and "alert kinds are risk, drift, trend, surge, slump" in bad.stderr
 
 
 def test_following_alerts_prints_the_recent_ones_then_each_new_one(shop) -> None:
