@@ -2,8 +2,7 @@
 #   make demo   set up (venv, packages with the dev extra, redis-server) and run the live demo
 #   make test   set up (venv, packages with the test and dev extras, redis-server, chromium) and run the whole test suite
 #               in two processes (most integration tests wait on a broker, a worker or a sync round; each process
-#               starts its own Tansu and redis-server; tests are spread one by one, except the modules whose
-#               fixtures are built once per module, each kept in one process by its xdist_group mark: loadgroup)
+#               starts its own Tansu and redis-server; a module's tests stay in one process: loadscope)
 VENV ?= .venv
 PYTHON ?= python3
 
@@ -13,7 +12,7 @@ demo: setup
 	$(VENV)/bin/kairos demo
 
 test: setup-test
-	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup
+	$(VENV)/bin/python -m pytest -n 2 --dist loadscope
 
 bench: setup-test
 	$(VENV)/bin/kairos bench

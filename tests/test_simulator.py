@@ -22,9 +22,6 @@ from streams.pipeline.events import EVENT_TYPES
 from streams.tools.simulation import ShopSimulator, SimEvent, SimulatorConfig
 from streams.tools.simulation.clock import ActivityClock
 
-# One test process builds this module's fixtures once (make test: pytest -n 2 --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_simulator")
-
 Shop = tuple[SimulatorConfig, list[SimEvent], dict[str, Any]]
 
 

@@ -16,8 +16,7 @@ from sklearn.metrics import adjusted_rand_score, roc_auc_score
 from streams.tools.simulation import ShopSimulator, SimulatorConfig
 from tests.integration.harness import Pipeline, isolated_settings
 
-# One test process builds this module's fixtures once (make test: pytest -n 2 --dist loadgroup).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("test_shop")]
+pytestmark = pytest.mark.integration
 
 CONFIG = SimulatorConfig(seed=3, customers=400, days=14.0, fraud_rate=0.05, surges=1)
 

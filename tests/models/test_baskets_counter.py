@@ -10,9 +10,6 @@ import pytest
 from models.baskets import BasketCounter, owner_partition
 from streams.tools.evaluation.baskets import Comparison, compare
 
-# One test process builds this module's fixtures once (make test: pytest -n 2 --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_baskets_counter")
-
 CATALOGUE = [f"S{i:02d}" for i in range(60)]
 #: Planted bundles: a basket holding the head gains each companion with probability 0.7.
 BUNDLES = {"H1": ("B1",), "H2": ("B2", "B3")}

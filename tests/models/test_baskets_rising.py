@@ -8,9 +8,6 @@ import pytest
 
 from models.baskets import BasketCounter, RisingPairs, TrendAlert
 
-# One test process builds this module's fixtures once (make test: pytest -n 2 --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_baskets_rising")
-
 HOUR = 3600.0
 BACKGROUND = [f"S{i:02d}" for i in range(30)]
 

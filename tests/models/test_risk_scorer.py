@@ -13,9 +13,6 @@ from sklearn.metrics import roc_auc_score
 from models.risk import AlertThreshold, PendingLabels, RiskScorer
 from streams.tools.evaluation.risk import RiskReplay
 
-# One test process builds this module's fixtures once (make test: pytest -n 2 --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_risk_scorer")
-
 DAY = 86400.0
 HOME = ("DE", "FR", "NL", "IT")
 

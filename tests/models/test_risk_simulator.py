@@ -13,9 +13,6 @@ import pytest
 
 from streams.tools.evaluation.risk import evaluate_simulator
 
-# One test process builds this module's fixtures once (make test: pytest -n 2 --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("test_risk_simulator")
-
 
 @pytest.fixture(scope="module")
 def steady_shop() -> dict:
