@@ -16,12 +16,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 
 import pytest
 
 from streams.tools.devstack import DevStack, free_port, start_redis, start_tansu
 from streams.tools.faults import process_rss, read_dead_letters
 from streams.tools.hostile import interleave_hostile
+from streams.tools.processes import WorkerProcess
 from tests.integration.harness import Pipeline, expected_views, isolated_settings, shop_events
 
 pytestmark = pytest.mark.integration
@@ -67,14 +69,36 @@ def start_streaming(pipeline: Pipeline, stream: list[tuple[str, dict]], rate: fl
     return sender
 
 
+@dataclass
+class ShopTraffic:
+    """A simulated shop streamed with producer retries into one running worker."""
+
+    events: list[tuple[str, dict]]
+    stream: list[tuple[str, dict]]
+    duplicates: int
+    worker: WorkerProcess
+    sender: threading.Thread
+
+    def assert_exact(self, pipeline: Pipeline) -> None:
+        """The sender done, every event counted once and the views those of the events."""
+        self.sender.join()
+        assert_exact(pipeline, self.events, len(self.stream), self.duplicates)
+
+
+def stream_shop(pipeline: Pipeline, seed: int, rate: float) -> ShopTraffic:
+    """6,000 events of 200 customers (with retries) to a worker started now, sent at ``rate`` after a warm-up."""
+    events = shop_events(6_000, customers=200, seed=seed)
+    stream, duplicates = with_duplicates(events)
+    worker = pipeline.start_worker()
+    return ShopTraffic(events, stream, duplicates, worker, start_streaming(pipeline, stream, rate))
+
+
 def test_a_worker_killed_again_and_again_mid_stream_loses_and_double_counts_nothing(make_pipeline) -> None:
     """Two SIGKILLs while the events flow, each followed by a restart: the first once the worker counts, the
     second as soon as the restarted worker counts again (a restart takes 10-15 s here: two group joins)."""
     pipeline: Pipeline = make_pipeline()
-    events = shop_events(6_000, customers=200, seed=31)
-    stream, duplicates = with_duplicates(events)
-    worker = pipeline.start_worker()
-    sender = start_streaming(pipeline, stream, 250.0)  # ~24 s of traffic after the warm-up
+    traffic = stream_shop(pipeline, seed=31, rate=250.0)  # ~24 s of traffic after the warm-up
+    worker = traffic.worker
 
     def counted() -> int:
         return sum(pipeline.ingest_counts().values())
@@ -82,13 +106,12 @@ def test_a_worker_killed_again_and_again_mid_stream_loses_and_double_counts_noth
     for _ in range(2):
         reached = counted() + 1
         pipeline.wait_until(lambda: counted() >= reached, 60, "the worker to count events")
-        assert sender.is_alive(), "the kills must land while the events flow"
+        assert traffic.sender.is_alive(), "the kills must land while the events flow"
         starts = worker.starts_ready() + 1
         worker.kill()
         worker.start()
         pipeline.wait_until(lambda: worker.starts_ready() >= starts, 60, "the restarted worker")
-    sender.join()
-    assert_exact(pipeline, events, len(stream), duplicates)
+    traffic.assert_exact(pipeline)
     assert worker.alive()
 
 
@@ -103,10 +126,8 @@ def test_redis_frozen_mid_stream_turns_ready_false_and_loses_nothing(stack, tmp_
                                  worker_web_port=port, worker_stall_seconds=5.0)
     pipeline = Pipeline(stack, settings, tmp_path)
     try:
-        events = shop_events(6_000, customers=200, seed=32)
-        stream, duplicates = with_duplicates(events)
-        worker = pipeline.start_worker()
-        sender = start_streaming(pipeline, stream, 500.0)
+        traffic = stream_shop(pipeline, seed=32, rate=500.0)
+        worker = traffic.worker
         pipeline.wait_for_outcomes(1_000)
         assert ready_answer(port)[0] == 200
         os.kill(server.process.pid, signal.SIGSTOP)
@@ -129,8 +150,7 @@ def test_redis_frozen_mid_stream_turns_ready_false_and_loses_nothing(stack, tmp_
         assert first_not_ready < 30, answers
         assert any(status == 503 and any("input stalled" in r for r in reasons) for _, status, reasons in answers), (
             answers[-3:])
-        sender.join()
-        assert_exact(pipeline, events, len(stream), duplicates)
+        traffic.assert_exact(pipeline)
         pipeline.wait_until(lambda: ready_answer(port)[0] == 200, 30, "/ready to say ready again")
         time.sleep(settings.worker_stall_seconds + 1.0)
         assert ready_answer(port)[0] == 200, "an idle worker with nothing left to do is not stalled"
@@ -149,10 +169,8 @@ def test_broker_frozen_mid_stream_loses_nothing(stack, tmp_path) -> None:
     own = DevStack(broker, stack.redis, broker_dir)
     pipeline = Pipeline(own, isolated_settings(own), tmp_path)
     try:
-        events = shop_events(6_000, customers=200, seed=33)
-        stream, duplicates = with_duplicates(events)
-        worker = pipeline.start_worker()
-        sender = start_streaming(pipeline, stream, 500.0)
+        traffic = stream_shop(pipeline, seed=33, rate=500.0)
+        worker = traffic.worker
         pipeline.wait_for_outcomes(1_000)
         os.kill(broker.process.pid, signal.SIGSTOP)
         try:
@@ -160,8 +178,7 @@ def test_broker_frozen_mid_stream_loses_nothing(stack, tmp_path) -> None:
             assert worker.alive(), worker.log()[-3000:]
         finally:
             os.kill(broker.process.pid, signal.SIGCONT)
-        sender.join()
-        assert_exact(pipeline, events, len(stream), duplicates)
+        traffic.assert_exact(pipeline)
         assert worker.alive() and "Crashed" not in worker.log()
     finally:
         pipeline.close()

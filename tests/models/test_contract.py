@@ -198,12 +198,23 @@ def test_passes_rivers_general_checks(case: ContractCase) -> None:
     assert "check_clone_is_idempotent" in ran and "check_repr_roundtrips_clone" in ran
 
 
-@pytest.mark.parametrize("check", SAMPLE_CHECKS, ids=lambda c: c.__name__)
+def _sample_checks_of(case: ContractCase) -> list[Callable[..., None]]:
+    """The sample checks that apply to the case's model (River's classifier checks to classifiers only)."""
+    classifier = isinstance(case.factory(), river_base.Classifier)
+    return [check for check in SAMPLE_CHECKS if classifier or check not in CLASSIFIER_CHECKS]
+
+
+@pytest.mark.parametrize(("case", "check"), [
+    pytest.param(case, check, id=f"{case.name}-{check.__name__}") for case in CASES for check in _sample_checks_of(case)
+])
 def test_passes_rivers_dataset_checks_on_its_samples(case: ContractCase, check: Callable[..., None]) -> None:
-    model = _river_model(case)
-    if check in CLASSIFIER_CHECKS and not isinstance(model, river_base.Classifier):
-        pytest.skip(f"{check.__name__} is for classifiers")
-    check(model, dataset=[(copy.deepcopy(x), y) for x, y in case.samples])
+    check(_river_model(case), dataset=[(copy.deepcopy(x), y) for x, y in case.samples])
+
+
+def test_the_classifier_checks_run_on_every_classifier() -> None:
+    classifiers = [case for case in CASES if isinstance(case.factory(), river_base.Classifier)]
+    assert classifiers, "the risk scorer at least is a River classifier"
+    assert all(CLASSIFIER_CHECKS <= set(_sample_checks_of(case)) for case in classifiers)
 
 
 def test_every_river_dataset_check_runs_on_its_samples_or_says_why_not(case: ContractCase) -> None:
