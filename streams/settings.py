@@ -201,6 +201,12 @@ class KairosSettings(BaseSettings):
     worker_web_enabled: bool = False
     #: A worker whose input has lag and whose ingest has not moved for this long is not ready (stalled).
     worker_stall_seconds: float = Field(30.0, gt=0)
+    #: How often the worker asks the broker whether its consumer groups move (streams/pipeline/group_watch.py).
+    worker_probe_seconds: float = Field(5.0, gt=0)
+    #: A consumer group stalled this much longer than ``worker_stall_seconds`` with nothing to explain it
+    #: (the broker and Redis answer, no recovery) makes the worker exit (status 75) for its supervisor to
+    #: restart it; 0 = never exit.
+    worker_exit_after_stall_seconds: float = Field(300.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def redis_dsn(self) -> str:

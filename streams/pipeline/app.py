@@ -46,6 +46,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams.pipeline.counters import totals
 from streams.pipeline.fence import WriteFence
+from streams.pipeline.group_watch import GroupWatch
 from streams.pipeline.health import Readiness, StallDetector, readiness
 from streams.pipeline.ingest import Ingestor
 from streams.pipeline.model_sync import ModelSync
@@ -155,6 +156,13 @@ class KairosApp:
         self.model_sync = ModelSync(settings)
         self.app.service(self.ingestor)
         self.app.service(self.model_sync)
+        self.group_watch = GroupWatch(
+            settings.kafka_client_options(),
+            {f"{settings.app_id}-ingest": list(settings.topics.inputs()),
+             settings.app_id: [settings.internal_topics[name] for name in ("events", "risk", "sales", "baskets")]},
+            stall_seconds=settings.worker_stall_seconds, probe_seconds=settings.worker_probe_seconds,
+            exit_after_seconds=settings.worker_exit_after_stall_seconds, outside_cause=self._stall_explained)
+        self.app.service(self.group_watch)
         self.app.agent(self.events_topic, name="customers")(self._customers_agent)
         self.app.agent(self.risk_topic, name="risk")(self._risk_agent)
         self.app.agent(self.sales_topic, name="sales")(self._sales_agent)
@@ -200,7 +208,12 @@ class KairosApp:
         so that a ``/ready`` request sees a stall even when the metrics timer is blocked (a frozen Redis)."""
         lag, position = self.progress()
         self.stall.observe(lag, position)
-        return readiness(self.app.rebalancing, self.app.in_recovery, self.stall, lag)
+        return readiness(self.app.rebalancing, self.app.in_recovery, self.stall, lag, self.group_watch.stalls())
+
+    def _stall_explained(self) -> bool:
+        """Whether something outside the consumer groups explains a stall now: a failing step (Redis or the
+        broker away) or a table being recovered."""
+        return bool(FAILING) or self.app.in_recovery
 
     # Faust stores a page handler as the view's ``get``: a bound method is called with the request only.
     async def _health_page(self, request: Any) -> Any:
@@ -647,7 +660,7 @@ class KairosApp:
         pipe = redis.pipeline(transaction=False)
         self.views.metrics(pipe, "ingest", summed)
         self.views.worker_metrics(pipe, self.worker_id, {
-            **self.ingestor.report(),
+            **self.ingestor.report(), **self.group_watch.report(),
             # What is failing now (one entry per step: since, failures, reason) and failures since start.
             "failing": orjson.dumps({name: failure.to_dict() for name, failure in FAILING.items()}).decode(),
             "failures_total": sum(FAILURES_TOTAL.values()),

@@ -8,7 +8,10 @@ not ready, with the reasons, while:
 * its input has lag and made no progress for ``stall_seconds`` (a stalled
   consumer, the most reported Faust failure): the ingest's input topics by
   read position, the stages' internal topics by committed (applied) position,
-  so a stage blocked on a dependency that hangs (a frozen Redis) is a stall too.
+  so a stage blocked on a dependency that hangs (a frozen Redis) is a stall too;
+* a consumer group of the app has lag and its committed offsets stand still, as the
+  broker sees it (:mod:`.group_watch`): a consumer that left its group and never
+  rejoined holds no partition, so its own lag reads 0.
 
 >>> detector = StallDetector(stall_seconds=30)
 >>> detector.observe(lag=0, position=100, now=0.0)
@@ -27,9 +30,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from streams.pipeline.retry import FAILING
+
+if TYPE_CHECKING:
+    from streams.pipeline.group_watch import GroupStall
 
 
 @dataclass
@@ -69,8 +76,9 @@ class Readiness:
         return {"ready": self.ready, "reasons": self.reasons}
 
 
-def readiness(rebalancing: bool, recovering: bool, detector: StallDetector, lag: int) -> Readiness:
-    """This worker's readiness from its state now."""
+def readiness(rebalancing: bool, recovering: bool, detector: StallDetector, lag: int,
+              group_stalls: Sequence[GroupStall] = ()) -> Readiness:
+    """This worker's readiness from its state now (and the groups the broker says are stalled)."""
     result = Readiness()
     for name, failure in sorted(FAILING.items()):
         result.reasons.append(f"{name} failing for {time.time() - failure.since:.0f} s: {failure.reason}")
@@ -80,4 +88,5 @@ def readiness(rebalancing: bool, recovering: bool, detector: StallDetector, lag:
         result.reasons.append("tables are being recovered")
     if detector.stalled():
         result.reasons.append(f"input stalled: lag {lag} and no progress for {detector.stall_seconds:.0f} s")
+    result.reasons.extend(stall.reason() for stall in group_stalls)
     return result

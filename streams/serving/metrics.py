@@ -9,6 +9,7 @@
   requests matching no route are counted under ``route="unmatched"``;
 - the workers' figures as they last wrote them to ``kairos:metrics:*``:
   ``kairos_events_total{topic,outcome}``, ``kairos_ingest_lag{worker}``,
+  ``kairos_worker_ready{worker}``, ``kairos_group_lag{worker,group}``,
   ``kairos_live_workers``, ``kairos_model_metric{component,metric}`` and
   ``kairos_redis_up``.
 
@@ -57,6 +58,18 @@ class PipelineMirror(Collector):
         for worker in self.snapshot.workers:
             lag.add_metric([worker.worker], worker.ingest_lag or 0.0)
         yield lag
+        ready = GaugeMetricFamily("kairos_worker_ready", "1 when a live worker was ready at its last flush (see "
+                                  "/ready), 0 when not.", labels=["worker"])
+        behind = GaugeMetricFamily("kairos_group_lag", "Events behind the topics' ends per consumer group, as the "
+                                   "broker answered a live worker's last probe.", labels=["worker", "group"])
+        for worker in self.snapshot.workers:
+            if "ready" in worker.figures:
+                ready.add_metric([worker.worker], worker.figures["ready"])
+            for name, value in worker.figures.items():
+                if name.startswith("group_lag."):
+                    behind.add_metric([worker.worker, name.removeprefix("group_lag.")], value)
+        yield ready
+        yield behind
         live = GaugeMetricFamily("kairos_live_workers", "Workers whose metrics hash has not expired.")
         live.add_metric([], len(self.snapshot.workers))
         yield live

@@ -109,7 +109,8 @@ def write_metrics(r: RedisWriter, keys: RedisKeys, processed: int = 1000, lag: f
         ingest |= {f"{topic}.processed": processed * (4 - i), f"{topic}.invalid": i, f"{topic}.duplicate": 2 * i}
     r.hset(keys.metrics("ingest"), mapping=ingest)
     worker = keys.metrics("worker:host-1234")
-    r.hset(worker, mapping={"ingest_lag": lag, "fetched": processed, "invalid": 1, "updated_at": f"{time.time():.3f}"})
+    r.hset(worker, mapping={"ingest_lag": lag, "ready": 0, "group_lag.kairos-ingest": lag, "fetched": processed,
+                            "invalid": 1, "updated_at": f"{time.time():.3f}"})
     r.expire(worker, 60)
     r.hset(keys.metrics("risk"), mapping={"auc": 0.91, "precision_at_threshold": 0.6, "recall_at_threshold": 0.7,
                                           "alert_rate": 0.02})

@@ -161,25 +161,35 @@ def test_redis_frozen_mid_stream_turns_ready_false_and_loses_nothing(stack, tmp_
 
 
 def test_broker_frozen_mid_stream_loses_nothing(stack, tmp_path) -> None:
-    """SIGSTOP on the broker for 15 s (longer than the group session): the worker waits, rejoins and
-    converges; it never exits."""
+    """SIGSTOP on the broker for 15 s (longer than the group session): ``/ready`` says the broker does not
+    answer (before, the frozen broker was silent: lag read 0); the worker waits, rejoins and converges; it
+    never exits, and the log says it once when it starts and once when it ends."""
     broker_dir = tmp_path / "broker"
     broker_dir.mkdir()
     broker = start_tansu(broker_dir)
     own = DevStack(broker, stack.redis, broker_dir)
-    pipeline = Pipeline(own, isolated_settings(own), tmp_path)
+    port = free_port()
+    pipeline = Pipeline(own, isolated_settings(own, worker_web_enabled=True, worker_web_port=port), tmp_path)
     try:
         traffic = stream_shop(pipeline, seed=33, rate=500.0)
         worker = traffic.worker
         pipeline.wait_for_outcomes(1_000)
         os.kill(broker.process.pid, signal.SIGSTOP)
+        frozen, reasons = time.monotonic(), []
         try:
-            time.sleep(15.0)
+            while time.monotonic() - frozen < 15.0:
+                status, body = ready_answer(port)
+                if status == 503:
+                    reasons.extend(body.get("reasons", []))
+                time.sleep(1.0)
             assert worker.alive(), worker.log()[-3000:]
         finally:
             os.kill(broker.process.pid, signal.SIGCONT)
+        assert any(reason.startswith("broker probe failing") for reason in reasons), reasons[-5:]
         traffic.assert_exact(pipeline)
         assert worker.alive() and "Crashed" not in worker.log()
+        pipeline.wait_until(lambda: "broker probe recovered" in worker.log(), 30, "the probe's recovery line")
+        assert worker.log().count("broker probe failing") == 1, "one line when it starts, not one per probe"
     finally:
         pipeline.close()
         broker.stop()

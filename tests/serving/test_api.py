@@ -283,6 +283,8 @@ async def test_prometheus_metrics_count_requests_per_route_and_mirror_the_pipeli
     assert re.search(rf'kairos_api_request_seconds_count{{method="GET",{re.escape(route)}}} 3.0', text)
     assert 'kairos_events_total{outcome="processed",topic="orders"} 3000.0' in text
     assert 'kairos_ingest_lag{worker="host-1234"} 42.0' in text
+    assert 'kairos_worker_ready{worker="host-1234"} 0.0' in text
+    assert 'kairos_group_lag{group="kairos-ingest",worker="host-1234"} 42.0' in text
     assert 'kairos_model_metric{component="risk",metric="auc"} 0.91' in text
     assert "kairos_redis_up 1.0" in text
 
