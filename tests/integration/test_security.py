@@ -1,10 +1,13 @@
-"""Security against real processes: a Redis whose only user is an ACL user with a password (the default user
-off) serves the worker's views and the API; no secret (the Redis password, the API key) appears in a worker's
-log or in the CLI's output, also when the password is wrong."""
+"""Security against real processes: a Redis that speaks only TLS (``rediss://``, a test CA) and whose only user is
+an ACL user with a password (the default user off) serves the worker's views, the API and the CLI; no secret
+(the Redis password, the API key) appears in a worker's log or in the CLI's output, also when the password is
+wrong."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -14,7 +17,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner, Result
 
 from streams.cli import app
-from streams.tools.devstack import DevStack, ManagedProcess, start_redis
+from streams.tools.devstack import DevStack, ManagedProcess, free_port, start_redis
 from tests.integration.harness import Pipeline, expected_views, isolated_settings, shop_events, settings_env
 from tests.serving.conftest import start_server
 
@@ -24,26 +27,54 @@ PASSWORD = f"pw-{uuid4().hex}"
 API_KEY = f"key-{uuid4().hex}"
 
 
+def make_test_ca(folder: Path) -> tuple[Path, Path, Path]:
+    """A certificate authority and a server certificate it signed for 127.0.0.1: (CA, certificate, key)."""
+    ca, ca_key, cert, key, request = (folder / name for name in ("ca.crt", "ca.key", "redis.crt", "redis.key",
+                                                                 "redis.csr"))
+    names = folder / "san.ext"
+    names.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for command in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
+         "-subj", "/CN=kairos test CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", request, "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", request, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "2",
+         "-extfile", names],
+    ):
+        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True)
+    return ca, cert, key
+
+
 @pytest.fixture
 def acl_redis(tmp_path) -> Iterator[ManagedProcess]:
-    """redis-server with the default user off and one user ``kairos`` with a password and every permission."""
+    """redis-server speaking TLS only (no plain port), with the default user off and one user ``kairos`` with a
+    password and every permission."""
     folder = tmp_path / "acl-redis"
     folder.mkdir()
-    server = start_redis(folder, extra_args=("--user", "default", "off",
-                                             "--user", "kairos", "on", f">{PASSWORD}", "~*", "&*", "+@all"))
+    ca, cert, key = make_test_ca(folder)
+    port = free_port()
+    server = start_redis(folder, port, extra_args=(
+        "--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+        "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
+        "--user", "default", "off", "--user", "kairos", "on", f">{PASSWORD}", "~*", "&*", "+@all"))
+    server.ca = ca  # type: ignore[attr-defined]
     yield server
     server.process.kill()  # SHUTDOWN needs the password; nothing here to persist
     server.process.wait()
 
 
 def url(server: ManagedProcess, password: str = PASSWORD) -> str:
-    return f"redis://kairos:{password}@127.0.0.1:{server.port}/0"
+    """The ``rediss://`` URL of ``server`` with the CA to check it by (redis-py reads ``ssl_ca_certs``)."""
+    return f"rediss://kairos:{password}@127.0.0.1:{server.port}/0?ssl_ca_certs={server.ca}&ssl_cert_reqs=required"
 
 
-def test_redis_with_an_acl_user_serves_the_worker_and_the_api_and_no_secret_is_logged(stack: DevStack, acl_redis,
-                                                                                       tmp_path) -> None:
+def test_redis_over_tls_with_an_acl_user_serves_the_worker_and_the_api_and_no_secret_is_logged(
+        stack: DevStack, acl_redis, tmp_path) -> None:
+    with pytest.raises(redis.ConnectionError):  # TLS only: a plain connection gets no answer
+        redis.Redis(port=acl_redis.port, socket_timeout=2).ping()
     with pytest.raises(redis.AuthenticationError):  # the default user is off: a password is needed
-        redis.Redis(port=acl_redis.port).ping()
+        redis.Redis(port=acl_redis.port, ssl=True, ssl_ca_certs=str(acl_redis.ca)).ping()
+    with pytest.raises(redis.ConnectionError):  # a server certificate that our CA did not sign is refused
+        redis.Redis.from_url(f"rediss://kairos:{PASSWORD}@127.0.0.1:{acl_redis.port}/0?ssl_cert_reqs=required").ping()
     settings = isolated_settings(stack, redis_url=url(acl_redis), api_key=SecretStr(API_KEY))
     pipeline = Pipeline(stack, settings, tmp_path)
     try:
