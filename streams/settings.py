@@ -195,6 +195,9 @@ class KairosSettings(BaseSettings):
     api_port: int = Field(8000, ge=0, le=65535)
     #: When set, every /api/* request needs the header X-API-Key with this value.
     api_key: SecretStr | None = None
+    #: When set, every customer id is replaced by its keyed hash at the ingest; lookups hash the same way
+    #: (streams/pipeline/pseudonyms.py).
+    pseudonymize_key: SecretStr | None = None
 
     # Worker process
     worker_web_port: int = Field(6066, ge=0, le=65535)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.pipeline.pseudonyms import Pseudonyms
 from streams.pipeline.validation import EventValidator
 from streams.settings import KairosSettings
 from streams.tools.hostile import HOSTILE_KINDS, hostile_value
@@ -140,3 +141,16 @@ def test_every_hostile_kind_of_the_chaos_flood_is_a_dead_letter_with_a_reason(ev
     assert door.check(event_type, json.dumps(valid).encode()).record is not None
     outcome = door.check(event_type, hostile_value(kind, event_type, valid, door.max_bytes))
     assert outcome.record is None and outcome.reason
+
+
+def test_a_pseudonymizing_validator_replaces_the_customer_id_and_nothing_else() -> None:
+    hashed = Pseudonyms("k")
+    validator = EventValidator(max_bytes=1024, pseudonyms=hashed)
+    record = validator.check("payments", b'{"event_id": "e1", "ts": "2026-11-22T06:01:17Z", "payment_id": "p1", '
+                                         b'"order_id": "o1", "customer_id": "c1", "amount": 5, "currency": "EUR", '
+                                         b'"method": "card", "device_id": "d1"}').record
+    assert record["customer_id"] == hashed("c1") != "c1"
+    assert (record["payment_id"], record["device_id"]) == ("p1", "d1")
+    label = validator.check("labels", b'{"event_id": "e2", "ts": "2026-11-22T07:00:00Z", "payment_id": "p1", '
+                                      b'"is_fraud": true}').record
+    assert label["payment_id"] == "p1" and "customer_id" not in label

@@ -36,6 +36,7 @@ from mode import Service
 from streams.pipeline.alignment import EventTimeAligner
 from streams.pipeline.retry import record_failure, record_success, until_done
 from streams.pipeline.packing import PackedBatch, encode_packet, partition_for
+from streams.pipeline.pseudonyms import Pseudonyms
 from streams.pipeline.validation import EventValidator
 from streams.settings import KairosSettings
 
@@ -89,8 +90,10 @@ class Ingestor(Service):
         self.settings = settings
         self.event_types = settings.topics.inputs()
         self.events_topic = settings.internal_topics["events"]
+        pseudonyms = Pseudonyms(settings.pseudonymize_key)
         self.validator = EventValidator(settings.max_event_bytes, max_future_seconds=settings.max_future_seconds,
-                                        max_past_seconds=settings.max_past_seconds)
+                                        max_past_seconds=settings.max_past_seconds,
+                                        pseudonyms=pseudonyms if pseudonyms.enabled else None)
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         #: Releases the validated ``(message, outcome)`` in event-time order across the partitions held.

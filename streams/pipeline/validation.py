@@ -68,8 +68,11 @@ class EventValidator:
     """
 
     def __init__(self, max_bytes: int, max_future_seconds: float | None = None,
-                 max_past_seconds: float | None = None, clock: Callable[[], float] = time.time) -> None:
+                 max_past_seconds: float | None = None, clock: Callable[[], float] = time.time,
+                 pseudonyms: Callable[[str], str] | None = None) -> None:
         self.max_bytes = max_bytes
+        #: Replaces each accepted record's ``customer_id`` (see :mod:`.pseudonyms`); ``None`` keeps it.
+        self.pseudonyms = pseudonyms
         self.max_future_seconds = max_future_seconds
         self.max_past_seconds = max_past_seconds
         self._clock = clock
@@ -94,6 +97,8 @@ class EventValidator:
         if reason is not None:
             return Outcome(reason=reason)
         self.stream_time = ts if self.stream_time is None else max(self.stream_time, ts)
+        if self.pseudonyms is not None and "customer_id" in record:
+            record["customer_id"] = self.pseudonyms(record["customer_id"])
         return Outcome(record=record)
 
     def _implausible(self, ts: float) -> str | None:

@@ -53,6 +53,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.risk.rules import RuleBook
 from streams.pipeline.keys import RedisKeys
+from streams.pipeline.pseudonyms import Pseudonyms
 from streams.serving.metrics import ApiMetrics, RequestTimer
 from streams.serving.queries import ServingQueries
 from streams.serving.schemas import (
@@ -369,8 +370,10 @@ def redis_client(settings: KairosSettings, socket_timeout: float) -> aioredis.Re
 def create_app(settings: KairosSettings) -> FastAPI:
     """The lookup API and dashboard over the Redis views named by ``settings``."""
     keys = RedisKeys(settings.prefix)
-    lookups = ServingQueries(redis_client(settings, LOOKUP_TIMEOUT_SECONDS), keys)
-    streams = ServingQueries(redis_client(settings, STREAM_BLOCK_MS / 1000 + LOOKUP_TIMEOUT_SECONDS), keys)
+    pseudonyms = Pseudonyms(settings.pseudonymize_key)
+    lookups = ServingQueries(redis_client(settings, LOOKUP_TIMEOUT_SECONDS), keys, pseudonyms=pseudonyms)
+    streams = ServingQueries(redis_client(settings, STREAM_BLOCK_MS / 1000 + LOOKUP_TIMEOUT_SECONDS), keys,
+                             pseudonyms=pseudonyms)
     metrics = ApiMetrics()
     dashboard_page = (DASHBOARD / "index.html").read_text(encoding="utf-8")
 

@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 
 from models.baskets import CartRecommender
 from streams.pipeline.keys import RedisKeys
+from streams.pipeline.pseudonyms import Pseudonyms
 from streams.serving.schemas import (
     Alert,
     AlertList,
@@ -204,9 +205,12 @@ class ServingQueries:
     ``redis`` must decode responses (``decode_responses=True``).
     """
 
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, shared_seconds: float = 1.0) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, shared_seconds: float = 1.0,
+                 pseudonyms: Callable[[str], str] = Pseudonyms(None)) -> None:
         self.redis = redis
         self.keys = keys
+        #: A customer id as the pipeline stores it (its keyed hash under ``KAIROS_PSEUDONYMIZE_KEY``).
+        self.stored_id = pseudonyms
         self.shared = ShortLived(shared_seconds)
 
     async def ping(self) -> None:
@@ -256,8 +260,8 @@ class ServingQueries:
     async def customer(self, customer_id: str) -> CustomerView | None:
         """Features, segment and segment profile of a customer; ``None`` if Kairos has never seen them."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.keys.customer(customer_id))
-            pipe.get(self.keys.segment_of(customer_id))
+            pipe.hgetall(self.keys.customer(self.stored_id(customer_id)))
+            pipe.get(self.keys.segment_of(self.stored_id(customer_id)))
             features, segment_id = await pipe.execute()
         if not features and segment_id is None:
             return None
@@ -334,8 +338,8 @@ class ServingQueries:
         the recommendation for an empty cart.
         """
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.exists(self.keys.customer(customer_id))
-            pipe.get(self.keys.segment_of(customer_id))
+            pipe.exists(self.keys.customer(self.stored_id(customer_id)))
+            pipe.get(self.keys.segment_of(self.stored_id(customer_id)))
             known, segment_id = await pipe.execute()
         if not known and segment_id is None:
             return None

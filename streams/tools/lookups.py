@@ -26,6 +26,7 @@ from rich.text import Text
 
 from models.forecasting.windows import TOTAL
 from streams.pipeline.keys import RedisKeys
+from streams.pipeline.pseudonyms import Pseudonyms
 from streams.serving.api import (
     LOOKUP_TIMEOUT_SECONDS,
     STREAM_BLOCK_MS,
@@ -70,7 +71,8 @@ def lookup(settings: KairosSettings, query: Callable[[ServingQueries], Awaitable
     """Run ``query`` against the configured Redis and prefix, over a connection pool closed afterwards."""
 
     async def run() -> T:
-        queries = ServingQueries(redis_client(settings, socket_timeout), RedisKeys(settings.prefix))
+        queries = ServingQueries(redis_client(settings, socket_timeout), RedisKeys(settings.prefix),
+                                 pseudonyms=Pseudonyms(settings.pseudonymize_key))
         try:
             return await query(queries)
         finally:

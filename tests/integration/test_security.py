@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner, Result
 
 from streams.cli import app
+from streams.pipeline.pseudonyms import Pseudonyms
 from streams.tools.devstack import DevStack, ManagedProcess, free_port, start_redis
 from tests.integration.harness import Pipeline, expected_views, isolated_settings, shop_events, settings_env
 from tests.serving.conftest import start_server
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 PASSWORD = f"pw-{uuid4().hex}"
 API_KEY = f"key-{uuid4().hex}"
+PSEUDONYM_KEY = f"hash-{uuid4().hex}"
 
 
 def make_test_ca(folder: Path) -> tuple[Path, Path, Path]:
@@ -67,15 +69,31 @@ def url(server: ManagedProcess, password: str = PASSWORD) -> str:
     return f"rediss://kairos:{password}@127.0.0.1:{server.port}/0?ssl_ca_certs={server.ca}&ssl_cert_reqs=required"
 
 
-def test_redis_over_tls_with_an_acl_user_serves_the_worker_and_the_api_and_no_secret_is_logged(
+def raw_ids_in_redis(client: redis.Redis, prefix: str, marker: str) -> list[str]:
+    """Keys under ``prefix`` whose name, or whose hash fields and values, contain ``marker``."""
+    found = []
+    for key in client.scan_iter(f"{prefix}:*"):
+        kind = client.type(key)
+        contents = [key] + ([part for pair in client.hgetall(key).items() for part in pair] if kind == "hash"
+                            else [client.get(key) or ""] if kind == "string" else [])
+        if any(marker in part for part in contents):
+            found.append(key)
+    return found
+
+
+def test_redis_over_tls_with_an_acl_user_serves_the_worker_and_the_api_under_pseudonyms_and_no_secret_is_logged(
         stack: DevStack, acl_redis, tmp_path) -> None:
+    """With ``KAIROS_PSEUDONYMIZE_KEY`` the views are those of the events under hashed ids, no raw customer id
+    is in Redis, and the API looks a customer up by the raw id."""
     with pytest.raises(redis.ConnectionError):  # TLS only: a plain connection gets no answer
         redis.Redis(port=acl_redis.port, socket_timeout=2).ping()
     with pytest.raises(redis.AuthenticationError):  # the default user is off: a password is needed
         redis.Redis(port=acl_redis.port, ssl=True, ssl_ca_certs=str(acl_redis.ca)).ping()
     with pytest.raises(redis.ConnectionError):  # a server certificate that our CA did not sign is refused
         redis.Redis.from_url(f"rediss://kairos:{PASSWORD}@127.0.0.1:{acl_redis.port}/0?ssl_cert_reqs=required").ping()
-    settings = isolated_settings(stack, redis_url=url(acl_redis), api_key=SecretStr(API_KEY))
+    settings = isolated_settings(stack, redis_url=url(acl_redis), api_key=SecretStr(API_KEY),
+                                 pseudonymize_key=SecretStr(PSEUDONYM_KEY))
+    stored_id = Pseudonyms(PSEUDONYM_KEY)
     pipeline = Pipeline(stack, settings, tmp_path)
     try:
         events = shop_events(600, customers=30, seed=41)
@@ -84,8 +102,9 @@ def test_redis_over_tls_with_an_acl_user_serves_the_worker_and_the_api_and_no_se
         pipeline.wait_for_outcomes(len(events), timeout=120)
         expected = expected_views(events)
         pipeline.wait_until(lambda: all(
-            {k: pipeline.redis.hget(pipeline.keys.customer(c), k) for k in view} == view
-            for c, view in expected.items()), 30, "customer views through the ACL user")
+            {k: pipeline.redis.hget(pipeline.keys.customer(stored_id(c)), k) for k in view} == view
+            for c, view in expected.items()), 30, "customer views under pseudonyms through the ACL user")
+        assert raw_ids_in_redis(pipeline.redis, settings.prefix, "cust-") == []
         customer = sorted(expected)[0]
         server = start_server(settings)  # the API on a real uvicorn
         try:
@@ -97,12 +116,13 @@ def test_redis_over_tls_with_an_acl_user_serves_the_worker_and_the_api_and_no_se
             server.thread.join(10)
         assert answer.status_code == 200, answer.text
         assert answer.json()["customer_id"] == customer
+        assert answer.json()["features"]["orders"] == float(expected[customer]["orders"])
         assert worker.alive()
     finally:
         pipeline.close()
     log = worker.log()  # the whole life of the worker, its stop included
     assert "[^Worker]: Ready" in log and "Stopping" in log
-    assert PASSWORD not in log and API_KEY not in log
+    assert PASSWORD not in log and API_KEY not in log and PSEUDONYM_KEY not in log
 
 
 def kairos(*args: str, env: dict[str, str]) -> Result:
