@@ -272,6 +272,27 @@ def rebuild_views(redis_url: RedisUrl = None) -> None:
 
 
 @app.command()
+def forget(
+    customer_id: str = typer.Argument(..., metavar="CUSTOMER_ID", help="The customer's id as the shop sends it."),
+    wait: float = typer.Option(30.0, min=0, help="Seconds to wait for a worker to apply it (0: just ask)."),
+    redis_url: RedisUrl = None,
+) -> None:
+    """Erase a customer: state, views, payment views and alerts, applied by the worker that owns it (the
+    erasure path; what was produced into Kafka ages out with the topics' retention, see the README)."""
+    from streams.tools.lookups import forget_customer
+
+    with redis_command(redis_url) as settings:
+        applied = forget_customer(settings, customer_id, wait)
+    if applied:
+        typer.echo(f"erased customer {customer_id}")
+    elif wait == 0:
+        typer.echo(f"asked the workers to erase customer {customer_id}")
+    else:
+        fail(f"asked the workers to erase customer {customer_id}, and none did within {wait:.0f} s: is a worker "
+             "running against this Redis and prefix? (the request stays; a worker applies it when it runs)", 1)
+
+
+@app.command()
 def chaos(
     scenario: list[str] = typer.Option(
         [], "--scenario", "-s",

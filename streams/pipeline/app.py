@@ -44,13 +44,14 @@ import faust
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from streams.pipeline import erasure
 from streams.pipeline.counters import totals
 from streams.pipeline.fence import WriteFence
 from streams.pipeline.group_watch import GroupWatch
 from streams.pipeline.health import Readiness, StallDetector, readiness
 from streams.pipeline.ingest import Ingestor
 from streams.pipeline.model_sync import ModelSync
-from streams.pipeline.packing import decode_packet
+from streams.pipeline.packing import decode_packet, partition_for
 from streams.pipeline.retry import FAILING, FAILURES_TOTAL, guarded, until_done
 from streams.pipeline.snapshots import PartitionSnapshots
 from streams.pipeline.stages.baskets import SYNC_KEY_PREFIX as BASKETS_SYNC, BasketState, foreign_supports, publish_rules
@@ -171,6 +172,7 @@ class KairosApp:
         for interval, what, step in (
             (settings.metrics_flush_seconds, "metrics flush", self._flush_metrics),
             (settings.metrics_flush_seconds, "views restore", self._restore_views),
+            (settings.metrics_flush_seconds, "erasures", self._apply_erasures),
             (settings.metrics_flush_seconds, "sales tick", self._tick_sales),
             (settings.segment_sync_seconds, "segment sync", self._sync_segments),
             (settings.metrics_flush_seconds, "customer sweep", self._sweep_customers),
@@ -628,6 +630,24 @@ class KairosApp:
         present = await runtime.redis.mget([self.views.keys.views_published(p) for p in owned])
         async with self.fence.writing():  # a revocation waits for it
             await self._republish([p for p, marker in zip(owned, present) if marker is None], runtime)
+
+    async def _apply_erasures(self) -> None:
+        """Erase the customers whose erasure was requested, in the partitions this worker owns (:mod:`.erasure`)."""
+        runtime = self.runtime
+        if runtime is None or self.app.rebalancing or self.app.in_recovery:
+            return
+        owned = self.owned_partitions()
+        requested = await erasure.take_erasures(runtime.redis, self.views.keys, owned, self.settings.partitions)
+        if not requested:
+            return
+        async with self.fence.writing():  # a revocation waits for it
+            still = self.owned_partitions()  # a partition that left meanwhile: its new owner erases
+            requested = [cid for cid in requested if partition_for(cid, self.settings.partitions) in still]
+            if not requested:
+                return
+            await runtime.customers.erase(requested)
+        await erasure.done(runtime.redis, self.views.keys, requested)
+        log.info("erasure: %d customer(s) erased (state, views, payment views, alerts)", len(requested))
 
     async def _republish(self, partitions: list[int], runtime: Runtime) -> None:
         for partition in partitions:

@@ -91,5 +91,9 @@ class RedisKeys:
 
     # Set by the owner of an events partition once that partition's customer views are in Redis; a Redis
     # that comes back empty has none, and the owner republishes them (string, no TTL).
+    def erasures(self) -> str:
+        """Erasures requested and not yet applied (hash: stored customer id -> requested at, epoch seconds)."""
+        return self.key("erasures")
+
     def views_published(self, partition: int) -> str:
         return self.key("meta", "views-published", str(partition))

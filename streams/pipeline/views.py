@@ -271,6 +271,34 @@ class RedisViews:
             pipe.delete(self.keys.customer(customer_id))
             pipe.delete(self.keys.segment_of(customer_id))
 
+    async def erase_customers(self, redis: Any, customer_ids: set[str]) -> int:
+        """Delete what Redis holds of erased customers beyond their own keys: their payments' risk views
+        (with the payments' alert markers) and their entries in the alerts stream. Returns how many.
+
+        Found by scanning: the risk payment views (they expire after ``KAIROS_RISK_PAYMENT_TTL_SECONDS``) and
+        the capped alerts stream, so an erasure costs a pass over both (batches of requests share it).
+        """
+        doomed: list[str] = []
+        keys = [key async for key in redis.scan_iter(match=self.keys.pattern("risk", "payment"), count=1000)]
+        for start in range(0, len(keys), 1000):
+            part = keys[start:start + 1000]
+            pipe = redis.pipeline(transaction=False)
+            for key in part:
+                pipe.hmget(key, "customer_id", "payment_id")
+            for key, (customer, payment) in zip(part, await pipe.execute()):
+                if customer is not None and customer.decode() in customer_ids:
+                    doomed += [key.decode() if isinstance(key, bytes) else key,
+                               self.keys.alert_seen(f"risk:{payment.decode()}")]
+        entries = [entry_id for entry_id, fields in await redis.xrange(self.keys.alerts())
+                   if fields.get(b"customer_id", b"").decode() in customer_ids]
+        pipe = redis.pipeline(transaction=False)
+        for start in range(0, len(doomed), 500):
+            pipe.delete(*doomed[start:start + 500])
+        if entries:
+            pipe.xdel(self.keys.alerts(), *entries)
+        await pipe.execute()
+        return len(doomed) // 2 + len(entries)
+
     def forget_segments(self, pipe: Any, customer_ids: Iterable[str]) -> None:
         """Delete the ``segment:customer`` key of customers the segmenter no longer holds."""
         for customer_id in customer_ids:

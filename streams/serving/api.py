@@ -5,6 +5,7 @@ Routes (JSON, versioned under ``/api/v1``; the OpenAPI document is at
 
 ================================================  ==============================================
 ``GET /api/v1/customers/{customer_id}``           features, segment and segment profile
+``DELETE /api/v1/customers/{customer_id}``        erase a customer (202: the workers apply it)
 ``GET /api/v1/segments[/{segment_id}]``           segment profiles and sizes
 ``GET /api/v1/recommendations/items/{sku}``       what goes with a SKU
 ``GET /api/v1/recommendations/cart?items=A,B``    what goes with a cart
@@ -26,7 +27,7 @@ the header ``X-API-Key``; the dashboard page and its assets, ``/healthz`` and
 ``/metrics`` stay open (the dashboard asks for the key and sends it on its
 own API calls).
 
-Everything except the analyst risk rules is read-only.
+Everything except the analyst risk rules and the erasure is read-only.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from streams.serving.schemas import (
     AlertKind,
     AlertList,
     CustomerView,
+    ErasureRequest,
     ErrorResponse,
     Forecast,
     ForecastList,
@@ -202,6 +204,14 @@ def add_lookup_routes(router: APIRouter, queries: ServingQueries) -> None:
     async def customer(customer_id: Identifier) -> CustomerView:
         """A customer's live features, segment id and segment profile."""
         return found(await queries.customer(customer_id), f"no customer {customer_id!r}")
+
+    @router.delete(v1("/customers/{customer_id}"), status_code=202, response_model=ErasureRequest,
+                   tags=["customers"])
+    async def erase_customer(customer_id: Identifier) -> ErasureRequest:
+        """Erase a customer: state, views, payment views and alerts (the workers apply it within seconds;
+        ``kairos forget`` waits for it). What was produced into Kafka ages out with the topics' retention."""
+        await queries.request_erasure(customer_id)
+        return ErasureRequest(customer_id=customer_id, status="requested")
 
     @router.get(v1("/segments"), response_model=SegmentList, tags=["segments"])
     async def segments() -> SegmentList:

@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 
 from models.baskets import CartRecommender
 from streams.pipeline.keys import RedisKeys
+from streams.pipeline.erasure import request_erasure
 from streams.pipeline.pseudonyms import Pseudonyms
 from streams.serving.schemas import (
     Alert,
@@ -401,6 +402,14 @@ class ServingQueries:
             pipe.hdel(self.keys.risk_rules_rejected(), rule_id)
             added, _ = await pipe.execute()
         return bool(added)
+
+    async def request_erasure(self, customer_id: str) -> None:
+        """Ask the workers to erase a customer (see :mod:`streams.pipeline.erasure`)."""
+        await request_erasure(self.redis, self.keys, self.stored_id(customer_id))
+
+    async def erasure_pending(self, customer_id: str) -> bool:
+        """Whether a customer's erasure was requested and no worker has applied it yet."""
+        return bool(await self.redis.hexists(self.keys.erasures(), self.stored_id(customer_id)))
 
     async def delete_risk_rule(self, rule_id: str) -> bool:
         """Remove an analyst rule; ``False`` if there was none."""

@@ -231,6 +231,13 @@ class TopicCounts(BaseModel):
     duplicate: int = 0
 
 
+class ErasureRequest(BaseModel):
+    """A customer's erasure, requested (the workers apply it; see ``streams/pipeline/erasure.py``)."""
+
+    customer_id: str
+    status: Literal["requested"]
+
+
 class WorkerStatus(BaseModel):
     """One live worker (its metrics hash expires when it stops)."""
 

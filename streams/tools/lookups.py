@@ -14,6 +14,7 @@ Times are shown in UTC.
 from __future__ import annotations
 
 import asyncio
+import time
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
@@ -394,3 +395,18 @@ def delete_risk_rule(settings: KairosSettings, rule_id: str) -> str:
     if not lookup(settings, lambda queries: queries.delete_risk_rule(rule_id)):
         raise not_found(f"no risk rule {rule_id!r}")
     return f"deleted risk rule {rule_id}"
+
+
+def forget_customer(settings: KairosSettings, customer_id: str, wait: float) -> bool:
+    """Request a customer's erasure; whether a worker applied it within ``wait`` seconds."""
+
+    async def run(queries: ServingQueries) -> bool:
+        await queries.request_erasure(customer_id)
+        deadline = time.monotonic() + wait
+        while wait > 0 and time.monotonic() < deadline:
+            if not await queries.erasure_pending(customer_id):
+                return True
+            await asyncio.sleep(0.2)
+        return False
+
+    return lookup(settings, run)

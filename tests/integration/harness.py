@@ -191,3 +191,22 @@ def expected_views(events: list[tuple[str, dict]]) -> dict[str, dict[str, str]]:
                    "spend": f"{v['spend']:.2f}", "last_seen": f"{v['last']:.3f}"}
         for customer, v in views.items()
     }
+
+
+def keys_mentioning(client: redis.Redis, prefix: str, marker: str) -> list[str]:
+    """Keys under ``prefix`` whose name, hash fields and values, string value or stream entries contain
+    ``marker`` (``client`` decodes responses)."""
+    found = []
+    for key in client.scan_iter(f"{prefix}:*"):
+        kind = client.type(key)
+        if kind == "hash":
+            contents = [part for pair in client.hgetall(key).items() for part in pair]
+        elif kind == "string":
+            contents = [client.get(key) or ""]
+        elif kind == "stream":
+            contents = [part for _, fields in client.xrange(key) for pair in fields.items() for part in pair]
+        else:
+            contents = []
+        if any(marker in part for part in [key, *contents]):
+            found.append(key)
+    return found

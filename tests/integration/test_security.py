@@ -19,7 +19,9 @@ from typer.testing import CliRunner, Result
 from streams.cli import app
 from streams.pipeline.pseudonyms import Pseudonyms
 from streams.tools.devstack import DevStack, ManagedProcess, free_port, start_redis
-from tests.integration.harness import Pipeline, expected_views, isolated_settings, shop_events, settings_env
+from tests.integration.harness import (
+    Pipeline, expected_views, isolated_settings, keys_mentioning, settings_env, shop_events,
+)
 from tests.serving.conftest import start_server
 
 pytestmark = pytest.mark.integration
@@ -69,18 +71,6 @@ def url(server: ManagedProcess, password: str = PASSWORD) -> str:
     return f"rediss://kairos:{password}@127.0.0.1:{server.port}/0?ssl_ca_certs={server.ca}&ssl_cert_reqs=required"
 
 
-def raw_ids_in_redis(client: redis.Redis, prefix: str, marker: str) -> list[str]:
-    """Keys under ``prefix`` whose name, or whose hash fields and values, contain ``marker``."""
-    found = []
-    for key in client.scan_iter(f"{prefix}:*"):
-        kind = client.type(key)
-        contents = [key] + ([part for pair in client.hgetall(key).items() for part in pair] if kind == "hash"
-                            else [client.get(key) or ""] if kind == "string" else [])
-        if any(marker in part for part in contents):
-            found.append(key)
-    return found
-
-
 def test_redis_over_tls_with_an_acl_user_serves_the_worker_and_the_api_under_pseudonyms_and_no_secret_is_logged(
         stack: DevStack, acl_redis, tmp_path) -> None:
     """With ``KAIROS_PSEUDONYMIZE_KEY`` the views are those of the events under hashed ids, no raw customer id
@@ -104,7 +94,7 @@ def test_redis_over_tls_with_an_acl_user_serves_the_worker_and_the_api_under_pse
         pipeline.wait_until(lambda: all(
             {k: pipeline.redis.hget(pipeline.keys.customer(stored_id(c)), k) for k in view} == view
             for c, view in expected.items()), 30, "customer views under pseudonyms through the ACL user")
-        assert raw_ids_in_redis(pipeline.redis, settings.prefix, "cust-") == []
+        assert keys_mentioning(pipeline.redis, settings.prefix, "cust-") == []
         customer = sorted(expected)[0]
         server = start_server(settings)  # the API on a real uvicorn
         try:

@@ -12,6 +12,7 @@ import time
 import pytest
 from pydantic import SecretStr
 
+from streams.pipeline.pseudonyms import Pseudonyms
 from streams.serving.api import create_app
 from streams.serving.sample import NOW, write_alert
 from streams.settings import KairosSettings
@@ -356,3 +357,13 @@ async def test_the_dashboard_loads_nothing_from_other_hosts(shop, asgi_client) -
     assert "<svg" in page and 'src="dashboard/dashboard.js"' in page
     for text in (page, *assets):
         assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import|fetch\(\s*["']https?:""", text)
+
+
+async def test_an_erasure_is_requested_under_the_stored_id(shop, asgi_client) -> None:
+    """``DELETE /customers/{id}`` asks the workers (they apply it: tests/integration/test_erasure.py) for the id
+    as stored: the keyed hash when the pipeline pseudonymizes."""
+    settings = shop.settings.model_copy(update={"pseudonymize_key": SecretStr("k")})
+    async with asgi_client(settings) as api:
+        answer = await api.delete(f"{API}/customers/c-9")
+    assert answer.status_code == 202 and answer.json() == {"customer_id": "c-9", "status": "requested"}
+    assert shop.redis.hkeys(shop.keys.erasures()) == [Pseudonyms("k")("c-9").encode()]

@@ -157,7 +157,7 @@ class CustomerStage:
         #: Partitions whose clock this worker has seen (the clock itself is read from the table).
         self.clock_partitions: set[int] = set()
         self.sweeps: dict[int, Sweep] = {}
-        self.evicted = {"idle": 0, "cap": 0}
+        self.evicted = {"idle": 0, "cap": 0, "erased": 0}
         self._logged_evictions = 0
         self._eviction_logged_at = float("-inf")
         #: Held while views are built from the table and written (batches, republication).
@@ -327,6 +327,24 @@ class CustomerStage:
             if self.sweep_pending():
                 await self._complete(Chunk(), {})
 
+    async def erase(self, customer_ids: list[str]) -> None:
+        """Erase customers of the partitions this worker owns: their state (a changelog tombstone), their
+        place in the segmenter, and every Redis key and alert of theirs (see :mod:`streams.pipeline.erasure`).
+
+        One chunk, completed like a batch's (under :attr:`views_lock`), so a batch can never write a view of
+        theirs built from the state erased here.
+        """
+        async with self.views_lock:
+            chunk = Chunk()
+            for customer_id in customer_ids:
+                partition = partition_for(customer_id, self.settings.partitions)
+                if self.store.get(customer_id) is not None:
+                    self._evict(partition, customer_id, chunk, "erased")
+                else:
+                    chunk.evicted.append(customer_id)  # its keys go even when its state is gone already
+            await self._complete(chunk, {})
+            await until_done("erasure views", lambda: self.views.erase_customers(self.redis, set(customer_ids)))
+
     def _log_evictions(self) -> None:
         total = sum(self.evicted.values())
         now = time.monotonic()
@@ -340,7 +358,8 @@ class CustomerStage:
     def metrics(self) -> dict[str, int]:
         """Customers held and evicted by this worker (``customers_evicted`` since it started)."""
         return {"customers_held": sum(self.held.values()), "customers_evicted": sum(self.evicted.values()),
-                "customers_evicted_idle": self.evicted["idle"], "customers_evicted_cap": self.evicted["cap"]}
+                "customers_evicted_idle": self.evicted["idle"], "customers_evicted_cap": self.evicted["cap"],
+                "customers_erased": self.evicted["erased"]}
 
     def _label(self, partition: int, via: str, offset: int, record: dict[str, Any], chunk: Chunk) -> str:
         key = LEDGER_KEY_PREFIX + str(partition)
@@ -419,7 +438,9 @@ class CustomerStage:
                         if (segment := self.segments.segment_of(cid)) is not None}
             self.views.segments(batch, segments)
             now = time.time()
-            restored = sum(self.views.risk_payment(batch, view, now) for view in risk_views.values())
+            held = {cid for cid, _ in customers}  # an erased (or evicted) customer's payment views stay gone
+            restored = sum(self.views.risk_payment(batch, view, now) for view in risk_views.values()
+                           if view.get("customer_id") in held)
             batch.set(self.views.keys.views_published(partition), "1")
             await batch.execute(self.redis)
             return len(customers), restored
