@@ -59,6 +59,8 @@ class KairosSettings(BaseSettings):
     #: the full wait (Tansu) need it small for low latency.
     kafka_fetch_max_wait_ms: int = Field(5, ge=1, le=5000)
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    #: The URL names one node of a Redis Cluster: clients discover the others and route keys by slot.
+    redis_cluster: bool = False
 
     # Naming
     prefix: str = Field("kairos", pattern=r"^[A-Za-z0-9_.-]+$")

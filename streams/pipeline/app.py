@@ -54,14 +54,16 @@ from streams.pipeline.model_sync import ModelSync
 from streams.pipeline.packing import decode_packet, partition_for
 from streams.pipeline.retry import FAILING, FAILURES_TOTAL, guarded, until_done
 from streams.pipeline.snapshots import PartitionSnapshots
-from streams.pipeline.stages.baskets import SYNC_KEY_PREFIX as BASKETS_SYNC, BasketState, foreign_supports, publish_rules
+from streams.pipeline.stages.baskets import (
+    SYNC_KEY_PREFIX as BASKETS_SYNC, BasketState, basket_totals, foreign_supports, publish_rules,
+)
 from streams.pipeline.stages.customers import CustomerStage, encode_value, value_decoder
 from streams.pipeline.stages.risk import RiskLearner, RiskScoring, drift_alerts, sync_learners
 from streams.pipeline.stages.sales import SalesState, publish_sales
 from streams.pipeline.stages.segments import SegmentStage
 from streams.pipeline.store import MAX_BATCH_BYTES, ChangelogWriter, KeyedStore, register_codec
 from streams.pipeline.transport import FETCH_WAIT_ENV, PromptFetchConsumer, mark_applied
-from streams.pipeline.views import RedisViews, WriteBatch, connect_redis
+from streams.pipeline.views import RedisViews, WriteBatch, connect_redis, mget
 from streams.settings import KairosSettings
 
 log = logging.getLogger(__name__)
@@ -532,12 +534,20 @@ class KairosApp:
             for alert in trends:
                 self.views.alert(batch, alert)
                 alerts.append(alert)
-            for name, value in state.counter.metrics().items():
-                metrics[name] = metrics.get(name, 0) + value
-            metrics["rules"] = metrics.get("rules", 0) + len(rules)
+            metrics |= {f"p{partition}.{name}": value for name, value in state.counter.metrics().items()}
+            metrics[f"p{partition}.rules"] = len(rules)
             await self.model_sync.publish(f"{BASKETS_SYNC}{partition}", {"partition": partition, "pairs": pairs})
-        self.views.metrics(batch, "baskets", metrics)
+        # Each worker writes its partitions' figures; the totals are over every partition's, whoever owns it.
+        self.views.metrics(batch, "baskets-partitions", metrics)
         await batch.execute(runtime.redis)
+        stored = await runtime.redis.hgetall(self.views.keys.metrics("baskets-partitions"))
+        per_partition: dict[int, dict[str, float]] = {}
+        for field, value in stored.items():
+            part, name = field.decode().split(".", 1)
+            per_partition.setdefault(int(part[1:]), {})[name] = float(value)
+        totals = WriteBatch()
+        self.views.metrics(totals, "baskets", basket_totals(per_partition))
+        await totals.execute(runtime.redis)
         for alert in alerts:
             await runtime.producer.send(settings.topics.alerts, alert.message(), key=alert.alert_id.encode())
 
@@ -627,7 +637,7 @@ class KairosApp:
         owned = sorted(self.owned_partitions())
         if not owned:
             return
-        present = await runtime.redis.mget([self.views.keys.views_published(p) for p in owned])
+        present = await mget(runtime.redis, [self.views.keys.views_published(p) for p in owned])
         async with self.fence.writing():  # a revocation waits for it
             await self._republish([p for p, marker in zip(owned, present) if marker is None], runtime)
 

@@ -30,6 +30,15 @@ class RedisKeys:
         """Join the prefix and ``parts``; every key in Kairos comes from here."""
         return self.separator.join((self.prefix, *parts))
 
+    def together(self, main: str, *parts: str) -> str:
+        """A key kept in the Redis Cluster slot of the key ``main``: ``{main}`` is a hash tag, and a key without
+        one hashes as a whole, so ``main`` keeps its plain name.
+
+        >>> RedisKeys("kairos").together("kairos:alerts", "seen", "risk:p1")
+        '{kairos:alerts}:seen:risk:p1'
+        """
+        return self.separator.join(("{" + main + "}", *parts))
+
     def pattern(self, *parts: str) -> str:
         """A SCAN pattern for every key under ``parts``."""
         return self.key(*parts, "*")
@@ -75,11 +84,13 @@ class RedisKeys:
         return self.key("alerts")
 
     def alert_seen(self, alert_id: str) -> str:
-        """Marks an alert id already appended to the stream (expires)."""
-        return self.key("alerts", "seen", alert_id)
+        """Marks an alert id already appended to the stream (expires). Hash-tagged with the stream's name, so
+        that both are in one Redis Cluster slot (the append is one script over the two)."""
+        return self.together(self.alerts(), "seen", alert_id)
 
     def risk_rules_rejected(self) -> str:
-        return self.key("risk", "rules", "rejected")
+        """Hash-tagged with the rules' hash: both change in one transaction (one Redis Cluster slot)."""
+        return self.together(self.risk_rules(), "rejected")
 
     # Forecasts.
     def forecast(self, scope: str, series: str) -> str:

@@ -18,7 +18,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import hiredis
+import redis
 import redis.asyncio as aioredis
+from redis.crc import key_slot
 
 from streams.pipeline.keys import RedisKeys
 from streams.settings import KairosSettings
@@ -139,11 +141,33 @@ class WriteBatch:
         if not self:
             return
         pipe = client.pipeline(transaction=False)
-        for keys, args in self._calls(self.keys, self.args):
-            pipe.eval(RUN_WRITES, len(keys), *keys, *args)
+        groups = self._by_slot() if isinstance(client, aioredis.RedisCluster) else [(self.keys, self.args)]
+        for group_keys, group_args in groups:
+            for keys, args in self._calls(group_keys, group_args):
+                pipe.eval(RUN_WRITES, len(keys), *keys, *args)
         for script in self.scripts:
             pipe.eval(*script)
         await pipe.execute()
+
+    def _by_slot(self) -> list[tuple[list[str], list[Any]]]:
+        """The writes grouped by Redis Cluster slot (a script's keys must share one), in order within each
+        (a key's writes stay in order: they are in one slot).
+
+        >>> batch = WriteBatch()
+        >>> for key in ("a", "b", "a"):
+        ...     batch.delete(key)
+        >>> batch._by_slot()
+        [(['a', 'a'], [1, 'DEL', 1, 'DEL']), (['b'], [1, 'DEL'])]
+        """
+        groups: dict[int, tuple[list[str], list[Any]]] = {}
+        position = 0
+        for key in self.keys:
+            end = position + self.args[position] + 1
+            keys, args = groups.setdefault(key_slot(key.encode()), ([], []))
+            keys.append(key)
+            args += self.args[position:end]
+            position = end
+        return list(groups.values())
 
 
 class HiredisFraming:
@@ -185,6 +209,24 @@ class FramedUnixConnection(HiredisFraming, aioredis.UnixDomainSocketConnection):
     """Unix-socket connection framed by hiredis."""
 
 
+def redis_client(settings: KairosSettings, asynchronous: bool = True, **options: Any) -> Any:
+    """A client for ``KAIROS_REDIS_URL`` with ``options`` (redis-py's): a cluster client (keys routed by
+    slot) when ``KAIROS_REDIS_CLUSTER``, else a plain one. Every Kairos client is made here or in
+    :func:`connect_redis`."""
+    if settings.redis_cluster:
+        kind = aioredis.RedisCluster if asynchronous else redis.RedisCluster
+    else:
+        kind = aioredis.Redis if asynchronous else redis.Redis
+    return kind.from_url(settings.redis_dsn(), **options)
+
+
+async def mget(client: Any, keys: list[str]) -> list[Any]:
+    """``MGET`` on one Redis; on a cluster, keys in several slots are fetched per slot."""
+    if isinstance(client, aioredis.RedisCluster):
+        return await client.mget_nonatomic(keys)
+    return await client.mget(keys)
+
+
 def connect_redis(settings: KairosSettings) -> aioredis.Redis:
     """An asyncio Redis client for ``KAIROS_REDIS_URL`` (commands framed by hiredis when it encodes UTF-8).
 
@@ -194,6 +236,8 @@ def connect_redis(settings: KairosSettings) -> aioredis.Redis:
     >>> connect_redis(KairosSettings(redis_url=url)).connection_pool.connection_class.__name__
     'Connection'
     """
+    if settings.redis_cluster:
+        return redis_client(settings, decode_responses=False)
     pool = aioredis.ConnectionPool.from_url(settings.redis_dsn(), decode_responses=False)
     framed = {aioredis.Connection: FramedConnection, aioredis.SSLConnection: FramedSSLConnection,
               aioredis.UnixDomainSocketConnection: FramedUnixConnection}
@@ -292,8 +336,8 @@ class RedisViews:
         entries = [entry_id for entry_id, fields in await redis.xrange(self.keys.alerts())
                    if fields.get(b"customer_id", b"").decode() in customer_ids]
         pipe = redis.pipeline(transaction=False)
-        for start in range(0, len(doomed), 500):
-            pipe.delete(*doomed[start:start + 500])
+        for key in doomed:
+            pipe.delete(key)  # one key per command: a cluster's keys are in several slots
         if entries:
             pipe.xdel(self.keys.alerts(), *entries)
         await pipe.execute()

@@ -55,6 +55,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from models.risk.rules import RuleBook
 from streams.pipeline.keys import RedisKeys
 from streams.pipeline.pseudonyms import Pseudonyms
+from streams.pipeline.views import redis_client as views_client
 from streams.serving.metrics import ApiMetrics, RequestTimer
 from streams.serving.queries import ServingQueries
 from streams.serving.schemas import (
@@ -373,8 +374,8 @@ async def alert_events(queries: ServingQueries, last_id: str, kinds: Sequence[st
 
 def redis_client(settings: KairosSettings, socket_timeout: float) -> aioredis.Redis:
     """A decoding asyncio client with its own connection pool."""
-    return aioredis.Redis.from_url(settings.redis_dsn(), decode_responses=True, socket_timeout=socket_timeout,
-                                   socket_connect_timeout=LOOKUP_TIMEOUT_SECONDS, health_check_interval=30)
+    return views_client(settings, decode_responses=True, socket_timeout=socket_timeout,
+                        socket_connect_timeout=LOOKUP_TIMEOUT_SECONDS, health_check_interval=30)
 
 
 def create_app(settings: KairosSettings) -> FastAPI:

@@ -129,6 +129,52 @@ def start_redis(workdir: Path, port: int | None = None, appendonly: bool = False
 
 
 @dataclass
+class RedisCluster:
+    """A local Redis Cluster of ``redis-server`` processes on loopback ports (masters only, no replicas)."""
+
+    nodes: list[ManagedProcess]
+
+    @property
+    def url(self) -> str:
+        """A ``redis://`` URL of one node (a cluster client discovers the others from it)."""
+        return f"redis://127.0.0.1:{self.nodes[0].port}/0"
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def start_redis_cluster(workdir: Path, masters: int = 3, timeout: float = 30.0) -> RedisCluster:
+    """Start ``masters`` cluster-enabled redis-servers and join them (``redis-cli --cluster create``); return
+    once every slot is served (``cluster_state:ok`` on every node)."""
+    nodes: list[ManagedProcess] = []
+    try:
+        for index in range(masters):
+            folder = workdir / f"cluster-{index}"
+            folder.mkdir(parents=True, exist_ok=True)
+            nodes.append(start_redis(folder, extra_args=(
+                "--cluster-enabled", "yes", "--cluster-config-file", str(folder / "nodes.conf"),
+                "--cluster-port", str(free_port()),  # the bus port (default: port + 10000, maybe past 65535)
+                "--cluster-node-timeout", "5000")))
+        cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{node.port}" for node in nodes),
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            states = [subprocess.run([cli, "-p", str(node.port), "cluster", "info"], capture_output=True, text=True,
+                                     timeout=5).stdout for node in nodes]
+            if all("cluster_state:ok" in state for state in states):
+                return RedisCluster(nodes)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the Redis Cluster did not reach cluster_state:ok within {timeout:.0f} s")
+            time.sleep(0.1)
+    except Exception:
+        for node in nodes:
+            node.stop()
+        raise
+
+
+@dataclass
 class DevStack:
     """A running broker + Redis pair and the settings that point at them."""
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import time
 
-import redis
 
 from streams.pipeline.keys import RedisKeys
+from streams.pipeline.views import redis_client
 from streams.settings import KairosSettings
 
 #: A worker whose metrics are older than this counts as gone.
@@ -26,7 +26,7 @@ def worker_health(settings: KairosSettings, host: str | None = None, now: float 
     """Whether a worker (on ``host``, if given) updated its metrics within 30 s with nothing failing; one line why."""
     keys = RedisKeys(settings.prefix)
     pattern = keys.pattern("metrics", "worker")
-    with redis.Redis.from_url(settings.redis_dsn(), decode_responses=True, socket_timeout=5,
+    with redis_client(settings, asynchronous=False, decode_responses=True, socket_timeout=5,
                               socket_connect_timeout=5) as client:
         workers = {key.removeprefix(pattern[:-1]): client.hgetall(key) for key in client.scan_iter(pattern)}
     now = time.time() if now is None else now
@@ -54,6 +54,6 @@ def request_views_rebuild(settings: KairosSettings) -> int:
     Returns how many markers were deleted.
     """
     keys = RedisKeys(settings.prefix)
-    with redis.Redis.from_url(settings.redis_dsn(), socket_timeout=5, socket_connect_timeout=5) as client:
+    with redis_client(settings, asynchronous=False, socket_timeout=5, socket_connect_timeout=5) as client:
         markers = list(client.scan_iter(keys.pattern("meta", "views-published")))
-        return client.delete(*markers) if markers else 0
+        return sum(client.delete(marker) for marker in markers)  # one key each: a cluster's are in several slots

@@ -19,6 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from streams.pipeline.counters import OUTCOMES
 from streams.pipeline.keys import RedisKeys
 from streams.pipeline.topics import ensure_topics
+from streams.pipeline.views import redis_client
 from streams.settings import KairosSettings, TopicNames
 from streams.tools.devstack import DevStack
 from streams.tools.processes import WorkerProcess, settings_env  # noqa: F401 (re-exported for tests)
@@ -47,7 +48,7 @@ class Pipeline:
     def __post_init__(self) -> None:
         ensure_topics(self.settings)
         self.keys = RedisKeys(self.settings.prefix)
-        self.redis = redis.Redis.from_url(self.settings.redis_dsn(), decode_responses=True)
+        self.redis = redis_client(self.settings, asynchronous=False, decode_responses=True)
         self.producer = KafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap, linger_ms=5, acks="all",
             max_request_size=4 << 20,

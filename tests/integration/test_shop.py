@@ -85,6 +85,12 @@ def test_planted_bundles_are_the_top_recommendations_of_their_items(fortnight) -
         assert set(top) == partners, (head, top, partners)
         rule = pipeline.redis.hgetall(pipeline.keys.reco_rule([head], top[0]))
         assert float(rule["confidence"]) > 0.5 and float(rule["lift"]) > 1.0
+    # Every order reaches every basket partition: the totals count each basket once, whoever owns what.
+    orders = int(pipeline.redis.hget(pipeline.keys.metrics("ingest"), "orders.processed"))
+    pipeline.wait_until(lambda: float(pipeline.redis.hget(pipeline.keys.metrics("baskets"), "baskets") or 0) == orders,
+                        20, "kairos:metrics:baskets to count every order once")
+    baskets = pipeline.redis.hgetall(pipeline.keys.metrics("baskets"))
+    assert float(baskets["partitions"]) == pipeline.settings.partitions and float(baskets["rules"]) > 0
 
 
 def test_forecasts_are_served_with_intervals_and_errors(fortnight) -> None:

@@ -128,6 +128,30 @@ class PublishedRules:
     at: float = 0.0
 
 
+#: Basket figures every partition has in full (each sees every basket): the total is the largest, not the sum.
+SHARED_FIGURES = ("baskets", "pair_error_bound", "itemset_error_bound")
+
+
+def basket_totals(per_partition: dict[int, dict[str, float]]) -> dict[str, float]:
+    """``kairos:metrics:baskets`` from each partition's figures: every order reaches every basket partition,
+    so baskets counted and the error bounds are the largest partition's (a partition behind counts fewer);
+    tracked entries and rules are each partition's share of the SKUs, so they add up.
+
+    >>> part = {"baskets": 100.0, "entries_2": 40.0, "pair_error_bound": 0.002, "rules": 3.0}
+    >>> totals = basket_totals({0: part, 1: part | {"baskets": 98.0, "entries_2": 10.0}, 2: part, 3: part})
+    >>> totals["baskets"], totals["entries_2"], totals["pair_error_bound"], totals["rules"], totals["partitions"]
+    (100.0, 130.0, 0.002, 12.0, 4.0)
+    """
+    totals: dict[str, float] = {"partitions": float(len(per_partition))}
+    for figures in per_partition.values():
+        for name, value in figures.items():
+            if name in SHARED_FIGURES:
+                totals[name] = max(totals.get(name, value), value)
+            else:
+                totals[name] = totals.get(name, 0.0) + value
+    return totals
+
+
 def foreign_supports(model_sync: ModelSync, partition: int) -> dict[tuple, float]:
     """Pair supports the other partitions published last round (a round stale at most)."""
     supports: dict[tuple, float] = {}

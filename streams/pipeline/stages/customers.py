@@ -51,7 +51,7 @@ from streams.pipeline.stages.segments import SegmentStage
 from streams.pipeline.retry import until_done
 from streams.pipeline.store import KeyedStore
 from streams.pipeline.view_log import read_risk_views
-from streams.pipeline.views import Alert, RedisViews, WriteBatch
+from streams.pipeline.views import Alert, RedisViews, WriteBatch, mget
 from streams.settings import KairosSettings
 
 #: Entries folded between two changelog flushes: small enough that the touched
@@ -486,7 +486,7 @@ class CustomerStage:
                     served: list[Any] = []
 
                     async def read_served() -> None:
-                        served[:] = await self.redis.mget([self.views.keys.segment_of(cid) for cid in vectors])  # noqa: B023
+                        served[:] = await mget(self.redis, [self.views.keys.segment_of(cid) for cid in vectors])  # noqa: B023
 
                     await until_done("segment views", read_served)
                     published = {cid: int(segment) for cid, segment in zip(vectors, served) if segment is not None}
