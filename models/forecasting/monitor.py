@@ -145,8 +145,9 @@ class SalesMonitor:
         if correction is not None:
             self._correct(correction)
 
-    def advance(self, watermark: float | None = None) -> SalesUpdate:
-        """Close the windows the watermark passed, score and learn them; return alerts and changed views."""
+    def advance(self, watermark: float | None = None, views: bool = True) -> SalesUpdate:
+        """Close the windows the watermark passed, score and learn them; return alerts and changed views
+        (``views=False``: no views are built, for a caller that serves none, e.g. an offline replay)."""
         update = SalesUpdate()
         closed = self.windows.advance(watermark)
         # A SKU that left the top is forgotten where it left, before the windows from there on are learned: one
@@ -170,7 +171,8 @@ class SalesMonitor:
         self.alerts += len(update.alerts)
         # Forgotten and not back with a closed window: the view served (if any) is of a series no longer tracked.
         update.removed = sorted(s for s in forgotten if s not in self._forecasters)
-        update.views = {series: self.view(series) for series in sorted(self._changed)}
+        if views:
+            update.views = {series: self.view(series) for series in sorted(self._changed)}
         self._changed.clear()
         return update
 

@@ -108,7 +108,7 @@ def replay(orders: Iterable[dict[str, Any]], monitor: SalesMonitor, end: float |
             monitor.add_view(record)
         else:
             monitor.add_order(record)
-        update = monitor.advance()
+        update = monitor.advance(views=False)  # nothing is served here: no views to build
         alerts.extend(update.alerts)
         reported.extend(update.drifts)
         last_ts = record["ts"]
