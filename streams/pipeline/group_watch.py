@@ -24,9 +24,13 @@ What it does not see: one partition held by a member that consumes nothing
 while the group's other partitions move (the owner's own detector sees
 that one).
 
->>> lags = GroupLag.of(ends={0: 10, 1: 5}, committed={0: 4, 1: -1}, beginnings={0: 0, 1: 2})
->>> lags.lag, lags.position  # partition 1 has no commit yet: its lag counts from its beginning
-(9, 4)
+A partition one offset behind does not count towards a stall: the last offset
+of a topic written by a transactional producer is a commit marker that no
+consumer reads or commits past.
+
+>>> lags = GroupLag.of(ends={0: 10, 1: 5, 2: 7}, committed={0: 4, 1: -1, 2: 6}, beginnings={0: 0, 1: 2, 2: 0})
+>>> lags.lag, lags.waiting, lags.position  # partition 1 has no commit yet: its lag counts from its beginning
+(10, 9, 10)
 """
 
 from __future__ import annotations
@@ -61,17 +65,21 @@ class GroupLag:
     """A group's lag over its topics' partitions, and the sum of its committed offsets (moves with progress)."""
 
     lag: int
+    #: The lag of the partitions more than one offset behind (what a stall is judged on).
+    waiting: int
     position: int
 
     @classmethod
     def of(cls, ends: dict[Any, int], committed: dict[Any, int], beginnings: dict[Any, int]) -> GroupLag:
         """From end offsets, committed offsets (-1: none yet) and beginning offsets, per partition."""
-        lag = position = 0
+        lag = waiting = position = 0
         for tp, end in ends.items():
             offset = committed.get(tp, -1)
             position += max(offset, 0)
-            lag += max(0, end - (offset if offset >= 0 else beginnings.get(tp, 0)))
-        return cls(lag, position)
+            behind = max(0, end - (offset if offset >= 0 else beginnings.get(tp, 0)))
+            lag += behind
+            waiting += behind if behind > 1 else 0
+        return cls(lag, waiting, position)
 
 
 @dataclass(frozen=True)
@@ -161,7 +169,7 @@ class GroupWatch(Service):
             committed = {tp: meta.offset for tp, meta in offsets.items()}
             lags = GroupLag.of(ends, committed, beginnings)
             self.lags[group] = lags.lag
-            self.detectors[group].observe(lags.lag, lags.position, now)
+            self.detectors[group].observe(lags.waiting, lags.position, now)
 
     def stalls(self, now: float | None = None) -> list[GroupStall]:
         """The groups stalled now (lag, committed offsets still for the stall time)."""
