@@ -34,6 +34,10 @@ class SimulatorConfig(BaseModel):
     surges: int = Field(2, ge=0, le=50)
     chaos: float = Field(0.0, ge=0, le=0.5)
     label_share_legit: float = Field(0.2, ge=0, le=1)
+    #: Best-selling SKUs whose stock is counted on the ``inventory`` topic (0: no inventory events), and the
+    #: sell-outs planted among them (see ``inventory.StockKeeper``).
+    inventory_skus: int = Field(0, ge=0, le=10_000)
+    sellouts: int = Field(0, ge=0, le=1_000)
 
     @field_validator("start")
     @classmethod
@@ -46,6 +50,8 @@ class SimulatorConfig(BaseModel):
     def _enough_skus(self) -> Self:
         if self.skus < 2 * self.categories:
             raise ValueError("need at least two SKUs per category")
+        if self.sellouts and not self.inventory_skus:
+            raise ValueError("planted sell-outs need inventory_skus")
         return self
 
     @property
