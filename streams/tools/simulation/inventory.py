@@ -97,36 +97,38 @@ class StockKeeper:
 
         A count dated at the same instant as an order follows it (a count holds the orders dated up to it).
         """
-        heap: list[tuple[float, int, str]] = [(self.start + self.rng.uniform(0, COUNT_HOURS * HOUR), i, sku)
-                                              for i, sku in enumerate(sorted(self.daily))]
+        skus = sorted(self.daily)
+        # (time, tie-break, sku, is a plant): scheduled counts and planted sell-outs, in time order.
+        heap: list[tuple[float, int, str, bool]] = [
+            (self.start + self.rng.uniform(0, COUNT_HOURS * HOUR), i, sku, False) for i, sku in enumerate(skus)]
+        heap += [(t, len(skus) + i, sku, True) for i, (t, sku) in enumerate(self.plans)]
         heapq.heapify(heap)
-        plans = list(self.plans)
-        for sku in sorted(self.daily):
+        for sku in skus:
             yield self._count(event, sku, self.start)
         for message in stream:
-            while plans and plans[0][0] < message.ts:
-                yield from self._plant(event, *plans.pop(0))
             while heap and heap[0][0] < message.ts:
-                yield self._scheduled(event, heap)
+                yield from self._next(event, heap)
             if message.topic == "orders" and isinstance(message.value, dict):
                 self._take(message.value, message.ts)
             yield message
         while heap and heap[0][0] < self.end:
-            yield self._scheduled(event, heap)
+            yield from self._next(event, heap)
 
-    def _scheduled(self, event: type, heap: list[tuple[float, int, str]]) -> Any:
-        t, i, sku = heapq.heappop(heap)
-        heapq.heappush(heap, (t + COUNT_HOURS * HOUR, i, sku))
+    def _next(self, event: type, heap: list[tuple[float, int, str, bool]]) -> Iterator[Any]:
+        t, i, sku, plant = heapq.heappop(heap)
+        if plant:
+            yield from self._plant(event, t, sku)
+            return
+        heapq.heappush(heap, (t + COUNT_HOURS * HOUR, i, sku, False))
         short = self.short.get(sku)
-        usual = self.daily[sku]
         if short is not None:
             if short.sold_out_at is not None and t >= short.sold_out_at + OUTAGE_HOURS * HOUR:
                 del self.short[sku]
-                short.restocked_at = t
+                short.restocked_at = int(t * 1000) / 1000  # as its count is dated
                 self._restock(sku)
-        elif self.on_hand[sku] < REORDER_DAYS * usual:
+        elif self.on_hand[sku] < REORDER_DAYS * self.daily[sku]:
             self._restock(sku)
-        return self._count(event, sku, t)
+        yield self._count(event, sku, t)
 
     def _restock(self, sku: str) -> None:
         self.on_hand[sku] = max(self.on_hand[sku], round(TARGET_DAYS * self.daily[sku]))
@@ -137,7 +139,7 @@ class StockKeeper:
             return
         units = min(self.on_hand[sku], round(self.rng.uniform(*PLANT_DAYS) * self.daily[sku]))
         self.on_hand[sku] = units
-        self.short[sku] = sellout = Sellout(sku, t, units)
+        self.short[sku] = sellout = Sellout(sku, int(t * 1000) / 1000, units)
         self.sellouts.append(sellout)
         yield self._count(event, sku, t)
 
