@@ -129,9 +129,9 @@ class StockBook:
         self.retain_seconds = retain_seconds
         self.max_skus = max_skus
         self._skus: dict[str, _Sku] = {}
-        #: Every order line of the last ``retain_seconds`` before the last evaluation and after, as sorted
-        #: ``[ts, sku, units]``: a SKU's first count, or a count older than its others, takes its lines from here.
-        self._recent: list[list[Any]] = []
+        #: Per SKU, every order line of the last ``retain_seconds`` before the last evaluation and after, as sorted
+        #: ``[ts, units]``: a SKU's first count, or a count older than its others, takes its lines from here.
+        self._recent: dict[str, list[list[float]]] = {}
         #: Event time of the last evaluation (``-inf`` before the first).
         self.evaluated = -math.inf
         #: Counts older than every count kept for their SKU (not applied), SKUs dropped for the cap, alerts.
@@ -166,7 +166,8 @@ class StockBook:
 
     def _recent_lines(self, sku: str, after: float, until: float) -> list[list[float]]:
         """The recent order lines of ``sku`` dated in ``(after, until]``, as ``[ts, units]``."""
-        return [[ts, units] for ts, line_sku, units in self._recent if line_sku == sku and after < ts <= until]
+        lines = self._recent.get(sku, [])
+        return [list(line) for line in lines[bisect_right(lines, after, key=_TS):bisect_right(lines, until, key=_TS)]]
 
     def add_order(self, order: dict[str, Any]) -> None:
         """An order record: its lines of SKUs with a count, dated after their oldest count kept, and every line
@@ -175,7 +176,7 @@ class StockBook:
         for line in order["lines"]:
             units = float(line["quantity"])
             if ts > self.evaluated - self.retain_seconds:
-                insort(self._recent, [ts, line["sku"], units])
+                insort(self._recent.setdefault(line["sku"], []), [ts, units])
             state = self._skus.get(line["sku"])
             if state is not None and ts > state.counts[0][0]:
                 insort(state.orders, [ts, units])
@@ -237,7 +238,11 @@ class StockBook:
         :meth:`evaluate` does after its views; called alone while no SKU has a count)."""
         self.evaluated = at
         self._prune(at - self.retain_seconds)
-        del self._recent[:bisect_right(self._recent, at - self.retain_seconds, key=_TS)]
+        before = at - self.retain_seconds
+        for sku, lines in list(self._recent.items()):
+            del lines[:bisect_right(lines, before, key=_TS)]
+            if not lines:
+                del self._recent[sku]
 
     def _prune(self, before: float) -> None:
         """Keep, per SKU, the latest count at or before ``before`` and everything after it (with the orders)."""
@@ -258,7 +263,7 @@ class StockBook:
         """Counts for ``kairos:metrics:stock``."""
         return {"skus": len(self._skus), "late_counts": self.late_counts, "dropped_skus": self.dropped_skus,
                 "alerts": self.alerts, "evaluated": self.evaluated if self.evaluated > -math.inf else 0.0,
-                "held_orders": sum(len(s.orders) for s in self._skus.values()), "recent_lines": len(self._recent)}
+                "held_orders": sum(len(s.orders) for s in self._skus.values()), "recent_lines": sum(map(len, self._recent.values()))}
 
     def state_dict(self) -> dict[str, Any]:
         """Plain-data checkpoint."""
@@ -266,7 +271,7 @@ class StockBook:
                 "lookahead_hours": self.lookahead_hours, "retain_seconds": self.retain_seconds,
                 "max_skus": self.max_skus, "window_seconds": self.window_seconds, "evaluated": self.evaluated if self.evaluated > -math.inf else None,
                 "late_counts": self.late_counts, "dropped_skus": self.dropped_skus, "alerts": self.alerts,
-                "recent": self._recent, "skus": {sku: {"counts": s.counts, "orders": s.orders, "alerted_at": s.alerted_at,
+                "recent": dict(sorted(self._recent.items())), "skus": {sku: {"counts": s.counts, "orders": s.orders, "alerted_at": s.alerted_at,
                                "alerted_on_hand": s.alerted_on_hand} for sku, s in sorted(self._skus.items())}}
 
     @classmethod
@@ -277,7 +282,7 @@ class StockBook:
                    state["window_seconds"])
         book.evaluated = -math.inf if state["evaluated"] is None else state["evaluated"]
         book.late_counts, book.dropped_skus, book.alerts = state["late_counts"], state["dropped_skus"], state["alerts"]
-        book._recent = [list(line) for line in state["recent"]]
+        book._recent = {sku: [list(line) for line in lines] for sku, lines in state["recent"].items()}
         book._skus = {sku: _Sku([list(c) for c in s["counts"]], [list(o) for o in s["orders"]], s["alerted_at"],
                                 s["alerted_on_hand"]) for sku, s in state["skus"].items()}
         return book
