@@ -135,7 +135,7 @@ def test_without_inventory_counts_nothing_changes_and_with_them_the_forecasts_do
     orders, _ = shop
     alerts, stock, state = _run(orders)
     assert alerts == [] and stock == {} and len(state.stock) == 0
-    assert state.stock.metrics()["recent_lines"] < 100  # pruned as the watermark passes
+    assert state.stock.metrics()["recent_lines"] == 0 and not state.stock.active  # no count: no order looked at
     _, _, with_counts = interleaved
     plain, _ = _stage()
     for batch in orders:

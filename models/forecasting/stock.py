@@ -25,9 +25,12 @@ Memory: per SKU, the counts newer than the latest one older than
 ``retain_seconds`` before the last evaluation, and the order lines since the
 oldest count kept, a few fields of alert state (about 100 bytes plus 60 per
 count or line held); at most ``max_skus`` SKUs (the SKU counted least
-recently is dropped first); and every order line of the last
-``retain_seconds`` (plus the watermark's lag), so that a count that arrives
-after orders dated after it still subtracts them.
+recently is dropped first); and, once a first count came, every order line
+of the last ``retain_seconds`` (plus the watermark's lag), so that a count
+that arrives after orders dated after it still subtracts them. Before the
+first count the book holds nothing and looks at no order: the very first
+count a book receives does not subtract orders dated after it that came
+before it.
 
 >>> book = StockBook(horizon_hours=24.0)
 >>> book.add_count({"ts": 0.0, "sku": "A", "on_hand": 30})
@@ -132,6 +135,8 @@ class StockBook:
         #: Per SKU, every order line of the last ``retain_seconds`` before the last evaluation and after, as sorted
         #: ``[ts, units]``: a SKU's first count, or a count older than its others, takes its lines from here.
         self._recent: dict[str, list[list[float]]] = {}
+        #: Set by the first count: until then orders are not looked at (a shop without inventory pays nothing).
+        self.active = False
         #: Event time of the last evaluation (``-inf`` before the first).
         self.evaluated = -math.inf
         #: Counts older than every count kept for their SKU (not applied), SKUs dropped for the cap, alerts.
@@ -145,6 +150,7 @@ class StockBook:
     def add_count(self, record: dict[str, Any]) -> None:
         """An inventory count: ``{ts, sku, on_hand}``."""
         sku, ts = record["sku"], float(record["ts"])
+        self.active = True
         state = self._skus.get(sku)
         if state is None:
             if len(self._skus) >= self.max_skus:
@@ -171,7 +177,9 @@ class StockBook:
 
     def add_order(self, order: dict[str, Any]) -> None:
         """An order record: its lines of SKUs with a count, dated after their oldest count kept, and every line
-        for ``retain_seconds`` (a count that comes after the order subtracts it)."""
+        for ``retain_seconds`` (a count that comes after the order subtracts it); nothing before the first count."""
+        if not self.active:
+            return
         ts = float(order["ts"])
         for line in order["lines"]:
             units = float(line["quantity"])
@@ -271,7 +279,7 @@ class StockBook:
                 "lookahead_hours": self.lookahead_hours, "retain_seconds": self.retain_seconds,
                 "max_skus": self.max_skus, "window_seconds": self.window_seconds, "evaluated": self.evaluated if self.evaluated > -math.inf else None,
                 "late_counts": self.late_counts, "dropped_skus": self.dropped_skus, "alerts": self.alerts,
-                "recent": dict(sorted(self._recent.items())), "skus": {sku: {"counts": s.counts, "orders": s.orders, "alerted_at": s.alerted_at,
+                "recent": dict(sorted(self._recent.items())), "active": self.active, "skus": {sku: {"counts": s.counts, "orders": s.orders, "alerted_at": s.alerted_at,
                                "alerted_on_hand": s.alerted_on_hand} for sku, s in sorted(self._skus.items())}}
 
     @classmethod
@@ -283,6 +291,7 @@ class StockBook:
         book.evaluated = -math.inf if state["evaluated"] is None else state["evaluated"]
         book.late_counts, book.dropped_skus, book.alerts = state["late_counts"], state["dropped_skus"], state["alerts"]
         book._recent = {sku: [list(line) for line in lines] for sku, lines in state["recent"].items()}
+        book.active = state["active"]
         book._skus = {sku: _Sku([list(c) for c in s["counts"]], [list(o) for o in s["orders"]], s["alerted_at"],
                                 s["alerted_on_hand"]) for sku, s in state["skus"].items()}
         return book

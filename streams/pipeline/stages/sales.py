@@ -118,7 +118,8 @@ class SalesState:
         book = self.stock
         if not len(book):
             update = self.monitor.advance(mark)
-            book.forget_until(max(book.evaluated, mark))
+            if book.active:
+                book.forget_until(max(book.evaluated, mark))
             return update
         updates = []
         for close in self._closes(book.evaluated, mark):
