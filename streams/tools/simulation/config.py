@@ -77,9 +77,10 @@ class SimulatorConfig(BaseModel):
 
         Three simulated days of 1000 customers (about 38k events), a surge on
         days two and three, fraud five times the usual rate with drift halfway,
-        and a sprinkle of bad and duplicate messages for the dead-letter view.
+        a sprinkle of bad and duplicate messages for the dead-letter view, and
+        the stock of the ten best sellers counted (the stock-out risk panel).
         """
         return cls(
             seed=seed, customers=1000, days=3.0, fraud_rate=0.05, fraud_drift_at=0.5,
-            surges=2, chaos=0.005,
+            surges=2, chaos=0.005, inventory_skus=10,
         )
