@@ -184,7 +184,7 @@ class SalesState:
 
 def stock_book(settings: KairosSettings, book: StockBook | None = None) -> StockBook:
     """A new :class:`StockBook` with the settings' parameters, or ``book`` given them (after a restore)."""
-    book = book or StockBook()
+    book = book if book is not None else StockBook()
     book.horizon_hours = settings.restock_horizon_hours
     book.lookahead_hours = settings.stock_lookahead_hours
     book.retain_seconds = settings.inventory_late_seconds
