@@ -16,7 +16,11 @@ its interval) and finds the hours until the expected demand uses up the stock
 (``hours_to_stockout``) and until the **lower bound** of the demand does
 (``hours_to_stockout_latest``: the latest plausible stock-out). A ``restock``
 alert (:class:`RestockAlert`) is raised when even that comes within
-``horizon_hours``; one per SKU until its stock rises again (a restock).
+``horizon_hours`` and the forecast is seasonal; one per SKU until its stock
+rises again (a restock). A forecaster warming up (a SKU's first season of
+sales) extrapolates the hours it has seen so far: its hours are served, not
+alerted on (on simulated shops every false alert came from one on the first
+day, see BENCHMARKS.md).
 
 Not a River estimator: it learns nothing; it is book-keeping over the
 forecasters, which are (:class:`~models.forecasting.forecaster.SalesForecaster`).
@@ -62,7 +66,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol, Self
 
 from models.base import check_state_tag
-from models.forecasting.forecaster import Forecast
+from models.forecasting.forecaster import SEASONAL, Forecast
 
 _TS = itemgetter(0)
 
@@ -231,7 +235,8 @@ class StockBook:
                     view["hours_to_stockout"] = expected
                 if latest is not None:
                     view["hours_to_stockout_latest"] = latest
-                if latest is not None and latest <= self.horizon_hours and state.alerted_at is None:
+                if (latest is not None and latest <= self.horizon_hours and state.alerted_at is None
+                        and view["basis"] == SEASONAL):
                     state.alerted_at, state.alerted_on_hand = at, units
                     update.alerts.append(RestockAlert(sku, at, units, expected, latest, self.horizon_hours,
                                                       view["basis"]))
