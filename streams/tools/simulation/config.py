@@ -8,6 +8,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streams.tools.simulation.catalog import CATEGORIES
+from streams.tools.simulation.inventory import PLANT_AFTER_DAYS, PLANT_BEFORE_END_DAYS
 
 
 class SimulatorConfig(BaseModel):
@@ -52,6 +53,9 @@ class SimulatorConfig(BaseModel):
             raise ValueError("need at least two SKUs per category")
         if self.sellouts and not self.inventory_skus:
             raise ValueError("planted sell-outs need inventory_skus")
+        shortest = PLANT_AFTER_DAYS + PLANT_BEFORE_END_DAYS
+        if self.sellouts and self.days <= shortest:
+            raise ValueError(f"planted sell-outs need a run of more than {shortest:g} days")
         return self
 
     @property
