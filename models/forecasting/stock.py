@@ -276,16 +276,19 @@ class StockBook:
         """Counts for ``kairos:metrics:stock``."""
         return {"skus": len(self._skus), "late_counts": self.late_counts, "dropped_skus": self.dropped_skus,
                 "alerts": self.alerts, "evaluated": self.evaluated if self.evaluated > -math.inf else 0.0,
-                "held_orders": sum(len(s.orders) for s in self._skus.values()), "recent_lines": sum(map(len, self._recent.values()))}
+                "held_orders": sum(len(s.orders) for s in self._skus.values()),
+                "recent_lines": sum(map(len, self._recent.values()))}
 
     def state_dict(self) -> dict[str, Any]:
         """Plain-data checkpoint."""
+        skus = {sku: {"counts": s.counts, "orders": s.orders, "alerted_at": s.alerted_at,
+                      "alerted_on_hand": s.alerted_on_hand} for sku, s in sorted(self._skus.items())}
         return {"model": self.MODEL, "version": self.VERSION, "horizon_hours": self.horizon_hours,
                 "lookahead_hours": self.lookahead_hours, "retain_seconds": self.retain_seconds,
-                "max_skus": self.max_skus, "window_seconds": self.window_seconds, "evaluated": self.evaluated if self.evaluated > -math.inf else None,
+                "max_skus": self.max_skus, "window_seconds": self.window_seconds,
+                "evaluated": self.evaluated if self.evaluated > -math.inf else None,
                 "late_counts": self.late_counts, "dropped_skus": self.dropped_skus, "alerts": self.alerts,
-                "recent": dict(sorted(self._recent.items())), "active": self.active, "skus": {sku: {"counts": s.counts, "orders": s.orders, "alerted_at": s.alerted_at,
-                               "alerted_on_hand": s.alerted_on_hand} for sku, s in sorted(self._skus.items())}}
+                "recent": dict(sorted(self._recent.items())), "active": self.active, "skus": skus}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
