@@ -147,6 +147,8 @@ def bench(
     paced_rate: float = typer.Option(5000.0, help="determinism: events/s of the paced arrival."),
     held_topic: str = typer.Option("orders", help="determinism: the topic sent late in the held-back arrival."),
     surges: int = typer.Option(2, help="determinism: surges planted in the simulated shop (0: none)."),
+    inventory_skus: int = typer.Option(0, help="determinism: best sellers whose stock is counted (0: none)."),
+    sellouts: int = typer.Option(0, help="determinism: sell-outs planted among them."),
     held_days: float = typer.Option(2.0, help="determinism: how much event time the held-back topic lags."),
     arrival: list[str] = typer.Option([], help="determinism: arrivals to run (repeatable): topic-by-topic, "
                                       "interleaved, paced, held-back (the default four), three-workers."),
@@ -186,7 +188,8 @@ def bench(
             from streams.tools.determinism import ARRIVALS, TABLE_HEADER, run_determinism
             from streams.tools.simulation import ShopSimulator, SimulatorConfig
 
-            simulator = ShopSimulator(SimulatorConfig(seed=seed, customers=customers, days=days, surges=surges))
+            simulator = ShopSimulator(SimulatorConfig(seed=seed, customers=customers, days=days, surges=surges,
+                                                      inventory_skus=inventory_skus, sellouts=sellouts))
             shop = [(event.topic, event.key, event.value) for event in simulator.events()]
             fraud = set(simulator.ground_truth()["fraud_payments"])
             typer.echo(f"{len(shop):,} events (seed {seed}, {customers} customers, {days:g} days, {surges} surges)")
