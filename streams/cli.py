@@ -111,20 +111,23 @@ def simulate(
     drift_at: float = typer.Option(0.0, help="Fraction of the run after which fraud patterns change (0: never)."),
     surges: int = typer.Option(2),
     chaos: float = typer.Option(0.0, help="Share of extra bad or duplicate messages."),
+    inventory_skus: int = typer.Option(0, help="Best sellers whose stock is counted on the inventory topic (0: none)."),
+    sellouts: int = typer.Option(0, help="Sell-outs planted among them (in --truth)."),
     truth: Path = typer.Option(None, help="Write the planted ground truth (JSON) here."),
     out: Path = typer.Option(None, help="Write JSON Lines per topic into this folder instead of sending."),
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Generate a realistic shop (segments, bundles, seasonality, surges, fraud, late labels)."""
+    """Generate a realistic shop (segments, bundles, seasonality, surges, fraud, late labels, stock)."""
     from streams.tools.simulate import simulate as run
 
     config = dict(seed=seed, customers=customers, days=days, fraud_rate=fraud_rate,
-                  fraud_drift_at=drift_at or None, surges=surges, chaos=chaos)
+                  fraud_drift_at=drift_at or None, surges=surges, chaos=chaos, inventory_skus=inventory_skus,
+                  sellouts=sellouts)
     with kafka_command(bootstrap) as settings:
         typer.echo(run(settings, config, rate, events or None, truth, out))
 
 
-BENCH_SUITES = ("pipeline", "serving", "segments", "baskets", "risk", "forecast", "determinism")
+BENCH_SUITES = ("pipeline", "serving", "segments", "baskets", "risk", "forecast", "determinism", "stockout")
 
 
 @app.command()
@@ -144,6 +147,8 @@ def bench(
     paced_rate: float = typer.Option(5000.0, help="determinism: events/s of the paced arrival."),
     held_topic: str = typer.Option("orders", help="determinism: the topic sent late in the held-back arrival."),
     surges: int = typer.Option(2, help="determinism: surges planted in the simulated shop (0: none)."),
+    inventory_skus: int = typer.Option(0, help="determinism: best sellers whose stock is counted (0: none)."),
+    sellouts: int = typer.Option(0, help="determinism: sell-outs planted among them."),
     held_days: float = typer.Option(2.0, help="determinism: how much event time the held-back topic lags."),
     arrival: list[str] = typer.Option([], help="determinism: arrivals to run (repeatable): topic-by-topic, "
                                       "interleaved, paced, held-back (the default four), three-workers."),
@@ -183,13 +188,18 @@ def bench(
             from streams.tools.determinism import ARRIVALS, TABLE_HEADER, run_determinism
             from streams.tools.simulation import ShopSimulator, SimulatorConfig
 
-            simulator = ShopSimulator(SimulatorConfig(seed=seed, customers=customers, days=days, surges=surges))
+            simulator = ShopSimulator(SimulatorConfig(seed=seed, customers=customers, days=days, surges=surges,
+                                                      inventory_skus=inventory_skus, sellouts=sellouts))
             shop = [(event.topic, event.key, event.value) for event in simulator.events()]
             fraud = set(simulator.ground_truth()["fraud_payments"])
             typer.echo(f"{len(shop):,} events (seed {seed}, {customers} customers, {days:g} days, {surges} surges)")
             typer.echo(TABLE_HEADER)
             run_determinism(shop, fraud, bench_workdir() / "determinism", paced_rate, tuple(arrival) or ARRIVALS,
                             held_topic, held_days, report=typer.echo)
+        elif name == "stockout":
+            from streams.tools.evaluation import stockout
+
+            stockout.main(["--seeds", *map(str, range(1, 5))])
         else:
             from streams.tools.evaluation import forecasting
 
@@ -415,14 +425,14 @@ def recommend(
 @app.command()
 def alerts(
     kind: list[str] = typer.Option([], "--kind", "-k",
-                                   help="Only this kind: risk, drift, trend, surge or slump (repeatable)."),
+                                   help="Only this kind: risk, drift, trend, surge, slump or restock (repeatable)."),
     limit: int = typer.Option(20, min=1, max=100, help="Most recent alerts shown."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Then print new alerts as they come, until Ctrl-C."),
     count: int = typer.Option(0, min=0, help="With --follow: stop after this many new alerts (0: never)."),
     json_: bool = typer.Option(False, "--json", help="JSON (with --follow: one alert per line)."),
     redis_url: RedisUrl = None,
 ) -> None:
-    """Recent alerts (payment risk, rising pairs, sales surges and slumps), newest first."""
+    """Recent alerts (payment risk, rising pairs, sales surges and slumps, restocks), newest first."""
     from streams.tools.lookups import follow_alerts, show_alerts
 
     with redis_command(redis_url) as settings:
@@ -449,6 +459,20 @@ def forecast(
         raise typer.BadParameter("pass at most one of them", param_hint="'--category' / '--sku' / '--total'")
     with redis_command(redis_url) as settings:
         show_forecast(settings, chosen[0] if chosen else None, json_)
+
+
+@app.command()
+def stock(
+    sku: str | None = typer.Option(None, help="One SKU's stock in detail."),
+    limit: int = typer.Option(20, min=1, max=100, help="SKUs shown, soonest stock-out first."),
+    json_: bool = typer.Option(False, "--json", help="Print the API's JSON instead of a table."),
+    redis_url: RedisUrl = None,
+) -> None:
+    """Stock-out risk (from inventory counts): units on hand, hours until stock-out, restock alerts."""
+    from streams.tools.lookups import show_stock
+
+    with redis_command(redis_url) as settings:
+        show_stock(settings, sku, limit, json_)
 
 
 rules_app = typer.Typer(help="Analyst risk rules (kairos:risk:rules), picked up by the workers at runtime.",

@@ -25,6 +25,8 @@ class TopicNames(BaseModel):
     orders: str = "orders"
     payments: str = "payments"
     labels: str = "labels"
+    #: Optional: on-hand counts per SKU (``Inventory``); without them stock-out risk is off.
+    inventory: str = "inventory"
     dead_letters: str = "dead-letters"
     alerts: str = "alerts"
     segment_changes: str = "segment-changes"
@@ -36,6 +38,7 @@ class TopicNames(BaseModel):
             self.orders: "orders",
             self.payments: "payments",
             self.labels: "labels",
+            self.inventory: "inventory",
         }
 
 
@@ -144,6 +147,18 @@ class KairosSettings(BaseSettings):
     #: against it). 8.0 was chosen on simulated shops (2,000 customers, seeds 1-20): all 80 planted surges in time
     #: for 1.12 other alerts a day; 9.0 and 10.0 missed one (1.05, 1.00 a day). BENCHMARKS.md has the table.
     surge_interest_threshold: float = Field(8.0, gt=0)
+
+    # Stock-out risk (from the ``inventory`` topic and the SKU sales forecasts; ``StockBook``)
+    #: A ``restock`` alert is raised when even the lower bound of the demand forecast sells the stock on hand
+    #: within this many hours of event time.
+    restock_horizon_hours: float = Field(48.0, gt=0)
+    #: How far ahead the hours until stock-out are looked for (beyond: none is served).
+    stock_lookahead_hours: float = Field(168.0, gt=0)
+    #: An inventory count this late (event time behind the stage's watermark) still applies exactly; an older one,
+    #: older than every count kept for its SKU, is counted as late and not applied.
+    inventory_late_seconds: float = Field(7200.0, ge=0)
+    #: SKUs with inventory held at most (the one counted least recently is dropped first).
+    stock_max_skus: int = Field(100_000, ge=1)
 
     # Baskets
     #: Lossy Counting error: supports are underestimated by at most this (fraction of baskets; raised by the

@@ -231,7 +231,8 @@ def test_a_bad_rule_is_refused_with_the_reason(shop, expression, action, reason)
     assert shop.redis.hget(shop.keys.risk_rules(), "typo") is None
 
 
-@pytest.mark.parametrize("command", [["segments"], ["alerts"], ["rules", "list"], ["health"], ["forget", "c1"]])
+@pytest.mark.parametrize("command", [["segments"], ["alerts"], ["stock"], ["rules", "list"], ["health"],
+                                     ["forget", "c1"]])
 def test_a_command_without_redis_says_where_it_looked(command) -> None:
     result = kairos({"KAIROS_REDIS_URL": f"redis://user:secret@127.0.0.1:{free_port()}/0"}, *command)
     assert "cannot reach Redis at 127.0.0.1:" in failed(result, 1)
@@ -326,8 +327,8 @@ def test_every_command_that_connects_takes_the_addresses_as_options() -> None:
     options = {name: {option for param in command.params for option in param.opts}
                for name, command in [*commands.items(), *((f"rules {n}", c) for n, c in rules.items())]}
     kafka = {"worker", "produce", "simulate", "replay"}
-    redis_users = {"worker", "serve", "health", "rebuild-views", "forget", "segments", "recommend", "alerts", "forecast",
-                   *(f"rules {name}" for name in rules)}
+    redis_users = {"worker", "serve", "health", "rebuild-views", "forget", "segments", "recommend", "alerts",
+                   "forecast", "stock", *(f"rules {name}" for name in rules)}
     assert {name for name, opts in options.items() if "--bootstrap" in opts} == kafka
     assert {name for name, opts in options.items() if "--redis-url" in opts} == redis_users
 

@@ -15,6 +15,8 @@ watches its errors with River's ``PageHinkley`` (:class:`DriftSignal`, in
 :attr:`SalesUpdate.drifts`); open windows are checked as
 they fill, so a strong surge alerts before its window closes. Views for
 ``kairos:forecast:{scope}:{key}`` come out of :meth:`SalesMonitor.view`.
+With inventory counts, :class:`StockBook` turns each SKU's demand forecast
+(:meth:`SalesForecaster.demand`) into hours until stock-out and ``restock`` alerts.
 """
 
 from models.base import ContractCase
@@ -23,6 +25,7 @@ from models.forecasting.forecaster import DriftSignal, Forecast, SalesForecaster
 from models.forecasting.metrics import ForecastErrors
 from models.forecasting.monitor import SalesMonitor, SalesUpdate
 from models.forecasting.surge import Alert, SalesCheck, SurgeDetector
+from models.forecasting.stock import RestockAlert, StockBook, StockUpdate
 from models.forecasting.top_skus import TopSkus
 from models.forecasting.window_calendar import WindowCalendar
 from models.forecasting.windows import LateCorrection, SalesWindows, WindowSales
@@ -39,7 +42,10 @@ __all__ = [
     "SalesMonitor",
     "SalesUpdate",
     "SalesWindows",
+    "RestockAlert",
     "SeasonalNaive",
+    "StockBook",
+    "StockUpdate",
     "SurgeDetector",
     "TopSkus",
     "WindowCalendar",

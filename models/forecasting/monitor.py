@@ -31,6 +31,10 @@ class SalesUpdate:
     #: :meth:`SalesMonitor.advance`): ``series``, the ``measure`` that signalled first and the
     #: :class:`~models.forecasting.forecaster.DriftSignal` fields (River's ``PageHinkley`` on its errors).
     drifts: list[dict[str, Any]] = field(default_factory=list)
+    #: Stock-out risk evaluated at the windows' closes (the sales stage's :class:`~models.forecasting.StockBook`):
+    #: the view of every SKU with inventory, and the ``restock`` alerts.
+    stock: dict[str, dict[str, Any]] = field(default_factory=dict)
+    restocks: list[Any] = field(default_factory=list)
 
 
 def _horizon_step(forecasts: dict[str, Forecast]) -> dict[str, Any]:
@@ -175,6 +179,12 @@ class SalesMonitor:
             update.views = {series: self.view(series) for series in sorted(self._changed)}
         self._changed.clear()
         return update
+
+    def forecaster_of(self, series: str, measure: str = "units") -> SalesForecaster | None:
+        """The forecaster of ``series`` for ``measure`` (``None`` while the series has none: not tracked, or no
+        window of it closed yet)."""
+        models = self._forecasters.get(series)
+        return None if models is None else models[measure]
 
     def _forget(self, series: str) -> bool:
         """Drop the forecasters, actuals and detector state of ``series``; whether it had forecasters."""

@@ -3,16 +3,18 @@
 The flow (``<app>`` is ``KAIROS_APP_ID``):
 
 1. :class:`~streams.pipeline.ingest.Ingestor` (a service, not an agent) reads
-   ``clicks``/``orders``/``payments``/``labels`` in batches, validates,
+   ``clicks``/``orders``/``payments``/``labels`` (and the optional
+   ``inventory``, routed by SKU) in batches, validates,
    dead-letters, and forwards packed batches to ``<app>-events`` partitioned
    by customer (labels by payment).
 2. The ``customers`` agent (:class:`~.stages.customers.CustomerStage`) folds
    them into the ``customers`` table, scores payments, learns segments and
    publishes views; it sends risk snapshots and labels to ``<app>-risk`` and
-   orders to ``<app>-sales``.
+   orders (and inventory counts) to ``<app>-sales``.
 3. The ``risk`` agent (:class:`~.stages.risk.RiskLearner` per partition)
    joins snapshots with late labels and learns; the ``sales`` agent
-   (:class:`~.stages.sales.SalesState`) closes windows, forecasts and alerts;
+   (:class:`~.stages.sales.SalesState`) closes windows, forecasts and alerts,
+   and with inventory counts serves stock-out risk and ``restock`` alerts;
    the ``baskets`` agent (:class:`~.stages.baskets.BasketState`) counts
    itemsets partitioned by SKU. All three checkpoint with held
    acknowledgements (:mod:`.snapshots`).
@@ -305,7 +307,7 @@ class KairosApp:
             "sales", KeyedStore(self.sales_table, snapshot_writer, identity, identity),
             lambda partition: SalesState.new(self.settings),
             lambda state: SalesState.from_state(state, self.settings.sales_idle_path_seconds,
-                                                self.settings.surge_nowcast),
+                                                self.settings.surge_nowcast, self.settings),
             self.settings.snapshot_seconds)
         baskets = PartitionSnapshots(
             "baskets", KeyedStore(self.baskets_table, snapshot_writer, identity, identity),
@@ -387,7 +389,7 @@ class KairosApp:
             for partition, state in list(self.runtime.sales.states.items()):
                 async with self.runtime.sales.lock(partition):
                     update = state.tick()
-                if update.closed or update.alerts:
+                if update.closed or update.alerts or update.stock:
                     await until_done("sales views", lambda: self._publish_sales([update]))  # noqa: B023
 
     async def _publish_sales(self, updates: list) -> None:
@@ -704,4 +706,6 @@ class KairosApp:
             report = state.monitor.metrics()
             self._note_late_sales(report)
             self.views.metrics(pipe, "forecast", report)
+            if len(state.stock):
+                self.views.metrics(pipe, "stock", state.stock.metrics())
         await pipe.execute()

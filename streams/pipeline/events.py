@@ -155,7 +155,21 @@ class Label(WireEvent):
     source: Literal["chargeback", "review"] | None = None
 
 
+class Inventory(WireEvent):
+    """A count of a SKU's units on hand (optional topic: it turns on stock-out risk), keyed by ``sku``.
+
+    ``on_hand`` is what the shop can sell at ``ts``, orders dated up to ``ts`` already taken out; a restock
+    is a count with more units.
+    """
+
+    topic: ClassVar[str] = "inventory"
+
+    type: Literal["inventory"] | None = None
+    sku: Id
+    on_hand: Annotated[int, Field(ge=0, le=1_000_000_000)]
+
+
 #: Input topic name -> the model that validates it.
 EVENT_TYPES: dict[str, type[WireEvent]] = {
-    model.topic: model for model in (Click, Order, Payment, Label)
+    model.topic: model for model in (Click, Order, Payment, Label, Inventory)
 }

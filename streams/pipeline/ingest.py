@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 ALIGN_LOG_SECONDS = 60.0
 
 #: The field that routes each event type to its internal partition.
-ROUTING_FIELD = {"clicks": "customer_id", "orders": "customer_id", "payments": "customer_id", "labels": "payment_id"}
+ROUTING_FIELD = {"clicks": "customer_id", "orders": "customer_id", "payments": "customer_id", "labels": "payment_id",
+                 "inventory": "sku"}
 
 
 def dead_letter_headers(reason: str, tp: TopicPartition, offset: int, size: int, truncated: bool) -> list[tuple[str, bytes]]:

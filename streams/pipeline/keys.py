@@ -96,6 +96,15 @@ class RedisKeys:
     def forecast(self, scope: str, series: str) -> str:
         return self.key("forecast", scope, series)
 
+    # Stock-out risk (from inventory counts).
+    def stock_sku(self, sku: str) -> str:
+        """A SKU's stock on hand and hours until stock-out (hash)."""
+        return self.key("stock", "sku", sku)
+
+    def stock_risk(self) -> str:
+        """SKUs by expected hours until stock-out, soonest first (sorted set sku -> hours)."""
+        return self.key("stock", "risk")
+
     # Metrics per component (hash).
     def metrics(self, component: str) -> str:
         return self.key("metrics", component)

@@ -18,7 +18,7 @@ from streams.settings import KairosSettings
 def public_topics(settings: KairosSettings) -> list[str]:
     """Every public topic name, inputs first."""
     names = settings.topics
-    return [names.clicks, names.orders, names.payments, names.labels,
+    return [names.clicks, names.orders, names.payments, names.labels, names.inventory,
             names.dead_letters, names.alerts, names.segment_changes]
 
 

@@ -16,6 +16,7 @@ Routes (JSON, versioned under ``/api/v1``; the OpenAPI document is at
 ``GET /api/v1/alerts``                            recent alerts, filtered
 ``GET /api/v1/alerts/stream``                     live alerts (server-sent events)
 ``GET /api/v1/forecasts[/{scope}/{key}]``         sales forecasts vs actuals
+``GET /api/v1/stock[/{sku}]``                     stock on hand and hours until stock-out
 ``GET /api/v1/metrics``                           pipeline health and model metrics
 ``GET /healthz``, ``GET /metrics``, ``GET /``     Redis ping, Prometheus, the dashboard
 ================================================  ==============================================
@@ -77,6 +78,8 @@ from streams.serving.schemas import (
     RuleList,
     SegmentList,
     SegmentProfile,
+    StockRisk,
+    StockRiskList,
 )
 from streams.settings import KairosSettings
 
@@ -270,6 +273,16 @@ def add_lookup_routes(router: APIRouter, queries: ServingQueries) -> None:
     async def forecast(scope: ForecastScope, key: Identifier) -> Forecast:
         """One series (``total/all``, ``category/toys``, ``sku/SKU-1``, ...)."""
         return found(await queries.forecast(scope, key), f"no forecast for {scope} {key!r}")
+
+    @router.get(v1("/stock"), response_model=StockRiskList, tags=["stock"])
+    async def stock_risks(limit: Limit = 20) -> StockRiskList:
+        """SKUs with inventory counts by expected hours until stock-out, soonest first."""
+        return await queries.stock_risks(limit)
+
+    @router.get(v1("/stock/{sku}"), response_model=StockRisk, responses=NOT_FOUND, tags=["stock"])
+    async def stock(sku: Identifier) -> StockRisk:
+        """One SKU's stock on hand, hours until stock-out (expected and at the lower bound of demand)."""
+        return found(await queries.stock(sku), f"no inventory counts for SKU {sku!r}")
 
     @router.get(v1("/metrics"), response_model=PipelineMetrics, tags=["operations"])
     async def pipeline_metrics() -> PipelineMetrics:

@@ -46,6 +46,8 @@ from streams.serving.schemas import (
     RuleList,
     SegmentList,
     SegmentProfile,
+    StockRisk,
+    StockRiskList,
     TopicCounts,
     WorkerStatus,
 )
@@ -53,7 +55,7 @@ from streams.serving.schemas import (
 #: Fields every alert carries; the rest of an entry is kind-specific detail.
 ALERT_FIELDS = ("kind", "alert_id", "subject", "score", "reasons", "ts", "created_at")
 #: Components whose model metrics the workers publish under ``kairos:metrics:{component}``.
-MODEL_COMPONENTS = ("risk", "segments", "baskets", "forecast")
+MODEL_COMPONENTS = ("risk", "segments", "baskets", "forecast", "stock")
 #: Input topics counted in ``kairos:metrics:ingest``.
 INGEST_TOPICS = ("clicks", "orders", "payments", "labels")
 #: At most this many alerts are examined per listing when filtering by kind.
@@ -154,6 +156,16 @@ def forecast_from_hash(fields: Mapping[str, str]) -> Forecast:
         horizon=json_field(fields, "horizon", []),
         actuals=json_field(fields, "actuals", []),
         **{name: value for name, value in numbers(fields, structured).items() if name in Forecast.model_fields},
+    )
+
+
+def stock_from_hash(fields: Mapping[str, str]) -> StockRisk:
+    """A :class:`StockRisk` from a ``kairos:stock:sku:{sku}`` hash (instants as epoch seconds)."""
+    instants = ("as_of", "counted_at", "stockout_at", "alerted_at")
+    return StockRisk(
+        sku=fields.get("sku", ""), basis=fields.get("basis"),
+        **{name: timestamp(fields.get(name) or None) for name in instants},
+        **{name: value for name, value in numbers(fields, instants).items() if name in StockRisk.model_fields},
     )
 
 
@@ -485,6 +497,19 @@ class ServingQueries:
         """One series' forecast, ``None`` if it is not forecast."""
         fields = await self.redis.hgetall(self.keys.forecast(scope, key))
         return forecast_from_hash(fields) if fields else None
+
+    # Stock-out risk.
+
+    async def stock_risks(self, limit: int) -> StockRiskList:
+        """The ``limit`` SKUs expected to run out soonest."""
+        skus = await self.redis.zrange(self.keys.stock_risk(), 0, limit - 1)
+        hashes = await self._hashes([self.keys.stock_sku(sku) for sku in skus])
+        return StockRiskList(skus=[stock_from_hash(fields) for fields in hashes if fields])
+
+    async def stock(self, sku: str) -> StockRisk | None:
+        """One SKU's stock view, ``None`` without inventory counts of it."""
+        fields = await self.redis.hgetall(self.keys.stock_sku(sku))
+        return stock_from_hash(fields) if fields else None
 
     # Pipeline metrics.
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-AlertKind = Literal["risk", "drift", "trend", "surge", "slump"]
+AlertKind = Literal["risk", "drift", "trend", "surge", "slump", "restock"]
 ForecastScope = Literal["total", "category", "sku"]
 RecommendationSource = Literal["rule", "segment", "global"]
 
@@ -221,6 +221,34 @@ class ForecastList(BaseModel):
 
     scope: str
     forecasts: list[Forecast]
+
+
+class StockRisk(BaseModel):
+    """A SKU's stock on hand and the hours until it runs out (``kairos:stock:sku:{sku}``).
+
+    ``hours_to_stockout`` is when the expected demand uses the stock up;
+    ``hours_to_stockout_latest`` when the lower bound of the demand forecast
+    does (a ``restock`` alert is raised when that is within ``horizon_hours``).
+    Both are absent when not within the look-ahead or without a forecast
+    (``basis`` ``no-forecast``: the SKU is not among the forecast top SKUs).
+    """
+
+    sku: str
+    on_hand: float | None = None
+    as_of: float | None = None
+    counted_at: float | None = None
+    basis: str | None = None
+    horizon_hours: float | None = None
+    hours_to_stockout: float | None = None
+    hours_to_stockout_latest: float | None = None
+    stockout_at: float | None = None
+    alerted_at: float | None = None
+
+
+class StockRiskList(BaseModel):
+    """SKUs by expected hours until stock-out, soonest first."""
+
+    skus: list[StockRisk]
 
 
 class TopicCounts(BaseModel):

@@ -37,7 +37,7 @@ from streams.settings import KairosSettings
 from streams.tools.faults import Deployment, read_alert_ids, read_features, send_events
 
 #: Topic order of a per-topic backfill.
-TOPIC_ORDER = ("clicks", "orders", "payments", "labels")
+TOPIC_ORDER = ("clicks", "orders", "payments", "labels", "inventory")
 ARRIVALS = ("topic-by-topic", "interleaved", "paced", "held-back")
 #: Not run by default: interleaved at full speed into three workers.
 MORE_ARRIVALS = ("three-workers",)
@@ -46,6 +46,8 @@ SALES_ALERT_KINDS = ("surge", "slump")
 #: Forecast fields compared within :data:`FORECAST_TOLERANCE`.
 FORECAST_FIELDS = ("next_window_start", "forecast_units", "forecast_revenue", "last_window_start", "last_units")
 FORECAST_TOLERANCE = 0.01
+#: Stock-out risk fields compared exactly (with inventory events).
+STOCK_FIELDS = ("on_hand", "as_of", "counted_at", "hours_to_stockout", "hours_to_stockout_latest", "alerted_at")
 Event = tuple[str, str, Any]
 
 
@@ -100,8 +102,12 @@ def read_views(settings: KairosSettings) -> dict[str, Any]:
     for key in client.scan_iter(keys.forecast("*", "*"), count=1000):
         view = client.hgetall(key)
         forecasts[f"{view.get('scope')}:{view.get('key')}"] = {name: view.get(name) for name in FORECAST_FIELDS}
-    sales_alerts = {alert for alert in read_alert_ids(settings) if alert.split(":", 1)[0] in SALES_ALERT_KINDS}
+    alert_ids = read_alert_ids(settings)
+    sales_alerts = {alert for alert in alert_ids if alert.split(":", 1)[0] in SALES_ALERT_KINDS}
+    stock = {sku: {name: view.get(name) for name in STOCK_FIELDS}
+             for sku, view in _hashes(client, keys.stock_sku("*"), keys.stock_sku("")).items()}
     return {
+        "stock": stock, "restock_alerts": {alert for alert in alert_ids if alert.startswith("restock:")},
         "customers": customers, "segments": segments, "scores": scores, "forecasts": forecasts,
         "sales_alerts": sales_alerts, "ingest": client.hgetall(keys.metrics("ingest")),
         "risk": client.hgetall(keys.metrics("risk")), "forecast_metrics": client.hgetall(keys.metrics("forecast")),
@@ -248,6 +254,9 @@ def compare(a: RunSummary, b: RunSummary) -> dict[str, Any]:
         "features_worst_relative_gap": feature_gap,
         "ingest_equal": va["ingest"] == vb["ingest"],
         "sales_alerts_symmetric_difference": len(va["sales_alerts"] ^ vb["sales_alerts"]),
+        "stock_differing": sum(va["stock"].get(k) != vb["stock"].get(k) for k in set(va["stock"]) | set(vb["stock"])),
+        "restock_alerts": (len(va["restock_alerts"]), len(vb["restock_alerts"])),
+        "restock_alerts_symmetric_difference": len(va["restock_alerts"] ^ vb["restock_alerts"]),
         "forecast_series": (len(va["forecasts"]), len(vb["forecasts"])),
         "forecast_worst_relative_gap": worst,
         "forecast_worst": None if not worst else [worst_series, worst_field, va["forecasts"].get(worst_series),

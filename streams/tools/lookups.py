@@ -51,6 +51,8 @@ from streams.serving.schemas import (
     RiskRuleView,
     SegmentList,
     SegmentProfile,
+    StockRisk,
+    StockRiskList,
 )
 from streams.settings import KairosSettings
 
@@ -58,7 +60,7 @@ T = TypeVar("T")
 #: Scope and key of the shop-total forecast series.
 TOTAL_SCOPE, _, TOTAL_KEY = TOTAL.partition(":")
 TOTAL_SERIES = (TOTAL_SCOPE, TOTAL_KEY)
-KIND_STYLES = {"risk": "bold red", "surge": "green", "slump": "yellow", "trend": "cyan"}
+KIND_STYLES = {"risk": "bold red", "surge": "green", "slump": "yellow", "trend": "cyan", "restock": "magenta"}
 SOURCE_STYLES = {"rule": "bold", "segment": "cyan", "global": "dim"}
 #: How a window's start is shown, in one series' view and in a listing of series.
 WINDOW = "%Y-%m-%d %H:%M"
@@ -338,6 +340,42 @@ def show_forecast(settings: KairosSettings, series: tuple[str, str] | None, as_j
                         + (f"forecast {scope} series: {listed}" if known else f"no {scope} series is forecast yet"))
 
     emit(lookup(settings, one), as_json, forecast_view)
+
+
+# Stock-out risk.
+
+
+def stock_table(listing: StockRiskList) -> Group:
+    """SKUs by expected hours until stock-out: on hand, hours (expected, latest), alert."""
+    table = columns(("sku", "left"), ("on hand", "right"), ("as of (UTC)", "left"), ("stock-out in h", "right"),
+                    ("latest h", "right"), ("expected at (UTC)", "left"), ("restock alert", "left"))
+    for stock in listing.skus:
+        latest = stock.hours_to_stockout_latest
+        alerted = stock.alerted_at is not None
+        table.add_row(stock.sku, figure(stock.on_hand, 0), utc(stock.as_of, LISTED_WINDOW),
+                      figure(stock.hours_to_stockout), figure(latest),
+                      utc(stock.stockout_at, LISTED_WINDOW) if stock.stockout_at is not None else "-",
+                      Text(f"since {utc(stock.alerted_at, LISTED_WINDOW)}" if alerted else "-",
+                           style="magenta" if alerted else ""))
+    return titled(table, f"{len(listing.skus)} SKUs by hours until stock-out (event time)",
+                  None if listing.skus else "no SKU with inventory counts and a stock-out in sight yet")
+
+
+def stock_view(stock: StockRisk) -> Group:
+    """One SKU's stock view."""
+    return stock_table(StockRiskList(skus=[stock]))
+
+
+def show_stock(settings: KairosSettings, sku: str | None, limit: int, as_json: bool) -> None:
+    """One SKU's stock-out risk, or the SKUs expected to run out soonest."""
+    if sku is None:
+        emit(lookup(settings, lambda queries: queries.stock_risks(limit)), as_json, stock_table)
+        return
+
+    async def one(queries: ServingQueries) -> StockRisk:
+        return found(await queries.stock(sku), f"no inventory counts for SKU {sku!r}")
+
+    emit(lookup(settings, one), as_json, stock_view)
 
 
 # Analyst risk rules.

@@ -71,7 +71,7 @@ class Pipeline:
         sent = 0
         started = time.monotonic()
         for event_type, value in events:
-            key = value.get("payment_id") if event_type == "labels" else value.get("customer_id")
+            key = value.get({"labels": "payment_id", "inventory": "sku"}.get(event_type, "customer_id"))
             self.send(getattr(self.settings.topics, event_type), value, key)
             sent += 1
             if rate and sent % 100 == 0:

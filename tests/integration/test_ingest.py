@@ -22,13 +22,14 @@ VALID = {
     "payments": {"event_id": "ok-p", "payment_id": "p1", "order_id": "o1", "ts": "2026-11-22T06:01:17.123Z",
                  "customer_id": "alice", "amount": 25.0, "currency": "EUR", "method": "card"},
     "labels": {"event_id": "ok-l", "payment_id": "p1", "ts": "2026-11-22T06:01:17.123Z", "is_fraud": False},
+    "inventory": {"event_id": "ok-i", "ts": "2026-11-22T06:01:17.123Z", "sku": "A", "on_hand": 40},
 }
 
 #: For each topic: the field that shows "negative quantity" and "amount as string" on that schema.
 NEGATIVE = {"clicks": ("price", -1.0), "orders": ("lines", [{"sku": "A", "quantity": -1, "unit_price": 1.0}]),
-            "payments": ("amount", -5.0), "labels": ("is_fraud", -1)}
+            "payments": ("amount", -5.0), "labels": ("is_fraud", -1), "inventory": ("on_hand", -3)}
 AS_STRING = {"clicks": ("price", "12.5"), "orders": ("lines", [{"sku": "A", "quantity": 1, "unit_price": "12.5"}]),
-             "payments": ("amount", "25.00"), "labels": ("is_fraud", "true")}
+             "payments": ("amount", "25.00"), "labels": ("is_fraud", "true"), "inventory": ("on_hand", "40")}
 
 
 def with_field(event_type: str, field: str, value) -> bytes:
@@ -70,6 +71,8 @@ def test_bad_input_goes_to_dead_letters_and_valid_events_still_flow(make_pipelin
         assert counts[f"{event_type}.processed"] == 1
     view = pipeline.redis.hgetall(pipeline.keys.customer("alice"))
     assert (view["orders"], view["clicks"], view["payments"], view["spend"]) == ("1", "1", "1", "25.00")
+    # The inventory count went on to the sales stage's stock book (routed by SKU, no customer state).
+    pipeline.wait_until(lambda: pipeline.redis.hget(pipeline.keys.metrics("stock"), "skus") == "1", 10, "stock book")
 
     letters = pipeline.read_topic(pipeline.settings.topics.dead_letters, len(sent_bad))
     assert len(letters) == len(sent_bad)

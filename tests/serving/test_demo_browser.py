@@ -4,7 +4,7 @@ Nothing is written into Redis by the test: ``python -m streams.cli demo`` starts
 the embedded Tansu broker, a redis-server, a worker, the lookup API and the
 simulated shop in a work folder under the test's tmp dir. The page must load
 (no API key dialog: the demo's API runs without a key), draw segment bars and
-forecast charts from what the worker computed, and report the pipeline live.
+forecast charts and the stock-out risk table from what the worker computed, and report the pipeline live.
 Then an analyst rule is added with ``kairos rules add``, and once the worker
 has loaded it one payment that breaks it is sent to the demo's ``payments``
 topic: its risk alert must appear in the feed of the same page (a marker set on
@@ -283,6 +283,9 @@ def test_the_demo_dashboard_shows_live_data_and_a_new_risk_alert_without_reload(
             "processed events in the topic table")
         rules = page_shows("document.querySelectorAll('#rule-table tbody tr td.num').length / 2",
                            "basket rules in the rule table")
+        stock = page_shows("[...document.querySelectorAll('#stock-table tbody tr')]"
+                           ".filter(tr => /\\d/.test(tr.children[2]?.textContent || '')).length",
+                           "SKUs with hours until stock-out in the stock table")
         data_shown = time.monotonic()
 
         # The rule is live once the worker reports it among its active rules.
@@ -307,7 +310,7 @@ def test_the_demo_dashboard_shows_live_data_and_a_new_risk_alert_without_reload(
 
     assert not key_dialog_open, "the demo's API runs without a key: the page must not ask for one"
     assert bars and all(size > 0 for size in bars), bars
-    assert points >= 1 and processed > 0 and rules >= 1, (points, processed, rules)
+    assert points >= 1 and processed > 0 and rules >= 1 and stock >= 1, (points, processed, rules, stock)
     assert alert["kind"] == "risk" and alert["subject"] == payment_id, alert
     assert f"rule {rule_id}: {description}" in alert["text"], alert
     assert alert["fresh"], f"the alert was not streamed into the open page: {alert}"

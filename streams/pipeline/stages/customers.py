@@ -13,7 +13,8 @@ For the packed batches taken together from ``<app_id>-events``, chunk by chunk:
    feature vectors (:mod:`.segments`);
 3. publish: customer, segment and risk views and alerts to Redis (one
    pipeline), derived records downstream (risk snapshots and labels by
-   payment id, the risk views to their log (:mod:`..view_log`), orders and product views to the sales stage, orders to every
+   payment id, the risk views to their log (:mod:`..view_log`), orders, product views and inventory counts to the
+   sales stage, orders to every
    basket partition), alerts and segment
    changes to their topics;
 4. flush every touched key, with the ingest counter that counted the chunk,
@@ -190,6 +191,9 @@ class CustomerStage:
         via = f"{batch.path}>{partition}"
         if batch.event_type == "labels":
             return self._label(partition, via, offset, record, chunk)
+        if batch.event_type == "inventory":  # no customer: straight on to the sales stage (stock-out risk)
+            chunk.outbox.add(self.topics["sales"], 0, "inventory", via, offset, record)
+            return "processed"
         customer_id = record["customer_id"]
         clock = self._clock(partition)
         if clock.expired(record["ts"]):

@@ -14,6 +14,14 @@ advance publishes the changed forecast views and alerts, and a ``drift``
 alert for each drift of a series' forecasters (:func:`forecast_drift_alert`);
 a replay after a crash publishes the same ones again (absolute views, alert
 ids per series and window).
+
+**Stock-out risk**: inventory counts (the optional ``inventory`` topic) come
+the same way and go into a :class:`~models.forecasting.StockBook` with every
+order. Once it holds a count, the watermark is stepped through each window's
+close (a window's end plus the allowed lateness): the monitor closes that
+window, then the book is evaluated at that instant with each SKU's units
+forecaster, so a view and a ``restock`` alert depend on the events only, not
+on how far one batch moved the watermark. Without counts nothing of this runs.
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from models.forecasting import SalesForecaster, SalesMonitor, SalesUpdate, SalesWindows, SurgeDetector
+from models.forecasting import (
+    RestockAlert, SalesForecaster, SalesMonitor, SalesUpdate, SalesWindows, StockBook, SurgeDetector,
+)
 from streams.pipeline.packing import PackedBatch
 from streams.pipeline.replay_guard import AppliedOffsets
 from streams.pipeline.views import Alert, RedisViews, iso
@@ -53,8 +63,10 @@ class SalesState:
 
     def __init__(self, monitor: SalesMonitor, applied: AppliedOffsets | None = None,
                  paths: dict[str, float] | None = None, idle_seconds: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, stock: StockBook | None = None) -> None:
         self.monitor = monitor
+        size = monitor.windows.calendar.size
+        self.stock = stock if stock is not None else StockBook(window_seconds=size)
         self.applied = applied or AppliedOffsets()
         #: Per upstream path, the latest event time it delivered.
         self.paths = dict(paths or {})
@@ -79,11 +91,11 @@ class SalesState:
                                  slump_threshold=settings.slump_threshold, recovery=settings.surge_recovery_windows,
                                  interest_threshold=settings.surge_interest_threshold)
         return cls(SalesMonitor(windows, forecaster, detector, nowcast=settings.surge_nowcast),
-                   idle_seconds=settings.sales_idle_path_seconds)
+                   idle_seconds=settings.sales_idle_path_seconds, stock=stock_book(settings))
 
     def apply(self, batch: PackedBatch) -> SalesUpdate:
         """Count the batch's new orders or views, then close the windows every active path has passed."""
-        add = self.monitor.add_view if batch.event_type == "views" else self.monitor.add_order
+        add = {"views": self.monitor.add_view, "inventory": self.stock.add_count}.get(batch.event_type, self._order)
         latest = None
         for offset, record in batch.entries:
             if record is not None:
@@ -101,7 +113,39 @@ class SalesState:
         stops, the paths fall idle and the last windows close)."""
         now = self._clock() if now is None else now
         mark = self.watermark(now)
-        return self.monitor.advance(-math.inf if mark is None else mark)
+        if mark is None:
+            return self.monitor.advance(-math.inf)
+        book = self.stock
+        if not len(book):
+            update = self.monitor.advance(mark)
+            if book.active:
+                book.forget_until(max(book.evaluated, mark))
+            return update
+        updates = []
+        for close in self._closes(book.evaluated, mark):
+            update = self.monitor.advance(close)
+            stock = book.evaluate(close, self._units_forecaster)
+            update.stock, update.restocks = stock.views, stock.alerts
+            updates.append(update)
+        updates.append(self.monitor.advance(mark))
+        return merge_updates(updates)
+
+    def _order(self, order: dict[str, Any]) -> None:
+        self.monitor.add_order(order)
+        self.stock.add_order(order)
+
+    def _units_forecaster(self, sku: str) -> SalesForecaster | None:
+        return self.monitor.forecaster_of(f"sku:{sku}")
+
+    def _closes(self, after: float, until: float) -> list[float]:
+        """The instants in ``(after, until]`` at which a window closes (its end plus the allowed lateness); the
+        last week's worth when more (a silence)."""
+        windows = self.monitor.windows
+        calendar, lateness = windows.calendar, windows.allowed_lateness
+        last = calendar.index_of(until - lateness)
+        first = last if after == -math.inf else calendar.index_of(after - lateness) + 1
+        first = max(first, last - 7 * calendar.season_length * calendar.days_per_week + 1)
+        return [calendar.start(index) + lateness for index in range(first, last + 1)]
 
     def watermark(self, now: float) -> float | None:
         """The event time every path heard within ``idle_seconds`` has reached, and no later than the latest order;
@@ -122,14 +166,49 @@ class SalesState:
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.STATE[0], "version": self.STATE[1], "monitor": self.monitor.state_dict(),
-                "applied": self.applied.to_state(), "paths": dict(sorted(self.paths.items()))}
+                "applied": self.applied.to_state(), "paths": dict(sorted(self.paths.items())),
+                "stock": self.stock.state_dict()}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], idle_seconds: float = 5.0, nowcast: bool = False) -> SalesState:
-        """Rebuild from :meth:`state_dict` output (version 1 kept no paths: they are learned again)."""
+    def from_state(cls, state: dict[str, Any], idle_seconds: float = 5.0, nowcast: bool = False,
+                   settings: KairosSettings | None = None) -> SalesState:
+        """Rebuild from :meth:`state_dict` output (version 1 kept no paths: they are learned again; a state
+        written before stock-out risk has no book: a new one). The book takes ``settings``' stock settings."""
         monitor = SalesMonitor.from_state(state["monitor"])
         monitor.nowcast = nowcast
-        return cls(monitor, AppliedOffsets(state["applied"]), state.get("paths"), idle_seconds)
+        stock = StockBook.from_state(state["stock"]) if "stock" in state else None
+        if settings is not None:
+            stock = stock_book(settings, stock)
+        return cls(monitor, AppliedOffsets(state["applied"]), state.get("paths"), idle_seconds, stock=stock)
+
+
+def stock_book(settings: KairosSettings, book: StockBook | None = None) -> StockBook:
+    """A new :class:`StockBook` with the settings' parameters, or ``book`` given them (after a restore)."""
+    book = book if book is not None else StockBook()
+    book.horizon_hours = settings.restock_horizon_hours
+    book.lookahead_hours = settings.stock_lookahead_hours
+    book.retain_seconds = settings.inventory_late_seconds
+    book.max_skus = settings.stock_max_skus
+    book.window_seconds = settings.sales_window_seconds
+    return book
+
+
+def merge_updates(updates: list[SalesUpdate]) -> SalesUpdate:
+    """One update holding several in order (later views replace earlier ones)."""
+    if len(updates) == 1:
+        return updates[0]
+    merged = SalesUpdate()
+    for update in updates:
+        merged.alerts += update.alerts
+        removed = (set(merged.removed) - set(update.views)) | set(update.removed)
+        merged.views = {series: view for series, view in (merged.views | update.views).items()
+                        if series not in update.removed or series in update.views}
+        merged.removed = sorted(removed)
+        merged.closed += update.closed
+        merged.drifts += update.drifts
+        merged.stock |= update.stock
+        merged.restocks += update.restocks
+    return merged
 
 
 def sales_view(click: dict[str, Any]) -> dict[str, Any]:
@@ -183,4 +262,44 @@ def publish_sales(pipe: Any, views: RedisViews, update: SalesUpdate) -> list[Ale
         alert = forecast_drift_alert(drift)
         views.alert(pipe, alert)
         alerts.append(alert)
+    for sku, view in update.stock.items():
+        pipe.hset(keys.stock_sku(sku), mapping=stock_fields(view))
+        if "hours_to_stockout" in view:
+            pipe.zadd(keys.stock_risk(), {sku: view["hours_to_stockout"]})
+        else:
+            pipe.zrem(keys.stock_risk(), sku)
+    for raised in update.restocks:
+        alert = restock_alert(raised)
+        views.alert(pipe, alert)
+        alerts.append(alert)
     return alerts
+
+
+def stock_fields(view: dict[str, Any]) -> dict[str, str]:
+    """A SKU's stock view as flat Redis hash fields (instants in ISO 8601, absent hours as ``""``).
+
+    >>> fields = stock_fields({"sku": "A", "on_hand": 26, "as_of": 3600.0, "counted_at": 0.0, "horizon_hours": 48.0,
+    ...                        "basis": "seasonal", "hours_to_stockout": 13.0, "alerted_at": None})
+    >>> fields["stockout_at"], fields["hours_to_stockout_latest"], fields["alerted_at"]
+    ('1970-01-01T14:00:00.000Z', '', '')
+    """
+    expected = view.get("hours_to_stockout")
+    return {
+        "sku": view["sku"], "on_hand": str(view["on_hand"]), "as_of": iso(view["as_of"]),
+        "counted_at": iso(view["counted_at"]), "basis": view["basis"], "horizon_hours": f"{view['horizon_hours']:g}",
+        "hours_to_stockout": "" if expected is None else f"{expected:.2f}",
+        "hours_to_stockout_latest": ("" if view.get("hours_to_stockout_latest") is None
+                                     else f"{view['hours_to_stockout_latest']:.2f}"),
+        "stockout_at": "" if expected is None else iso(view["as_of"] + expected * 3600.0),
+        "alerted_at": "" if view.get("alerted_at") is None else iso(view["alerted_at"]),
+    }
+
+
+def restock_alert(raised: RestockAlert) -> Alert:
+    """The ``restock`` alert of a SKU (stable id: SKU and the event time it was raised at); its score is the hours
+    until stock-out at the lower bound of demand."""
+    return Alert(kind="restock", alert_id=f"restock:{raised.sku}:{raised.ts:.0f}", subject=f"sku:{raised.sku}",
+                 score=raised.hours_to_stockout_latest, reasons=raised.reasons(), ts=raised.ts,
+                 extra={"sku": raised.sku, "on_hand": raised.on_hand, "hours_to_stockout": raised.hours_to_stockout,
+                        "hours_to_stockout_latest": raised.hours_to_stockout_latest,
+                        "horizon_hours": raised.horizon_hours, "basis": raised.basis})

@@ -185,6 +185,17 @@ function renderRules(list) {
     || `<tr><td colspan="5" class="muted">No rules yet.</td></tr>`;
 }
 
+// ---- Stock-out risk -------------------------------------------------------------
+
+function renderStock(list) {
+  const hours = (h) => (h === null || h === undefined ? "–" : fmt(h, 1));
+  $("stock-table").querySelector("tbody").innerHTML = list.skus.map((s) => `
+    <tr class="${s.alerted_at === null ? "" : "restocking"}"><td>${esc(s.sku)}</td><td class="num">${fmt(s.on_hand)}</td>
+    <td class="num">${hours(s.hours_to_stockout)}</td><td class="num">${hours(s.hours_to_stockout_latest)}</td>
+    <td>${s.alerted_at === null ? "" : `<span class="kind-restock">restock</span> since ${esc(new Date(s.alerted_at * 1000).toISOString().slice(5, 16).replace("T", " "))}`}</td></tr>`).join("")
+    || `<tr><td colspan="5" class="muted">No stock-out in sight: the rows appear with inventory counts on the inventory topic.</td></tr>`;
+}
+
 // ---- Alerts -------------------------------------------------------------------
 
 function alertItem(alert, fresh) {
@@ -275,13 +286,14 @@ $("alert-filters").addEventListener("click", (event) => {
 async function refresh() {
   const pill = $("health");
   try {
-    const [metrics, segments, forecasts, rules] = await Promise.all([
-      api("metrics"), api("segments"), api("forecasts?scope=category"), api("rules?limit=12"),
+    const [metrics, segments, forecasts, rules, stock] = await Promise.all([
+      api("metrics"), api("segments"), api("forecasts?scope=category"), api("rules?limit=12"), api("stock?limit=10"),
     ]);
     renderPipeline(metrics);
     renderSegments(segments);
     renderForecasts(forecasts);
     renderRules(rules);
+    renderStock(stock);
     pill.className = "pill pill-ok";
     pill.textContent = "live";
     $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;

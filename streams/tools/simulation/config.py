@@ -8,6 +8,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streams.tools.simulation.catalog import CATEGORIES
+from streams.tools.simulation.inventory import PLANT_AFTER_DAYS, PLANT_BEFORE_END_DAYS
 
 
 class SimulatorConfig(BaseModel):
@@ -34,6 +35,10 @@ class SimulatorConfig(BaseModel):
     surges: int = Field(2, ge=0, le=50)
     chaos: float = Field(0.0, ge=0, le=0.5)
     label_share_legit: float = Field(0.2, ge=0, le=1)
+    #: Best-selling SKUs whose stock is counted on the ``inventory`` topic (0: no inventory events), and the
+    #: sell-outs planted among them (see ``inventory.StockKeeper``).
+    inventory_skus: int = Field(0, ge=0, le=10_000)
+    sellouts: int = Field(0, ge=0, le=1_000)
 
     @field_validator("start")
     @classmethod
@@ -46,6 +51,11 @@ class SimulatorConfig(BaseModel):
     def _enough_skus(self) -> Self:
         if self.skus < 2 * self.categories:
             raise ValueError("need at least two SKUs per category")
+        if self.sellouts and not self.inventory_skus:
+            raise ValueError("planted sell-outs need inventory_skus")
+        shortest = PLANT_AFTER_DAYS + PLANT_BEFORE_END_DAYS
+        if self.sellouts and self.days <= shortest:
+            raise ValueError(f"planted sell-outs need a run of more than {shortest:g} days")
         return self
 
     @property
@@ -71,9 +81,10 @@ class SimulatorConfig(BaseModel):
 
         Three simulated days of 1000 customers (about 38k events), a surge on
         days two and three, fraud five times the usual rate with drift halfway,
-        and a sprinkle of bad and duplicate messages for the dead-letter view.
+        a sprinkle of bad and duplicate messages for the dead-letter view, and
+        the stock of the ten best sellers counted (the stock-out risk panel).
         """
         return cls(
             seed=seed, customers=1000, days=3.0, fraud_rate=0.05, fraud_drift_at=0.5,
-            surges=2, chaos=0.005,
+            surges=2, chaos=0.005, inventory_skus=10,
         )

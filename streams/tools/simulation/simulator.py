@@ -14,6 +14,7 @@ from streams.tools.simulation.clock import DAY, HOUR, HOURLY_PROFILE, WEEKDAY_PR
 from streams.tools.simulation.config import SimulatorConfig
 from streams.tools.simulation.drafts import Draft, IdMint
 from streams.tools.simulation.fraud import Fraudster
+from streams.tools.simulation.inventory import StockKeeper, daily_units
 from streams.tools.simulation.population import (
     ORDER_REGULARITY, SEGMENTS, Customer, best_selling, populate, segment_samplers,
 )
@@ -62,6 +63,8 @@ class ShopSimulator:
       view it and leave, so that its views too run at about ``factor``
       times their usual rate (``surges``): interest and sales rise together;
     * fraud patterns with drift (``fraud``) and legit noise (``shopping``);
+    * with ``inventory_skus``, stock counts, restocks and planted sell-outs of
+      the best sellers (``inventory``);
     * chaos: after each event, with probability ``chaos``, a bad message or a
       redelivery (``chaos``), drawn from its own generator so the valid stream
       does not change with ``chaos``.
@@ -105,6 +108,8 @@ class ShopSimulator:
         ]
         self._fraud_payments: dict[str, str] = {}
         self._chaos: Chaos | None = None
+        self._daily_units: dict[str, float] | None = None
+        self._stock: StockKeeper | None = None
 
     def _rng(self, stream: str) -> random.Random:
         return random.Random(f"{self.config.seed}:{stream}")
@@ -176,10 +181,22 @@ class ShopSimulator:
         return (ordinary + surging) * ATTEMPTS_PER_ORDER
 
     def events(self) -> Iterator[SimEvent]:
-        """The stream, in event-time order; each call replays the same run from the start."""
+        """The stream, in event-time order; each call replays the same run from the start.
+
+        With ``inventory_skus``, inventory counts are laid over it (:class:`StockKeeper`; the first call makes a
+        first pass over the run to learn each SKU's usual demand); the other events do not change.
+        """
         run = _Run(self)
         self._fraud_payments, self._chaos = run.fraud_payments, run.chaos
-        return iter(run)
+        cfg = self.config
+        if not cfg.inventory_skus:
+            return iter(run)
+        if self._daily_units is None:
+            orders = (e.value for e in _Run(self) if e.topic == "orders" and isinstance(e.value, dict))
+            self._daily_units = daily_units(orders, cfg.inventory_skus, cfg.days)
+        self._stock = StockKeeper(self._rng("inventory"), cfg.seed, self._daily_units, cfg.sellouts,
+                                  cfg.start_ts, cfg.end_ts)
+        return self._stock.overlay(run, SimEvent)
 
     def ground_truth(self) -> dict[str, Any]:
         """What was planted, as JSON-ready data; fraud and chaos are complete once ``events()`` is exhausted.
@@ -212,7 +229,7 @@ class ShopSimulator:
                 "duplicates": chaos.duplicates if chaos else 0,
                 "bad_by_kind": dict(chaos.bad_by_kind) if chaos else {},
             },
-        }
+        } | ({"inventory": self._stock.truth()} if self._stock is not None else {})
 
 
 class _Run:
