@@ -14,6 +14,10 @@ Pipeline suite:
    the wall-clock send time; the worker stamps ``updated_at`` when the view is
    written, so latency = ``updated_at - ts`` per probe.
 
+With ``--peer quix`` (:func:`bench_peers`) the latency runs give way to a
+comparison on the same preloaded events: the ceiling, one worker and the Quix
+Streams peer (:mod:`streams.tools.peers`), one after another.
+
 Absolute numbers drift on shared machines; the ratio to the ceiling is the
 figure to compare across runs.
 """
