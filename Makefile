@@ -6,7 +6,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: demo test setup setup-test bench system-packages system-packages-test
+.PHONY: demo test setup setup-test bench bench-peer system-packages system-packages-test
 
 demo: setup
 	$(VENV)/bin/kairos demo
@@ -16,6 +16,11 @@ test: setup-test
 
 bench: setup-test
 	$(VENV)/bin/kairos bench
+
+# Kairos next to Quix Streams on the same events (installs the bench extra: quixstreams).
+bench-peer: setup-test
+	$(VENV)/bin/python -m pip install -q -e '.[bench]'
+	$(VENV)/bin/kairos bench --peer quix
 
 setup: system-packages $(VENV)/.installed
 setup-test: system-packages-test $(VENV)/.installed-test

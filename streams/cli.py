@@ -113,6 +113,8 @@ def simulate(
     chaos: float = typer.Option(0.0, help="Share of extra bad or duplicate messages."),
     inventory_skus: int = typer.Option(0, help="Best sellers whose stock is counted on the inventory topic (0: none)."),
     sellouts: int = typer.Option(0, help="Sell-outs planted among them (in --truth)."),
+    browsing: float = typer.Option(1.0, help="Browsing sessions relative to the usual (orders unchanged): 1 gives "
+                                   "about 95 % clicks, 0.1 about 87 % with three times the orders per click."),
     truth: Path = typer.Option(None, help="Write the planted ground truth (JSON) here."),
     out: Path = typer.Option(None, help="Write JSON Lines per topic into this folder instead of sending."),
     bootstrap: Bootstrap = None,
@@ -122,7 +124,7 @@ def simulate(
 
     config = dict(seed=seed, customers=customers, days=days, fraud_rate=fraud_rate,
                   fraud_drift_at=drift_at or None, surges=surges, chaos=chaos, inventory_skus=inventory_skus,
-                  sellouts=sellouts)
+                  sellouts=sellouts, browsing=browsing)
     with kafka_command(bootstrap) as settings:
         typer.echo(run(settings, config, rate, events or None, truth, out))
 
@@ -142,6 +144,12 @@ def bench(
     data: Path | None = typer.Option(None, help="baskets: only this folder of Online Retail-layout CSV files."),
     min_support: float = typer.Option(0.01, help="baskets: with --data, the support compared with FP-Growth."),
     record: bool = typer.Option(False, help="pipeline: append the figures to BENCHMARKS.md."),
+    peer: str | None = typer.Option(None, help="pipeline: instead of the latency runs, compare with a peer engine "
+                                    "on the same events: the ceiling, Kairos, then the peer (quix; needs the bench "
+                                    "extra: pip install -e '.[bench]')."),
+    workload: Path | None = typer.Option(None, help="pipeline with --peer: a folder of JSON Lines per topic "
+                                         "(kairos simulate --out) instead of --events simulated events."),
+    rounds: int = typer.Option(1, min=1, help="pipeline with --peer: rounds of the three runs, alternated."),
     customers: int = typer.Option(3000, help="determinism: simulated customers."),
     days: float = typer.Option(20.0, help="determinism: simulated days."),
     paced_rate: float = typer.Option(5000.0, help="determinism: events/s of the paced arrival."),
@@ -158,14 +166,17 @@ def bench(
     suites = BENCH_SUITES if suite == "all" else (suite,)
     if any(name not in BENCH_SUITES for name in suites):
         fail(f"unknown suite {suite!r}: choose from {', '.join(BENCH_SUITES)} or all", 2)
-    from streams.tools.bench import BenchResult, append_to_benchmarks, bench_pipeline, bench_workdir, machine
+    from streams.tools.bench import BenchResult, append_to_benchmarks, bench_peers, bench_pipeline, bench_workdir, machine
 
     typer.echo(f"machine: {machine()}")
     for name in suites:
         typer.echo(f"== {name}", err=True)
         if name == "pipeline":
             result = BenchResult(" ".join(["kairos", *sys.argv[1:]]), machine())
-            bench_pipeline(result, events, seed, latency_rate, partitions)
+            if peer is not None:
+                bench_peers(result, peer, events, seed, partitions, workload, rounds)
+            else:
+                bench_pipeline(result, events, seed, latency_rate, partitions)
             if record:
                 append_to_benchmarks(result, Path("BENCHMARKS.md"))
         elif name == "serving":

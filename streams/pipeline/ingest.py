@@ -35,7 +35,7 @@ from mode import Service
 
 from streams.pipeline.alignment import EventTimeAligner
 from streams.pipeline.retry import record_failure, record_success, until_done
-from streams.pipeline.packing import PackedBatch, encode_packet, partition_for
+from streams.pipeline.packing import PackedBatch, encode_packets, partition_for
 from streams.pipeline.pseudonyms import Pseudonyms
 from streams.pipeline.validation import EventValidator
 from streams.settings import KairosSettings
@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 #: Shortest time between two log lines about the event-time alignment pausing partitions.
 ALIGN_LOG_SECONDS = 60.0
+
+#: Largest packet the ingest sends (its producer's request limit is 4 MiB); a bigger release is split.
+MAX_PACKET_BYTES = 1 << 20
 
 #: The field that routes each event type to its internal partition.
 ROUTING_FIELD = {"clicks": "customer_id", "orders": "customer_id", "payments": "customer_id", "labels": "payment_id",
@@ -284,7 +287,8 @@ class Ingestor(Service):
         assert self.producer is not None
         sends = [await self._dead_letter(tp, message, reason) for tp, message, reason in letters]
         for target, packet in packets.items():
-            sends.append(await self.producer.send(self.events_topic, encode_packet(packet), partition=target))
+            for part in encode_packets(packet, MAX_PACKET_BYTES):
+                sends.append(await self.producer.send(self.events_topic, part, partition=target))
         if sends:
             await asyncio.gather(*sends)
 

@@ -32,9 +32,12 @@ def internal_topics(settings: KairosSettings) -> list[NewTopic]:
                                     "retention.ms": str(settings.risk_payment_ttl_seconds * 1000)})]
 
 
-def ensure_topics(settings: KairosSettings, timeout: float = 30.0) -> list[str]:
-    """Create missing public topics (``settings.partitions`` each) and internal ones; return those created."""
-    wanted = {name: NewTopic(name, settings.partitions, settings.kafka_replication_factor)
+def ensure_topics(settings: KairosSettings, timeout: float = 30.0,
+                  public_configs: dict[str, str] | None = None) -> list[str]:
+    """Create missing public topics (``settings.partitions`` each, with ``public_configs``) and internal ones;
+    return those created."""
+    wanted = {name: NewTopic(name, settings.partitions, settings.kafka_replication_factor,
+                             topic_configs=public_configs or {})
               for name in public_topics(settings)}
     wanted.update({topic.name: topic for topic in internal_topics(settings)})
     deadline = time.monotonic() + timeout

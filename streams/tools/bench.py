@@ -14,6 +14,10 @@ Pipeline suite:
    the wall-clock send time; the worker stamps ``updated_at`` when the view is
    written, so latency = ``updated_at - ts`` per probe.
 
+With ``--peer quix`` (:func:`bench_peers`) the latency runs give way to a
+comparison on the same preloaded events: the ceiling, one worker and the Quix
+Streams peer (:mod:`streams.tools.peers`), one after another.
+
 Absolute numbers drift on shared machines; the ratio to the ceiling is the
 figure to compare across runs.
 """
@@ -34,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from aiokafka import AIOKafkaConsumer
 
 from streams.pipeline.counters import OUTCOMES
 from streams.pipeline.keys import RedisKeys
@@ -42,6 +45,9 @@ from streams.pipeline.topics import ensure_topics
 from streams.settings import KairosSettings
 from streams.tools.lookups import add_risk_rule
 from streams.tools.devstack import DevStack, dev_stack
+from streams.tools.peers.ceiling import raw_consumer
+from streams.tools.peers.measure import Measurement, RunClock
+from streams.tools.peers.workload import read_workload
 from streams.tools.sender import send_fast, send_paced
 from streams.tools.simulation import ShopSimulator, SimulatorConfig
 
@@ -90,29 +96,6 @@ def simulated_events(count: int, seed: int) -> list[tuple[str, str, Any]]:
     return events
 
 
-async def ceiling_rate(settings: KairosSettings, expected: int) -> float:
-    """Events/s of a raw aiokafka consumer + json.loads over the input topics."""
-    consumer = AIOKafkaConsumer(
-        *settings.topics.inputs(), **settings.kafka_client_options(), group_id=None,
-        auto_offset_reset="earliest", enable_auto_commit=False,
-        max_partition_fetch_bytes=4 << 20, fetch_max_bytes=64 << 20,
-    )
-    await consumer.start()
-    try:
-        seen, started = 0, None
-        while seen < expected:
-            fetched = await consumer.getmany(timeout_ms=1000, max_records=10_000)
-            if started is None and fetched:
-                started = time.perf_counter()
-            for messages in fetched.values():
-                for message in messages:
-                    json.loads(message.value)
-                seen += sum(1 for _ in messages)
-        return seen / (time.perf_counter() - (started or time.perf_counter()))
-    finally:
-        await consumer.stop()
-
-
 def ingest_total(r: redis.Redis, keys: RedisKeys) -> int:
     counts = r.hgetall(keys.metrics("ingest"))
     return sum(int(v) for k, v in counts.items()
@@ -128,8 +111,9 @@ def start_worker(stack: DevStack, settings: KairosSettings, log_name: str) -> su
 
 
 def wait_for_total(r: redis.Redis, keys: RedisKeys, expected: int, worker: subprocess.Popen,
-                   timeout: float) -> tuple[float, float]:
-    """Wait until ``expected`` outcomes are counted; return (first seen, done) monotonic times."""
+                   timeout: float, clock: RunClock | None = None) -> tuple[float, float]:
+    """Wait until ``expected`` outcomes are counted; return (first seen, done) monotonic times (also marked on
+    ``clock``, with the worker's CPU time)."""
     first = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -137,7 +121,12 @@ def wait_for_total(r: redis.Redis, keys: RedisKeys, expected: int, worker: subpr
         now = time.monotonic()
         if total and first is None:
             first = now
+            if clock is not None:
+                clock.mark_first(now)
         if total >= expected:
+            if clock is not None:
+                clock.mark_first(now)
+                clock.mark_last(now)
             return first or now, now
         if worker.poll() is not None:
             raise RuntimeError("worker exited during the benchmark")
@@ -255,7 +244,7 @@ def bench_pipeline(result: BenchResult, events: int, seed: int, latency_rate: fl
         result.add("events", sent)
         result.add("load_rate_eps", round(sent / (time.perf_counter() - started)))
         del generated
-        result.add("ceiling_raw_aiokafka_json_eps", round(asyncio.run(ceiling_rate(settings, sent))))
+        result.add("ceiling_raw_aiokafka_json_eps", round(asyncio.run(raw_consumer(settings, sent)).events_per_second))
         r = redis.Redis(port=stack.redis.port)
         keys = RedisKeys(settings.prefix)
         worker = start_worker(stack, settings, "bench-worker.log")
@@ -303,3 +292,105 @@ def append_to_benchmarks(result: BenchResult, path: Path) -> None:
     block = json.dumps({"command": result.command, "machine": result.machine, "figures": result.figures}, indent=1)
     with path.open("a") as handle:
         handle.write(f"\n<!-- kairos bench run {iso(time.time())} -->\n```json\n{block}\n```\n")
+
+
+#: Engines ``kairos bench --peer`` can compare Kairos with (each a system of ``python -m streams.tools.peers``).
+PEERS = ("quix",)
+#: Topic configs of the preloaded input topics: nothing expires during a bench.
+KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+def run_measured(stack: DevStack, settings: KairosSettings, system: str, expected: int, *extra: str) -> Measurement:
+    """Run ``python -m streams.tools.peers <system>`` against ``stack`` and read its measurement."""
+    env = stack.env(KAIROS_APP_ID=settings.app_id, KAIROS_PREFIX=settings.prefix,
+                    KAIROS_PARTITIONS=str(settings.partitions))
+    with (stack.workdir / f"bench-{settings.app_id}.log").open("ab") as log:
+        done = subprocess.run([sys.executable, "-m", "streams.tools.peers", system, "--expected", str(expected),
+                               *extra], env=env, stdout=subprocess.PIPE, stderr=log, timeout=1800, check=True)
+    return Measurement.from_dict(json.loads(done.stdout.decode().strip().splitlines()[-1]))
+
+
+def measure_worker(stack: DevStack, settings: KairosSettings, expected: int) -> Measurement:
+    """One fresh ``kairos worker`` (every stage on) over the loaded events: first to last event counted."""
+    ensure_topics(settings)
+    r = redis.Redis(port=stack.redis.port)
+    worker = start_worker(stack, settings, f"bench-{settings.app_id}.log")
+    try:
+        clock = RunClock(worker.pid)
+        wait_for_total(r, RedisKeys(settings.prefix), expected, worker, timeout=1800, clock=clock)
+        return clock.measurement("kairos", expected)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        r.close()
+
+
+def peer_table(measurements: list[tuple[int, Measurement]]) -> list[str]:
+    """Markdown rows: per run, events/s, its ratio to the ceiling of its round, CPU and peak RSS."""
+    ceilings = {round_: m.events_per_second for round_, m in measurements if m.system == "ceiling"}
+    rows = ["| round | system | events | events/s | × ceiling | CPU (cores) | peak RSS (MB) |",
+            "|---|---|---|---|---|---|---|"]
+    for round_, m in measurements:
+        ratio = m.events_per_second / ceilings[round_] if round_ in ceilings else float("nan")
+        rows.append(f"| {round_} | {m.system} | {m.events:,} | {m.events_per_second:,.0f} | {ratio:.3f} "
+                    f"| {m.cores:.2f} | {m.peak_rss_mb:,.0f} |")
+    return rows
+
+
+def bench_peers(result: BenchResult, peer: str, events: int, seed: int, partitions: int,
+                workload: Path | None, rounds: int) -> None:
+    """The ceiling, Kairos and ``peer`` on the same preloaded events, one after another, ``rounds`` times."""
+    if peer not in PEERS:
+        raise ValueError(f"unknown peer {peer!r}: choose from {', '.join(PEERS)}")
+    with dev_stack(bench_workdir()) as stack:
+        base = KairosSettings(kafka_bootstrap=stack.kafka_bootstrap, redis_url=stack.redis_url,
+                              app_id="bench", prefix="bench", partitions=partitions)
+        # Stated, not left to the broker's defaults: Quix Streams derives its changelog topics' retention from
+        # the inputs' and Tansu describes only the configs a topic was created with.
+        ensure_topics(base, public_configs=KEEP_FOREVER)
+        if workload is None:
+            print(f"generating {events:,} simulated events ...", flush=True)
+            loaded: list[tuple[str, str, Any]] = simulated_events(events, seed)
+        else:
+            print(f"reading {workload} ...", flush=True)
+            loaded = read_workload(workload)
+        mix: dict[str, int] = {}
+        for event_type, _, _ in loaded:
+            mix[event_type] = mix.get(event_type, 0) + 1
+        result.add("workload", str(workload) if workload else f"simulated, {events:,} events, seed {seed}")
+        result.add("mix", mix)
+        result.add("customers", len({key for event_type, key, _ in loaded if event_type != "labels"}))
+        sent = asyncio.run(send_fast(base, loaded))
+        result.add("events", sent)
+        del loaded
+        r = redis.Redis(port=stack.redis.port)
+        result.add("load_1m_before", round(os.getloadavg()[0], 2))
+        measurements: list[tuple[int, Measurement]] = []
+        for round_ in range(1, rounds + 1):
+            for system in ("ceiling", "kairos", peer):
+                r.flushdb()  # every system writes into the same, empty Redis
+                settings = base.model_copy(update={"app_id": f"bench-{system}-{round_}",
+                                                   "prefix": f"bench-{system}-{round_}"})
+                if system == "ceiling":
+                    measured = run_measured(stack, settings, "ceiling", sent)
+                elif system == "kairos":
+                    measured = measure_worker(stack, settings, sent)
+                else:
+                    measured = run_measured(stack, settings, peer, sent, "--group", settings.app_id,
+                                            "--state-dir", str(stack.workdir / f"{settings.app_id}-state"))
+                measurements.append((round_, measured))
+                print(f"  round {round_} {system}: {measured.events_per_second:,.0f} events/s, "
+                      f"{measured.cores:.2f} cores, peak RSS {measured.peak_rss_mb:,.0f} MB", flush=True)
+        r.close()
+        result.add("load_1m_after", round(os.getloadavg()[0], 2))
+        result.add("runs", [{"round": round_, **m.to_dict(), "events_per_second": round(m.events_per_second),
+                             "cores": m.cores} for round_, m in measurements])
+        for round_ in range(1, rounds + 1):
+            by_system = {m.system: m for n, m in measurements if n == round_}
+            kairos, other = by_system["kairos"], by_system[peer]
+            result.add(f"round_{round_}_kairos_to_{peer}_events_per_second",
+                       round(kairos.events_per_second / other.events_per_second, 2))
+            result.add(f"round_{round_}_kairos_to_{peer}_peak_rss", round(kairos.peak_rss_bytes / other.peak_rss_bytes, 2))
+            result.add(f"round_{round_}_kairos_to_{peer}_cpu_per_event",
+                       round((kairos.cpu_seconds / kairos.events) / (other.cpu_seconds / other.events), 2))
+        print("\n".join(peer_table(measurements)), flush=True)

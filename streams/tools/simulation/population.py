@@ -131,8 +131,13 @@ def segment_sizes(customers: int) -> list[int]:
     return sizes
 
 
-def populate(rng: random.Random, customers: int, start_ts: float, end_ts: float) -> list[Customer]:
-    """Customers ``cust-000001…`` with segments in fixed proportions, in shuffled order."""
+def populate(rng: random.Random, customers: int, start_ts: float, end_ts: float,
+             browsing: float = 1.0) -> list[Customer]:
+    """Customers ``cust-000001…`` with segments in fixed proportions, in shuffled order.
+
+    ``browsing`` scales every segment's browsing sessions per day (the sessions that need not end in an order):
+    below 1, fewer clicks per order.
+    """
     segments = [i for i, size in enumerate(segment_sizes(customers)) for _ in range(size)]
     rng.shuffle(segments)
     homes = WeightedChoice(list(HOME_COUNTRIES), list(HOME_COUNTRIES.values()))
@@ -147,7 +152,7 @@ def populate(rng: random.Random, customers: int, start_ts: float, end_ts: float)
         population.append(Customer(
             id=f"cust-{number:06d}",
             segment=index,
-            browse_per_day=spread(rng, seg.browse_per_day, 0.3),
+            browse_per_day=spread(rng, seg.browse_per_day * browsing, 0.3),
             order_every_days=spread(rng, seg.order_every_days, 0.2),
             views_per_session=spread(rng, seg.views_per_session, 0.25),
             searches_per_session=spread(rng, seg.searches_per_session, 0.3),

@@ -115,7 +115,8 @@ class ShopSimulator:
         return random.Random(f"{self.config.seed}:{stream}")
 
     def _customers(self) -> list[Customer]:
-        return populate(self._rng("customers"), self.config.customers, self.config.start_ts, self.config.end_ts)
+        cfg = self.config
+        return populate(self._rng("customers"), cfg.customers, cfg.start_ts, cfg.end_ts, cfg.browsing)
 
     def _usual_orders_per_active_day(self, customers: list[Customer]) -> list[float]:
         """Per surge, the ordinary orders holding its item expected per active day, from sample baskets.
