@@ -121,22 +121,26 @@ class TrafficMonitor:
     ...         monitor.add({"ts": minute * 60.0 + second, "kind": "view" if second % 3 else "cart"})
     >>> alert = monitor.advance(96 * 60.0).alerts[0]
     >>> alert.scope, alert.minute / 60
-    ('all:all', 93.0)
+    ('all:all', 91.0)
     >>> alert.reasons()[0]
-    'conversion_rate 0.08 over the last 5 minutes against a usual 0.4 (-6.2 sd)'
+    'conversion_rate 0 over the last 2 minutes against a usual 0.4 (-6.4 sd)'
     """
 
     STATE = ("TrafficMonitor", 1)
 
     def __init__(self, scopes: Iterable[str] = ("all", "category", "country", "method"),
                  allowed_lateness: float = 30.0, max_scopes: int = 256, episode_gap: int = 10,
-                 max_quiet: int = 1440, detector: dict[str, Any] | None = None) -> None:
+                 max_quiet: int = 1440, detector: dict[str, Any] | None = None,
+                 scope_threshold: float | None = None) -> None:
         self.scopes = tuple(scopes)
         self.allowed_lateness = allowed_lateness
         self.max_scopes = max_scopes
         self.episode_gap = episode_gap
         self.max_quiet = max_quiet
         self.detector_params = dict(detector or {})
+        #: The threshold of the category/country/method scopes (default: the shop-wide one); their counts are
+        #: smaller and more bursty, so they may need a higher one.
+        self.scope_threshold = scope_threshold
         self.detectors: dict[str, TrafficAnomalyDetector] = {}
         #: Open minutes: minute start -> scope -> counter -> count.
         self.open: dict[float, dict[str, dict[str, int]]] = {}
@@ -178,7 +182,10 @@ class TrafficMonitor:
         if len(self.detectors) >= self.max_scopes:
             self.counts["scopes_refused"] += 1
             return False
-        self.detectors[scope] = TrafficAnomalyDetector(**self.detector_params)
+        params = dict(self.detector_params)
+        if self.scope_threshold is not None and scope != "all:all":
+            params["threshold"] = self.scope_threshold
+        self.detectors[scope] = TrafficAnomalyDetector(**params)
         return True
 
     def advance(self, watermark: float) -> TrafficUpdate:
@@ -236,7 +243,7 @@ class TrafficMonitor:
             "model": self.STATE[0], "version": self.STATE[1],
             "params": {"scopes": list(self.scopes), "allowed_lateness": self.allowed_lateness,
                        "max_scopes": self.max_scopes, "episode_gap": self.episode_gap, "max_quiet": self.max_quiet,
-                       "detector": self.detector_params},
+                       "detector": self.detector_params, "scope_threshold": self.scope_threshold},
             "detectors": {scope: d.state_dict() for scope, d in sorted(self.detectors.items())},
             "open": [[minute, buckets] for minute, buckets in sorted(self.open.items())],
             "next_minute": self.next_minute, "last_anomalous": dict(sorted(self.last_anomalous.items())),

@@ -85,6 +85,13 @@ class RedisKeys:
     def forecast(self, scope: str, series: str) -> str:
         return self.key("forecast", scope, series)
 
+    # Traffic anomalies: a scope's latest closed minute (hash), and every scope by its latest score (sorted set).
+    def anomaly(self, kind: str, value: str) -> str:
+        return self.key("anomaly", kind, value)
+
+    def anomaly_scopes(self) -> str:
+        return self.key("anomaly", "scopes")
+
     # Metrics per component (hash).
     def metrics(self, component: str) -> str:
         return self.key("metrics", component)

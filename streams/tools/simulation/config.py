@@ -34,6 +34,8 @@ class SimulatorConfig(BaseModel):
     surges: int = Field(2, ge=0, le=50)
     chaos: float = Field(0.0, ge=0, le=0.5)
     label_share_legit: float = Field(0.2, ge=0, le=1)
+    #: Traffic incidents to plant (bot bursts, gateway failures, checkout breaks, card testing, broken producers).
+    incidents: int = Field(0, ge=0, le=500)
 
     @field_validator("start")
     @classmethod
