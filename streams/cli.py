@@ -394,14 +394,15 @@ def recommend(
 @app.command()
 def alerts(
     kind: list[str] = typer.Option([], "--kind", "-k",
-                                   help="Only this kind: risk, drift, trend, surge or slump (repeatable)."),
+                                   help="Only this kind: risk, drift, trend, surge, slump or anomaly "
+                                   "(repeatable)."),
     limit: int = typer.Option(20, min=1, max=100, help="Most recent alerts shown."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Then print new alerts as they come, until Ctrl-C."),
     count: int = typer.Option(0, min=0, help="With --follow: stop after this many new alerts (0: never)."),
     json_: bool = typer.Option(False, "--json", help="JSON (with --follow: one alert per line)."),
     redis_url: RedisUrl = None,
 ) -> None:
-    """Recent alerts (payment risk, rising pairs, sales surges and slumps), newest first."""
+    """Recent alerts (payment risk, rising pairs, sales surges and slumps, traffic anomalies), newest first."""
     from streams.tools.lookups import follow_alerts, show_alerts
 
     with redis_command(redis_url) as settings:

@@ -4,16 +4,17 @@ River parts: :class:`TrafficAnomalyDetector` is a ``river.base.AnomalyDetector``
 (``learn_one`` / ``score_one``, River's ``clone``, parameters and estimator
 checks). Not River: the usual values are exponentially weighted means kept
 as plain floats (River 0.26's ``stats.EWMean`` is a Rust object whose state
-cannot be written into a plain-data checkpoint); and the score.
-River's ``anomaly.HalfSpaceTrees`` was measured on the same per-minute signals
-of eight simulated shops (``kairos bench --suite anomaly``, BENCHMARKS.md) and
-caught fewer planted incidents at more false alarms: its mass profile over a
-random partition of the feature space cannot tell a 5-minute drought of orders
-at 3 orders a minute (a real break) from the same drought at night (normal),
-and it cannot say *which* signal moved against *what* usual value. Each
-signal here is a count or a rate of two counts, so its usual variation is
-known (Poisson / binomial, times a learned over-dispersion factor): a minute
-is scored by how many of those standard deviations its worst signal moved.
+cannot be written into a plain-data checkpoint); and the score. River's
+``anomaly.HalfSpaceTrees`` and a batch scikit-learn ``IsolationForest`` were
+measured on the same per-minute signals of eight simulated shops
+(``kairos bench --suite anomaly``, BENCHMARKS.md) and caught far fewer
+planted incidents within five minutes at the same false-alarm budget: a
+mass profile over the feature space cannot tell a five-minute drought of
+orders at four orders a minute (a broken checkout) from the same drought at
+night (normal), and cannot say *which* signal moved against *what* usual
+value. Each signal here is a count or a rate of two counts, so its usual
+variation is known (Poisson / binomial, times a learned over-dispersion): a
+minute is scored by how many standard deviations its worst signal moved.
 """
 
 from __future__ import annotations
@@ -38,10 +39,13 @@ SIGNALS: dict[str, tuple[str, str | None, str]] = {
     "new_device_share": ("new_devices", "payments", "up"),
     "dead_letter_rate": ("dead", "events", "up"),
 }
-#: Largest squared residual one minute adds to a signal's learned dispersion.
-MAX_DISPERSION_STEP = 9.0
 #: The counters a minute may carry (see :data:`SIGNALS`).
 COUNTERS = ("views", "carts", "orders", "payments", "declined", "new_devices", "dead", "events")
+#: Largest squared residual one minute adds to a signal's learned dispersion.
+MAX_DISPERSION_STEP = 9.0
+#: Longest span scored (minutes), and each (signal, span)'s dispersion key.
+MAX_SPAN = 60
+_KEYS = {(signal, span): f"{signal}/{span}" for signal in SIGNALS for span in range(1, MAX_SPAN + 1)}
 
 
 def _xlogy(x: float, y: float) -> float:
@@ -93,27 +97,33 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
     counters are in ``x``. For each signal and each trailing span in
     ``windows`` (minutes, the current one included), the observed count (or
     the numerator given the denominator, for a rate) is compared with what the
-    usual per-minute values (exponentially weighted means, ``fading_factor`` the new value's weight) expect (rates: ten times
-    slower means of their two counts), as a signed deviance residual (Poisson for counts, binomial for rates: a z-score
-    whose tails are right for small counts, so five minutes without an order
-    where 18 were expected weigh -6 sd, not the normal approximation's -4.2),
-    divided by the square root of the learned dispersion (weighted mean of
-    ``z²`` over normal minutes, each minute adding at most 9; at least 1). Only the
-    abnormal direction of a signal counts (conversion falling, declines rising,
-    add-to-cart rate either way). Views count rising only: on simulated shops,
-    falls of half the views within five minutes came every evening (sessions
-    arrive in bursts and the hourly profile steps) and were most of the false
-    alarms; a stopped checkout shows in the conversion rate, a broken producer in
-    the dead letters. The score is the largest such ``z``; ``predict_one``
-    says whether it reaches ``threshold``, :meth:`explain_one` which signals did.
+    usual per-minute values expect (exponentially weighted means,
+    ``fading_factor`` the new minute's weight; rates use ten times slower means
+    of their two counts: a rate holds through the day while counts follow its
+    shape, and a rare numerator such as night-time declines needs the longer
+    memory). The move is a signed deviance residual (Poisson for counts,
+    binomial for rates: a z-score whose tails are right for small counts, so
+    five minutes without an order where 18 were expected weigh -6 sd, not the
+    normal approximation's -4.2), divided by the square root of the learned
+    dispersion (the weighted mean of the squared Pearson residual over normal
+    minutes, each minute adding at most 9, at least 1). Only the abnormal
+    direction counts: conversion falling; declines, new devices, dead letters
+    and payments rising; the add-to-cart rate either way. Views count rising
+    only: on simulated shops, falls of half the views within five minutes
+    came every evening (sessions arrive in bursts and the hourly profile
+    steps) and were most of the false alarms; a stopped checkout shows in the
+    conversion rate, a broken producer in the dead letters. The score is the
+    largest move; ``predict_one`` says whether it reaches ``threshold``,
+    :meth:`explain_one` which signals did.
 
-    ``learn_one`` scores the minute first, then appends it to the trailing
-    span; a minute leaves the span into the usual values only when no minute
-    of the span was anomalous, so an incident does not become the usual, unless
-    it lasts: after ``max_frozen`` minutes not learned, the level is taken as
-    the new usual (else a shop that changed for good would alert forever). Scores
-    are 0 until ``warmup`` minutes were learned. Memory: a few ``EWMean`` per
-    counter and signal, two floats each, and the last ``max(windows)`` minutes (about 4 KB).
+    ``learn_one`` scores the minute, then appends it to the trailing span; a
+    minute leaves the span into the usual values only when no minute of the
+    span was anomalous, so an incident does not become the usual, unless it
+    lasts: after ``max_frozen`` minutes not learned the level is taken as the
+    new usual (else a shop that changed for good would alert forever). Scores
+    are 0 until ``warmup`` minutes were learned. Memory: three floats per
+    counter, one per signal and span, and the last ``max(windows)`` minutes
+    (about 4 KB).
 
     >>> detector = TrafficAnomalyDetector(warmup=30)
     >>> usual = {"views": 100, "carts": 20, "orders": 8}
@@ -127,7 +137,7 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
     >>> detector.predict_one(broken)
     True
     >>> print(detector.explain_one(broken)[0].text())
-    conversion_rate 0 over the last 4 minutes against a usual 0.418 (-9.3 sd)
+    conversion_rate 0 over the last 4 minutes against a usual 0.401 (-9.1 sd)
     """
 
     MODEL = "TrafficAnomalyDetector"
@@ -137,74 +147,100 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
         yield {"warmup": 5}
 
-    def __init__(self, threshold: float = 6.0, windows: tuple[int, ...] = (1, 2, 3, 4, 5), fading_factor: float = 0.03,
-                 warmup: int = 60, min_support: float = 3.0, max_frozen: int = 30) -> None:
+    def __init__(self, threshold: float = 6.0, windows: tuple[int, ...] = (1, 2, 3, 4, 5),
+                 fading_factor: float = 0.03, warmup: int = 60, min_support: float = 3.0,
+                 max_frozen: int = 30) -> None:
+        if not windows or not all(1 <= span <= MAX_SPAN for span in windows):
+            raise ValueError(f"windows must be spans of 1 to {MAX_SPAN} minutes")
         self.threshold = threshold
         self.windows = tuple(windows)
         self.fading_factor = fading_factor
         self.warmup = warmup
         self.min_support = min_support
         self.max_frozen = max_frozen
-        #: Minutes in a row that left the span without being learned.
-        self.frozen = 0
-        #: Usual per-minute value of each counter (exponentially weighted mean), for counts.
+        #: Usual per-minute value of each counter (weighted mean), for counts; ten times slower, for rates.
         self._usual: dict[str, float] = {}
-        #: The same, ten times slower, for rates: a rate holds through the day while counts follow its shape, and
-        #: a rare numerator (declines at night) needs the longer memory.
         self._slow: dict[str, float] = {}
-        #: Over-dispersion (weighted mean of z² over normal minutes) per ``signal/span``.
+        #: Over-dispersion (weighted mean of the squared Pearson residual over normal minutes) per ``signal/span``.
         self._dispersion: dict[str, float] = {}
         #: The last ``max(windows)`` minutes learned: (counts, anomalous).
         self._recent: deque[tuple[dict[str, float], bool]] = deque(maxlen=max(self.windows))
         self.minutes = 0
         self.anomalous = 0
+        #: Minutes in a row that left the span without being learned.
+        self.frozen = 0
+        #: Minutes learned into the usual values, and into the dispersions (the weights start at 1/n).
+        self.learned = 0
+        self.dispersed = 0
 
     # -- scoring -----------------------------------------------------------
 
-    def _moves(self, x: dict[str, Any]) -> list[Moved]:
-        """Every scored (signal, span) of ``x`` as the next minute, worst first; raw z (no dispersion)."""
+    def _moves(self, x: dict[str, Any]) -> list[tuple[str, int, float, float, float, float, float]]:
+        """Every scored (signal, span) of ``x`` as the next minute: ``(signal, span, value, usual, z, directed,
+        pearson²)``, with ``z`` the raw deviance residual (0 in the normal direction), ``directed`` its size over
+        the dispersion."""
         counts = {name: float(value) for name, value in x.items() if name in COUNTERS}
-        recent = list(self._recent)
+        if not any(counts.values()) and not any(any(minute.values()) for minute, _ in self._recent):
+            return []  # a quiet scope: nothing rose, no rate has support (and nothing teaches the dispersion)
+        usual, slow, dispersion, min_support = self._usual, self._slow, self._dispersion, self.min_support
+        signals = [(signal, spec) for signal, spec in SIGNALS.items()
+                   if spec[0] in counts and (spec[1] is None or spec[1] in counts) and spec[0] in usual]
+        totals = dict(counts)
+        earlier = [minute for minute, _ in reversed(self._recent)]
         moves = []
-        for span in self.windows:
-            minutes = [counts, *(c for c, _ in recent[len(recent) - span + 1:])] if span > 1 else [counts]
-            if len(minutes) < span:
+        for span in range(1, max(self.windows) + 1):
+            if span > 1:
+                if span - 2 >= len(earlier):
+                    break
+                for name, value in earlier[span - 2].items():
+                    if name in totals:
+                        totals[name] += value
+            if span not in self.windows:
                 continue
-            for signal in sorted(SIGNALS):
-                numerator, denominator, _ = SIGNALS[signal]
-                if numerator not in counts or (denominator is not None and denominator not in counts):
-                    continue
-                usual_num = self._usual.get(numerator)
-                if usual_num is None:
-                    continue
-                observed = sum(m.get(numerator, 0.0) for m in minutes)
+            for signal, (numerator, denominator, direction) in signals:
+                observed = totals[numerator]
                 if denominator is None:
-                    expected = span * usual_num
-                    z = poisson_residual(observed, expected)
-                    value, usual = observed / span, usual_num
+                    typical = usual[numerator]
+                    expected = variance = max(span * typical, 0.5)
+                    value = observed / span
                 else:
-                    slow_num, usual_den = self._slow.get(numerator, 0.0), self._slow.get(denominator)
-                    support = sum(m.get(denominator, 0.0) for m in minutes)
-                    if usual_den is None or usual_den <= 0 or support < self.min_support:
+                    support = totals[denominator]
+                    slow_den = slow.get(denominator, 0.0)
+                    if slow_den <= 0 or support < min_support:
                         continue
-                    rate = min(1.0, slow_num / usual_den)
-                    z = binomial_residual(min(observed, support), support, rate)
-                    value, usual = observed / support, rate
-                moves.append(Moved(signal, span, value, usual, z))
+                    typical = min(1.0, slow.get(numerator, 0.0) / slow_den)
+                    observed = min(observed, support)
+                    expected = typical * support
+                    bounded = min(max(typical, 1e-3), 1 - 1e-3)
+                    variance = support * bounded * (1 - bounded)
+                    value = observed / support
+                deviation = observed - expected
+                z = directed = 0.0
+                if deviation != 0 and (direction == "both" or (deviation > 0) == (direction == "up")):
+                    z = (poisson_residual(observed, expected) if denominator is None
+                         else binomial_residual(observed, support, typical))
+                    spread = dispersion.get(_KEYS[signal, span], 1.0)
+                    directed = abs(z) / math.sqrt(spread) if spread > 1.0 else abs(z)
+                moves.append((signal, span, value, typical, z, directed, deviation * deviation / variance))
         return moves
 
-    def _directed(self, move: Moved) -> float:
-        """The move's z in its abnormal direction, over the learned dispersion."""
-        direction = SIGNALS[move.signal][2]
-        z = abs(move.z) if direction == "both" else (move.z if direction == "up" else -move.z)
-        dispersion = self._dispersion.get(f"{move.signal}/{move.minutes}")
-        return z / math.sqrt(max(1.0, dispersion if dispersion is not None else 1.0))
+    def _score(self, moves: list[tuple]) -> float:
+        if self.minutes < self.warmup:
+            return 0.0
+        return max((move[5] for move in moves), default=0.0)
+
+    def _explain(self, moves: list[tuple]) -> list[Moved]:
+        if self.minutes < self.warmup:
+            return []
+        best: dict[str, Moved] = {}
+        for signal, span, value, typical, z, directed, _ in moves:
+            if directed >= self.threshold and (signal not in best or directed > abs(best[signal].z)):
+                best[signal] = Moved(signal, span, value, typical, math.copysign(directed, z))
+        return sorted(best.values(), key=lambda m: (-abs(m.z), m.signal))
 
     def score_one(self, x: dict[str, Any]) -> float:
         """How many standard deviations the worst signal moved, ``x`` taken as the next minute (0 in warm-up)."""
-        if self.minutes < self.warmup:
-            return 0.0
-        return max((self._directed(move) for move in self._moves(x)), default=0.0)
+        return self._score(self._moves(x))
 
     def predict_one(self, x: dict[str, Any]) -> bool:
         """Whether ``x``, as the next minute, is anomalous."""
@@ -212,15 +248,7 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
 
     def explain_one(self, x: dict[str, Any]) -> list[Moved]:
         """The signals that moved beyond ``threshold`` (worst first; one span per signal), z over dispersion."""
-        if self.minutes < self.warmup:
-            return []
-        best: dict[str, Moved] = {}
-        for move in self._moves(x):
-            z = self._directed(move)
-            if z >= self.threshold and (move.signal not in best or z > abs(best[move.signal].z)):
-                best[move.signal] = Moved(move.signal, move.minutes, move.value, move.usual,
-                                          math.copysign(z, move.z))
-        return sorted(best.values(), key=lambda m: (-abs(m.z), m.signal))
+        return self._explain(self._moves(x))
 
     def usual(self) -> dict[str, float]:
         """The usual per-minute value of each signal (rates as a share)."""
@@ -236,15 +264,26 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
     # -- learning ----------------------------------------------------------
 
     def learn_one(self, x: dict[str, Any]) -> None:
-        """Score ``x`` as the next minute, then append it; the minute leaving the span becomes usual if its
-        span was normal."""
-        flagged = self.predict_one(x)
+        """Score ``x`` as the next minute, then append it (see :meth:`observe`)."""
+        self.observe(x)
+
+    def observe(self, x: dict[str, Any]) -> tuple[float, list[Moved]]:
+        """Score ``x`` as the next minute and learn it, in one pass: its score and the signals that moved beyond
+        the threshold. The minute leaving the span becomes usual if its span was normal."""
+        moves = self._moves(x)
+        score = self._score(moves)
+        flagged = score >= self.threshold
+        moved = self._explain(moves) if flagged else []
         if not flagged:
-            for move in self._moves(x):
-                key = f"{move.signal}/{move.minutes}"
+            self.dispersed += 1
+            weight = max(self.fading_factor / 3, 1 / self.dispersed)
+            dispersion = self._dispersion
+            for signal, span, *_, pearson in moves:
+                key = _KEYS[signal, span]
                 # Slowly, and at most 3 sd a minute: the start of an incident must not teach that moves are usual.
-                self._dispersion[key] = self._faded(self._dispersion.get(key), min(move.z * move.z, MAX_DISPERSION_STEP),
-                                                    self.fading_factor / 3)
+                step = pearson if pearson < MAX_DISPERSION_STEP else MAX_DISPERSION_STEP
+                spread = dispersion.get(key)
+                dispersion[key] = step if spread is None else spread + weight * (step - spread)
         counts = {name: float(value) for name, value in x.items() if name in COUNTERS}
         if len(self._recent) == self._recent.maxlen:
             leaving = self._recent[0][0]
@@ -258,15 +297,21 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
         self._recent.append((counts, flagged))
         self.minutes += 1
         self.anomalous += flagged
+        return score, moved
 
     def _learn_usual(self, counts: dict[str, float]) -> None:
+        """Move the usual values towards one minute's counts: by ``1/n`` for the ``n``-th minute learned, then by the
+        fading factor (so the first minutes weigh as a plain mean, not the very first one as all of the past)."""
+        self.learned += 1
+        fast, slow = max(self.fading_factor, 1 / self.learned), max(self.fading_factor / 10, 1 / self.learned)
         for name in sorted(counts):
-            self._usual[name] = self._faded(self._usual.get(name), counts[name])
-            self._slow[name] = self._faded(self._slow.get(name), counts[name], self.fading_factor / 10)
+            self._usual[name] = self._faded(self._usual.get(name), counts[name], fast)
+            self._slow[name] = self._faded(self._slow.get(name), counts[name], slow)
 
-    def _faded(self, mean: float | None, value: float, weight: float | None = None) -> float:
-        """An exponentially weighted mean moved towards ``value`` (the first value starts it)."""
-        return value if mean is None else mean + (self.fading_factor if weight is None else weight) * (value - mean)
+    @staticmethod
+    def _faded(mean: float | None, value: float, weight: float) -> float:
+        """A weighted mean moved towards ``value`` by ``weight`` (the first value starts it)."""
+        return value if mean is None else mean + weight * (value - mean)
 
     def metrics(self) -> dict[str, float]:
         return {"minutes": self.minutes, "anomalous_minutes": self.anomalous}
@@ -278,9 +323,11 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
             "model": self.MODEL, "version": self.VERSION, "params": {
                 "threshold": self.threshold, "windows": list(self.windows), "fading_factor": self.fading_factor,
                 "warmup": self.warmup, "min_support": self.min_support, "max_frozen": self.max_frozen},
-            "usual": dict(sorted(self._usual.items())), "slow": dict(sorted(self._slow.items())), "dispersion": dict(sorted(self._dispersion.items())),
+            "usual": dict(sorted(self._usual.items())), "slow": dict(sorted(self._slow.items())),
+            "dispersion": dict(sorted(self._dispersion.items())),
             "recent": [[counts, anomalous] for counts, anomalous in self._recent],
-            "minutes": self.minutes, "anomalous": self.anomalous, "frozen": self.frozen,
+            "minutes": self.minutes, "anomalous": self.anomalous, "frozen": self.frozen, "learned": self.learned,
+            "dispersed": self.dispersed,
         }
 
     @classmethod
@@ -294,4 +341,5 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
         detector._dispersion = dict(state["dispersion"])
         detector._recent.extend((dict(counts), bool(anomalous)) for counts, anomalous in state["recent"])
         detector.minutes, detector.anomalous, detector.frozen = state["minutes"], state["anomalous"], state["frozen"]
+        detector.learned, detector.dispersed = state["learned"], state["dispersed"]
         return detector

@@ -218,10 +218,8 @@ class TrafficMonitor:
         for scope in sorted(self.detectors):
             detector = self.detectors[scope]
             x = {counter: buckets.get(scope, {}).get(counter, 0) for counter in SCOPE_COUNTERS[scope.split(":", 1)[0]]}
-            score = detector.score_one(x)
-            moved = detector.explain_one(x) if score >= detector.threshold else []
             usual = detector.usual()
-            detector.learn_one(x)
+            score, moved = detector.observe(x)
             if moved:
                 last = self.last_anomalous.get(scope)
                 if last is None or minute - last > self.episode_gap * MINUTE:

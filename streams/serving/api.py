@@ -15,6 +15,7 @@ Routes (JSON, versioned under ``/api/v1``; the OpenAPI document is at
 ``GET /api/v1/alerts``                            recent alerts, filtered
 ``GET /api/v1/alerts/stream``                     live alerts (server-sent events)
 ``GET /api/v1/forecasts[/{scope}/{key}]``         sales forecasts vs actuals
+``GET /api/v1/anomalies[/{kind}/{key}]``          traffic per minute vs usual, anomaly scores
 ``GET /api/v1/metrics``                           pipeline health and model metrics
 ``GET /healthz``, ``GET /metrics``, ``GET /``     Redis ping, Prometheus, the dashboard
 ================================================  ==============================================
@@ -58,6 +59,9 @@ from streams.serving.queries import ServingQueries
 from streams.serving.schemas import (
     AlertKind,
     AlertList,
+    AnomalyScope,
+    AnomalyScopeKind,
+    AnomalyScopeList,
     CustomerView,
     ErrorResponse,
     Forecast,
@@ -258,6 +262,17 @@ def add_lookup_routes(router: APIRouter, queries: ServingQueries) -> None:
     async def forecast(scope: ForecastScope, key: Identifier) -> Forecast:
         """One series (``total/all``, ``category/toys``, ``sku/SKU-1``, ...)."""
         return found(await queries.forecast(scope, key), f"no forecast for {scope} {key!r}")
+
+    @router.get(v1("/anomalies"), response_model=AnomalyScopeList, tags=["anomalies"])
+    async def anomalies(limit: Limit = 20) -> AnomalyScopeList:
+        """The watched traffic scopes, highest latest anomaly score first: each one's last closed minute (counts)
+        against the usual value of each signal."""
+        return await queries.anomalies(limit)
+
+    @router.get(v1("/anomalies/{kind}/{key}"), response_model=AnomalyScope, responses=NOT_FOUND, tags=["anomalies"])
+    async def anomaly(kind: AnomalyScopeKind, key: Identifier) -> AnomalyScope:
+        """One scope (``all/all``, ``category/toys``, ``country/DE``, ``method/card``)."""
+        return found(await queries.anomaly(kind, key), f"no traffic scope {kind} {key!r}")
 
     @router.get(v1("/metrics"), response_model=PipelineMetrics, tags=["operations"])
     async def pipeline_metrics() -> PipelineMetrics:

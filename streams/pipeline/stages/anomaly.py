@@ -132,9 +132,10 @@ class AnomalyState:
                 "dead_undated": self.dead_undated}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], idle_seconds: float = 5.0) -> AnomalyState:
+    def from_state(cls, state: dict[str, Any], idle_seconds: float = 5.0,
+                   clock: Callable[[], float] = time.monotonic) -> AnomalyState:
         return cls(TrafficMonitor.from_state(state["monitor"]), AppliedOffsets(state["applied"]), state["paths"],
-                   idle_seconds, dead_undated=state.get("dead_undated", 0))
+                   idle_seconds, clock, dead_undated=state["dead_undated"])
 
 
 def anomaly_alert(raised: AnomalyAlert) -> Alert:
@@ -158,15 +159,17 @@ def anomaly_fields(view: dict[str, Any]) -> dict[str, str]:
     return {name: iso(value) if name == "minute" else str(value) for name, value in view.items()}
 
 
-def publish_anomalies(pipe: Any, views: RedisViews, update: TrafficUpdate) -> list[Alert]:
-    """Add the update's scope views and alerts to ``pipe`` (each scope's key once); return the alerts."""
+def publish_anomalies(pipe: Any, views: RedisViews, updates: list[TrafficUpdate]) -> list[Alert]:
+    """Add the updates' scope views (each scope's key once, its latest minute) and alerts to ``pipe``; return the
+    alerts (for the topic)."""
     keys = views.keys
-    for scope, view in update.views.items():
+    latest = {scope: view for update in updates for scope, view in update.views.items()}
+    for scope, view in latest.items():
         kind, _, value = scope.partition(":")
         pipe.hset(keys.anomaly(kind, value), mapping=anomaly_fields(view))
-    if update.views:
-        pipe.zadd(keys.anomaly_scopes(), {scope: view["score"] for scope, view in update.views.items()})
-    alerts = [anomaly_alert(raised) for raised in update.alerts]
+    if latest:
+        pipe.zadd(keys.anomaly_scopes(), {scope: view["score"] for scope, view in latest.items()})
+    alerts = [anomaly_alert(raised) for update in updates for raised in update.alerts]
     for alert in alerts:
         views.alert(pipe, alert)
     return alerts
