@@ -100,11 +100,13 @@ class TrafficMonitor:
     passed, in order, gaps included (a minute without events is a minute of
     zeros: a checkout that stopped is such a minute), but a silence longer than
     ``max_quiet`` minutes is skipped. Each closed minute is scored and learned
-    by each known scope's detector; an anomalous minute more than
-    ``episode_gap`` minutes after the scope's last one opens an episode and
-    raises an :class:`AnomalyAlert`.
+    by each known scope's detector; an anomalous minute in which a signal
+    moved that had not moved in the scope for more than ``episode_gap``
+    minutes opens an episode and raises an :class:`AnomalyAlert` (a minute
+    of the same episode raises none; a second incident moving other signals
+    does).
 
-    Memory: at most ``max_scopes`` scopes (further ones are counted in
+    Memory: at most ``max_scopes`` scopes (and one episode time per scope and signal) (further ones are counted in
     ``scopes_refused``), each a detector (~4 KB) and its open minutes' counters;
     open minutes are bounded by the lateness the watermark allows.
 
@@ -146,7 +148,7 @@ class TrafficMonitor:
         self.open: dict[float, dict[str, dict[str, int]]] = {}
         #: Start of the next minute to close (None before the first record).
         self.next_minute: float | None = None
-        #: Per scope, the last anomalous minute's start.
+        #: Per scope and signal (``scope|signal``), the last minute the signal moved beyond the threshold.
         self.last_anomalous: dict[str, float] = {}
         #: Per scope, the latest closed minute's view.
         self.latest: dict[str, dict[str, Any]] = {}
@@ -221,11 +223,16 @@ class TrafficMonitor:
             usual = detector.usual()
             score, moved = detector.observe(x)
             if moved:
-                last = self.last_anomalous.get(scope)
-                if last is None or minute - last > self.episode_gap * MINUTE:
+                # A new episode for a signal quiet for more than episode_gap minutes in this scope.
+                fresh = False
+                for move in moved:
+                    key = f"{scope}|{move.signal}"
+                    last = self.last_anomalous.get(key)
+                    fresh = fresh or last is None or minute - last > self.episode_gap * MINUTE
+                    self.last_anomalous[key] = minute
+                if fresh:
                     update.alerts.append(AnomalyAlert(scope, minute, score, tuple(moved)))
                     self.counts["alerts"] += 1
-                self.last_anomalous[scope] = minute
             view = {"minute": minute, "score": round(score, 3), "anomalous": int(bool(moved)),
                     **{f"count_{name}": value for name, value in x.items()},
                     **{f"usual_{name}": round(value, 6) for name, value in usual.items()}}
