@@ -111,20 +111,22 @@ def simulate(
     drift_at: float = typer.Option(0.0, help="Fraction of the run after which fraud patterns change (0: never)."),
     surges: int = typer.Option(2),
     chaos: float = typer.Option(0.0, help="Share of extra bad or duplicate messages."),
+    incidents: int = typer.Option(0, help="Traffic incidents to plant (bot burst, gateway failure, checkout break, "
+                                  "card testing, broken producer, in turn); listed in the truth."),
     truth: Path = typer.Option(None, help="Write the planted ground truth (JSON) here."),
     out: Path = typer.Option(None, help="Write JSON Lines per topic into this folder instead of sending."),
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Generate a realistic shop (segments, bundles, seasonality, surges, fraud, late labels)."""
+    """Generate a realistic shop (segments, bundles, seasonality, surges, fraud, late labels, traffic incidents)."""
     from streams.tools.simulate import simulate as run
 
     config = dict(seed=seed, customers=customers, days=days, fraud_rate=fraud_rate,
-                  fraud_drift_at=drift_at or None, surges=surges, chaos=chaos)
+                  fraud_drift_at=drift_at or None, surges=surges, chaos=chaos, incidents=incidents)
     with kafka_command(bootstrap) as settings:
         typer.echo(run(settings, config, rate, events or None, truth, out))
 
 
-BENCH_SUITES = ("pipeline", "serving", "segments", "baskets", "risk", "forecast", "determinism")
+BENCH_SUITES = ("pipeline", "serving", "segments", "baskets", "risk", "forecast", "anomaly", "determinism")
 
 
 @app.command()
@@ -149,7 +151,8 @@ def bench(
                                       "interleaved, paced, held-back (the default four), three-workers."),
 ) -> None:
     """Measure the pipeline (throughput vs a raw aiokafka ceiling, event-to-Redis latency), the lookup
-    API (vs raw Redis), and the models against exact batch answers on simulated and real data."""
+    API (vs raw Redis), and the models against exact batch answers on simulated and real data (anomaly: planted
+    incidents on 8 simulated shops vs a batch IsolationForest)."""
     suites = BENCH_SUITES if suite == "all" else (suite,)
     if any(name not in BENCH_SUITES for name in suites):
         fail(f"unknown suite {suite!r}: choose from {', '.join(BENCH_SUITES)} or all", 2)
@@ -190,6 +193,10 @@ def bench(
             typer.echo(TABLE_HEADER)
             run_determinism(shop, fraud, bench_workdir() / "determinism", paced_rate, tuple(arrival) or ARRIVALS,
                             held_topic, held_days, report=typer.echo)
+        elif name == "anomaly":
+            from streams.tools.evaluation import anomaly
+
+            anomaly.main(["--seeds", *map(str, range(1, 9))])
         else:
             from streams.tools.evaluation import forecasting
 

@@ -307,7 +307,7 @@ async def test_redis_unreachable_is_503_and_prometheus_says_so(asgi_client) -> N
 def api_operations() -> list[tuple[str, str]]:
     """(method, path with sample ids) of every /api operation in the OpenAPI document."""
     samples = {"customer_id": "c1", "segment_id": "0", "sku": "tea", "payment_id": "pay-1", "rule_id": "r1",
-               "scope": "total", "key": "all"}
+               "scope": "total", "key": "all", "kind": "all"}
     paths = create_app(KairosSettings()).openapi()["paths"]
     return [(method.upper(), path.format(**samples)) for path, operations in paths.items() if path.startswith("/api/")
             for method in operations]
@@ -354,3 +354,21 @@ async def test_the_dashboard_loads_nothing_from_other_hosts(shop, asgi_client) -
     assert "<svg" in page and 'src="dashboard/dashboard.js"' in page
     for text in (page, *assets):
         assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import|fetch\(\s*["']https?:""", text)
+
+
+async def test_anomalies_show_each_scopes_latest_minute_against_its_usual_values(shop, asgi_client) -> None:
+    write_alert(shop.redis, shop.keys, "anomaly", "all:all", 7.2,
+                ["conversion_rate 0 over the last 4 minutes against a usual 0.21 (-7.2 sd)"], scope="all:all")
+    async with asgi_client(shop.settings) as api:
+        scopes = (await api.get(f"{API}/anomalies")).json()["scopes"]
+        card = (await api.get(f"{API}/anomalies/method/card")).json()
+        unknown = await api.get(f"{API}/anomalies/country/XX")
+        bad_kind = await api.get(f"{API}/anomalies/planet/earth")
+        alerts = (await api.get(f"{API}/alerts", params={"kind": "anomaly"})).json()["alerts"]
+    assert [(s["scope"], s["anomalous"]) for s in scopes] == [("all:all", True), ("method:card", False)]
+    shop_wide = scopes[0]
+    assert shop_wide["counts"]["orders"] == 0 and shop_wide["usual"]["conversion_rate"] == 0.21
+    assert shop_wide["minute"].endswith(":00.000Z")
+    assert card["kind"] == "method" and card["key"] == "card" and card["usual"]["payments"] == 3.1
+    assert unknown.status_code == 404 and bad_kind.status_code == 422
+    assert [a["subject"] for a in alerts] == ["all:all"]
