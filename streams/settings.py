@@ -156,7 +156,7 @@ class KairosSettings(BaseSettings):
     anomaly_warmup_minutes: int = Field(60, ge=0)
     #: Event-time seconds a minute stays open after its end (later events are counted as late, not in it).
     anomaly_lateness_seconds: float = Field(30.0, ge=0)
-    #: Most scopes watched (a detector each, ~4 KB); further category/country/method values are counted, not watched.
+    #: Most scopes watched (a detector each, ~6 KB); further category/country/method values are counted, not watched.
     anomaly_max_scopes: int = Field(256, ge=1)
     #: As ``sales_idle_path_seconds``, for the anomaly stage's minutes.
     anomaly_idle_path_seconds: float = Field(30.0, gt=0)

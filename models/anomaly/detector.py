@@ -123,7 +123,7 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
     new usual (else a shop that changed for good would alert forever). Scores
     are 0 until ``warmup`` minutes were learned. Memory: three floats per
     counter, one per signal and span, and the last ``max(windows)`` minutes
-    (about 4 KB).
+    (measured: about 6 KB for a shop-wide scope, 2.3 KB as a checkpoint).
 
     >>> detector = TrafficAnomalyDetector(warmup=30)
     >>> usual = {"views": 100, "carts": 20, "orders": 8}

@@ -106,9 +106,12 @@ class TrafficMonitor:
     of the same episode raises none; a second incident moving other signals
     does).
 
-    Memory: at most ``max_scopes`` scopes (and one episode time per scope and signal) (further ones are counted in
-    ``scopes_refused``), each a detector (~4 KB) and its open minutes' counters;
-    open minutes are bounded by the lateness the watermark allows.
+    Memory: at most ``max_scopes`` scopes (further ones are counted in
+    ``scopes_refused``), each a detector (~6 KB), an episode time per signal
+    and, per open minute, a dict of at most eight counters. Minutes stay open
+    until the watermark passes them: as many as the slowest upstream path lags
+    behind the fastest (the ingest's event-time alignment keeps that to
+    seconds; a path held back for hours holds that many minutes).
 
     >>> monitor = TrafficMonitor(scopes=("all",), detector={"warmup": 30})
     >>> for minute in range(90):
