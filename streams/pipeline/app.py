@@ -365,29 +365,48 @@ class KairosApp:
                 await self._share_risk_learning(runtime)
 
     async def _sales_agent(self, stream: faust.Stream) -> None:
+        await self._fold_agent(stream, "sales", lambda runtime: runtime.sales, self._publish_sales)
+
+    async def _anomaly_agent(self, stream: faust.Stream) -> None:
+        await self._fold_agent(stream, "anomaly", lambda runtime: runtime.anomaly, self._publish_anomalies)
+
+    async def _fold_agent(self, stream: faust.Stream, name: str, snapshots_of: Callable[[Runtime], Any],
+                          publish: Callable[[list], Any]) -> None:
+        """A checkpointed stage folding packed batches into its partition state (sales, anomaly): each message's
+        updates are published, then the message is held until a snapshot holds what it changed."""
         runtime = await self.start_runtime()
+        snapshots = snapshots_of(runtime)
         async for event in stream.noack().events():
             async with self.fence.writing():
                 if not self.fence.current(event):
                     continue
-                state = runtime.sales.get(event.message.partition)
-                async with runtime.sales.lock(event.message.partition):
+                partition = event.message.partition
+                state = snapshots.get(partition)
+                async with snapshots.lock(partition):
                     updates = [state.apply(batch) for batch in decode_packet(event.value)]
-                await until_done("sales views", lambda: self._publish_sales(updates))
-                runtime.sales.hold(event.message.partition, event)
-                if runtime.sales.due():
-                    await runtime.sales.checkpoint()
+                await until_done(f"{name} views", lambda: publish(updates))  # noqa: B023
+                snapshots.hold(partition, event)
+                if snapshots.due():
+                    await snapshots.checkpoint()
 
     async def _tick_sales(self) -> None:
         """Close the windows that paths fallen silent no longer hold open (at the end of a stream, the last ones)."""
+        await self._tick(lambda runtime: runtime.sales, "sales", self._publish_sales)
+
+    async def _tick_anomaly(self) -> None:
+        """Close the minutes that paths fallen silent no longer hold open (at the end of a stream, the last ones)."""
+        await self._tick(lambda runtime: runtime.anomaly, "anomaly", self._publish_anomalies)
+
+    async def _tick(self, snapshots_of: Callable[[Runtime], Any], name: str, publish: Callable[[list], Any]) -> None:
         if self.runtime is None:
             return
+        snapshots = snapshots_of(self.runtime)
         async with self.fence.writing():
-            for partition, state in list(self.runtime.sales.states.items()):
-                async with self.runtime.sales.lock(partition):
+            for partition, state in list(snapshots.states.items()):
+                async with snapshots.lock(partition):
                     update = state.tick()
                 if update.closed or update.alerts:
-                    await until_done("sales views", lambda: self._publish_sales([update]))  # noqa: B023
+                    await until_done(f"{name} views", lambda: publish([update]))  # noqa: B023
 
     async def _publish_sales(self, updates: list) -> None:
         """Forecast views and alerts to Redis, then the alerts to the alerts topic (repeatable)."""
@@ -399,31 +418,6 @@ class KairosApp:
         for alert in alerts:
             await self.runtime.producer.send_and_wait(self.settings.topics.alerts, alert.message(),
                                                       key=alert.alert_id.encode())
-
-    async def _anomaly_agent(self, stream: faust.Stream) -> None:
-        runtime = await self.start_runtime()
-        async for event in stream.noack().events():
-            async with self.fence.writing():
-                if not self.fence.current(event):
-                    continue
-                state = runtime.anomaly.get(event.message.partition)
-                async with runtime.anomaly.lock(event.message.partition):
-                    updates = [state.apply(batch) for batch in decode_packet(event.value)]
-                await until_done("anomaly views", lambda: self._publish_anomalies(updates))
-                runtime.anomaly.hold(event.message.partition, event)
-                if runtime.anomaly.due():
-                    await runtime.anomaly.checkpoint()
-
-    async def _tick_anomaly(self) -> None:
-        """Close the minutes that paths fallen silent no longer hold open (at the end of a stream, the last ones)."""
-        if self.runtime is None:
-            return
-        async with self.fence.writing():
-            for partition, state in list(self.runtime.anomaly.states.items()):
-                async with self.runtime.anomaly.lock(partition):
-                    update = state.tick()
-                if update.closed:
-                    await until_done("anomaly views", lambda: self._publish_anomalies([update]))  # noqa: B023
 
     async def _publish_anomalies(self, updates: list) -> None:
         """The scopes' latest minutes and the anomaly alerts to Redis (one pipeline, each scope's key once), then
