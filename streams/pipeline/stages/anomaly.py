@@ -89,8 +89,11 @@ class AnomalyState:
         watermark passed."""
         add, path = self.monitor.add, batch.path
         latest = self.paths.get(path)
+        applied = last = self.applied.applied(path)  # a path's entries come in offset order
         for offset, record in batch.entries:
-            fresh = self.applied.fresh(path, offset)
+            fresh = offset > last
+            if fresh:
+                last = offset
             if record is None:
                 if fresh:
                     if latest is None:
@@ -101,6 +104,8 @@ class AnomalyState:
             latest = record["ts"] if latest is None else max(latest, record["ts"])
             if fresh:
                 add(record)
+        if last > applied:
+            self.applied.fresh(path, last)
         now = self._clock()
         if latest is not None:
             self.paths[path] = latest
