@@ -149,9 +149,11 @@ class KairosSettings(BaseSettings):
     #: As JSON in the environment: ``KAIROS_ANOMALY_SCOPES='["all", "method"]'``.
     anomaly_scopes: tuple[Literal["all", "category", "country", "method"], ...] = ("all", "category", "country",
                                                                                     "method")
-    #: A minute's alert threshold: the worst signal's move in standard deviations (chosen on simulated shops,
-    #: see BENCHMARKS.md "Traffic anomalies").
-    anomaly_threshold: float = Field(6.0, gt=0)
+    #: A minute's alert threshold, shop-wide and per category/country/method: the worst signal's move in standard
+    #: deviations (chosen on simulated shops, see BENCHMARKS.md "Traffic anomalies"; the smaller scopes' counts
+    #: burst more, so they need a higher one).
+    anomaly_threshold: float = Field(5.0, gt=0)
+    anomaly_scope_threshold: float = Field(7.0, gt=0)
     #: Minutes a scope learns before it may alert.
     anomaly_warmup_minutes: int = Field(60, ge=0)
     #: Event-time seconds a minute stays open after its end (later events are counted as late, not in it).

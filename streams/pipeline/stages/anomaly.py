@@ -80,6 +80,7 @@ class AnomalyState:
     def new(cls, settings: KairosSettings) -> AnomalyState:
         return cls(TrafficMonitor(scopes=settings.anomaly_scopes, allowed_lateness=settings.anomaly_lateness_seconds,
                                   max_scopes=settings.anomaly_max_scopes,
+                                  scope_threshold=settings.anomaly_scope_threshold,
                                   detector={"threshold": settings.anomaly_threshold,
                                             "warmup": settings.anomaly_warmup_minutes}),
                    idle_seconds=settings.anomaly_idle_path_seconds)

@@ -278,14 +278,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=float, default=2.0)
     parser.add_argument("--incidents", type=int, default=5)
     parser.add_argument("--chaos", type=float, default=0.002, help="share of background bad messages/redeliveries")
-    parser.add_argument("--thresholds", type=float, nargs="+", default=[6.0])
-    parser.add_argument("--scope-threshold", type=float, default=None,
-                        help="threshold of the category/country/method scopes (default: the shop-wide one)")
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[5.0])
+    parser.add_argument("--scope-threshold", type=float, default=7.0,
+                        help="threshold of the category/country/method scopes (0: the shop-wide one)")
     parser.add_argument("--within", type=float, default=300.0)
     parser.add_argument("--no-compare", dest="compare", action="store_false")
     args = parser.parse_args(argv)
     evaluate(args.seeds, args.customers, args.days, args.incidents, args.chaos, args.thresholds,
-             args.scope_threshold, args.within, args.compare)
+             args.scope_threshold or None, args.within, args.compare)
 
 
 if __name__ == "__main__":
