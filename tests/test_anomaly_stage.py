@@ -160,3 +160,21 @@ def test_an_incident_counts_as_caught_only_within_five_minutes_of_its_start() ->
     assert (on_time["caught"], on_time["delays"]) == (1, [270.0])
     assert late["caught"] == 0 and not late["others"]
     assert other["caught"] == 0 and len(other["others"]) == 1
+
+
+def test_a_long_silence_is_skipped_the_same_whatever_the_steps_of_the_watermark() -> None:
+    from models.anomaly import TrafficMonitor
+
+    def monitor_after(steps: list[float]) -> dict:
+        monitor = TrafficMonitor(scopes=("all",), detector={"warmup": 5})
+        for minute in [*range(20), *range(10_000, 10_020)]:
+            monitor.add({"ts": START + minute * MINUTE, "kind": "view"})
+        for mark in steps:
+            monitor.advance(START + mark * MINUTE)
+        return monitor.state_dict()
+
+    at_once = monitor_after([10_030.0])
+    stepped = monitor_after([*range(0, 10_031, 7), 10_030.0])
+    assert at_once == stepped
+    assert at_once["counts"]["minutes_skipped"] == 10_000 - 20 - 60
+    assert at_once["counts"]["minutes_closed"] == 20 + 60 + 29

@@ -98,8 +98,8 @@ class TrafficMonitor:
     minute, unless that minute is closed (``late``); ``advance(watermark)``
     closes every minute whose end plus ``allowed_lateness`` the watermark has
     passed, in order, gaps included (a minute without events is a minute of
-    zeros: a checkout that stopped is such a minute), but a silence longer than
-    ``max_quiet`` minutes is skipped. Each closed minute is scored and learned
+    zeros: a checkout that stopped is such a minute), but beyond its first
+    ``max_quiet`` minutes a silence is skipped. Each closed minute is scored and learned
     by each known scope's detector; an anomalous minute in which a signal
     moved that had not moved in the scope for more than ``episode_gap``
     minutes opens an episode and raises an :class:`AnomalyAlert` (a minute
@@ -135,7 +135,7 @@ class TrafficMonitor:
 
     def __init__(self, scopes: Iterable[str] = ("all", "category", "country", "method"),
                  allowed_lateness: float = 30.0, max_scopes: int = 256, episode_gap: int = 10,
-                 max_quiet: int = 1440, detector: dict[str, Any] | None = None,
+                 max_quiet: int = 60, detector: dict[str, Any] | None = None,
                  scope_threshold: float | None = None) -> None:
         self.scopes = tuple(scopes)
         self.allowed_lateness = allowed_lateness
@@ -151,6 +151,8 @@ class TrafficMonitor:
         self.open: dict[float, dict[str, dict[str, int]]] = {}
         #: Start of the next minute to close (None before the first record).
         self.next_minute: float | None = None
+        #: Minutes without any record closed or skipped since the last one with records.
+        self.quiet = 0
         #: Per scope and signal (``scope|signal``), the last minute the signal moved beyond the threshold.
         self.last_anomalous: dict[str, float] = {}
         #: Per scope, the latest closed minute's view.
@@ -194,27 +196,28 @@ class TrafficMonitor:
         return True
 
     def advance(self, watermark: float) -> TrafficUpdate:
-        """Close the minutes the watermark has passed (end + allowed lateness), oldest first."""
+        """Close the minutes the watermark has passed (end + allowed lateness), oldest first.
+
+        A silence (minutes without any record) is closed minute by minute for its first ``max_quiet`` minutes
+        (they teach the detectors that traffic fell), and the rest of it is skipped: a shop silent for a day, or a
+        replay jumping a month, costs no scoring. The count of quiet minutes is kept in the state, so where a
+        silence is cut does not depend on how often ``advance`` is called.
+        """
         update = TrafficUpdate()
         if self.next_minute is None:
             return update
-        quiet = 0
         while self.next_minute + MINUTE + self.allowed_lateness <= watermark:
             minute = self.next_minute
             buckets = self.open.pop(minute, None)
+            self.next_minute = minute + MINUTE
             if buckets is None:
-                quiet += 1
-                if quiet > self.max_quiet:  # a long silence: jump to the next minute with records (or the mark)
-                    following = min(self.open, default=math.floor(
-                        (watermark - self.allowed_lateness) / MINUTE) * MINUTE - MINUTE)
-                    self.counts["minutes_skipped"] += int((following - minute) / MINUTE)
-                    self.next_minute = max(following, minute + MINUTE)
-                    quiet = 0
+                self.quiet += 1
+                if self.quiet > self.max_quiet:
+                    self.counts["minutes_skipped"] += 1
                     continue
             else:
-                quiet = 0
+                self.quiet = 0
             self._close(minute, buckets or {}, update)
-            self.next_minute = minute + MINUTE
         return update
 
     def _close(self, minute: float, buckets: dict[str, dict[str, int]], update: TrafficUpdate) -> None:
@@ -254,7 +257,7 @@ class TrafficMonitor:
                        "detector": self.detector_params, "scope_threshold": self.scope_threshold},
             "detectors": {scope: d.state_dict() for scope, d in sorted(self.detectors.items())},
             "open": [[minute, buckets] for minute, buckets in sorted(self.open.items())],
-            "next_minute": self.next_minute, "last_anomalous": dict(sorted(self.last_anomalous.items())),
+            "next_minute": self.next_minute, "quiet": self.quiet, "last_anomalous": dict(sorted(self.last_anomalous.items())),
             "latest": dict(sorted(self.latest.items())), "counts": dict(self.counts),
         }
 
@@ -265,6 +268,7 @@ class TrafficMonitor:
         monitor.detectors = {scope: TrafficAnomalyDetector.from_state(d) for scope, d in state["detectors"].items()}
         monitor.open = {float(minute): buckets for minute, buckets in state["open"]}
         monitor.next_minute = state["next_minute"]
+        monitor.quiet = state["quiet"]
         monitor.last_anomalous = dict(state["last_anomalous"])
         monitor.latest = dict(state["latest"])
         monitor.counts.update(state["counts"])
