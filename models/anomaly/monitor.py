@@ -29,6 +29,8 @@ SCOPE_COUNTERS: dict[str, tuple[str, ...]] = {
 }
 #: Longest scope value kept (values come from the events).
 MAX_SCOPE_VALUE = 64
+#: Most record kinds whose scopes and counters are memoised.
+MAX_ROUTES = 4096
 #: Payment statuses that count as declined.
 DECLINED = frozenset({"declined", "failed"})
 
@@ -157,6 +159,9 @@ class TrafficMonitor:
         self.last_anomalous: dict[str, float] = {}
         #: Per scope, the latest closed minute's view.
         self.latest: dict[str, dict[str, Any]] = {}
+        self._route_cache: dict[tuple, list[tuple[str, list[str]]]] = {}
+        #: Per scope, the last minute closed by the advance under way: (minute, score, anomalous, counts).
+        self._closed: dict[str, tuple[float, float, bool, dict[str, int]]] = {}
         self.counts = {"records": 0, "late": 0, "scopes_refused": 0, "minutes_closed": 0, "minutes_skipped": 0,
                        "alerts": 0}
 
@@ -173,17 +178,28 @@ class TrafficMonitor:
         buckets = self.open.get(minute)
         if buckets is None:
             buckets = self.open[minute] = {}
-        counters = counters_of(record)
-        for scope in scopes_of(record, self.scopes):
+        for scope, counters in self._routes(record):
             bucket = buckets.get(scope)
             if bucket is None:
                 if scope not in self.detectors and not self._admit(scope):
                     continue
                 bucket = buckets[scope] = {}
-            allowed = SCOPE_COUNTERS[scope.split(":", 1)[0]]
             for counter in counters:
-                if counter in allowed:
-                    bucket[counter] = bucket.get(counter, 0) + 1
+                bucket[counter] = bucket.get(counter, 0) + 1
+
+    def _routes(self, record: dict[str, Any]) -> list[tuple[str, list[str]]]:
+        """Each scope a record counts in, with the counters it adds to there (memoised per kind of record: a few
+        hundred kinds, bounded by :data:`MAX_ROUTES`)."""
+        signature = (record.get("kind"), record.get("category"), record.get("country"), record.get("method"),
+                     record.get("status") in DECLINED, bool(record.get("new_device")))
+        routes = self._route_cache.get(signature)
+        if routes is None:
+            counters = counters_of(record)
+            routes = [(scope, [c for c in counters if c in SCOPE_COUNTERS[scope.split(":", 1)[0]]])
+                      for scope in scopes_of(record, self.scopes)]
+            if len(self._route_cache) < MAX_ROUTES:
+                self._route_cache[signature] = routes
+        return routes
 
     def _admit(self, scope: str) -> bool:
         if len(self.detectors) >= self.max_scopes:
@@ -218,15 +234,17 @@ class TrafficMonitor:
             else:
                 self.quiet = 0
             self._close(minute, buckets or {}, update)
+        self._views(update)
         return update
 
     def _close(self, minute: float, buckets: dict[str, dict[str, int]], update: TrafficUpdate) -> None:
         update.closed += 1
         self.counts["minutes_closed"] += 1
+        empty: dict[str, int] = {}
         for scope in sorted(self.detectors):
             detector = self.detectors[scope]
-            x = {counter: buckets.get(scope, {}).get(counter, 0) for counter in SCOPE_COUNTERS[scope.split(":", 1)[0]]}
-            usual = detector.usual()
+            counts = buckets.get(scope, empty)
+            x = {counter: counts.get(counter, 0) for counter in SCOPE_COUNTERS[scope.split(":", 1)[0]]}
             score, moved = detector.observe(x)
             if moved:
                 # A new episode for a signal quiet for more than episode_gap minutes in this scope.
@@ -239,11 +257,19 @@ class TrafficMonitor:
                 if fresh:
                     update.alerts.append(AnomalyAlert(scope, minute, score, tuple(moved)))
                     self.counts["alerts"] += 1
-            view = {"minute": minute, "score": round(score, 3), "anomalous": int(bool(moved)),
+            # The view is built once per advance, from the last minute closed (see _views).
+            self._closed[scope] = (minute, score, bool(moved), x)
+
+    def _views(self, update: TrafficUpdate) -> None:
+        """Each scope's view of the last minute closed by this advance: its counts, score, and the usual values
+        (as learned up to that minute)."""
+        for scope, (minute, score, moved, x) in self._closed.items():
+            view = {"minute": minute, "score": round(score, 3), "anomalous": int(moved),
                     **{f"count_{name}": value for name, value in x.items()},
-                    **{f"usual_{name}": round(value, 6) for name, value in usual.items()}}
+                    **{f"usual_{name}": round(value, 6) for name, value in self.detectors[scope].usual().items()}}
             self.latest[scope] = view
             update.views[scope] = view
+        self._closed.clear()
 
     def metrics(self) -> dict[str, float]:
         return {**self.counts, "scopes": len(self.detectors), "open_minutes": len(self.open),
