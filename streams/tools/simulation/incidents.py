@@ -60,7 +60,7 @@ def plant_incidents(rng: random.Random, count: int, start_ts: float, end_ts: flo
 
     >>> start = 1_793_491_200.0
     >>> [i.kind for i in plant_incidents(random.Random(1), 3, start, start + 2 * 86_400)]
-    ['checkout_break', 'card_testing', 'broken_producer']
+    ['gateway_failure', 'checkout_break', 'card_testing']
     """
     incidents: list[Incident] = []
     first = rng.randrange(len(KINDS))
