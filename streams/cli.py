@@ -115,21 +115,24 @@ def simulate(
     sellouts: int = typer.Option(0, help="Sell-outs planted among them (in --truth)."),
     browsing: float = typer.Option(1.0, help="Browsing sessions relative to the usual (orders unchanged): 1 gives "
                                    "about 95 % clicks, 0.1 about 87 % with three times the orders per click."),
+    incidents: int = typer.Option(0, help="Traffic incidents to plant (bot burst, gateway failure, checkout break, "
+                                  "card testing, broken producer, in turn); listed in the truth."),
     truth: Path = typer.Option(None, help="Write the planted ground truth (JSON) here."),
     out: Path = typer.Option(None, help="Write JSON Lines per topic into this folder instead of sending."),
     bootstrap: Bootstrap = None,
 ) -> None:
-    """Generate a realistic shop (segments, bundles, seasonality, surges, fraud, late labels, stock)."""
+    """Generate a realistic shop (segments, bundles, seasonality, surges, fraud, late labels, stock, traffic incidents)."""
     from streams.tools.simulate import simulate as run
 
     config = dict(seed=seed, customers=customers, days=days, fraud_rate=fraud_rate,
                   fraud_drift_at=drift_at or None, surges=surges, chaos=chaos, inventory_skus=inventory_skus,
-                  sellouts=sellouts, browsing=browsing)
+                  sellouts=sellouts, browsing=browsing, incidents=incidents)
     with kafka_command(bootstrap) as settings:
         typer.echo(run(settings, config, rate, events or None, truth, out))
 
 
-BENCH_SUITES = ("pipeline", "serving", "segments", "baskets", "risk", "forecast", "determinism", "stockout")
+BENCH_SUITES = ("pipeline", "serving", "segments", "baskets", "risk", "forecast", "anomaly", "determinism",
+                "stockout")
 
 
 @app.command()
@@ -162,7 +165,8 @@ def bench(
                                       "interleaved, paced, held-back (the default four), three-workers."),
 ) -> None:
     """Measure the pipeline (throughput vs a raw aiokafka ceiling, event-to-Redis latency), the lookup
-    API (vs raw Redis), and the models against exact batch answers on simulated and real data."""
+    API (vs raw Redis), and the models against exact batch answers on simulated and real data (anomaly: planted
+    incidents on 8 simulated shops vs a batch IsolationForest)."""
     suites = BENCH_SUITES if suite == "all" else (suite,)
     if any(name not in BENCH_SUITES for name in suites):
         fail(f"unknown suite {suite!r}: choose from {', '.join(BENCH_SUITES)} or all", 2)
@@ -211,6 +215,10 @@ def bench(
             from streams.tools.evaluation import stockout
 
             stockout.main(["--seeds", *map(str, range(1, 5))])
+        elif name == "anomaly":
+            from streams.tools.evaluation import anomaly
+
+            anomaly.main(["--seeds", *map(str, range(1, 9))])
         else:
             from streams.tools.evaluation import forecasting
 
@@ -436,14 +444,15 @@ def recommend(
 @app.command()
 def alerts(
     kind: list[str] = typer.Option([], "--kind", "-k",
-                                   help="Only this kind: risk, drift, trend, surge, slump or restock (repeatable)."),
+                                   help="Only this kind: risk, drift, trend, surge, slump, restock or anomaly "
+                                   "(repeatable)."),
     limit: int = typer.Option(20, min=1, max=100, help="Most recent alerts shown."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Then print new alerts as they come, until Ctrl-C."),
     count: int = typer.Option(0, min=0, help="With --follow: stop after this many new alerts (0: never)."),
     json_: bool = typer.Option(False, "--json", help="JSON (with --follow: one alert per line)."),
     redis_url: RedisUrl = None,
 ) -> None:
-    """Recent alerts (payment risk, rising pairs, sales surges and slumps, restocks), newest first."""
+    """Recent alerts (payment risk, rising pairs, sales surges and slumps, restocks, traffic anomalies), newest first."""
     from streams.tools.lookups import follow_alerts, show_alerts
 
     with redis_command(redis_url) as settings:

@@ -159,6 +159,25 @@ class KairosSettings(BaseSettings):
     inventory_late_seconds: float = Field(7200.0, ge=0)
     #: SKUs with inventory held at most (the one counted least recently is dropped first).
     stock_max_skus: int = Field(100_000, ge=1)
+    # Traffic anomalies
+    #: Scopes watched per minute: ``all`` (shop-wide), ``category`` (views, add-to-cart rate), ``country``
+    #: (orders' and payments' billing country) and ``method`` (payment method).
+    #: As JSON in the environment: ``KAIROS_ANOMALY_SCOPES='["all", "method"]'``.
+    anomaly_scopes: tuple[Literal["all", "category", "country", "method"], ...] = ("all", "category", "country",
+                                                                                    "method")
+    #: A minute's alert threshold, shop-wide and per category/country/method: the worst signal's move in standard
+    #: deviations (chosen on simulated shops, see BENCHMARKS.md "Traffic anomalies"; the smaller scopes' counts
+    #: burst more, so they need a higher one).
+    anomaly_threshold: float = Field(5.0, gt=0)
+    anomaly_scope_threshold: float = Field(7.0, gt=0)
+    #: Minutes a scope learns before it may alert.
+    anomaly_warmup_minutes: int = Field(60, ge=0)
+    #: Event-time seconds a minute stays open after its end (later events are counted as late, not in it).
+    anomaly_lateness_seconds: float = Field(30.0, ge=0)
+    #: Most scopes watched (a detector each, ~6 KB); further category/country/method values are counted, not watched.
+    anomaly_max_scopes: int = Field(256, ge=1)
+    #: As ``sales_idle_path_seconds``, for the anomaly stage's minutes.
+    anomaly_idle_path_seconds: float = Field(30.0, gt=0)
 
     # Baskets
     #: Lossy Counting error: supports are underestimated by at most this (fraction of baskets; raised by the
@@ -241,6 +260,7 @@ class KairosSettings(BaseSettings):
             "model_sync": f"{self.app_id}-model-sync",
             "risk": f"{self.app_id}-risk",
             "sales": f"{self.app_id}-sales",
+            "anomaly": f"{self.app_id}-anomaly",
             "baskets": f"{self.app_id}-baskets",
             "risk_views": f"{self.app_id}-risk-views",
         }

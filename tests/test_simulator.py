@@ -308,3 +308,23 @@ def test_a_surge_brings_views_of_its_item_at_about_its_factor_times_the_usual_vi
         expected = surge["factor"] * usual * clock.active_days(start, end)
         assert during == pytest.approx(expected, rel=0.2), (surge, during, expected)
         assert during > 2 * max(later)
+
+
+def test_planted_traffic_incidents_are_in_the_stream_and_the_truth() -> None:
+    sim = ShopSimulator(SimulatorConfig(customers=300, days=2.0, seed=4, incidents=5, fraud_rate=0.0, surges=0))
+    events = list(sim.events())
+    incidents = {i["kind"]: i for i in sim.ground_truth()["incidents"]}
+    assert set(incidents) == {"bot_burst", "gateway_failure", "checkout_break", "card_testing", "broken_producer"}
+
+    def during(kind: str) -> list:
+        return [e for e in events if incidents[kind]["start_ts"] <= e.ts < incidents[kind]["end_ts"]]
+
+    assert not [e for e in during("checkout_break") if e.topic in ("orders", "payments")]
+    assert any(isinstance(e.value, bytes) and e.topic == "clicks" for e in during("broken_producer"))
+    assert any(e.key.startswith("bot-") for e in during("bot_burst"))
+    testing = [e for e in during("card_testing") if e.key.startswith("tester-")]
+    assert testing and sum(e.value["status"] == "declined" for e in testing) > len(testing) / 2
+    failing = [e for e in during("gateway_failure") if e.topic == "payments" and e.value["method"] == "card"]
+    assert all(isinstance(e.value, dict) for e in events if not incidents["broken_producer"]["start_ts"] <= e.ts
+               < incidents["broken_producer"]["end_ts"])
+    assert not failing or sum(e.value["status"] == "failed" for e in failing) >= len(failing) / 3

@@ -16,7 +16,9 @@ The flow (``<app>`` is ``KAIROS_APP_ID``):
    (:class:`~.stages.sales.SalesState`) closes windows, forecasts and alerts,
    and with inventory counts serves stock-out risk and ``restock`` alerts;
    the ``baskets`` agent (:class:`~.stages.baskets.BasketState`) counts
-   itemsets partitioned by SKU. All three checkpoint with held
+   itemsets partitioned by SKU; the ``anomaly`` agent
+   (:class:`~.stages.anomaly.AnomalyState`) counts traffic per minute of
+   event time and alerts on anomalous minutes. All four checkpoint with held
    acknowledgements (:mod:`.snapshots`).
 4. Timers: segment sync rounds and risk model sync across workers
    (:mod:`.model_sync`), analyst-rule reloads, basket rule publication,
@@ -56,6 +58,7 @@ from streams.pipeline.model_sync import ModelSync
 from streams.pipeline.packing import decode_packet, partition_for
 from streams.pipeline.retry import FAILING, FAILURES_TOTAL, guarded, until_done
 from streams.pipeline.snapshots import PartitionSnapshots
+from streams.pipeline.stages.anomaly import AnomalyState, publish_anomalies
 from streams.pipeline.stages.baskets import (
     SYNC_KEY_PREFIX as BASKETS_SYNC, BasketState, basket_totals, foreign_supports, publish_rules,
 )
@@ -96,6 +99,7 @@ class Runtime:
     learners: PartitionSnapshots[RiskLearner]
     sales: PartitionSnapshots[SalesState]
     baskets: PartitionSnapshots[BasketState]
+    anomaly: PartitionSnapshots[AnomalyState]
 
 
 class KairosApp:
@@ -145,11 +149,13 @@ class KairosApp:
         )
         internal = settings.internal_topics
         #: Messages of these topics are committed only once a stage applied them (see transport.py).
-        self.app.gated_topics = frozenset(internal[name] for name in ("events", "risk", "sales", "baskets"))
+        self.app.gated_topics = frozenset(internal[name] for name in ("events", "risk", "sales", "baskets",
+                                                                                  "anomaly"))
         self.events_topic = self._topic(internal["events"], settings.partitions)
         self.risk_topic = self._topic(internal["risk"], settings.partitions)
         self.sales_topic = self._topic(internal["sales"], 1)
         self.baskets_topic = self._topic(internal["baskets"], settings.partitions)
+        self.anomaly_topic = self._topic(internal["anomaly"], 1)
         self._customer_decoder = value_decoder(settings.dedupe_ids_per_customer)
         self.customers_table = self._table("customers", settings.partitions, encode_value,
                                            self._customer_decoder, MAX_BATCH_BYTES)
@@ -157,6 +163,7 @@ class KairosApp:
         self.sales_table = self._table("sales-snapshots", 1, identity, identity, MAX_SNAPSHOT_BYTES)
         self.baskets_table = self._table("basket-snapshots", settings.partitions, identity, identity,
                                          MAX_SNAPSHOT_BYTES)
+        self.anomaly_table = self._table("anomaly-snapshots", 1, identity, identity, MAX_SNAPSHOT_BYTES)
         self.ingestor = Ingestor(settings)
         self.model_sync = ModelSync(settings)
         self.app.service(self.ingestor)
@@ -172,12 +179,14 @@ class KairosApp:
         self.app.agent(self.risk_topic, name="risk")(self._risk_agent)
         self.app.agent(self.sales_topic, name="sales")(self._sales_agent)
         self.app.agent(self.baskets_topic, name="baskets")(self._baskets_agent)
+        self.app.agent(self.anomaly_topic, name="anomaly")(self._anomaly_agent)
         # A failing timer (Redis or the broker away) is retried at its next tick; it never stops the worker.
         for interval, what, step in (
             (settings.metrics_flush_seconds, "metrics flush", self._flush_metrics),
             (settings.metrics_flush_seconds, "views restore", self._restore_views),
             (settings.metrics_flush_seconds, "erasures", self._apply_erasures),
             (settings.metrics_flush_seconds, "sales tick", self._tick_sales),
+            (settings.metrics_flush_seconds, "anomaly tick", self._tick_anomaly),
             (settings.segment_sync_seconds, "segment sync", self._sync_segments),
             (settings.metrics_flush_seconds, "customer sweep", self._sweep_customers),
             (settings.risk_sync_seconds, "risk sync", self._sync_risk),
@@ -194,7 +203,8 @@ class KairosApp:
         self.app.page("/ready/")(self._ready_page)
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_before_shutdown.connect(self._stop_runtime)
-        for table in (self.customers_table, self.risk_table, self.sales_table, self.baskets_table):
+        for table in (self.customers_table, self.risk_table, self.sales_table, self.baskets_table,
+                      self.anomaly_table):
             table.on_recover(self._recovered(table))
 
     # -- health --------------------------------------------------------
@@ -313,7 +323,13 @@ class KairosApp:
             "baskets", KeyedStore(self.baskets_table, snapshot_writer, identity, identity),
             lambda partition: BasketState.new(self.settings, partition), BasketState.from_state,
             self.settings.snapshot_seconds)
-        return Runtime(producer, snapshot_producer, redis, customers, segments, risk, learners, sales, baskets)
+        anomaly = PartitionSnapshots(
+            "anomaly", KeyedStore(self.anomaly_table, snapshot_writer, identity, identity),
+            lambda partition: AnomalyState.new(self.settings),
+            lambda state: AnomalyState.from_state(state, self.settings.anomaly_idle_path_seconds),
+            self.settings.snapshot_seconds)
+        return Runtime(producer, snapshot_producer, redis, customers, segments, risk, learners, sales, baskets,
+                       anomaly)
 
     # -- agents --------------------------------------------------------
 
@@ -368,35 +384,66 @@ class KairosApp:
                 await self._share_risk_learning(runtime)
 
     async def _sales_agent(self, stream: faust.Stream) -> None:
+        await self._fold_agent(stream, "sales", lambda runtime: runtime.sales, self._publish_sales)
+
+    async def _anomaly_agent(self, stream: faust.Stream) -> None:
+        await self._fold_agent(stream, "anomaly", lambda runtime: runtime.anomaly, self._publish_anomalies)
+
+    async def _fold_agent(self, stream: faust.Stream, name: str, snapshots_of: Callable[[Runtime], Any],
+                          publish: Callable[[list], Any]) -> None:
+        """A checkpointed stage folding packed batches into its partition state (sales, anomaly): each message's
+        updates are published, then the message is held until a snapshot holds what it changed."""
         runtime = await self.start_runtime()
+        snapshots = snapshots_of(runtime)
         async for event in stream.noack().events():
             async with self.fence.writing():
                 if not self.fence.current(event):
                     continue
-                state = runtime.sales.get(event.message.partition)
-                async with runtime.sales.lock(event.message.partition):
+                partition = event.message.partition
+                state = snapshots.get(partition)
+                async with snapshots.lock(partition):
                     updates = [state.apply(batch) for batch in decode_packet(event.value)]
-                await until_done("sales views", lambda: self._publish_sales(updates))
-                runtime.sales.hold(event.message.partition, event)
-                if runtime.sales.due():
-                    await runtime.sales.checkpoint()
+                await until_done(f"{name} views", lambda: publish(updates))  # noqa: B023
+                snapshots.hold(partition, event)
+                if snapshots.due():
+                    await snapshots.checkpoint()
 
     async def _tick_sales(self) -> None:
         """Close the windows that paths fallen silent no longer hold open (at the end of a stream, the last ones)."""
+        await self._tick(lambda runtime: runtime.sales, "sales", self._publish_sales)
+
+    async def _tick_anomaly(self) -> None:
+        """Close the minutes that paths fallen silent no longer hold open (at the end of a stream, the last ones)."""
+        await self._tick(lambda runtime: runtime.anomaly, "anomaly", self._publish_anomalies)
+
+    async def _tick(self, snapshots_of: Callable[[Runtime], Any], name: str, publish: Callable[[list], Any]) -> None:
         if self.runtime is None:
             return
+        snapshots = snapshots_of(self.runtime)
         async with self.fence.writing():
-            for partition, state in list(self.runtime.sales.states.items()):
-                async with self.runtime.sales.lock(partition):
+            for partition, state in list(snapshots.states.items()):
+                async with snapshots.lock(partition):
                     update = state.tick()
-                if update.closed or update.alerts or update.stock:
-                    await until_done("sales views", lambda: self._publish_sales([update]))  # noqa: B023
+                if update.closed or update.alerts or getattr(update, "stock", None):  # a sales update: stock views
+                    await until_done(f"{name} views", lambda: publish([update]))  # noqa: B023
 
     async def _publish_sales(self, updates: list) -> None:
         """Forecast views and alerts to Redis, then the alerts to the alerts topic (repeatable)."""
         assert self.runtime is not None
         pipe = self.runtime.redis.pipeline(transaction=False)
         alerts = [alert for update in updates for alert in publish_sales(pipe, self.views, update)]
+        if len(pipe):
+            await pipe.execute()
+        for alert in alerts:
+            await self.runtime.producer.send_and_wait(self.settings.topics.alerts, alert.message(),
+                                                      key=alert.alert_id.encode())
+
+    async def _publish_anomalies(self, updates: list) -> None:
+        """The scopes' latest minutes and the anomaly alerts to Redis (one pipeline, each scope's key once), then
+        the alerts to the alerts topic (repeatable: absolute views, alert ids per scope and minute)."""
+        assert self.runtime is not None
+        pipe = self.runtime.redis.pipeline(transaction=False)
+        alerts = publish_anomalies(pipe, self.views, updates)
         if len(pipe):
             await pipe.execute()
         for alert in alerts:
@@ -432,7 +479,8 @@ class KairosApp:
         """Re-apply the tail Faust's recovery may have cut short (see store.py), then reload indexes."""
         runtime = await self.start_runtime()
         store = {self.customers_table: runtime.customers.store, self.risk_table: runtime.learners.store,
-                 self.sales_table: runtime.sales.store, self.baskets_table: runtime.baskets.store}[table]
+                 self.sales_table: runtime.sales.store, self.baskets_table: runtime.baskets.store,
+                 self.anomaly_table: runtime.anomaly.store}[table]
         recovery = self.app.tables.recovery
         start = {tp: max(0, (recovery.active_highwaters.get(tp) or 0) - 1)
                  for tp in recovery.actives_for_table[table]}
@@ -454,7 +502,7 @@ class KairosApp:
             if runtime is None:
                 return
             for snapshots, topic in ((runtime.learners, self.risk_topic), (runtime.sales, self.sales_topic),
-                                     (runtime.baskets, self.baskets_topic)):
+                                     (runtime.baskets, self.baskets_topic), (runtime.anomaly, self.anomaly_topic)):
                 name = topic.get_topic_name()
                 snapshots.forget({tp.partition for tp in revoked if tp.topic == name})
 
@@ -476,7 +524,8 @@ class KairosApp:
     async def _checkpoint(self) -> None:
         if self.runtime is not None:
             async with self.fence.writing():
-                for snapshots in (self.runtime.learners, self.runtime.sales, self.runtime.baskets):
+                for snapshots in (self.runtime.learners, self.runtime.sales, self.runtime.baskets,
+                                  self.runtime.anomaly):
                     if snapshots.due():
                         await snapshots.checkpoint()
 
@@ -699,7 +748,7 @@ class KairosApp:
             "stale_events_skipped": self.fence.skipped, "offsets_skipped": self.offsets_skipped,
             **customers.metrics(),
             "snapshots_discarded": sum(snapshots.snapshots_discarded for snapshots in (
-                self.runtime.learners, self.runtime.sales, self.runtime.baskets)),
+                self.runtime.learners, self.runtime.sales, self.runtime.baskets, self.runtime.anomaly)),
             "ready": int(ready.ready), "not_ready": "; ".join(ready.reasons),
         })
         for state in self.runtime.sales.states.values():
@@ -708,4 +757,6 @@ class KairosApp:
             self.views.metrics(pipe, "forecast", report)
             if len(state.stock):
                 self.views.metrics(pipe, "stock", state.stock.metrics())
+        for state in self.runtime.anomaly.states.values():
+            self.views.metrics(pipe, "anomaly", state.metrics())
         await pipe.execute()

@@ -104,6 +104,12 @@ class RedisKeys:
     def stock_risk(self) -> str:
         """SKUs by expected hours until stock-out, soonest first (sorted set sku -> hours)."""
         return self.key("stock", "risk")
+    # Traffic anomalies: a scope's latest closed minute (hash), and every scope by its latest score (sorted set).
+    def anomaly(self, kind: str, value: str) -> str:
+        return self.key("anomaly", kind, value)
+
+    def anomaly_scopes(self) -> str:
+        return self.key("anomaly", "scopes")
 
     # Metrics per component (hash).
     def metrics(self, component: str) -> str:

@@ -31,8 +31,9 @@ class Outbox:
         self._open: dict[tuple[str, int, str, str], PackedBatch] = {}
         self.messages: list[tuple[str, bytes, bytes]] = []
 
-    def add(self, topic: str, target: int, event_type: str, path: str, offset: int, record: dict[str, Any]) -> None:
-        """Add one derived record for ``target`` partition of ``topic``."""
+    def add(self, topic: str, target: int, event_type: str, path: str, offset: int,
+            record: dict[str, Any] | None) -> None:
+        """Add one derived record for ``target`` partition of ``topic`` (``None``: the event was rejected)."""
         slot = (topic, target, event_type, path)
         batch = self._open.get(slot)
         if batch is None:

@@ -17,6 +17,7 @@ Routes (JSON, versioned under ``/api/v1``; the OpenAPI document is at
 ``GET /api/v1/alerts/stream``                     live alerts (server-sent events)
 ``GET /api/v1/forecasts[/{scope}/{key}]``         sales forecasts vs actuals
 ``GET /api/v1/stock[/{sku}]``                     stock on hand and hours until stock-out
+``GET /api/v1/anomalies[/{kind}/{key}]``          traffic per minute vs usual, anomaly scores
 ``GET /api/v1/metrics``                           pipeline health and model metrics
 ``GET /healthz``, ``GET /metrics``, ``GET /``     Redis ping, Prometheus, the dashboard
 ================================================  ==============================================
@@ -62,6 +63,9 @@ from streams.serving.queries import ServingQueries
 from streams.serving.schemas import (
     AlertKind,
     AlertList,
+    AnomalyScope,
+    AnomalyScopeKind,
+    AnomalyScopeList,
     CustomerView,
     ErasureRequest,
     ErrorResponse,
@@ -283,6 +287,17 @@ def add_lookup_routes(router: APIRouter, queries: ServingQueries) -> None:
     async def stock(sku: Identifier) -> StockRisk:
         """One SKU's stock on hand, hours until stock-out (expected and at the lower bound of demand)."""
         return found(await queries.stock(sku), f"no inventory counts for SKU {sku!r}")
+
+    @router.get(v1("/anomalies"), response_model=AnomalyScopeList, tags=["anomalies"])
+    async def anomalies(limit: Limit = 20) -> AnomalyScopeList:
+        """The watched traffic scopes, highest latest anomaly score first: each one's last closed minute (counts)
+        against the usual value of each signal."""
+        return await queries.anomalies(limit)
+
+    @router.get(v1("/anomalies/{kind}/{key}"), response_model=AnomalyScope, responses=NOT_FOUND, tags=["anomalies"])
+    async def anomaly(kind: AnomalyScopeKind, key: Identifier) -> AnomalyScope:
+        """One scope (``all/all``, ``category/toys``, ``country/DE``, ``method/card``)."""
+        return found(await queries.anomaly(kind, key), f"no traffic scope {kind} {key!r}")
 
     @router.get(v1("/metrics"), response_model=PipelineMetrics, tags=["operations"])
     async def pipeline_metrics() -> PipelineMetrics:

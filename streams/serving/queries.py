@@ -39,6 +39,8 @@ from streams.serving.schemas import (
     PaymentRisk,
     PipelineMetrics,
     Recommendation,
+    AnomalyScope,
+    AnomalyScopeList,
     Recommendations,
     RiskRuleBody,
     RiskRuleList,
@@ -55,7 +57,7 @@ from streams.serving.schemas import (
 #: Fields every alert carries; the rest of an entry is kind-specific detail.
 ALERT_FIELDS = ("kind", "alert_id", "subject", "score", "reasons", "ts", "created_at")
 #: Components whose model metrics the workers publish under ``kairos:metrics:{component}``.
-MODEL_COMPONENTS = ("risk", "segments", "baskets", "forecast", "stock")
+MODEL_COMPONENTS = ("risk", "segments", "baskets", "forecast", "stock", "anomaly")
 #: Input topics counted in ``kairos:metrics:ingest``.
 INGEST_TOPICS = ("clicks", "orders", "payments", "labels")
 #: At most this many alerts are examined per listing when filtering by kind.
@@ -143,6 +145,18 @@ def alert_from_entry(entry_id: str, fields: Mapping[str, str]) -> Alert:
         ts=timestamp(fields.get("ts")),
         created_at=number(fields.get("created_at")),
         details={name: text for name, text in fields.items() if name not in ALERT_FIELDS},
+    )
+
+
+def anomaly_from_hash(scope: str, fields: Mapping[str, str]) -> AnomalyScope:
+    """An :class:`AnomalyScope` from a ``kairos:anomaly:{kind}:{key}`` hash."""
+    kind, _, key = scope.partition(":")
+    values = numbers(fields, skip=("minute",))
+    return AnomalyScope(
+        scope=scope, kind=kind, key=key, minute=fields.get("minute"), score=values.get("score", 0.0),
+        anomalous=bool(values.get("anomalous")),
+        counts={name[6:]: value for name, value in values.items() if name.startswith("count_")},
+        usual={name[6:]: value for name, value in values.items() if name.startswith("usual_")},
     )
 
 
@@ -510,6 +524,21 @@ class ServingQueries:
         """One SKU's stock view, ``None`` without inventory counts of it."""
         fields = await self.redis.hgetall(self.keys.stock_sku(sku))
         return stock_from_hash(fields) if fields else None
+
+    # Traffic anomalies.
+
+    async def anomalies(self, limit: int) -> AnomalyScopeList:
+        """The ``limit`` scopes with the highest latest score (every scope's minute read fresh)."""
+        scopes = [scope for scope in await self.redis.zrevrange(self.keys.anomaly_scopes(), 0, limit - 1)]
+        keys = [self.keys.anomaly(*scope.split(":", 1)) for scope in scopes]
+        hashes = await self._hashes(keys)
+        return AnomalyScopeList(scopes=[anomaly_from_hash(scope, fields) for scope, fields in zip(scopes, hashes)
+                                        if fields])
+
+    async def anomaly(self, kind: str, key: str) -> AnomalyScope | None:
+        """One scope's latest minute, ``None`` if it is not watched."""
+        fields = await self.redis.hgetall(self.keys.anomaly(kind, key))
+        return anomaly_from_hash(f"{kind}:{key}", fields) if fields else None
 
     # Pipeline metrics.
 

@@ -102,6 +102,19 @@ def write_forecast(r: RedisWriter, keys: RedisKeys, scope: str, key: str, level:
     })
 
 
+def write_anomaly_scope(r: RedisWriter, keys: RedisKeys, scope: str, score: float, counts: Mapping[str, float],
+                        usual: Mapping[str, float]) -> None:
+    """``kairos:anomaly:{kind}:{key}`` (a scope's latest minute) and its entry in ``kairos:anomaly:scopes``."""
+    from streams.pipeline.stages.anomaly import anomaly_fields
+
+    kind, _, key = scope.partition(":")
+    view = {"minute": NOW - NOW % 60 - 60, "score": score, "anomalous": int(score >= 6.0),
+            **{f"count_{name}": value for name, value in counts.items()},
+            **{f"usual_{name}": value for name, value in usual.items()}}
+    r.hset(keys.anomaly(kind, key), mapping=anomaly_fields(view))
+    r.zadd(keys.anomaly_scopes(), {scope: score})
+
+
 def write_metrics(r: RedisWriter, keys: RedisKeys, processed: int = 1000, lag: float = 42.0) -> None:
     """Ingest counters, one live worker and each component's model metrics."""
     ingest = {}

@@ -10,7 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-AlertKind = Literal["risk", "drift", "trend", "surge", "slump", "restock"]
+AlertKind = Literal["risk", "drift", "trend", "surge", "slump", "restock", "anomaly"]
+AnomalyScopeKind = Literal["all", "category", "country", "method"]
 ForecastScope = Literal["total", "category", "sku"]
 RecommendationSource = Literal["rule", "segment", "global"]
 
@@ -251,6 +252,29 @@ class StockRiskList(BaseModel):
     skus: list[StockRisk]
 
 
+class AnomalyScope(BaseModel):
+    """One traffic scope's latest closed minute: its counts, the usual value of each signal, its score."""
+
+    scope: str
+    kind: str
+    key: str
+    #: Start of the minute (event time, ISO 8601 UTC).
+    minute: str | None = None
+    #: The worst signal's move in standard deviations (0 while the scope warms up).
+    score: float = 0.0
+    anomalous: bool = False
+    #: Counter -> events in the minute (views, carts, orders, payments, declined, new_devices, dead, events).
+    counts: dict[str, float] = {}
+    #: Signal -> usual value (views and payments per minute; rates as shares).
+    usual: dict[str, float] = {}
+
+
+class AnomalyScopeList(BaseModel):
+    """Every watched scope, highest latest score first."""
+
+    scopes: list[AnomalyScope]
+
+
 class TopicCounts(BaseModel):
     """Events of one input topic over all partitions."""
 
@@ -282,7 +306,7 @@ class PipelineMetrics(BaseModel):
     workers: list[WorkerStatus]
     #: Sum of the live workers' ingest lag (events behind the input topics' ends).
     lag: float
-    #: Component (``risk``, ``segments``, ``baskets``, ``forecast``) -> metric -> value.
+    #: Component (``risk``, ``segments``, ``baskets``, ``forecast``, ``anomaly``) -> metric -> value.
     models: dict[str, dict[str, float]]
 
 

@@ -60,7 +60,8 @@ T = TypeVar("T")
 #: Scope and key of the shop-total forecast series.
 TOTAL_SCOPE, _, TOTAL_KEY = TOTAL.partition(":")
 TOTAL_SERIES = (TOTAL_SCOPE, TOTAL_KEY)
-KIND_STYLES = {"risk": "bold red", "surge": "green", "slump": "yellow", "trend": "cyan", "restock": "magenta"}
+KIND_STYLES = {"risk": "bold red", "surge": "green", "slump": "yellow", "trend": "cyan", "restock": "magenta",
+               "anomaly": "bold magenta"}
 SOURCE_STYLES = {"rule": "bold", "segment": "cyan", "global": "dim"}
 #: How a window's start is shown, in one series' view and in a listing of series.
 WINDOW = "%Y-%m-%d %H:%M"

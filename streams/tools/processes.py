@@ -25,7 +25,7 @@ def settings_env(settings: KairosSettings) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
-        env[f"KAIROS_{name.upper()}"] = json.dumps(value) if isinstance(value, (dict, list, bool)) else str(value)
+        env[f"KAIROS_{name.upper()}"] = json.dumps(value) if isinstance(value, (dict, list, tuple, bool)) else str(value)
     return env
 
 

@@ -141,3 +141,9 @@ def test_segments_and_late_labels_survive_worker_restarts(make_pipeline) -> None
     # pending (restored from the checkpoint's core and its pending entries, written one by one).
     payments = pipeline.ingest_counts()["payments.processed"]
     assert stats["labelled"] + stats["matured"] + stats["pending"] == payments, stats
+    # The anomaly stage's minute counts (checkpointed with held acknowledgements): every traffic event counted
+    # once, in its minute or as late, across both restarts.
+    traffic = sum(topic in ("orders", "payments") or value.get("action") in ("view", "add_to_cart")
+                  for topic, value in events)
+    anomaly = pipeline.redis.hgetall(pipeline.keys.metrics("anomaly"))
+    assert int(anomaly["records"]) + int(anomaly["late"]) == traffic, anomaly

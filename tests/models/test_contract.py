@@ -23,7 +23,7 @@ from river.checks import clf, common
 
 from models.base import ContractCase, OnlineModel, StateVersionError
 
-FAMILIES = ["segmentation", "baskets", "risk", "forecasting"]
+FAMILIES = ["segmentation", "baskets", "risk", "forecasting", "anomaly"]
 
 
 
@@ -168,6 +168,8 @@ NOT_APPLICABLE = {
     "fields (window_start, lines, customer_id, ts) never go missing (a record without them is a dead letter)",
     "check_disappearing_features": "same reason as check_emerging_features",
     "check_radically_disappearing_features": "same reason as check_emerging_features",
+    "check_roc_auc": "scores an anomaly detector on River's credit-card transactions; TrafficAnomalyDetector scores "
+    "per-minute traffic counts, and its detection is measured on planted incidents (kairos bench --suite anomaly)",
 }
 
 

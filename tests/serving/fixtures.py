@@ -7,6 +7,7 @@ import redis
 from streams.pipeline.keys import RedisKeys
 from streams.serving.sample import (
     write_alert,
+    write_anomaly_scope,
     write_bestsellers,
     write_customer,
     write_forecast,
@@ -43,4 +44,9 @@ def write_shop(r: redis.Redis, keys: RedisKeys) -> None:
     for level, category in enumerate(CATEGORIES, start=1):
         write_forecast(r, keys, "category", category, level=5.0 * level)
     write_forecast(r, keys, "total", "all", level=40.0)
+    write_anomaly_scope(r, keys, "all:all", 7.2, {"views": 130, "carts": 21, "orders": 0, "payments": 0, "declined": 0,
+                                                  "new_devices": 0, "dead": 1, "events": 152},
+                        {"views": 120.0, "add_to_cart_rate": 0.16, "conversion_rate": 0.21, "decline_rate": 0.024})
+    write_anomaly_scope(r, keys, "method:card", 1.1, {"payments": 3, "declined": 0, "new_devices": 0},
+                        {"payments": 3.1, "decline_rate": 0.02})
     write_metrics(r, keys)

@@ -310,7 +310,7 @@ async def test_redis_unreachable_is_503_and_prometheus_says_so(asgi_client) -> N
 def api_operations() -> list[tuple[str, str]]:
     """(method, path with sample ids) of every /api operation in the OpenAPI document."""
     samples = {"customer_id": "c1", "segment_id": "0", "sku": "tea", "payment_id": "pay-1", "rule_id": "r1",
-               "scope": "total", "key": "all"}
+               "scope": "total", "key": "all", "kind": "all"}
     paths = create_app(KairosSettings()).openapi()["paths"]
     return [(method.upper(), path.format(**samples)) for path, operations in paths.items() if path.startswith("/api/")
             for method in operations]
@@ -367,3 +367,21 @@ async def test_an_erasure_is_requested_under_the_stored_id(shop, asgi_client) ->
         answer = await api.delete(f"{API}/customers/c-9")
     assert answer.status_code == 202 and answer.json() == {"customer_id": "c-9", "status": "requested"}
     assert shop.redis.hkeys(shop.keys.erasures()) == [Pseudonyms("k")("c-9").encode()]
+
+
+async def test_anomalies_show_each_scopes_latest_minute_against_its_usual_values(shop, asgi_client) -> None:
+    write_alert(shop.redis, shop.keys, "anomaly", "all:all", 7.2,
+                ["conversion_rate 0 over the last 4 minutes against a usual 0.21 (-7.2 sd)"], scope="all:all")
+    async with asgi_client(shop.settings) as api:
+        scopes = (await api.get(f"{API}/anomalies")).json()["scopes"]
+        card = (await api.get(f"{API}/anomalies/method/card")).json()
+        unknown = await api.get(f"{API}/anomalies/country/XX")
+        bad_kind = await api.get(f"{API}/anomalies/planet/earth")
+        alerts = (await api.get(f"{API}/alerts", params={"kind": "anomaly"})).json()["alerts"]
+    assert [(s["scope"], s["anomalous"]) for s in scopes] == [("all:all", True), ("method:card", False)]
+    shop_wide = scopes[0]
+    assert shop_wide["counts"]["orders"] == 0 and shop_wide["usual"]["conversion_rate"] == 0.21
+    assert shop_wide["minute"].endswith(":00.000Z")
+    assert card["kind"] == "method" and card["key"] == "card" and card["usual"]["payments"] == 3.1
+    assert unknown.status_code == 404 and bad_kind.status_code == 422
+    assert [a["subject"] for a in alerts] == ["all:all"]

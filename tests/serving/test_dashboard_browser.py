@@ -28,6 +28,8 @@ def test_the_dashboard_draws_the_shop_and_shows_a_new_alert_without_reload(live_
         points = browser.evaluate("document.querySelectorAll('#forecast-grid circle.actual-point').length")
         bands = browser.evaluate("document.querySelectorAll('#forecast-grid path.band').length")
         rules = browser.evaluate("document.querySelectorAll('#rule-table tbody tr').length")
+        scopes = browser.evaluate("[...document.querySelectorAll('#anomaly-table tbody tr')]"
+                                  ".map(tr => [tr.className, tr.cells[0].textContent, tr.cells[4].textContent])")
         topics = browser.evaluate("[...document.querySelectorAll('#topics tbody tr td:first-child')].map(td => td.textContent)")
         profiles = browser.evaluate("[...document.querySelectorAll('#segment-cards h3')].map(h => h.textContent)")
         browser.wait_for("document.querySelectorAll('#alert-feed li.alert').length === 3", 10, "the recent alerts")
@@ -46,6 +48,7 @@ def test_the_dashboard_draws_the_shop_and_shows_a_new_alert_without_reload(live_
     assert profiles == ["occasional browsers", "loyal big spenders", "new customers"]
     assert (charts, points, bands) == (3, 18, 3)
     assert rules == 5
+    assert scopes == [["anomalous", "all:all", "0.0% / 21.0%"], ["", "method:card", "–"]]
     assert topics == ["clicks", "orders", "payments", "labels"]
     assert "5 payments in a minute" in newest and same_page == "same page"
     assert screenshot.stat().st_size > 10_000

@@ -14,8 +14,8 @@ For the packed batches taken together from ``<app_id>-events``, chunk by chunk:
 3. publish: customer, segment and risk views and alerts to Redis (one
    pipeline), derived records downstream (risk snapshots and labels by
    payment id, the risk views to their log (:mod:`..view_log`), orders, product views and inventory counts to the
-   sales stage, orders to every
-   basket partition), alerts and segment
+   sales stage, orders to every basket partition, traffic records and dead letters to the anomaly stage), alerts
+   and segment
    changes to their topics;
 4. flush every touched key, with the ingest counter that counted the chunk,
    as one changelog record batch per partition (appended atomically).
@@ -45,6 +45,7 @@ from streams.pipeline.expiry import CLOCK_KEY_PREFIX, DAY, PartitionClock, clock
 from streams.pipeline.outbox import Outbox
 from streams.pipeline.packing import PackedBatch, partition_for
 from streams.pipeline.replay_guard import RecentIds
+from streams.pipeline.stages.anomaly import traffic_record
 from streams.pipeline.stages.baskets import basket_record
 from streams.pipeline.stages.risk import RiskScoring, ScoredPayment
 from streams.pipeline.stages.sales import sales_view
@@ -186,9 +187,10 @@ class CustomerStage:
     def _fold(self, partition: int, batch: PackedBatch, offset: int, record: dict[str, Any] | None,
               chunk: Chunk) -> str:
         chunk.entries += 1
-        if record is None:
-            return "invalid"
         via = f"{batch.path}>{partition}"
+        if record is None:
+            chunk.outbox.add(self.topics["anomaly"], 0, "traffic", via, offset, None)  # a dead letter
+            return "invalid"
         if batch.event_type == "labels":
             return self._label(partition, via, offset, record, chunk)
         if batch.event_type == "inventory":  # no customer: straight on to the sales stage (stock-out risk)
@@ -215,11 +217,13 @@ class CustomerStage:
         self.store.put(partition, customer_id, state)
         if state.recent.seen_before(record["event_id"]):
             return "duplicate"
+        new_device = False
         if batch.event_type == "clicks":
             if record["action"] == "view" and record.get("sku"):
                 chunk.outbox.add(self.topics["sales"], 0, "views", via, offset, sales_view(record))
         elif batch.event_type == "payments":
             scored = self.risk.score(state.history, record)
+            new_device = scored.features.get("new_device", 0.0) > 0
             chunk.scored.append(scored)
             view = self.views.risk_payment_view(record, scored.assessment)
             chunk.risk_views.append(view)
@@ -231,6 +235,8 @@ class CustomerStage:
             basket = basket_record(record, self.segments.segment_of(customer_id))
             for target in range(self.settings.partitions):
                 chunk.outbox.add(self.topics["baskets"], target, "orders", via, offset, basket)
+        if (traffic := traffic_record(batch.event_type, record, new_device)) is not None:
+            chunk.outbox.add(self.topics["anomaly"], 0, "traffic", via, offset, traffic)
         state.apply(batch.event_type, record)
         chunk.fresh[customer_id] = partition
         self.now = max(self.now, record["ts"])

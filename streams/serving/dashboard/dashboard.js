@@ -196,6 +196,33 @@ function renderStock(list) {
     || `<tr><td colspan="5" class="muted">No stock-out in sight: the rows appear with inventory counts on the inventory topic.</td></tr>`;
 }
 
+// ---- Traffic anomalies ----------------------------------------------------------
+
+function ratio(counts, num, den) {
+  return counts[den] ? counts[num] / counts[den] : null;
+}
+
+function versus(value, usual, asShare) {
+  if (value === null || value === undefined) return `<span class="muted">–</span>`;
+  const shown = asShare ? pct(value) : fmt(value);
+  const expected = usual === undefined ? "" : ` <span class="muted">/ ${asShare ? pct(usual) : fmt(usual, 1)}</span>`;
+  return shown + expected;
+}
+
+function renderAnomalies(list) {
+  $("anomaly-table").querySelector("tbody").innerHTML = list.scopes.map((s) => {
+    const c = s.counts, u = s.usual;
+    return `<tr class="${s.anomalous ? "anomalous" : ""}"><td>${esc(s.scope)}</td>
+      <td>${s.minute ? esc(s.minute.slice(0, 16).replace("T", " ")) : ""}</td>
+      <td class="num">${versus(c.views, u.views, false)}</td>
+      <td class="num">${versus(ratio(c, "carts", "views"), u.add_to_cart_rate, true)}</td>
+      <td class="num">${versus(ratio(c, "orders", "carts"), u.conversion_rate, true)}</td>
+      <td class="num">${versus(ratio(c, "declined", "payments"), u.decline_rate, true)}</td>
+      <td class="num">${versus(ratio(c, "dead", "events"), u.dead_letter_rate, true)}</td>
+      <td><span class="liftbar" style="width:${Math.min(60, 8 * s.score)}px"></span>${s.score.toFixed(1)}</td></tr>`;
+  }).join("") || `<tr><td colspan="8" class="muted">No traffic minutes yet: they appear as minutes of event time close.</td></tr>`;
+}
+
 // ---- Alerts -------------------------------------------------------------------
 
 function alertItem(alert, fresh) {
@@ -286,14 +313,16 @@ $("alert-filters").addEventListener("click", (event) => {
 async function refresh() {
   const pill = $("health");
   try {
-    const [metrics, segments, forecasts, rules, stock] = await Promise.all([
+    const [metrics, segments, forecasts, rules, stock, anomalies] = await Promise.all([
       api("metrics"), api("segments"), api("forecasts?scope=category"), api("rules?limit=12"), api("stock?limit=10"),
+      api("anomalies?limit=12"),
     ]);
     renderPipeline(metrics);
     renderSegments(segments);
     renderForecasts(forecasts);
     renderRules(rules);
     renderStock(stock);
+    renderAnomalies(anomalies);
     pill.className = "pill pill-ok";
     pill.textContent = "live";
     $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;

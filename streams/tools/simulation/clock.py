@@ -53,6 +53,11 @@ class ActivityClock:
             self._cumulative.append(self._cumulative[-1] + rate)
         self._week = self._cumulative[-1]
 
+    def activity(self, ts: float) -> float:
+        """How busy the shop is at ``ts`` relative to its weekly mean (1.0 = an average hour)."""
+        hour = int(((ts - self.origin) / HOUR) % WEEK_HOURS)
+        return self._rates[hour] * WEEK_HOURS / self._week
+
     def _level(self, ts: float) -> float:
         hours = (ts - self.origin) / HOUR
         weeks, in_week = divmod(hours, WEEK_HOURS)

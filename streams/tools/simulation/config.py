@@ -42,6 +42,8 @@ class SimulatorConfig(BaseModel):
     #: Browsing sessions per customer-day relative to the segments' (orders unchanged): the click share of
     #: the stream. 1 gives about 95 % clicks; 0.1 about 87 %, with three times the orders per click.
     browsing: float = Field(1.0, gt=0, le=10)
+    #: Traffic incidents to plant (bot bursts, gateway failures, checkout breaks, card testing, broken producers).
+    incidents: int = Field(0, ge=0, le=500)
 
     @field_validator("start")
     @classmethod

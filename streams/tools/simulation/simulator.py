@@ -15,6 +15,7 @@ from streams.tools.simulation.config import SimulatorConfig
 from streams.tools.simulation.drafts import Draft, IdMint
 from streams.tools.simulation.fraud import Fraudster
 from streams.tools.simulation.inventory import StockKeeper, daily_units
+from streams.tools.simulation.incidents import Incident, IncidentEffects, plant_incidents
 from streams.tools.simulation.population import (
     ORDER_REGULARITY, SEGMENTS, Customer, best_selling, populate, segment_samplers,
 )
@@ -24,7 +25,7 @@ from streams.tools.simulation.surges import Surge, plant_surges
 #: Share of fraud labels that come from a manual review within hours instead of a chargeback days later.
 FRAUD_REVIEW_SHARE = 0.2
 
-_EMIT, _BROWSE, _BUY, _SURGE_BUY, _SURGE_VIEW, _FRAUD = range(6)
+_EMIT, _BROWSE, _BUY, _SURGE_BUY, _SURGE_VIEW, _FRAUD, _INCIDENT = range(7)
 #: Sample baskets that tell how many ordinary orders hold a surging item.
 CALIBRATION_BASKETS = 20_000
 
@@ -67,7 +68,9 @@ class ShopSimulator:
       the best sellers (``inventory``);
     * chaos: after each event, with probability ``chaos``, a bad message or a
       redelivery (``chaos``), drawn from its own generator so the valid stream
-      does not change with ``chaos``.
+      does not change with ``chaos``;
+    * traffic incidents (``incidents``): bot bursts, gateway failures, checkout
+      breaks, card-testing waves and broken producers, for the anomaly detector.
 
     Memory is bounded: O(customers + skus) for the shop; a heap holding each
     customer's next browse and next order, the events of sessions in progress
@@ -106,6 +109,8 @@ class ShopSimulator:
             (surge.factor - 1) * max(0.0, views - orders)
             for surge, views, orders in zip(self.surges, self._usual_views, self._usual)
         ]
+        self.incidents: list[Incident] = plant_incidents(self._rng("incidents"), cfg.incidents, cfg.start_ts,
+                                                         cfg.end_ts)
         self._fraud_payments: dict[str, str] = {}
         self._chaos: Chaos | None = None
         self._daily_units: dict[str, float] | None = None
@@ -230,6 +235,7 @@ class ShopSimulator:
                 "duplicates": chaos.duplicates if chaos else 0,
                 "bad_by_kind": dict(chaos.bad_by_kind) if chaos else {},
             },
+            "incidents": [incident.truth() for incident in self.incidents],
         } | ({"inventory": self._stock.truth()} if self._stock is not None else {})
 
 
@@ -255,6 +261,8 @@ class _Run:
             end_ts=cfg.end_ts, drift_ts=cfg.drift_ts, first_new_account=cfg.customers + 1,
         )
         self.chaos = Chaos(sim._rng("chaos"), cfg.seed)
+        self.effects = IncidentEffects(sim.incidents, sim._rng("incident-effects"), sim.catalog, sim.clock,
+                                       cfg.customers, cfg.seed)
         self.fraud_payments: dict[str, str] = {}
         self.heap: list[tuple[int, int, int, Any]] = []
         self.sequence = count()
@@ -295,6 +303,12 @@ class _Run:
             t = self.clock.advance(t, self.schedule.expovariate(rate))
             if t < self.sim.surges[index].end:
                 self.push(t, _SURGE_BUY if buying else _SURGE_VIEW, index)
+
+    def push_next_injection(self, index: int, t: float) -> None:
+        """Schedule incident ``index``'s next injected event (bots, card testers) after ``t``, while it lasts."""
+        following = self.effects.next_injection(index, t)
+        if following is not None:
+            self.push(following, _INCIDENT, index)
 
     def surge_session(self, index: int, t: float, buying: bool) -> list[Draft]:
         """A session viewing surge ``index``'s item (an order holding it, when ``buying``) by a random customer."""
@@ -341,6 +355,8 @@ class _Run:
         for pattern, incidents in self.fraudster.incidents.items():
             if incidents:
                 self.push(self.fraudster.incident_time(pattern, 0), _FRAUD, (pattern, 0))
+        for index, incident in enumerate(self.sim.incidents):
+            self.push_next_injection(index, incident.start)
         end_ms, event_numbers = int(cfg.end_ts * 1000), count(1)
         while heap:
             now_ms, _, kind, payload = heapq.heappop(heap)
@@ -349,6 +365,14 @@ class _Run:
             self.now_ms, t = now_ms, now_ms / 1000
             if kind == _EMIT:
                 value = {"event_id": f"ev-{cfg.seed}-{next(event_numbers)}", "ts": iso_ms(now_ms), **payload.value}
+                if self.sim.incidents:
+                    changed = self.effects.apply(payload.topic, value, t)
+                    if changed is None:
+                        continue
+                    if isinstance(changed, bytes):
+                        yield SimEvent(payload.topic, payload.key, changed, t)
+                        continue
+                    value = changed
                 if payload.topic == "payments":
                     self.judge(payload, value["payment_id"], t)
                 yield SimEvent(payload.topic, payload.key, value, t)
@@ -367,6 +391,9 @@ class _Run:
                 drafts = self.surge_session(payload, t, buying=True)
             elif kind == _SURGE_VIEW:
                 drafts = self.surge_session(payload, t, buying=False)
+            elif kind == _INCIDENT:
+                drafts = [Draft(t, *self.effects.inject(payload, t))]
+                self.push_next_injection(payload, t)
             else:
                 drafts = self.fraud_incident(*payload, t)
             for draft in drafts:
