@@ -150,7 +150,7 @@ def test_alerts_are_listed_newest_first_and_filtered_by_kind(shop) -> None:
     surges = json.loads(kairos(shop_env(shop), "alerts", "--kind", "surge", "--json").stdout)
     assert [(a["kind"], a["reasons"]) for a in surges["alerts"]] == [("surge", ["sold 40 against a forecast of 12.5"])]
     bad = kairos(shop_env(shop), "alerts", "--kind", "boom")
-    assert bad.exit_code == 2 and "alert kinds are risk, drift, trend, surge, slump, anomaly" in bad.stderr
+    assert bad.exit_code == 2 and "alert kinds are risk, drift, trend, surge, slump, restock, anomaly" in bad.stderr
     write_alert(shop.redis, shop.keys, "anomaly", "all:all", 7.2,
                 ["conversion_rate 0 over the last 4 minutes against a usual 0.21 (-7.2 sd)"], scope="all:all")
     anomalies = json.loads(kairos(shop_env(shop), "alerts", "--kind", "anomaly", "--json").stdout)["alerts"]

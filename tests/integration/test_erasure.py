@@ -52,6 +52,8 @@ def test_a_forgotten_customer_leaves_no_key_no_state_and_no_alert_and_the_others
     kinds = {key.removeprefix(f"{prefix}:").split(":")[0] for key in before}
     assert {"customer", "risk", "alerts"} <= kinds, before  # there is something to erase in each family
     assert target in read_features(pipeline.settings)
+    pipeline.wait_until(lambda: pipeline.redis.exists(pipeline.keys.segment_of(target)), 30,
+                        "the customer's segment (served once the segmenter has seeded)")
     server = start_server(pipeline.settings)  # the lookups over the same Redis (a cluster client on a cluster)
     try:
         with httpx.Client(base_url=server.url, timeout=10) as api:
