@@ -56,6 +56,11 @@ class TrafficUpdate:
     alerts: list[AnomalyAlert] = field(default_factory=list)
     closed: int = 0
 
+    @property
+    def publishable(self) -> bool:
+        """Whether it changed anything served: minutes closed or alerts."""
+        return bool(self.closed or self.alerts)
+
 
 def scopes_of(record: dict[str, Any], kinds: Iterable[str]) -> list[str]:
     """The scopes (``kind:value``) a traffic record counts in, among the enabled ``kinds``.

@@ -36,6 +36,11 @@ class SalesUpdate:
     stock: dict[str, dict[str, Any]] = field(default_factory=dict)
     restocks: list[Any] = field(default_factory=list)
 
+    @property
+    def publishable(self) -> bool:
+        """Whether it changed anything served: windows closed, alerts, or stock views."""
+        return bool(self.closed or self.alerts or self.stock)
+
 
 def _horizon_step(forecasts: dict[str, Forecast]) -> dict[str, Any]:
     """One future window of a view: its start, basis and each measure's forecast and interval."""

@@ -424,7 +424,7 @@ class KairosApp:
             for partition, state in list(snapshots.states.items()):
                 async with snapshots.lock(partition):
                     update = state.tick()
-                if update.closed or update.alerts or getattr(update, "stock", None):  # a sales update: stock views
+                if update.publishable:
                     await until_done(f"{name} views", lambda: publish([update]))  # noqa: B023
 
     async def _publish_sales(self, updates: list) -> None:

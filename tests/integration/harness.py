@@ -98,6 +98,15 @@ class Pipeline:
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; counts={self.ingest_counts()}; "
                              f"per partition={partitions}\n{logs}")
 
+    def wait_for_customer_views(self, expected: dict[str, dict[str, str]], timeout: float = 30.0,
+                                stored_id: Callable[[str], str] = lambda customer: customer,
+                                what: str = "customer views equal to those of the events") -> None:
+        """Wait until every customer's view holds ``expected``'s fields (see :func:`expected_views`), under the id
+        the pipeline stores it by (``stored_id``: the pseudonym when the run pseudonymizes)."""
+        self.wait_until(lambda: all(
+            {k: self.redis.hget(self.keys.customer(stored_id(c)), k) for k in view} == view
+            for c, view in expected.items()), timeout, what)
+
     def wait_for_outcomes(self, expected: int, timeout: float = 90.0) -> dict[str, int]:
         """Wait until processed + invalid + duplicate over all topics reaches ``expected``."""
         def total() -> int:

@@ -42,9 +42,7 @@ def test_a_forgotten_customer_leaves_no_key_no_state_and_no_alert_and_the_others
     pipeline.send_events(events)
     pipeline.wait_for_outcomes(len(events), timeout=120)
     expected = expected_views(events)
-    pipeline.wait_until(lambda: all(
-        {k: pipeline.redis.hget(pipeline.keys.customer(c), k) for k in view} == view
-        for c, view in expected.items()), 30, "the customer views")
+    pipeline.wait_for_customer_views(expected)
     payers = Counter(event["customer_id"] for kind, event in events if kind == "payments")
     target = payers.most_common(1)[0][0]
     prefix = pipeline.settings.prefix

@@ -141,14 +141,7 @@ def test_a_worker_leaving_mid_stream_loses_and_double_counts_nothing(make_pipeli
     assert sum(v for k, v in counts.items() if k.endswith(".duplicate")) == len(duplicates)
     assert sum(v for k, v in counts.items() if k.endswith(".processed")) == len(events)
     expected = expected_views(events)
-
-    def views_match() -> bool:
-        return all(
-            {k: pipeline.redis.hget(pipeline.keys.customer(c), k) for k in view} == view
-            for c, view in expected.items()
-        )
-
-    pipeline.wait_until(views_match, 30, "customer views equal to a run without the kill")
+    pipeline.wait_for_customer_views(expected, what="customer views equal to a run without the kill")
 
 
 def test_two_packets_of_a_new_path_in_one_take_both_count(make_pipeline) -> None:

@@ -44,9 +44,7 @@ def assert_exact(pipeline: Pipeline, events: list[tuple[str, dict]], sent: int, 
     assert sum(v for k, v in counts.items() if k.endswith(".duplicate")) == duplicates, counts
     assert sum(v for k, v in counts.items() if k.endswith(".invalid")) == invalid, counts
     expected = expected_views(events)
-    pipeline.wait_until(lambda: all(
-        {k: pipeline.redis.hget(pipeline.keys.customer(c), k) for k in view} == view
-        for c, view in expected.items()), 30, "customer views equal to a run without the fault")
+    pipeline.wait_for_customer_views(expected, what="customer views equal to a run without the fault")
 
 
 def ready_answer(port: int) -> tuple[int, dict]:

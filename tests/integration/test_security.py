@@ -91,9 +91,8 @@ def test_redis_over_tls_with_an_acl_user_serves_the_worker_and_the_api_under_pse
         pipeline.send_events(events)
         pipeline.wait_for_outcomes(len(events), timeout=120)
         expected = expected_views(events)
-        pipeline.wait_until(lambda: all(
-            {k: pipeline.redis.hget(pipeline.keys.customer(stored_id(c)), k) for k in view} == view
-            for c, view in expected.items()), 30, "customer views under pseudonyms through the ACL user")
+        pipeline.wait_for_customer_views(expected, stored_id=stored_id,
+                                         what="customer views under pseudonyms through the ACL user")
         assert keys_mentioning(pipeline.redis, settings.prefix, "cust-") == []
         customer = sorted(expected)[0]
         server = start_server(settings)  # the API on a real uvicorn
