@@ -23,7 +23,7 @@ from river.checks import clf, common
 
 from models.base import ContractCase, OnlineModel, StateVersionError
 
-FAMILIES = ["segmentation", "baskets", "risk", "forecasting", "anomaly"]
+FAMILIES = ["segmentation", "baskets", "risk", "forecasting", "anomaly", "propensity"]
 
 
 

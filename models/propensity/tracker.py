@@ -1,0 +1,329 @@
+"""Live sessions in event time: score each on its clicks, learn each when it ends, alert on abandoned carts.
+
+Not a River estimator (it holds one): :class:`SessionTracker` takes click and
+order records **in event-time order** (the stage releases them so) and keeps
+one :class:`~models.propensity.session.LiveSession` per open session. A
+session ends with its customer's next order (converted) or after
+``timeout`` seconds of event time without a click (not converted).
+
+**Minute epochs, so batching never matters.** The model learns only when an
+event-time minute closes: the sessions that ended in it, in (end time,
+session id) order, each scored first for the progressive metric. Within a
+minute the model is fixed, so a session's score is the same whether it is
+computed after each click or once for a whole batch of clicks, and
+:meth:`SessionTracker.flush` scores each session changed since the last
+flush once (one tree walk per session per batch, not per click). The
+``abandon`` check runs at minute closes only, on each session's score at
+the close: a session whose cart holds at least ``abandon_cart_value`` and
+whose score falls below ``abandon_below`` after having reached it raises one
+``abandon`` alert (once the model has learned ``warmup`` sessions).
+
+**Memory**: the open sessions (about 200 B each, at most ``max_open``: beyond
+it the least recently clicked ends unlearned, counted as ``dropped``), the
+model (River's ``max_size`` caps the tree), and the metric's window.
+
+>>> tracker = SessionTracker(timeout=600.0, warmup=0)
+>>> for ts, action in [(10.0, "view"), (40.0, "add_to_cart")]:
+...     tracker.add({"ts": ts, "kind": "click", "session_id": "s1", "customer_id": "c1", "action": action,
+...                  "price": 30.0})
+>>> update = tracker.flush()
+>>> update.sessions["s1"]["status"], update.sessions["s1"]["propensity"]
+('open', 0.5)
+>>> tracker.add({"ts": 95.0, "kind": "order", "customer_id": "c1"})
+>>> tracker.advance(120.0)
+>>> update = tracker.flush()
+>>> update.sessions["s1"]["status"], update.ended
+('converted', [(True, 0.5)])
+>>> tracker.metrics()["sessions_converted"], tracker.model.learned
+(1, 1)
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from river import metrics
+
+from models.base import check_state_tag
+from models.propensity.classifier import ConversionClassifier
+from models.propensity.session import LiveSession
+
+MINUTE = 60.0
+
+
+@dataclass(frozen=True)
+class AbandonAlert:
+    """A high-value cart whose session's conversion probability fell."""
+
+    session_id: str
+    customer_id: str
+    ts: float
+    score: float
+    peak: float
+    cart_value: float
+
+    def reasons(self) -> list[str]:
+        return [f"cart of {self.cart_value:.2f} now converts at {self.score:.0%} (was {self.peak:.0%})"]
+
+
+@dataclass
+class PropensityUpdate:
+    """What changed since the last flush: session and customer views, ended sessions' ``(converted, score)``,
+    alerts, and whether the model learned (its view is then republished)."""
+
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ended: list[tuple[bool, float]] = field(default_factory=list)
+    alerts: list[AbandonAlert] = field(default_factory=list)
+    learned: int = 0
+
+    @property
+    def publishable(self) -> bool:
+        return bool(self.sessions or self.alerts or self.learned)
+
+
+class SessionTracker:
+    """Open sessions, the conversion model, its progressive metric and the ``abandon`` rule."""
+
+    STATE = ("SessionTracker", 1)
+
+    def __init__(self, model: ConversionClassifier | None = None, timeout: float = 1800.0,
+                 max_open: int = 200_000, abandon_cart_value: float = 100.0, abandon_below: float = 0.3,
+                 warmup: int = 500, metric_window: int = 5000) -> None:
+        self.model = model if model is not None else ConversionClassifier()
+        self.timeout = timeout
+        self.max_open = max_open
+        self.abandon_cart_value = abandon_cart_value
+        self.abandon_below = abandon_below
+        self.warmup = warmup
+        self.metric_window = metric_window
+        self.open: dict[str, LiveSession] = {}
+        #: Per customer, their most recently clicked open session (an order converts it).
+        self.latest_of: dict[str, str] = {}
+        #: The open event-time minute's start (``None`` before the first record).
+        self.minute: float | None = None
+        #: Sessions ended in the open minute, learned when it closes: (end time, session id, session, converted).
+        self.ending: list[tuple[float, str, LiveSession, bool]] = []
+        #: Sessions clicked since the last score (served score stale), and since the last minute close.
+        self.dirty: dict[str, None] = {}
+        self.changed: dict[str, None] = {}
+        self.counts = {"sessions_started": 0, "sessions_converted": 0, "sessions_ended": 0, "sessions_dropped": 0,
+                       "orders_without_session": 0, "late_records": 0, "abandon_alerts": 0}
+        self._labelled: deque[tuple[bool, float]] = deque(maxlen=metric_window)
+        self._auc = metrics.RollingROCAUC(window_size=metric_window)
+        self._expiry: list[tuple[float, str]] = []
+        self._update = PropensityUpdate()
+
+    # -- records ------------------------------------------------------------------
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Apply one click or order record (in event-time order; an earlier one counts in the open minute)."""
+        ts = record["ts"]
+        if self.minute is None:
+            self.minute = _minute_of(ts)
+        elif ts >= self.minute + MINUTE:
+            self._close(_minute_of(ts))
+        elif ts < self.minute:
+            self.counts["late_records"] += 1
+        if record["kind"] == "order":
+            self._order(record)
+        else:
+            self._click(record)
+
+    def advance(self, watermark: float) -> None:
+        """Close the minutes that end at or before ``watermark`` (the input went quiet up to there)."""
+        if self.minute is not None and math.isfinite(watermark) and watermark >= self.minute + MINUTE:
+            self._close(_minute_of(watermark))
+
+    def _click(self, record: dict[str, Any]) -> None:
+        session_id, customer_id = record["session_id"], record["customer_id"]
+        session = self.open.get(session_id)
+        if session is None:
+            session = self.open[session_id] = LiveSession(
+                session_id, customer_id, record["ts"], record.get("orders_before", 0), record.get("last_order_ts"))
+            self.counts["sessions_started"] += 1
+        session.click(record)
+        self.latest_of[session.customer_id] = session_id
+        heapq.heappush(self._expiry, (session.last_click + self.timeout, session_id))
+        self.dirty[session_id] = self.changed[session_id] = None
+        if len(self.open) > self.max_open:
+            self._drop_oldest()
+        elif len(self._expiry) > 4 * len(self.open) + 1024:
+            self._expiry = [(s.last_click + self.timeout, sid) for sid, s in self.open.items()]
+            heapq.heapify(self._expiry)
+
+    def _order(self, record: dict[str, Any]) -> None:
+        session = self.open.get(self.latest_of.get(record["customer_id"], ""))
+        if session is None:
+            self.counts["orders_without_session"] += 1
+            return
+        if session.session_id in self.dirty:
+            self._score(session)  # its score at its last click, by the model of this minute
+        self._end(session, record["ts"], True)
+
+    def _end(self, session: LiveSession, ts: float, converted: bool) -> None:
+        session_id = session.session_id
+        del self.open[session_id]
+        if self.latest_of.get(session.customer_id) == session_id:
+            del self.latest_of[session.customer_id]
+        self.dirty.pop(session_id, None)
+        self.changed.pop(session_id, None)
+        self.ending.append((ts, session_id, session, converted))
+        self._update.sessions[session_id] = session_view(session, "converted" if converted else "ended")
+        self._update.customers[session.customer_id] = customer_view(session, "converted" if converted else "ended")
+
+    def _drop_oldest(self) -> None:
+        while self._expiry:
+            _, session_id = heapq.heappop(self._expiry)
+            session = self.open.get(session_id)
+            if session is not None:
+                del self.open[session_id]
+                if self.latest_of.get(session.customer_id) == session_id:
+                    del self.latest_of[session.customer_id]
+                self.dirty.pop(session_id, None)
+                self.changed.pop(session_id, None)
+                self.counts["sessions_dropped"] += 1
+                return
+
+    # -- minutes ------------------------------------------------------------------
+
+    def _close(self, next_minute: float) -> None:
+        """Close the open minute (and any silent ones up to ``next_minute``): score and check the sessions
+        changed in it, end the sessions timed out before ``next_minute``, learn every session ended."""
+        for session_id in self.changed:
+            session = self.open[session_id]
+            if session_id in self.dirty:
+                self._score(session)
+            self._check_abandon(session)
+        self.changed = {}
+        while self._expiry and self._expiry[0][0] <= next_minute:
+            due, session_id = heapq.heappop(self._expiry)
+            session = self.open.get(session_id)
+            if session is not None and session.last_click + self.timeout == due:
+                self._end(session, due, False)
+        self.ending.sort(key=lambda entry: (entry[0], entry[1]))
+        for _, _, session, converted in self.ending:
+            score = session.score if session.score is not None else self._score(session)
+            self._labelled.append((converted, score))
+            self._auc.update(converted, score)
+            self._update.ended.append((converted, score))
+            self.model.learn_one(session.features(), converted)
+            self.counts["sessions_converted" if converted else "sessions_ended"] += 1
+        self._update.learned += len(self.ending)
+        self.ending = []
+        self.minute = next_minute
+
+    def _score(self, session: LiveSession) -> float:
+        session.score = self.model.predict_proba_one(session.features())[True]
+        self.dirty.pop(session.session_id, None)
+        return session.score
+
+    def _check_abandon(self, session: LiveSession) -> None:
+        score = session.score
+        if (not session.alerted and self.abandon_cart_value > 0 and self.model.learned >= self.warmup
+                and session.cart_value >= self.abandon_cart_value and session.peak >= self.abandon_below > score):
+            session.alerted = True
+            self.counts["abandon_alerts"] += 1
+            self._update.alerts.append(AbandonAlert(session.session_id, session.customer_id, session.last_click,
+                                                    round(score, 4), round(session.peak, 4),
+                                                    round(session.cart_value, 2)))
+        session.peak = max(session.peak, score)
+
+    def flush(self) -> PropensityUpdate:
+        """Score the sessions clicked since the last flush; what changed since then (views, ended, alerts)."""
+        update = self._update
+        for session_id in list(self.dirty):
+            session = self.open[session_id]
+            self._score(session)
+            update.sessions[session_id] = session_view(session, "open")
+            update.customers[session.customer_id] = customer_view(session, "open")
+        self._update = PropensityUpdate()
+        return update
+
+    def forget_customers(self, customer_ids: set[str]) -> int:
+        """Drop the open sessions of erased customers (never learned, never served again); how many."""
+        doomed = [s for s in self.open.values() if s.customer_id in customer_ids]
+        for session in doomed:
+            del self.open[session.session_id]
+            self.latest_of.pop(session.customer_id, None)
+            self.dirty.pop(session.session_id, None)
+            self.changed.pop(session.session_id, None)
+        self.ending = [entry for entry in self.ending if entry[2].customer_id not in customer_ids]
+        return len(doomed)
+
+    # -- reading ------------------------------------------------------------------
+
+    def roc_auc(self) -> float | None:
+        """ROC AUC of the live score at each session's last click, over the last ``metric_window`` ended."""
+        labels = {converted for converted, _ in self._labelled}
+        return self._auc.get() if len(labels) == 2 else None
+
+    def metrics(self) -> dict[str, Any]:
+        auc = self.roc_auc()
+        return {**self.counts, "sessions_open": len(self.open), "sessions_learned": self.model.learned,
+                "roc_auc": "-" if auc is None else round(auc, 4)}
+
+    def model_view(self, rules: int = 5) -> dict[str, Any]:
+        """The model as served: sessions learned and converted, progressive AUC, and its top rules."""
+        auc = self.roc_auc()
+        return {"learned": self.model.learned, "converted": self.model.converted,
+                "roc_auc": None if auc is None else round(auc, 4), "window": self.metric_window,
+                "rules": self.model.explain(rules)}
+
+    # -- checkpoint ---------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.STATE[0], "version": self.STATE[1], "classifier": self.model.state_dict(),
+                "params": {"timeout": self.timeout, "max_open": self.max_open,
+                           "abandon_cart_value": self.abandon_cart_value, "abandon_below": self.abandon_below,
+                           "warmup": self.warmup, "metric_window": self.metric_window},
+                "open": [session.to_state() for session in self.open.values()],
+                "latest_of": self.latest_of, "minute": self.minute,
+                "ending": [[ts, sid, session.to_state(), converted] for ts, sid, session, converted in self.ending],
+                "dirty": list(self.dirty), "changed": list(self.changed), "counts": self.counts,
+                "labelled": [list(entry) for entry in self._labelled]}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], **params: Any) -> SessionTracker:
+        """Rebuild from :meth:`state_dict` output; ``params`` override the checkpointed settings."""
+        check_state_tag(state, *cls.STATE)
+        tracker = cls(ConversionClassifier.from_state(state["classifier"]), **{**state["params"], **params})
+        for entry in state["open"]:
+            session = LiveSession.from_state(entry)
+            tracker.open[session.session_id] = session
+            tracker._expiry.append((session.last_click + tracker.timeout, session.session_id))
+        heapq.heapify(tracker._expiry)
+        tracker.latest_of = dict(state["latest_of"])
+        tracker.minute = state["minute"]
+        tracker.ending = [(ts, sid, LiveSession.from_state(s), converted) for ts, sid, s, converted in state["ending"]]
+        tracker.dirty = dict.fromkeys(state["dirty"])
+        tracker.changed = dict.fromkeys(state["changed"])
+        tracker.counts.update(state["counts"])
+        for converted, score in state["labelled"]:
+            tracker._labelled.append((converted, score))
+            tracker._auc.update(converted, score)
+        return tracker
+
+
+def _minute_of(ts: float) -> float:
+    return math.floor(ts / MINUTE) * MINUTE
+
+
+def session_view(session: LiveSession, status: str) -> dict[str, Any]:
+    """A session as served (``kairos:session:{id}``)."""
+    return {"session_id": session.session_id, "customer_id": session.customer_id, "status": status,
+            "propensity": None if session.score is None else round(session.score, 4),
+            "clicks": session.views + session.searches + session.carts + session.removes,
+            "cart_items": session.cart_items, "cart_value": round(session.cart_value, 2),
+            "started": session.started, "last_click": session.last_click}
+
+
+def customer_view(session: LiveSession, status: str) -> dict[str, Any]:
+    """A customer's latest session as served (``kairos:propensity:customer:{id}``)."""
+    return {"session_id": session.session_id, "status": status,
+            "propensity": None if session.score is None else round(session.score, 4),
+            "last_click": session.last_click}
