@@ -85,8 +85,8 @@ def test_paths_survive_a_checkpoint_and_a_version_1_state_restores_without_them(
     restored = SalesState.from_state(wire)
     old = SalesState.from_state({k: v for k, v in wire.items() if k != "paths"} | {"version": 1})
 
-    assert restored.paths == {"orders:0>0": 2 * HOUR, "clicks:0>0": 1 * HOUR}
-    assert old.paths == {} and old.watermark(0.0) is None
+    assert restored.paths.paths == {"orders:0>0": 2 * HOUR, "clicks:0>0": 1 * HOUR}
+    assert old.paths.paths == {} and old.watermark(0.0) is None
     assert restored.applied.to_state() == sales.applied.to_state()
 
 

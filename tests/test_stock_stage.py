@@ -154,7 +154,7 @@ def test_a_restart_from_a_checkpoint_replays_to_the_same_alerts(shop, interleave
     restored = SalesState.from_state(state.state_dict(), 5.0, settings=SETTINGS)
     restored._clock = Clock()
     restored._clock.now = 10.0
-    restored._started = -10.0
+    restored.paths.started = -10.0
     after, after_stock, _ = _run(arrival[cut - 8:], restored)  # the unacknowledged tail is delivered again
     assert before + after == alerts
     assert after_stock["A"] == stock["A"]

@@ -30,6 +30,7 @@ from typing import Any
 
 from models.anomaly import AnomalyAlert, TrafficMonitor, TrafficUpdate
 from streams.pipeline.packing import PackedBatch
+from streams.pipeline.path_clock import PathClock
 from streams.pipeline.replay_guard import AppliedOffsets
 from streams.pipeline.views import Alert, RedisViews, iso
 from streams.settings import KairosSettings
@@ -67,14 +68,9 @@ class AnomalyState:
                  clock: Callable[[], float] = time.monotonic, dead_undated: int = 0) -> None:
         self.monitor = monitor
         self.applied = applied or AppliedOffsets()
-        #: Per upstream path, the latest event time it delivered.
-        self.paths = dict(paths or {})
-        self.idle_seconds = idle_seconds
+        #: The upstream paths' event times: the watermark (see :mod:`..path_clock`).
+        self.paths = PathClock(paths, idle_seconds, clock)
         self.dead_undated = dead_undated
-        self._clock = clock
-        now = clock()
-        self._heard = dict.fromkeys(self.paths, now)
-        self._started = now
 
     @classmethod
     def new(cls, settings: KairosSettings) -> AnomalyState:
@@ -89,7 +85,7 @@ class AnomalyState:
         """Count the batch's new records (dead letters at their path's event time), then close what the
         watermark passed."""
         add, path = self.monitor.add, batch.path
-        latest = self.paths.get(path)
+        latest = self.paths.paths.get(path)
         applied = last = self.applied.applied(path)  # a path's entries come in offset order
         for offset, record in batch.entries:
             fresh = offset > last
@@ -107,34 +103,24 @@ class AnomalyState:
                 add(record)
         if last > applied:
             self.applied.fresh(path, last)
-        now = self._clock()
+        now = self.paths.clock()
         if latest is not None:
-            self.paths[path] = latest
-            self._heard[path] = now
+            self.paths.heard(path, latest, now)
         return self.tick(now)
 
     def tick(self, now: float | None = None) -> TrafficUpdate:
         """Close the minutes the watermark has passed (after each batch, and on a timer when input stops)."""
-        now = self._clock() if now is None else now
-        mark = self.watermark(now)
+        mark = self.paths.watermark(now)
         return self.monitor.advance(-math.inf if mark is None else mark)
 
-    def watermark(self, now: float) -> float | None:
-        """The event time every path heard within ``idle_seconds`` has reached (every path idle: the latest);
-        ``None`` for the first ``idle_seconds`` after a start, so every live path is heard from first."""
-        if now - self._started < self.idle_seconds or not self.paths:
-            return None
-        active = [ts for path, ts in self.paths.items() if now - self._heard.get(path, -math.inf) <= self.idle_seconds]
-        return min(active) if active else max(self.paths.values())
-
     def metrics(self) -> dict[str, Any]:
-        mark = self.watermark(self._clock())
+        mark = self.paths.watermark()
         return {**self.monitor.metrics(), "dead_undated": self.dead_undated,
                 "watermark": iso(mark) if mark is not None and math.isfinite(mark) else "-"}
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.STATE[0], "version": self.STATE[1], "monitor": self.monitor.state_dict(),
-                "applied": self.applied.to_state(), "paths": dict(sorted(self.paths.items())),
+                "applied": self.applied.to_state(), "paths": self.paths.to_state(),
                 "dead_undated": self.dead_undated}
 
     @classmethod

@@ -36,6 +36,7 @@ from models.forecasting import (
     RestockAlert, SalesForecaster, SalesMonitor, SalesUpdate, SalesWindows, StockBook, SurgeDetector,
 )
 from streams.pipeline.packing import PackedBatch
+from streams.pipeline.path_clock import PathClock
 from streams.pipeline.replay_guard import AppliedOffsets
 from streams.pipeline.views import Alert, RedisViews, iso
 from streams.settings import KairosSettings
@@ -68,16 +69,8 @@ class SalesState:
         size = monitor.windows.calendar.size
         self.stock = stock if stock is not None else StockBook(window_seconds=size)
         self.applied = applied or AppliedOffsets()
-        #: Per upstream path, the latest event time it delivered.
-        self.paths = dict(paths or {})
-        self.idle_seconds = idle_seconds
-        self._clock = clock
-        # Per path, when it last delivered (wall clock; a restored path counts as just heard).
-        now = clock()
-        self._heard = dict.fromkeys(self.paths, now)
-        # Windows stay open for the first ``idle_seconds`` (new or restored), so every live path is heard from
-        # before the first closes: a path not yet heard cannot hold the others back.
-        self._started = now
+        #: The upstream paths' event times (see :mod:`..path_clock`); windows stay open while it warms up.
+        self.paths = PathClock(paths, idle_seconds, clock)
 
     @classmethod
     def new(cls, settings: KairosSettings) -> SalesState:
@@ -102,16 +95,15 @@ class SalesState:
                 latest = record["ts"] if latest is None else max(latest, record["ts"])
                 if self.applied.fresh(batch.path, offset):
                     add(record)
-        now = self._clock()
+        now = self.paths.clock()
         if latest is not None:
-            self.paths[batch.path] = max(self.paths.get(batch.path, latest), latest)
-            self._heard[batch.path] = now
+            self.paths.heard(batch.path, latest, now)
         return self.tick(now)
 
     def tick(self, now: float | None = None) -> SalesUpdate:
         """Close the windows the watermark has passed (called after each batch, and on a timer: when the stream
         stops, the paths fall idle and the last windows close)."""
-        now = self._clock() if now is None else now
+        now = self.paths.clock() if now is None else now
         mark = self.watermark(now)
         if mark is None:
             return self.monitor.advance(-math.inf)
@@ -156,17 +148,17 @@ class SalesState:
         orders' paths are: a clicks path running past the last order would close windows that the orders' event
         time leaves open, so the last windows closed would depend on which paths fell idle first (wall clock).
         """
-        if now - self._started < self.idle_seconds or not self.paths:
+        if self.paths.warming(now):
             return None
         order_time = self.monitor.windows.order_time
-        active = [ts for path, ts in self.paths.items() if now - self._heard[path] <= self.idle_seconds]
+        active = self.paths.active(now)
         if not active or order_time is None:
             return order_time
         return min(*active, order_time)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.STATE[0], "version": self.STATE[1], "monitor": self.monitor.state_dict(),
-                "applied": self.applied.to_state(), "paths": dict(sorted(self.paths.items())),
+                "applied": self.applied.to_state(), "paths": self.paths.to_state(),
                 "stock": self.stock.state_dict()}
 
     @classmethod
