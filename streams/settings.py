@@ -179,6 +179,28 @@ class KairosSettings(BaseSettings):
     #: As ``sales_idle_path_seconds``, for the anomaly stage's minutes.
     anomaly_idle_path_seconds: float = Field(30.0, gt=0)
 
+    # Conversion propensity (the sessions stage; ``SessionTracker``)
+    #: Score live sessions and learn who converts (off: no sessions stage work, no session views).
+    propensity_enabled: bool = True
+    #: Event-time seconds without a click after which a session ends without an order.
+    session_timeout_seconds: float = Field(1800.0, gt=0)
+    #: Open sessions held at most (beyond: the least recently clicked ends unlearned, counted as dropped).
+    sessions_max_open: int = Field(200_000, ge=1)
+    #: Sessions the tree waits for before splitting a leaf (River's ``grace_period``); until it has learned this
+    #: many, a session's probability is the base rate.
+    propensity_grace_period: int = Field(200, ge=1)
+    #: An ``abandon`` alert: a cart worth at least this much (shop currency; 0 = no such alerts) whose session's
+    #: probability falls below ``abandon_below`` after having reached it, once ``propensity_warmup_sessions``
+    #: sessions were learned.
+    abandon_cart_value: float = Field(100.0, ge=0)
+    abandon_below: float = Field(0.3, gt=0, lt=1)
+    propensity_warmup_sessions: int = Field(500, ge=0)
+    #: Seconds a session's view (and a customer's latest-session view) stays in Redis after its last change.
+    session_ttl_seconds: int = Field(86_400, ge=60)
+    #: As ``sales_idle_path_seconds``, for the sessions stage: clicks and orders are applied in event-time order up
+    #: to the slowest path still heard from.
+    sessions_idle_path_seconds: float = Field(30.0, gt=0)
+
     # Baskets
     #: Lossy Counting error: supports are underestimated by at most this (fraction of baskets; raised by the
     #: counter, and reported in ``kairos:metrics:baskets``, when a segment would track over the entry budget).
@@ -261,6 +283,7 @@ class KairosSettings(BaseSettings):
             "risk": f"{self.app_id}-risk",
             "sales": f"{self.app_id}-sales",
             "anomaly": f"{self.app_id}-anomaly",
+            "sessions": f"{self.app_id}-sessions",
             "baskets": f"{self.app_id}-baskets",
             "risk_views": f"{self.app_id}-risk-views",
         }

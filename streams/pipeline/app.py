@@ -18,7 +18,9 @@ The flow (``<app>`` is ``KAIROS_APP_ID``):
    the ``baskets`` agent (:class:`~.stages.baskets.BasketState`) counts
    itemsets partitioned by SKU; the ``anomaly`` agent
    (:class:`~.stages.anomaly.AnomalyState`) counts traffic per minute of
-   event time and alerts on anomalous minutes. All four checkpoint with held
+   event time and alerts on anomalous minutes; the ``sessions`` agent
+   (:class:`~.stages.sessions.SessionState`) scores live sessions' conversion
+   propensity and learns who converts. All five checkpoint with held
    acknowledgements (:mod:`.snapshots`).
 4. Timers: segment sync rounds and risk model sync across workers
    (:mod:`.model_sync`), analyst-rule reloads, basket rule publication,
@@ -66,6 +68,7 @@ from streams.pipeline.stages.customers import CustomerStage, encode_value, value
 from streams.pipeline.stages.risk import RiskLearner, RiskScoring, drift_alerts, sync_learners
 from streams.pipeline.stages.sales import SalesState, publish_sales
 from streams.pipeline.stages.segments import SegmentStage
+from streams.pipeline.stages.sessions import SessionState, publish_sessions
 from streams.pipeline.store import MAX_BATCH_BYTES, ChangelogWriter, KeyedStore, register_codec
 from streams.pipeline.transport import FETCH_WAIT_ENV, PromptFetchConsumer, mark_applied
 from streams.pipeline.views import RedisViews, WriteBatch, connect_redis, mget
@@ -100,6 +103,11 @@ class Runtime:
     sales: PartitionSnapshots[SalesState]
     baskets: PartitionSnapshots[BasketState]
     anomaly: PartitionSnapshots[AnomalyState]
+    sessions: PartitionSnapshots[SessionState]
+
+    def snapshot_stages(self) -> tuple[PartitionSnapshots, ...]:
+        """Every checkpointed stage."""
+        return (self.learners, self.sales, self.baskets, self.anomaly, self.sessions)
 
 
 class KairosApp:
@@ -120,6 +128,8 @@ class KairosApp:
         self._time_effects: tuple[dict[str, int], float] = ({}, float("-inf"))
         self._late_sales: tuple[tuple[int, int], float] = ((0, 0), float("-inf"))
         self._risk_sync_lock = asyncio.Lock()
+        #: The latest erasure (``erasures:recent`` score) whose customers' open sessions this worker dropped.
+        self._sessions_erased_through = 0.0
         datadir = Path(".kairos") / "faust" / f"{settings.app_id}-data"  # memory tables: Faust only makes the folder
         datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates the last level only
         self.app = faust.App(
@@ -150,12 +160,13 @@ class KairosApp:
         internal = settings.internal_topics
         #: Messages of these topics are committed only once a stage applied them (see transport.py).
         self.app.gated_topics = frozenset(internal[name] for name in ("events", "risk", "sales", "baskets",
-                                                                                  "anomaly"))
+                                                                                  "anomaly", "sessions"))
         self.events_topic = self._topic(internal["events"], settings.partitions)
         self.risk_topic = self._topic(internal["risk"], settings.partitions)
         self.sales_topic = self._topic(internal["sales"], 1)
         self.baskets_topic = self._topic(internal["baskets"], settings.partitions)
         self.anomaly_topic = self._topic(internal["anomaly"], 1)
+        self.sessions_topic = self._topic(internal["sessions"], 1)
         self._customer_decoder = value_decoder(settings.dedupe_ids_per_customer)
         self.customers_table = self._table("customers", settings.partitions, encode_value,
                                            self._customer_decoder, MAX_BATCH_BYTES)
@@ -164,6 +175,7 @@ class KairosApp:
         self.baskets_table = self._table("basket-snapshots", settings.partitions, identity, identity,
                                          MAX_SNAPSHOT_BYTES)
         self.anomaly_table = self._table("anomaly-snapshots", 1, identity, identity, MAX_SNAPSHOT_BYTES)
+        self.sessions_table = self._table("session-snapshots", 1, identity, identity, MAX_SNAPSHOT_BYTES)
         self.ingestor = Ingestor(settings)
         self.model_sync = ModelSync(settings)
         self.app.service(self.ingestor)
@@ -180,6 +192,7 @@ class KairosApp:
         self.app.agent(self.sales_topic, name="sales")(self._sales_agent)
         self.app.agent(self.baskets_topic, name="baskets")(self._baskets_agent)
         self.app.agent(self.anomaly_topic, name="anomaly")(self._anomaly_agent)
+        self.app.agent(self.sessions_topic, name="sessions")(self._sessions_agent)
         # A failing timer (Redis or the broker away) is retried at its next tick; it never stops the worker.
         for interval, what, step in (
             (settings.metrics_flush_seconds, "metrics flush", self._flush_metrics),
@@ -187,6 +200,7 @@ class KairosApp:
             (settings.metrics_flush_seconds, "erasures", self._apply_erasures),
             (settings.metrics_flush_seconds, "sales tick", self._tick_sales),
             (settings.metrics_flush_seconds, "anomaly tick", self._tick_anomaly),
+            (settings.metrics_flush_seconds, "sessions tick", self._tick_sessions),
             (settings.segment_sync_seconds, "segment sync", self._sync_segments),
             (settings.metrics_flush_seconds, "customer sweep", self._sweep_customers),
             (settings.risk_sync_seconds, "risk sync", self._sync_risk),
@@ -204,7 +218,7 @@ class KairosApp:
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_before_shutdown.connect(self._stop_runtime)
         for table in (self.customers_table, self.risk_table, self.sales_table, self.baskets_table,
-                      self.anomaly_table):
+                      self.anomaly_table, self.sessions_table):
             table.on_recover(self._recovered(table))
 
     # -- health --------------------------------------------------------
@@ -328,8 +342,13 @@ class KairosApp:
             lambda partition: AnomalyState.new(self.settings),
             lambda state: AnomalyState.from_state(state, self.settings.anomaly_idle_path_seconds),
             self.settings.snapshot_seconds)
+        sessions = PartitionSnapshots(
+            "sessions", KeyedStore(self.sessions_table, snapshot_writer, identity, identity),
+            lambda partition: SessionState.new(self.settings),
+            lambda state: SessionState.from_state(state, self.settings),
+            self.settings.snapshot_seconds)
         return Runtime(producer, snapshot_producer, redis, customers, segments, risk, learners, sales, baskets,
-                       anomaly)
+                       anomaly, sessions)
 
     # -- agents --------------------------------------------------------
 
@@ -389,9 +408,13 @@ class KairosApp:
     async def _anomaly_agent(self, stream: faust.Stream) -> None:
         await self._fold_agent(stream, "anomaly", lambda runtime: runtime.anomaly, self._publish_anomalies)
 
+    async def _sessions_agent(self, stream: faust.Stream) -> None:
+        await self._fold_agent(stream, "sessions", lambda runtime: runtime.sessions, self._publish_sessions)
+
     async def _fold_agent(self, stream: faust.Stream, name: str, snapshots_of: Callable[[Runtime], Any],
                           publish: Callable[[list], Any]) -> None:
-        """A checkpointed stage folding packed batches into its partition state (sales, anomaly): each message's
+        """A checkpointed stage folding packed batches into its partition state (sales, anomaly, sessions): each
+        message's
         updates are published, then the message is held until a snapshot holds what it changed."""
         runtime = await self.start_runtime()
         snapshots = snapshots_of(runtime)
@@ -415,6 +438,22 @@ class KairosApp:
     async def _tick_anomaly(self) -> None:
         """Close the minutes that paths fallen silent no longer hold open (at the end of a stream, the last ones)."""
         await self._tick(lambda runtime: runtime.anomaly, "anomaly", self._publish_anomalies)
+
+    async def _tick_sessions(self) -> None:
+        """Apply the records and end the sessions that paths fallen silent no longer hold back; drop the open
+        sessions of customers erased lately."""
+        runtime = self.runtime
+        if runtime is not None and runtime.sessions.states:
+            erased = await runtime.redis.zrangebyscore(self.views.keys.erasures_recent(),
+                                                       f"({self._sessions_erased_through}", "+inf", withscores=True)
+            if erased:
+                ids = {cid.decode() if isinstance(cid, bytes) else cid for cid, _ in erased}
+                for partition, state in list(runtime.sessions.states.items()):
+                    async with runtime.sessions.lock(partition):
+                        state.tracker.forget_customers(ids)
+                await self.views.erase_sessions(runtime.redis, ids)
+                self._sessions_erased_through = max(score for _, score in erased)
+        await self._tick(lambda runtime: runtime.sessions, "sessions", self._publish_sessions)
 
     async def _tick(self, snapshots_of: Callable[[Runtime], Any], name: str, publish: Callable[[list], Any]) -> None:
         if self.runtime is None:
@@ -444,6 +483,19 @@ class KairosApp:
         assert self.runtime is not None
         pipe = self.runtime.redis.pipeline(transaction=False)
         alerts = publish_anomalies(pipe, self.views, updates)
+        if len(pipe):
+            await pipe.execute()
+        for alert in alerts:
+            await self.runtime.producer.send_and_wait(self.settings.topics.alerts, alert.message(),
+                                                      key=alert.alert_id.encode())
+
+    async def _publish_sessions(self, updates: list) -> None:
+        """Session, customer and model views and ``abandon`` alerts to Redis (one pipeline, each key once), then
+        the alerts to the alerts topic (repeatable: absolute views, alert ids per session)."""
+        assert self.runtime is not None
+        tracker = next(iter(self.runtime.sessions.states.values())).tracker
+        pipe = self.runtime.redis.pipeline(transaction=False)
+        alerts = publish_sessions(pipe, self.views, updates, tracker, self.settings.session_ttl_seconds)
         if len(pipe):
             await pipe.execute()
         for alert in alerts:
@@ -480,7 +532,7 @@ class KairosApp:
         runtime = await self.start_runtime()
         store = {self.customers_table: runtime.customers.store, self.risk_table: runtime.learners.store,
                  self.sales_table: runtime.sales.store, self.baskets_table: runtime.baskets.store,
-                 self.anomaly_table: runtime.anomaly.store}[table]
+                 self.anomaly_table: runtime.anomaly.store, self.sessions_table: runtime.sessions.store}[table]
         recovery = self.app.tables.recovery
         start = {tp: max(0, (recovery.active_highwaters.get(tp) or 0) - 1)
                  for tp in recovery.actives_for_table[table]}
@@ -502,7 +554,8 @@ class KairosApp:
             if runtime is None:
                 return
             for snapshots, topic in ((runtime.learners, self.risk_topic), (runtime.sales, self.sales_topic),
-                                     (runtime.baskets, self.baskets_topic), (runtime.anomaly, self.anomaly_topic)):
+                                     (runtime.baskets, self.baskets_topic), (runtime.anomaly, self.anomaly_topic),
+                                     (runtime.sessions, self.sessions_topic)):
                 name = topic.get_topic_name()
                 snapshots.forget({tp.partition for tp in revoked if tp.topic == name})
 
@@ -524,8 +577,7 @@ class KairosApp:
     async def _checkpoint(self) -> None:
         if self.runtime is not None:
             async with self.fence.writing():
-                for snapshots in (self.runtime.learners, self.runtime.sales, self.runtime.baskets,
-                                  self.runtime.anomaly):
+                for snapshots in self.runtime.snapshot_stages():
                     if snapshots.due():
                         await snapshots.checkpoint()
 
@@ -747,8 +799,7 @@ class KairosApp:
             "failures_total": sum(FAILURES_TOTAL.values()),
             "stale_events_skipped": self.fence.skipped, "offsets_skipped": self.offsets_skipped,
             **customers.metrics(),
-            "snapshots_discarded": sum(snapshots.snapshots_discarded for snapshots in (
-                self.runtime.learners, self.runtime.sales, self.runtime.baskets, self.runtime.anomaly)),
+            "snapshots_discarded": sum(snapshots.snapshots_discarded for snapshots in self.runtime.snapshot_stages()),
             "ready": int(ready.ready), "not_ready": "; ".join(ready.reasons),
         })
         for state in self.runtime.sales.states.values():
@@ -759,4 +810,6 @@ class KairosApp:
                 self.views.metrics(pipe, "stock", state.stock.metrics())
         for state in self.runtime.anomaly.states.values():
             self.views.metrics(pipe, "anomaly", state.metrics())
+        for state in self.runtime.sessions.states.values():
+            self.views.metrics(pipe, "sessions", state.metrics())
         await pipe.execute()

@@ -111,6 +111,16 @@ class RedisKeys:
     def anomaly_scopes(self) -> str:
         return self.key("anomaly", "scopes")
 
+    # Conversion propensity: a live session (hash), a customer's latest session (hash), the model (hash).
+    def session(self, session_id: str) -> str:
+        return self.key("session", session_id)
+
+    def propensity_of(self, customer_id: str) -> str:
+        return self.key("propensity", "customer", customer_id)
+
+    def propensity_model(self) -> str:
+        return self.key("propensity", "model")
+
     # Metrics per component (hash).
     def metrics(self, component: str) -> str:
         return self.key("metrics", component)
@@ -120,6 +130,11 @@ class RedisKeys:
     def erasures(self) -> str:
         """Erasures requested and not yet applied (hash: stored customer id -> requested at, epoch seconds)."""
         return self.key("erasures")
+
+    def erasures_recent(self) -> str:
+        """Customers erased lately (sorted set: stored customer id -> erased at), for the stages that hold
+        customers outside the customers table (the open sessions)."""
+        return self.key("erasures", "recent")
 
     def views_published(self, partition: int) -> str:
         return self.key("meta", "views-published", str(partition))

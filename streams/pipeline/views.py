@@ -249,6 +249,10 @@ def connect_redis(settings: KairosSettings) -> aioredis.Redis:
     return client
 
 
+#: How long an erased customer stays in ``erasures:recent`` (longer than any session timeout).
+ERASURES_RECENT_SECONDS = 7 * 86_400
+
+
 def iso(ts: float) -> str:
     """Epoch seconds as ISO 8601 UTC with milliseconds (the wire's format)."""
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -310,29 +314,23 @@ class RedisViews:
             pipe.set(self.keys.segment_of(customer_id), str(segment), ex=self.customer_ttl)
 
     def forget_customers(self, pipe: Any, customer_ids: Iterable[str]) -> None:
-        """Delete evicted customers' ``customer`` hash and ``segment:customer`` key (see ``expiry``)."""
+        """Delete evicted customers' ``customer`` hash, ``segment:customer`` key and latest session's
+        ``propensity:customer`` hash (see ``expiry``)."""
         for customer_id in customer_ids:
             pipe.delete(self.keys.customer(customer_id))
             pipe.delete(self.keys.segment_of(customer_id))
+            pipe.delete(self.keys.propensity_of(customer_id))
 
     async def erase_customers(self, redis: Any, customer_ids: set[str]) -> int:
-        """Delete what Redis holds of erased customers beyond their own keys: their payments' risk views
-        (with the payments' alert markers) and their entries in the alerts stream. Returns how many.
+        """Delete what Redis holds of erased customers beyond their own keys: their payments' risk views and
+        their sessions' views (each with its alert marker), and their entries in the alerts stream; note them
+        in ``erasures:recent`` for the sessions stage (it drops their open sessions). Returns how many.
 
-        Found by scanning: the risk payment views (they expire after ``KAIROS_RISK_PAYMENT_TTL_SECONDS``) and
-        the capped alerts stream, so an erasure costs a pass over both (batches of requests share it).
+        Found by scanning: the risk payment and session views (they expire after their TTLs) and the capped
+        alerts stream, so an erasure costs a pass over those (batches of requests share it).
         """
-        doomed: list[str] = []
-        keys = [key async for key in redis.scan_iter(match=self.keys.pattern("risk", "payment"), count=1000)]
-        for start in range(0, len(keys), 1000):
-            part = keys[start:start + 1000]
-            pipe = redis.pipeline(transaction=False)
-            for key in part:
-                pipe.hmget(key, "customer_id", "payment_id")
-            for key, (customer, payment) in zip(part, await pipe.execute()):
-                if customer is not None and customer.decode() in customer_ids:
-                    doomed += [key.decode() if isinstance(key, bytes) else key,
-                               self.keys.alert_seen(f"risk:{payment.decode()}")]
+        doomed = (await self._views_of(redis, customer_ids, ("risk", "payment"), "payment_id", "risk")
+                  + await self._views_of(redis, customer_ids, ("session",), "session_id", "abandon"))
         entries = [entry_id for entry_id, fields in await redis.xrange(self.keys.alerts())
                    if fields.get(b"customer_id", b"").decode() in customer_ids]
         pipe = redis.pipeline(transaction=False)
@@ -340,8 +338,41 @@ class RedisViews:
             pipe.delete(key)  # one key per command: a cluster's keys are in several slots
         if entries:
             pipe.xdel(self.keys.alerts(), *entries)
+        now = time.time()
+        if customer_ids:
+            pipe.zadd(self.keys.erasures_recent(), dict.fromkeys(customer_ids, now))
+        pipe.zremrangebyscore(self.keys.erasures_recent(), "-inf", now - ERASURES_RECENT_SECONDS)
         await pipe.execute()
         return len(doomed) // 2 + len(entries)
+
+    async def erase_sessions(self, redis: Any, customer_ids: set[str]) -> int:
+        """Delete erased customers' session views and their alert markers (the sessions stage, once it dropped
+        their open sessions: a view it wrote meanwhile goes too). Returns how many views."""
+        doomed = await self._views_of(redis, customer_ids, ("session",), "session_id", "abandon")
+        pipe = redis.pipeline(transaction=False)
+        for key in doomed:
+            pipe.delete(key)
+        for customer_id in customer_ids:
+            pipe.delete(self.keys.propensity_of(customer_id))
+        await pipe.execute()
+        return len(doomed) // 2
+
+    async def _views_of(self, redis: Any, customer_ids: set[str], parts: tuple[str, ...], id_field: str,
+                        alert_kind: str) -> list[str]:
+        """The keys of the hashes under ``parts`` whose ``customer_id`` is one of ``customer_ids``, each with the
+        alert marker of its subject (``<alert_kind>:<id_field>``)."""
+        doomed: list[str] = []
+        keys = [key async for key in redis.scan_iter(match=self.keys.pattern(*parts), count=1000)]
+        for start in range(0, len(keys), 1000):
+            part = keys[start:start + 1000]
+            pipe = redis.pipeline(transaction=False)
+            for key in part:
+                pipe.hmget(key, "customer_id", id_field)
+            for key, (customer, subject) in zip(part, await pipe.execute()):
+                if customer is not None and customer.decode() in customer_ids:
+                    doomed += [key.decode() if isinstance(key, bytes) else key,
+                               self.keys.alert_seen(f"{alert_kind}:{subject.decode()}")]
+        return doomed
 
     def forget_segments(self, pipe: Any, customer_ids: Iterable[str]) -> None:
         """Delete the ``segment:customer`` key of customers the segmenter no longer holds."""

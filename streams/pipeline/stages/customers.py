@@ -14,9 +14,8 @@ For the packed batches taken together from ``<app_id>-events``, chunk by chunk:
 3. publish: customer, segment and risk views and alerts to Redis (one
    pipeline), derived records downstream (risk snapshots and labels by
    payment id, the risk views to their log (:mod:`..view_log`), orders, product views and inventory counts to the
-   sales stage, orders to every basket partition, traffic records and dead letters to the anomaly stage), alerts
-   and segment
-   changes to their topics;
+   sales stage, orders to every basket partition, traffic records and dead letters to the anomaly stage, clicks
+   and orders to the sessions stage), alerts and segment changes to their topics;
 4. flush every touched key, with the ingest counter that counted the chunk,
    as one changelog record batch per partition (appended atomically).
 
@@ -49,6 +48,7 @@ from streams.pipeline.stages.anomaly import traffic_record
 from streams.pipeline.stages.baskets import basket_record
 from streams.pipeline.stages.risk import RiskScoring, ScoredPayment
 from streams.pipeline.stages.sales import sales_view
+from streams.pipeline.stages.sessions import session_record
 from streams.pipeline.stages.segments import SegmentStage
 from streams.pipeline.retry import until_done
 from streams.pipeline.store import KeyedStore
@@ -237,6 +237,9 @@ class CustomerStage:
                 chunk.outbox.add(self.topics["baskets"], target, "orders", via, offset, basket)
         if (traffic := traffic_record(batch.event_type, record, new_device)) is not None:
             chunk.outbox.add(self.topics["anomaly"], 0, "traffic", via, offset, traffic)
+        if self.settings.propensity_enabled and (
+                session := session_record(batch.event_type, record, state.orders, state.last_order_ts)) is not None:
+            chunk.outbox.add(self.topics["sessions"], 0, "sessions", via, offset, session)
         state.apply(batch.event_type, record)
         chunk.fresh[customer_id] = partition
         self.now = max(self.now, record["ts"])

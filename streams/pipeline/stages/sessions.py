@@ -1,0 +1,186 @@
+"""Conversion propensity in the stream: live sessions scored on every click, learned when they end.
+
+The customers stage sends a small session record for each accepted click
+(session, customer, action, price, and the customer's orders so far) and
+each order (:func:`session_record`) to ``<app_id>-sessions`` (one
+partition: one model learns from every session). :class:`SessionState`
+holds the records it has not yet applied in a buffer and applies them **in
+event-time order** (ties by path and offset) up to the watermark of its
+upstream paths (:mod:`..path_clock`: the slowest path still heard from),
+into a :class:`~models.propensity.SessionTracker`; so the sessions, their
+scores and what the model learns depend on the events only, not on how they
+were batched or interleaved. The buffer holds what the slowest path has not
+reached yet (the ingest's event-time alignment bounds that); beyond
+``MAX_WAITING`` records the earliest are applied anyway (counted).
+
+Each batch publishes the sessions changed (``kairos:session:{id}``), each
+customer's latest session (``kairos:propensity:customer:{id}``), the model
+(``kairos:propensity:model``: sessions learned, progressive AUC, its top
+rules) and ``abandon`` alerts; the state is checkpointed with
+:mod:`streams.pipeline.snapshots` (the replay guard inside), so a replay
+after a crash publishes the same again. Erased customers' open sessions are
+dropped at the next tick (``kairos:erasures:recent``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from models.propensity import AbandonAlert, ConversionClassifier, PropensityUpdate, SessionTracker
+from streams.pipeline.packing import PackedBatch
+from streams.pipeline.path_clock import PathClock
+from streams.pipeline.replay_guard import AppliedOffsets
+from streams.pipeline.views import Alert, RedisViews, iso
+from streams.settings import KairosSettings
+
+#: Records waiting for the watermark, at most (then the earliest are applied without waiting).
+MAX_WAITING = 500_000
+
+
+def session_record(event_type: str, record: dict[str, Any], orders_before: int = 0,
+                   last_order_ts: float | None = None) -> dict[str, Any] | None:
+    """What the sessions stage needs of one accepted click or order (``None``: nothing).
+
+    >>> session_record("clicks", {"ts": 5.0, "session_id": "s", "customer_id": "c", "action": "view", "sku": "A"}, 2)
+    {'ts': 5.0, 'kind': 'click', 'session_id': 's', 'customer_id': 'c', 'action': 'view', 'orders_before': 2}
+    >>> session_record("orders", {"ts": 9.0, "customer_id": "c", "order_id": "o"})
+    {'ts': 9.0, 'kind': 'order', 'customer_id': 'c'}
+    """
+    if event_type == "clicks":
+        found = {"ts": record["ts"], "kind": "click", "session_id": record["session_id"],
+                 "customer_id": record["customer_id"], "action": record["action"], "orders_before": orders_before}
+        if (price := record.get("price")) is not None:
+            found["price"] = price
+        if last_order_ts is not None:
+            found["last_order_ts"] = last_order_ts
+        return found
+    if event_type == "orders":
+        return {"ts": record["ts"], "kind": "order", "customer_id": record["customer_id"]}
+    return None
+
+
+class SessionState:
+    """The session tracker, the records waiting for the watermark, and the offsets applied per path."""
+
+    STATE = ("SessionState", 1)
+
+    def __init__(self, tracker: SessionTracker, applied: AppliedOffsets | None = None,
+                 paths: dict[str, float] | None = None, idle_seconds: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 waiting: list[tuple[float, str, int, dict[str, Any]]] | None = None, released_early: int = 0) -> None:
+        self.tracker = tracker
+        self.applied = applied or AppliedOffsets()
+        self.paths = PathClock(paths, idle_seconds, clock)
+        #: Records not yet applied, a heap by (event time, path, offset).
+        self.waiting = [tuple(entry) for entry in waiting or []]
+        heapq.heapify(self.waiting)
+        self.released_early = released_early
+
+    @classmethod
+    def new(cls, settings: KairosSettings) -> SessionState:
+        return cls(SessionTracker(ConversionClassifier(grace_period=settings.propensity_grace_period),
+                                  **tracker_settings(settings)),
+                   idle_seconds=settings.sessions_idle_path_seconds)
+
+    def apply(self, batch: PackedBatch) -> PropensityUpdate:
+        """Buffer the batch's new records, then apply what the watermark has passed."""
+        latest = None
+        for offset, record in batch.entries:
+            if record is None:
+                continue
+            ts = record["ts"]
+            latest = ts if latest is None else max(latest, ts)
+            if self.applied.fresh(batch.path, offset):
+                heapq.heappush(self.waiting, (ts, batch.path, offset, record))
+        now = self.paths.clock()
+        if latest is not None:
+            self.paths.heard(batch.path, latest, now)
+        return self.tick(now)
+
+    def tick(self, now: float | None = None) -> PropensityUpdate:
+        """Apply the waiting records up to the watermark, close the minutes it passed, score what changed."""
+        waiting, tracker = self.waiting, self.tracker
+        while len(waiting) > MAX_WAITING:
+            tracker.add(heapq.heappop(waiting)[3])
+            self.released_early += 1
+        mark = self.paths.watermark(now)
+        if mark is not None:
+            while waiting and waiting[0][0] <= mark:
+                tracker.add(heapq.heappop(waiting)[3])
+            tracker.advance(mark)
+        return tracker.flush()
+
+    def metrics(self) -> dict[str, Any]:
+        mark = self.paths.watermark()
+        return {**self.tracker.metrics(), "waiting": len(self.waiting), "released_early": self.released_early,
+                "watermark": iso(mark) if mark is not None else "-"}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.STATE[0], "version": self.STATE[1], "tracker": self.tracker.state_dict(),
+                "applied": self.applied.to_state(), "paths": self.paths.to_state(),
+                "waiting": sorted(self.waiting, key=lambda entry: entry[:3]), "released_early": self.released_early}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], settings: KairosSettings | None = None,
+                   clock: Callable[[], float] = time.monotonic) -> SessionState:
+        """Rebuild from :meth:`state_dict` output; ``settings`` (when given) override the tracker's."""
+        params = tracker_settings(settings) if settings is not None else {}
+        idle = settings.sessions_idle_path_seconds if settings is not None else 5.0
+        return cls(SessionTracker.from_state(state["tracker"], **params), AppliedOffsets(state["applied"]),
+                   state["paths"], idle, clock, state["waiting"], state["released_early"])
+
+
+def tracker_settings(settings: KairosSettings) -> dict[str, Any]:
+    """The :class:`SessionTracker` parameters ``settings`` give."""
+    return {"timeout": settings.session_timeout_seconds, "max_open": settings.sessions_max_open,
+            "abandon_cart_value": settings.abandon_cart_value, "abandon_below": settings.abandon_below,
+            "warmup": settings.propensity_warmup_sessions}
+
+
+def abandon_alert(raised: AbandonAlert) -> Alert:
+    """The ``abandon`` alert of one session (stable id: the session).
+
+    >>> abandon_alert(AbandonAlert("s1", "c1", 1795327200.0, 0.12, 0.64, 180.0)).reasons
+    ['cart of 180.00 now converts at 12% (was 64%)']
+    """
+    return Alert(kind="abandon", alert_id=f"abandon:{raised.session_id}", subject=raised.session_id,
+                 score=raised.score, reasons=raised.reasons(), ts=raised.ts,
+                 extra={"customer_id": raised.customer_id, "session_id": raised.session_id,
+                        "cart_value": raised.cart_value, "propensity": raised.score, "peak": raised.peak})
+
+
+def publish_sessions(pipe: Any, views: RedisViews, updates: list[PropensityUpdate], tracker: SessionTracker,
+                     ttl: int) -> list[Alert]:
+    """Add the updates' session and customer views (each key once), the model view when it learned, and the
+    alerts to ``pipe``; return the alerts (for the topic)."""
+    keys = views.keys
+    sessions = {sid: view for update in updates for sid, view in update.sessions.items()}
+    customers = {cid: view for update in updates for cid, view in update.customers.items()}
+    for session_id, view in sessions.items():
+        key = keys.session(session_id)
+        pipe.hset(key, mapping=view_fields(view))
+        pipe.expire(key, ttl)
+    for customer_id, view in customers.items():
+        key = keys.propensity_of(customer_id)
+        pipe.hset(key, mapping=view_fields(view))
+        pipe.expire(key, ttl)
+    if any(update.learned for update in updates):
+        model = tracker.model_view()
+        pipe.hset(keys.propensity_model(), mapping={
+            "learned": str(model["learned"]), "converted": str(model["converted"]),
+            "roc_auc": "" if model["roc_auc"] is None else str(model["roc_auc"]), "window": str(model["window"]),
+            "rules": json.dumps(model["rules"]), "updated_at": f"{time.time():.3f}"})
+    alerts = [abandon_alert(raised) for update in updates for raised in update.alerts]
+    for alert in alerts:
+        views.alert(pipe, alert)
+    return alerts
+
+
+def view_fields(view: dict[str, Any]) -> dict[str, str]:
+    """A session view as flat Redis hash fields (times as ISO text, no score yet: empty)."""
+    return {name: iso(value) if name in ("started", "last_click") else "" if value is None else str(value)
+            for name, value in view.items()}
