@@ -444,15 +444,16 @@ def recommend(
 @app.command()
 def alerts(
     kind: list[str] = typer.Option([], "--kind", "-k",
-                                   help="Only this kind: risk, drift, trend, surge, slump, restock or anomaly "
-                                   "(repeatable)."),
+                                   help="Only this kind: risk, drift, trend, surge, slump, restock, anomaly or "
+                                   "abandon (repeatable)."),
     limit: int = typer.Option(20, min=1, max=100, help="Most recent alerts shown."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Then print new alerts as they come, until Ctrl-C."),
     count: int = typer.Option(0, min=0, help="With --follow: stop after this many new alerts (0: never)."),
     json_: bool = typer.Option(False, "--json", help="JSON (with --follow: one alert per line)."),
     redis_url: RedisUrl = None,
 ) -> None:
-    """Recent alerts (payment risk, rising pairs, sales surges and slumps, restocks, traffic anomalies), newest first."""
+    """Recent alerts (payment risk, rising pairs, sales surges and slumps, restocks, traffic anomalies, abandoned
+    carts), newest first."""
     from streams.tools.lookups import follow_alerts, show_alerts
 
     with redis_command(redis_url) as settings:
@@ -493,6 +494,20 @@ def stock(
 
     with redis_command(redis_url) as settings:
         show_stock(settings, sku, limit, json_)
+
+
+@app.command()
+def propensity(
+    session: str | None = typer.Option(None, help="One session's probability of ending in an order."),
+    customer: str | None = typer.Option(None, help="A customer's latest session (the id the shop knows)."),
+    json_: bool = typer.Option(False, "--json", help="Print the API's JSON instead of a table."),
+    redis_url: RedisUrl = None,
+) -> None:
+    """Conversion propensity: the model (live AUC, its rules in words), or one session's probability."""
+    from streams.tools.lookups import show_propensity
+
+    with redis_command(redis_url) as settings:
+        show_propensity(settings, session, customer, json_)
 
 
 rules_app = typer.Typer(help="Analyst risk rules (kairos:risk:rules), picked up by the workers at runtime.",

@@ -157,6 +157,16 @@ def test_alerts_are_listed_newest_first_and_filtered_by_kind(shop) -> None:
     assert [(a["subject"], a["details"]["scope"]) for a in anomalies] == [("all:all", "all:all")]
 
 
+def test_propensity_shows_the_model_s_rules_and_a_session(shop) -> None:
+    model = kairos(shop_env(shop), "propensity")
+    assert "5,210 sessions learned" in model.output and "live ROC AUC 0.912" in model.output
+    assert ["last_action = view", "1%", "2,284"] in rows(model.output)
+    session = json.loads(kairos(shop_env(shop), "propensity", "--customer", "c1", "--json").stdout)
+    assert (session["session_id"], session["status"], session["propensity"]) == ("s-1", "open", 0.62)
+    unknown = kairos(shop_env(shop), "propensity", "--session", "nope")
+    assert unknown.exit_code == 1 and "no session 'nope'" in unknown.stderr
+
+
 def test_following_alerts_prints_the_recent_ones_then_each_new_one(shop) -> None:
     def raise_alert() -> None:
         time.sleep(0.5)
@@ -332,7 +342,7 @@ def test_every_command_that_connects_takes_the_addresses_as_options() -> None:
                for name, command in [*commands.items(), *((f"rules {n}", c) for n, c in rules.items())]}
     kafka = {"worker", "produce", "simulate", "replay"}
     redis_users = {"worker", "serve", "health", "rebuild-views", "forget", "segments", "recommend", "alerts",
-                   "forecast", "stock", *(f"rules {name}" for name in rules)}
+                   "forecast", "stock", "propensity", *(f"rules {name}" for name in rules)}
     assert {name for name, opts in options.items() if "--bootstrap" in opts} == kafka
     assert {name for name, opts in options.items() if "--redis-url" in opts} == redis_users
 

@@ -42,7 +42,8 @@ from river import base, proba, tree
 from models.base import check_state_tag
 
 #: Features whose values are whole numbers: their split thresholds read as ``≥ n`` / ``≤ n``.
-COUNT_FEATURES = frozenset({"views", "searches", "carts", "removes", "cart_items", "clicks", "hour", "orders_before"})
+COUNT_FEATURES = frozenset({"views", "searches", "carts", "removes", "cart_items", "clicks", "hour", "orders_before",
+                            "clicks_before"})
 
 
 class ConversionClassifier(base.Classifier):

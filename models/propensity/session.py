@@ -3,7 +3,8 @@
 A session is a customer's run of clicks under one ``session_id``. It holds
 counts, not clicks (memory per session is constant, however long it runs),
 and the customer's history as the customers stage knew it at the session's
-first click (orders before, days since the last one).
+first click (orders and clicks before, orders per 100 clicks, days since the
+last order).
 
 >>> session = LiveSession("s1", "c1", started=1_000.0, orders_before=2, last_order_ts=1_000.0 - 3 * 86_400)
 >>> session.click({"ts": 1_030.0, "action": "view", "price": 20.0})
@@ -25,7 +26,7 @@ DAY = 86_400.0
 NEVER_ORDERED_DAYS = 999.0
 #: The feature names, in the order :meth:`LiveSession.features` gives them.
 FEATURES = ("views", "searches", "carts", "removes", "cart_items", "cart_value", "clicks", "minutes",
-            "last_action", "hour", "orders_before", "days_since_order")
+            "last_action", "hour", "orders_before", "clicks_before", "buy_rate", "days_since_order")
 #: Actions a click may carry (wire contract).
 ACTIONS = ("view", "search", "add_to_cart", "remove_from_cart")
 
@@ -34,11 +35,11 @@ class LiveSession:
     """The counters of one open session; :meth:`features` is the model's input at its latest click."""
 
     __slots__ = ("session_id", "customer_id", "started", "last_click", "views", "searches", "carts", "removes",
-                 "cart_items", "cart_value", "last_action", "orders_before", "days_since_order", "score", "peak",
+                 "cart_items", "cart_value", "last_action", "orders_before", "clicks_before", "days_since_order", "score", "peak",
                  "alerted")
 
     def __init__(self, session_id: str, customer_id: str, started: float, orders_before: int = 0,
-                 last_order_ts: float | None = None) -> None:
+                 last_order_ts: float | None = None, clicks_before: int = 0) -> None:
         self.session_id = session_id
         self.customer_id = customer_id
         self.started = started
@@ -47,6 +48,7 @@ class LiveSession:
         self.cart_value = 0.0
         self.last_action = "view"
         self.orders_before = orders_before
+        self.clicks_before = clicks_before
         self.days_since_order = (NEVER_ORDERED_DAYS if last_order_ts is None
                                  else round(max(0.0, started - last_order_ts) / DAY, 2))
         #: The conversion probability served for its latest click (``None`` until scored), and the highest.
@@ -83,6 +85,8 @@ class LiveSession:
             "clicks": self.views + self.searches + self.carts + self.removes,
             "minutes": round((self.last_click - self.started) / 60.0, 2), "last_action": self.last_action,
             "hour": int(self.last_click // 3600 % 24), "orders_before": self.orders_before,
+            "clicks_before": self.clicks_before,
+            "buy_rate": round(100.0 * self.orders_before / max(1, self.clicks_before), 2),
             "days_since_order": self.days_since_order,
         }
 

@@ -7,8 +7,13 @@ session ends with its customer's next order (converted) or after
 ``timeout`` seconds of event time without a click (not converted).
 
 **Minute epochs, so batching never matters.** The model learns only when an
-event-time minute closes: the sessions that ended in it, in (end time,
-session id) order, each scored first for the progressive metric. Within a
+event-time minute closes, and learns a session ``timeout`` seconds after its
+last click whatever its outcome (in that order, then by session id): a
+converted session ends at once, but learning it sooner than one that will
+time out would skew what the model has seen towards the converted (at a
+stream's start, the first 30 minutes of sessions learned would all be
+converted). Each session's score at its last click goes to the progressive
+metric as it is learned. Within a
 minute the model is fixed, so a session's score is the same whether it is
 computed after each click or once for a whole batch of clicks, and
 :meth:`SessionTracker.flush` scores each session changed since the last
@@ -32,10 +37,11 @@ model (River's ``max_size`` caps the tree), and the metric's window.
 >>> tracker.add({"ts": 95.0, "kind": "order", "customer_id": "c1"})
 >>> tracker.advance(120.0)
 >>> update = tracker.flush()
->>> update.sessions["s1"]["status"], update.ended
-('converted', [(True, 0.5)])
->>> tracker.metrics()["sessions_converted"], tracker.model.learned
-(1, 1)
+>>> update.sessions["s1"]["status"], update.ended   # converted; learned 600 s after its last click
+('converted', [])
+>>> tracker.advance(660.0)
+>>> tracker.flush().ended, tracker.model.learned
+([(True, 0.5)], 1)
 """
 
 from __future__ import annotations
@@ -106,17 +112,22 @@ class SessionTracker:
         self.latest_of: dict[str, str] = {}
         #: The open event-time minute's start (``None`` before the first record).
         self.minute: float | None = None
-        #: Sessions ended in the open minute, learned when it closes: (end time, session id, session, converted).
-        self.ending: list[tuple[float, str, LiveSession, bool]] = []
+        #: Ended sessions waiting to be learned, a heap of (last click + timeout, session id, sequence, session,
+        #: converted).
+        self.maturing: list[tuple[float, str, int, LiveSession, bool]] = []
         #: Sessions clicked since the last score (served score stale), and since the last minute close.
         self.dirty: dict[str, None] = {}
         self.changed: dict[str, None] = {}
-        self.counts = {"sessions_started": 0, "sessions_converted": 0, "sessions_ended": 0, "sessions_dropped": 0,
+        self.counts = {"sessions_started": 0, "sessions_closed": 0, "sessions_converted": 0, "sessions_ended": 0,
+                       "sessions_dropped": 0,
                        "orders_without_session": 0, "late_records": 0, "abandon_alerts": 0}
         self._labelled: deque[tuple[bool, float]] = deque(maxlen=metric_window)
         self._auc = metrics.RollingROCAUC(window_size=metric_window)
         self._expiry: list[tuple[float, str]] = []
         self._update = PropensityUpdate()
+        #: When a list: every session learned, as (features at its last click, converted, live score, start)
+        #: (for evaluations).
+        self.learned_log: list[tuple[dict[str, Any], bool, float, float]] | None = None
 
     # -- records ------------------------------------------------------------------
 
@@ -144,7 +155,8 @@ class SessionTracker:
         session = self.open.get(session_id)
         if session is None:
             session = self.open[session_id] = LiveSession(
-                session_id, customer_id, record["ts"], record.get("orders_before", 0), record.get("last_order_ts"))
+                session_id, customer_id, record["ts"], record.get("orders_before", 0), record.get("last_order_ts"),
+                record.get("clicks_before", 0))
             self.counts["sessions_started"] += 1
         session.click(record)
         self.latest_of[session.customer_id] = session_id
@@ -172,7 +184,9 @@ class SessionTracker:
             del self.latest_of[session.customer_id]
         self.dirty.pop(session_id, None)
         self.changed.pop(session_id, None)
-        self.ending.append((ts, session_id, session, converted))
+        self.counts["sessions_closed"] += 1  # also the tie-break of a session id used again
+        heapq.heappush(self.maturing, (session.last_click + self.timeout, session_id, self.counts["sessions_closed"],
+                                       session, converted))
         self._update.sessions[session_id] = session_view(session, "converted" if converted else "ended")
         self._update.customers[session.customer_id] = customer_view(session, "converted" if converted else "ended")
 
@@ -205,16 +219,20 @@ class SessionTracker:
             session = self.open.get(session_id)
             if session is not None and session.last_click + self.timeout == due:
                 self._end(session, due, False)
-        self.ending.sort(key=lambda entry: (entry[0], entry[1]))
-        for _, _, session, converted in self.ending:
+        learned = 0
+        while self.maturing and self.maturing[0][0] <= next_minute:
+            *_, session, converted = heapq.heappop(self.maturing)
+            learned += 1
             score = session.score if session.score is not None else self._score(session)
             self._labelled.append((converted, score))
             self._auc.update(converted, score)
             self._update.ended.append((converted, score))
-            self.model.learn_one(session.features(), converted)
+            features = session.features()
+            if self.learned_log is not None:
+                self.learned_log.append((features, converted, score, session.started))
+            self.model.learn_one(features, converted)
             self.counts["sessions_converted" if converted else "sessions_ended"] += 1
-        self._update.learned += len(self.ending)
-        self.ending = []
+        self._update.learned += learned
         self.minute = next_minute
 
     def _score(self, session: LiveSession) -> float:
@@ -252,7 +270,8 @@ class SessionTracker:
             self.latest_of.pop(session.customer_id, None)
             self.dirty.pop(session.session_id, None)
             self.changed.pop(session.session_id, None)
-        self.ending = [entry for entry in self.ending if entry[2].customer_id not in customer_ids]
+        self.maturing = [entry for entry in self.maturing if entry[3].customer_id not in customer_ids]
+        heapq.heapify(self.maturing)
         return len(doomed)
 
     # -- reading ------------------------------------------------------------------
@@ -283,7 +302,8 @@ class SessionTracker:
                            "warmup": self.warmup, "metric_window": self.metric_window},
                 "open": [session.to_state() for session in self.open.values()],
                 "latest_of": self.latest_of, "minute": self.minute,
-                "ending": [[ts, sid, session.to_state(), converted] for ts, sid, session, converted in self.ending],
+                "maturing": [[due, sid, seq, session.to_state(), converted]
+                             for due, sid, seq, session, converted in sorted(self.maturing, key=lambda e: e[:3])],
                 "dirty": list(self.dirty), "changed": list(self.changed), "counts": self.counts,
                 "labelled": [list(entry) for entry in self._labelled]}
 
@@ -299,7 +319,8 @@ class SessionTracker:
         heapq.heapify(tracker._expiry)
         tracker.latest_of = dict(state["latest_of"])
         tracker.minute = state["minute"]
-        tracker.ending = [(ts, sid, LiveSession.from_state(s), converted) for ts, sid, s, converted in state["ending"]]
+        tracker.maturing = [(due, sid, seq, LiveSession.from_state(s), converted)
+                            for due, sid, seq, s, converted in state["maturing"]]
         tracker.dirty = dict.fromkeys(state["dirty"])
         tracker.changed = dict.fromkeys(state["changed"])
         tracker.counts.update(state["counts"])

@@ -18,6 +18,9 @@ Routes (JSON, versioned under ``/api/v1``; the OpenAPI document is at
 ``GET /api/v1/forecasts[/{scope}/{key}]``         sales forecasts vs actuals
 ``GET /api/v1/stock[/{sku}]``                     stock on hand and hours until stock-out
 ``GET /api/v1/anomalies[/{kind}/{key}]``          traffic per minute vs usual, anomaly scores
+``GET /api/v1/sessions/{session_id}``             a live session's probability of ending in an order
+``GET /api/v1/customers/{customer_id}/session``   a customer's latest session and its probability
+``GET /api/v1/propensity``                        the conversion model: AUC, sessions learned, rules
 ``GET /api/v1/metrics``                           pipeline health and model metrics
 ``GET /healthz``, ``GET /metrics``, ``GET /``     Redis ping, Prometheus, the dashboard
 ================================================  ==============================================
@@ -67,6 +70,8 @@ from streams.serving.schemas import (
     AnomalyScopeKind,
     AnomalyScopeList,
     CustomerView,
+    PropensityModel,
+    SessionPropensity,
     ErasureRequest,
     ErrorResponse,
     Forecast,
@@ -298,6 +303,23 @@ def add_lookup_routes(router: APIRouter, queries: ServingQueries) -> None:
     async def anomaly(kind: AnomalyScopeKind, key: Identifier) -> AnomalyScope:
         """One scope (``all/all``, ``category/toys``, ``country/DE``, ``method/card``)."""
         return found(await queries.anomaly(kind, key), f"no traffic scope {kind} {key!r}")
+
+    @router.get(v1("/sessions/{session_id}"), response_model=SessionPropensity, responses=NOT_FOUND,
+                tags=["propensity"])
+    async def session(session_id: Identifier) -> SessionPropensity:
+        """A session's probability of ending in an order as of its latest click, its cart and status."""
+        return found(await queries.session(session_id), f"no session {session_id!r}")
+
+    @router.get(v1("/customers/{customer_id}/session"), response_model=SessionPropensity, responses=NOT_FOUND,
+                tags=["propensity"])
+    async def customer_session(customer_id: Identifier) -> SessionPropensity:
+        """A customer's latest session and its probability of ending in an order."""
+        return found(await queries.customer_session(customer_id), f"no session of customer {customer_id!r}")
+
+    @router.get(v1("/propensity"), response_model=PropensityModel, tags=["propensity"])
+    async def propensity() -> PropensityModel:
+        """The conversion model: sessions learned and converted, progressive ROC AUC, its top rules in words."""
+        return await queries.propensity_model()
 
     @router.get(v1("/metrics"), response_model=PipelineMetrics, tags=["operations"])
     async def pipeline_metrics() -> PipelineMetrics:

@@ -38,7 +38,9 @@ from streams.serving.schemas import (
     ForecastList,
     PaymentRisk,
     PipelineMetrics,
+    PropensityModel,
     Recommendation,
+    SessionPropensity,
     AnomalyScope,
     AnomalyScopeList,
     Recommendations,
@@ -57,7 +59,7 @@ from streams.serving.schemas import (
 #: Fields every alert carries; the rest of an entry is kind-specific detail.
 ALERT_FIELDS = ("kind", "alert_id", "subject", "score", "reasons", "ts", "created_at")
 #: Components whose model metrics the workers publish under ``kairos:metrics:{component}``.
-MODEL_COMPONENTS = ("risk", "segments", "baskets", "forecast", "stock", "anomaly")
+MODEL_COMPONENTS = ("risk", "segments", "baskets", "forecast", "stock", "anomaly", "sessions")
 #: Input topics counted in ``kairos:metrics:ingest``.
 INGEST_TOPICS = ("clicks", "orders", "payments", "labels")
 #: At most this many alerts are examined per listing when filtering by kind.
@@ -158,6 +160,16 @@ def anomaly_from_hash(scope: str, fields: Mapping[str, str]) -> AnomalyScope:
         counts={name[6:]: value for name, value in values.items() if name.startswith("count_")},
         usual={name[6:]: value for name, value in values.items() if name.startswith("usual_")},
     )
+
+
+def session_from_hash(fields: Mapping[str, str]) -> SessionPropensity:
+    """A :class:`SessionPropensity` from a ``kairos:session:{id}`` hash (instants as epoch seconds)."""
+    instants = ("started", "last_click")
+    return SessionPropensity(
+        session_id=fields.get("session_id", ""), customer_id=fields.get("customer_id"),
+        status=fields.get("status", ""), **{name: timestamp(fields.get(name)) for name in instants},
+        **{name: value for name, value in numbers(fields, (*instants, "session_id", "customer_id")).items()
+           if name in SessionPropensity.model_fields})
 
 
 def forecast_from_hash(fields: Mapping[str, str]) -> Forecast:
@@ -524,6 +536,27 @@ class ServingQueries:
         """One SKU's stock view, ``None`` without inventory counts of it."""
         fields = await self.redis.hgetall(self.keys.stock_sku(sku))
         return stock_from_hash(fields) if fields else None
+
+    # Conversion propensity.
+
+    async def session(self, session_id: str) -> SessionPropensity | None:
+        """A live (or recently ended) session's view, ``None`` when unknown or expired."""
+        fields = await self.redis.hgetall(self.keys.session(session_id))
+        return session_from_hash(fields) if fields else None
+
+    async def customer_session(self, customer_id: str) -> SessionPropensity | None:
+        """A customer's latest session (by the id the shop knows), ``None`` without one."""
+        latest = await self.redis.hget(self.keys.propensity_of(self.stored_id(customer_id)), "session_id")
+        return None if latest is None else await self.session(latest)
+
+    async def propensity_model(self) -> PropensityModel:
+        """The conversion model's figures and rules (empty before it has learned)."""
+        fields = await self.redis.hgetall(self.keys.propensity_model())
+        values = numbers(fields, skip=("rules",))
+        return PropensityModel(
+            learned=int(values.get("learned", 0)), converted=int(values.get("converted", 0)),
+            roc_auc=values.get("roc_auc"), window=int(values["window"]) if "window" in values else None,
+            rules=json_field(fields, "rules", []), updated_at=values.get("updated_at"))
 
     # Traffic anomalies.
 

@@ -115,6 +115,30 @@ def write_anomaly_scope(r: RedisWriter, keys: RedisKeys, scope: str, score: floa
     r.zadd(keys.anomaly_scopes(), {scope: score})
 
 
+def write_session(r: RedisWriter, keys: RedisKeys, session_id: str, customer_id: str, propensity: float,
+                  carts: int = 2, price: float = 45.0) -> None:
+    """``kairos:session:{id}`` (an open session: three views, ``carts`` add-to-carts) and the customer's
+    ``kairos:propensity:customer:{id}``."""
+    from models.propensity import LiveSession, customer_view, session_view
+    from streams.pipeline.stages.sessions import view_fields
+
+    session = LiveSession(session_id, customer_id, NOW - 300)
+    for step, action in enumerate(["view"] * 3 + ["add_to_cart"] * carts):
+        session.click({"ts": NOW - 300 + 40 * step, "action": action, "price": price})
+    session.score = propensity
+    r.hset(keys.session(session_id), mapping=view_fields(session_view(session, "open")))
+    r.hset(keys.propensity_of(customer_id), mapping=view_fields(customer_view(session, "open")))
+
+
+def write_propensity_model(r: RedisWriter, keys: RedisKeys, learned: int, converted: int, roc_auc: float | None,
+                           rules: Sequence[Mapping[str, object]]) -> None:
+    """``kairos:propensity:model``: sessions learned and converted, live AUC, the tree's top rules."""
+    from streams.pipeline.stages.sessions import model_fields
+
+    r.hset(keys.propensity_model(), mapping=model_fields({"learned": learned, "converted": converted,
+                                                          "roc_auc": roc_auc, "window": 5000, "rules": list(rules)}))
+
+
 def write_metrics(r: RedisWriter, keys: RedisKeys, processed: int = 1000, lag: float = 42.0) -> None:
     """Ingest counters, one live worker and each component's model metrics."""
     ingest = {}

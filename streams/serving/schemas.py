@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-AlertKind = Literal["risk", "drift", "trend", "surge", "slump", "restock", "anomaly"]
+AlertKind = Literal["risk", "drift", "trend", "surge", "slump", "restock", "anomaly", "abandon"]
 AnomalyScopeKind = Literal["all", "category", "country", "method"]
 ForecastScope = Literal["total", "category", "sku"]
 RecommendationSource = Literal["rule", "segment", "global"]
@@ -267,6 +267,44 @@ class AnomalyScope(BaseModel):
     counts: dict[str, float] = {}
     #: Signal -> usual value (views and payments per minute; rates as shares).
     usual: dict[str, float] = {}
+
+
+class SessionPropensity(BaseModel):
+    """A session's probability of ending in an order (``kairos:session:{id}``), as of its latest click.
+
+    ``status``: ``open`` (still browsing), ``converted`` (its customer ordered) or ``ended`` (no click for
+    ``KAIROS_SESSION_TIMEOUT_SECONDS`` of event time). ``propensity`` is absent until the session is scored.
+    """
+
+    session_id: str
+    customer_id: str | None = None
+    status: str
+    propensity: float | None = None
+    clicks: float | None = None
+    cart_items: float | None = None
+    cart_value: float | None = None
+    started: float | None = None
+    last_click: float | None = None
+
+
+class PropensityRule(BaseModel):
+    """One leaf of the conversion tree as a rule: its conditions, and the share of its sessions that converted."""
+
+    rule: str
+    converts: float
+    sessions: int
+
+
+class PropensityModel(BaseModel):
+    """The conversion model (``kairos:propensity:model``): sessions learned and converted, the progressive ROC
+    AUC of the live score at each session's last click (over the last ``window`` sessions), its top rules."""
+
+    learned: int = 0
+    converted: int = 0
+    roc_auc: float | None = None
+    window: int | None = None
+    rules: list[PropensityRule] = []
+    updated_at: float | None = None
 
 
 class AnomalyScopeList(BaseModel):

@@ -45,12 +45,14 @@ from streams.serving.schemas import (
     AlertList,
     Forecast,
     ForecastList,
+    PropensityModel,
     Recommendations,
     RiskRuleBody,
     RiskRuleList,
     RiskRuleView,
     SegmentList,
     SegmentProfile,
+    SessionPropensity,
     StockRisk,
     StockRiskList,
 )
@@ -61,7 +63,7 @@ T = TypeVar("T")
 TOTAL_SCOPE, _, TOTAL_KEY = TOTAL.partition(":")
 TOTAL_SERIES = (TOTAL_SCOPE, TOTAL_KEY)
 KIND_STYLES = {"risk": "bold red", "surge": "green", "slump": "yellow", "trend": "cyan", "restock": "magenta",
-               "anomaly": "bold magenta"}
+               "anomaly": "bold magenta", "abandon": "yellow"}
 SOURCE_STYLES = {"rule": "bold", "segment": "cyan", "global": "dim"}
 #: How a window's start is shown, in one series' view and in a listing of series.
 WINDOW = "%Y-%m-%d %H:%M"
@@ -377,6 +379,46 @@ def show_stock(settings: KairosSettings, sku: str | None, limit: int, as_json: b
         return found(await queries.stock(sku), f"no inventory counts for SKU {sku!r}")
 
     emit(lookup(settings, one), as_json, stock_view)
+
+
+# Conversion propensity.
+
+
+def propensity_view(model: PropensityModel) -> Group:
+    """The conversion model: sessions learned, progressive AUC, its top rules."""
+    table = columns(("rule (tree leaf)", "left"), ("converts", "right"), ("sessions", "right"))
+    for rule in model.rules:
+        table.add_row(rule.rule, f"{rule.converts:.0%}", f"{rule.sessions:,}")
+    auc = "-" if model.roc_auc is None else f"{model.roc_auc:.3f}"
+    return titled(table, f"conversion model: {model.learned:,} sessions learned, {model.converted:,} converted, "
+                         f"live ROC AUC {auc} (last {model.window or 0:,})",
+                  None if model.rules else "no rule yet: the tree has not split (it waits for enough sessions)")
+
+
+def session_view(session: SessionPropensity) -> Group:
+    """One session: status, probability of ending in an order, cart."""
+    table = columns(("session", "left"), ("customer", "left"), ("status", "left"), ("propensity", "right"),
+                    ("clicks", "right"), ("cart items", "right"), ("cart value", "right"),
+                    ("last click (UTC)", "left"))
+    table.add_row(session.session_id, session.customer_id or "-", session.status,
+                  "-" if session.propensity is None else f"{session.propensity:.0%}", figure(session.clicks, 0),
+                  figure(session.cart_items, 0), figure(session.cart_value), utc(session.last_click))
+    return titled(table, "session")
+
+
+def show_propensity(settings: KairosSettings, session_id: str | None, customer_id: str | None,
+                    as_json: bool) -> None:
+    """A session's (or a customer's latest session's) propensity, or the model and its rules."""
+    if session_id is None and customer_id is None:
+        emit(lookup(settings, lambda queries: queries.propensity_model()), as_json, propensity_view)
+        return
+
+    async def one(queries: ServingQueries) -> SessionPropensity:
+        if session_id is not None:
+            return found(await queries.session(session_id), f"no session {session_id!r}")
+        return found(await queries.customer_session(customer_id), f"no session of customer {customer_id!r}")
+
+    emit(lookup(settings, one), as_json, session_view)
 
 
 # Analyst risk rules.

@@ -140,3 +140,19 @@ def test_payments_are_scored_explained_and_learned_from_late_labels(fortnight) -
     assert json.loads(alert["reasons"]), "every alert says why"
     metrics = pipeline.redis.hgetall(pipeline.keys.metrics("risk"))
     assert int(metrics["labels_labelled"]) > 100 and int(metrics["labels_repeated"]) == 0
+
+
+def test_live_sessions_are_scored_and_the_model_learns_who_converts(fortnight) -> None:
+    pipeline, _ = fortnight
+    metrics = pipeline.redis.hgetall(pipeline.keys.metrics("sessions"))
+    model = pipeline.redis.hgetall(pipeline.keys.propensity_model())
+    assert int(metrics["late_records"]) == 0 and int(metrics["sessions_dropped"]) == 0, metrics
+    assert int(model["learned"]) >= 1000 and int(model["converted"]) > 0, model
+    assert float(model["roc_auc"]) > 0.8, model  # the live score at each session's last click, progressive
+    rules = json.loads(model["rules"])
+    assert rules and all(0 <= rule["converts"] <= 1 and rule["sessions"] > 0 for rule in rules), rules
+    # A customer's latest session and its own view.
+    key = next(pipeline.redis.scan_iter(match=pipeline.keys.pattern("propensity", "customer"), count=1000))
+    latest = pipeline.redis.hgetall(key)
+    session = pipeline.redis.hgetall(pipeline.keys.session(latest["session_id"]))
+    assert session["customer_id"] == key.rsplit(":", 1)[1] and 0 <= float(session["propensity"]) <= 1, session

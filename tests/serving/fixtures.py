@@ -14,7 +14,9 @@ from streams.serving.sample import (
     write_item_rules,
     write_metrics,
     write_payment_risk,
+    write_propensity_model,
     write_segment,
+    write_session,
 )
 
 CATEGORIES = ("toys", "books", "garden")
@@ -49,4 +51,8 @@ def write_shop(r: redis.Redis, keys: RedisKeys) -> None:
                         {"views": 120.0, "add_to_cart_rate": 0.16, "conversion_rate": 0.21, "decline_rate": 0.024})
     write_anomaly_scope(r, keys, "method:card", 1.1, {"payments": 3, "declined": 0, "new_devices": 0},
                         {"payments": 3.1, "decline_rate": 0.02})
+    write_session(r, keys, "s-1", "c1", 0.62)
+    write_propensity_model(r, keys, 5210, 1240, 0.912, [
+        {"rule": "last_action = add_to_cart and cart_items ≥ 3", "converts": 0.97, "sessions": 640},
+        {"rule": "last_action = view", "converts": 0.01, "sessions": 2284}])
     write_metrics(r, keys)

@@ -307,10 +307,27 @@ async def test_redis_unreachable_is_503_and_prometheus_says_so(asgi_client) -> N
     assert prometheus.status_code == 200 and "kairos_redis_up 0.0" in prometheus.text
 
 
+async def test_sessions_are_served_with_their_propensity_and_the_model_with_its_rules(shop, asgi_client) -> None:
+    async with asgi_client(shop.settings) as api:
+        session = (await api.get(f"{API}/sessions/s-1")).json()
+        latest = (await api.get(f"{API}/customers/c1/session")).json()
+        model = (await api.get(f"{API}/propensity")).json()
+        unknown = await api.get(f"{API}/sessions/nope")
+        no_session = await api.get(f"{API}/customers/c2/session")
+    assert session == latest and session["session_id"] == "s-1" and session["customer_id"] == "c1"
+    assert (session["status"], session["propensity"], session["clicks"], session["cart_items"],
+            session["cart_value"]) == ("open", 0.62, 5, 2, 90.0)
+    assert session["last_click"] - session["started"] == 160.0
+    assert (model["learned"], model["converted"], model["roc_auc"]) == (5210, 1240, 0.912)
+    assert model["rules"][0] == {"rule": "last_action = add_to_cart and cart_items ≥ 3", "converts": 0.97,
+                                 "sessions": 640}
+    assert unknown.status_code == 404 and no_session.status_code == 404
+
+
 def api_operations() -> list[tuple[str, str]]:
     """(method, path with sample ids) of every /api operation in the OpenAPI document."""
     samples = {"customer_id": "c1", "segment_id": "0", "sku": "tea", "payment_id": "pay-1", "rule_id": "r1",
-               "scope": "total", "key": "all", "kind": "all"}
+               "scope": "total", "key": "all", "kind": "all", "session_id": "s-1"}
     paths = create_app(KairosSettings()).openapi()["paths"]
     return [(method.upper(), path.format(**samples)) for path, operations in paths.items() if path.startswith("/api/")
             for method in operations]

@@ -30,6 +30,9 @@ def test_the_dashboard_draws_the_shop_and_shows_a_new_alert_without_reload(live_
         rules = browser.evaluate("document.querySelectorAll('#rule-table tbody tr').length")
         scopes = browser.evaluate("[...document.querySelectorAll('#anomaly-table tbody tr')]"
                                   ".map(tr => [tr.className, tr.cells[0].textContent, tr.cells[4].textContent])")
+        converts = browser.evaluate("[...document.querySelectorAll('#propensity-table tbody tr')]"
+                                    ".map(tr => [...tr.cells].map(td => td.textContent))")
+        summary = browser.evaluate("document.getElementById('propensity-summary').textContent")
         topics = browser.evaluate("[...document.querySelectorAll('#topics tbody tr td:first-child')].map(td => td.textContent)")
         profiles = browser.evaluate("[...document.querySelectorAll('#segment-cards h3')].map(h => h.textContent)")
         browser.wait_for("document.querySelectorAll('#alert-feed li.alert').length === 3", 10, "the recent alerts")
@@ -49,6 +52,9 @@ def test_the_dashboard_draws_the_shop_and_shows_a_new_alert_without_reload(live_
     assert (charts, points, bands) == (3, 18, 3)
     assert rules == 5
     assert scopes == [["anomalous", "all:all", "0.0% / 21.0%"], ["", "method:card", "–"]]
+    assert converts == [["last_action = add_to_cart and cart_items ≥ 3", "97.0%", "640"],
+                        ["last_action = view", "1.0%", "2,284"]], converts
+    assert "5,210 sessions learned" in summary and "0.912" in summary, summary
     assert topics == ["clicks", "orders", "payments", "labels"]
     assert "5 payments in a minute" in newest and same_page == "same page"
     assert screenshot.stat().st_size > 10_000

@@ -286,6 +286,12 @@ def test_the_demo_dashboard_shows_live_data_and_a_new_risk_alert_without_reload(
         stock = page_shows("[...document.querySelectorAll('#stock-table tbody tr')]"
                            ".filter(tr => /\\d/.test(tr.children[2]?.textContent || '')).length",
                            "SKUs with hours until stock-out in the stock table")
+        minutes = page_shows("[...document.querySelectorAll('#anomaly-table tbody tr')]"
+                             ".filter(tr => /\\d/.test(tr.children[1]?.textContent || '')).length",
+                             "traffic scopes with a closed minute in the anomaly table")
+        sessions = page_shows("Number((document.getElementById('propensity-summary').textContent"
+                              ".match(/([\\d,]+) sessions learned/) || ['', '0'])[1].replace(/,/g, ''))",
+                              "sessions learned in the conversion panel")
         data_shown = time.monotonic()
 
         # The rule is live once the worker reports it among its active rules.
@@ -310,7 +316,8 @@ def test_the_demo_dashboard_shows_live_data_and_a_new_risk_alert_without_reload(
 
     assert not key_dialog_open, "the demo's API runs without a key: the page must not ask for one"
     assert bars and all(size > 0 for size in bars), bars
-    assert points >= 1 and processed > 0 and rules >= 1 and stock >= 1, (points, processed, rules, stock)
+    assert points >= 1 and processed > 0 and rules >= 1 and stock >= 1 and minutes >= 1 and sessions >= 1, (
+        points, processed, rules, stock, minutes, sessions)
     assert alert["kind"] == "risk" and alert["subject"] == payment_id, alert
     assert f"rule {rule_id}: {description}" in alert["text"], alert
     assert alert["fresh"], f"the alert was not streamed into the open page: {alert}"

@@ -238,7 +238,7 @@ class CustomerStage:
         if (traffic := traffic_record(batch.event_type, record, new_device)) is not None:
             chunk.outbox.add(self.topics["anomaly"], 0, "traffic", via, offset, traffic)
         if self.settings.propensity_enabled and (
-                session := session_record(batch.event_type, record, state.orders, state.last_order_ts)) is not None:
+                session := session_record(batch.event_type, record, state.orders, state.last_order_ts, state.clicks)) is not None:
             chunk.outbox.add(self.topics["sessions"], 0, "sessions", via, offset, session)
         state.apply(batch.event_type, record)
         chunk.fresh[customer_id] = partition

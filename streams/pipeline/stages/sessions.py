@@ -42,17 +42,19 @@ MAX_WAITING = 500_000
 
 
 def session_record(event_type: str, record: dict[str, Any], orders_before: int = 0,
-                   last_order_ts: float | None = None) -> dict[str, Any] | None:
-    """What the sessions stage needs of one accepted click or order (``None``: nothing).
+                   last_order_ts: float | None = None, clicks_before: int = 0) -> dict[str, Any] | None:
+    """What the sessions stage needs of one accepted click or order (``None``: nothing); a click carries its
+    customer's history so far (orders, when the last was, clicks).
 
     >>> session_record("clicks", {"ts": 5.0, "session_id": "s", "customer_id": "c", "action": "view", "sku": "A"}, 2)
-    {'ts': 5.0, 'kind': 'click', 'session_id': 's', 'customer_id': 'c', 'action': 'view', 'orders_before': 2}
+    {'ts': 5.0, 'kind': 'click', 'session_id': 's', 'customer_id': 'c', 'action': 'view', 'orders_before': 2, 'clicks_before': 0}
     >>> session_record("orders", {"ts": 9.0, "customer_id": "c", "order_id": "o"})
     {'ts': 9.0, 'kind': 'order', 'customer_id': 'c'}
     """
     if event_type == "clicks":
         found = {"ts": record["ts"], "kind": "click", "session_id": record["session_id"],
-                 "customer_id": record["customer_id"], "action": record["action"], "orders_before": orders_before}
+                 "customer_id": record["customer_id"], "action": record["action"], "orders_before": orders_before,
+                 "clicks_before": clicks_before}
         if (price := record.get("price")) is not None:
             found["price"] = price
         if last_order_ts is not None:
@@ -169,15 +171,18 @@ def publish_sessions(pipe: Any, views: RedisViews, updates: list[PropensityUpdat
         pipe.hset(key, mapping=view_fields(view))
         pipe.expire(key, ttl)
     if any(update.learned for update in updates):
-        model = tracker.model_view()
-        pipe.hset(keys.propensity_model(), mapping={
-            "learned": str(model["learned"]), "converted": str(model["converted"]),
-            "roc_auc": "" if model["roc_auc"] is None else str(model["roc_auc"]), "window": str(model["window"]),
-            "rules": json.dumps(model["rules"]), "updated_at": f"{time.time():.3f}"})
+        pipe.hset(keys.propensity_model(), mapping=model_fields(tracker.model_view()))
     alerts = [abandon_alert(raised) for update in updates for raised in update.alerts]
     for alert in alerts:
         views.alert(pipe, alert)
     return alerts
+
+
+def model_fields(model: dict[str, Any]) -> dict[str, str]:
+    """:meth:`~models.propensity.SessionTracker.model_view` as flat Redis hash fields (rules as JSON)."""
+    return {"learned": str(model["learned"]), "converted": str(model["converted"]),
+            "roc_auc": "" if model["roc_auc"] is None else str(model["roc_auc"]), "window": str(model["window"]),
+            "rules": json.dumps(model["rules"]), "updated_at": f"{time.time():.3f}"}
 
 
 def view_fields(view: dict[str, Any]) -> dict[str, str]:

@@ -223,6 +223,17 @@ function renderAnomalies(list) {
   }).join("") || `<tr><td colspan="8" class="muted">No traffic minutes yet: they appear as minutes of event time close.</td></tr>`;
 }
 
+// ---- Conversion propensity ------------------------------------------------------
+
+function renderPropensity(model) {
+  const auc = model.roc_auc === null ? "–" : model.roc_auc.toFixed(3);
+  $("propensity-summary").textContent =
+    `${fmt(model.learned)} sessions learned, ${fmt(model.converted)} converted · live ROC AUC ${auc} at each session's last click`;
+  $("propensity-table").querySelector("tbody").innerHTML = model.rules.map((r) =>
+    `<tr><td>${esc(r.rule)}</td><td class="num">${pct(r.converts)}</td><td class="num">${fmt(r.sessions)}</td></tr>`).join("")
+    || `<tr><td colspan="3" class="muted">No rule yet: the tree splits once it has learned enough sessions.</td></tr>`;
+}
+
 // ---- Alerts -------------------------------------------------------------------
 
 function alertItem(alert, fresh) {
@@ -313,9 +324,9 @@ $("alert-filters").addEventListener("click", (event) => {
 async function refresh() {
   const pill = $("health");
   try {
-    const [metrics, segments, forecasts, rules, stock, anomalies] = await Promise.all([
+    const [metrics, segments, forecasts, rules, stock, anomalies, propensity] = await Promise.all([
       api("metrics"), api("segments"), api("forecasts?scope=category"), api("rules?limit=12"), api("stock?limit=10"),
-      api("anomalies?limit=12"),
+      api("anomalies?limit=12"), api("propensity"),
     ]);
     renderPipeline(metrics);
     renderSegments(segments);
@@ -323,6 +334,7 @@ async function refresh() {
     renderRules(rules);
     renderStock(stock);
     renderAnomalies(anomalies);
+    renderPropensity(propensity);
     pill.className = "pill pill-ok";
     pill.textContent = "live";
     $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
