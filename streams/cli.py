@@ -132,7 +132,7 @@ def simulate(
 
 
 BENCH_SUITES = ("pipeline", "serving", "segments", "baskets", "risk", "forecast", "anomaly", "determinism",
-                "stockout")
+                "stockout", "propensity")
 
 
 @app.command()
@@ -219,6 +219,11 @@ def bench(
             from streams.tools.evaluation import anomaly
 
             anomaly.main(["--seeds", *map(str, range(1, 9))])
+        elif name == "propensity":
+            from streams.tools.evaluation import propensity
+
+            propensity.main(["--seeds", "1", "2", "3", "--rees46",
+                             str(datasets / "rees46-head" / "user_behavior_sample.csv")])
         else:
             from streams.tools.evaluation import forecasting
 

@@ -188,7 +188,7 @@ class KairosSettings(BaseSettings):
     sessions_max_open: int = Field(200_000, ge=1)
     #: Sessions the tree waits for before splitting a leaf (River's ``grace_period``); until it has learned this
     #: many, a session's probability is the base rate.
-    propensity_grace_period: int = Field(200, ge=1)
+    propensity_grace_period: int = Field(100, ge=1)
     #: An ``abandon`` alert: a cart worth at least this much (shop currency; 0 = no such alerts) whose session's
     #: probability falls below ``abandon_below`` after having reached it, once ``propensity_warmup_sessions``
     #: sessions were learned.

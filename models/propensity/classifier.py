@@ -1,16 +1,23 @@
-"""Conversion propensity: will this session end in an order? A River Hoeffding adaptive tree, readable.
+"""Conversion propensity: will this session end in an order? A River tree and a River logistic regression.
 
 River parts: :class:`ConversionClassifier` is a ``river.base.Classifier``
-around River's ``tree.HoeffdingAdaptiveTreeClassifier`` (a decision tree
-grown online, its subtrees replaced when ADWIN sees their error drift), so
-it plugs into ``river.evaluate.progressive_val_score`` and River's metrics.
-What it adds: a probability before the tree has learned anything (the base
-rate seen so far), :meth:`ConversionClassifier.explain` (the tree's leaves
-as sentences a shop reads: "sessions with carts ≥ 1 and last_action =
-add_to_cart convert at 70 %") and a plain-data checkpoint of the whole tree
-(:func:`tree_state`: its nodes, split statistics and random generator as
-tagged JSON; a pickle would do, but differs byte for byte between equal
-trees, as it records which objects are shared).
+whose probability is the mean of two River models learned on the same
+sessions: ``tree.HoeffdingAdaptiveTreeClassifier`` (a decision tree grown
+online, its subtrees replaced when ADWIN sees their error drift: the
+interactions, and the rules a shop reads) and ``compose.SelectType |
+preprocessing.StandardScaler`` + ``compose.SelectType | preprocessing.OneHotEncoder``
+into ``linear_model.LogisticRegression`` (the smooth trends, and a ranking
+within a leaf, where the tree alone gives one value). Measured on simulated
+and generated sessions (``kairos bench --suite propensity``, BENCHMARKS.md):
+the mean ranks sessions better than either alone, most of all on the first
+few thousand sessions, before the tree has split much. It plugs into
+``river.evaluate.progressive_val_score`` and River's metrics.
+:meth:`ConversionClassifier.explain` gives the tree's leaves as sentences
+("sessions with carts ≥ 1 and last_action = add_to_cart convert at 70 %");
+the checkpoint holds both models as plain data (:func:`graph_state`: nodes,
+split statistics, weights and random generator as tagged JSON; a pickle
+would do, but differs byte for byte between equal models, as it records
+which objects are shared).
 
 >>> import random
 >>> rng = random.Random(3)
@@ -20,10 +27,12 @@ trees, as it records which objects are shared).
 >>> for _ in range(3000):
 ...     carts = rng.randint(0, 3)
 ...     model.learn_one({"carts": carts, "views": rng.randint(0, 9)}, carts > 0 and rng.random() < 0.8)
->>> round(model.predict_proba_one({"carts": 2, "views": 3})[True], 1), round(model.predict_proba_one({"carts": 0, "views": 3})[True], 1)
-(0.8, 0.0)
->>> model.explain(2)[0]["rule"]
-'carts ≥ 1'
+>>> carted, browsing = model.predict_proba_one({"carts": 2, "views": 3}), model.predict_proba_one({"carts": 0, "views": 3})
+>>> carted[True] > 0.6 > 0.2 > browsing[True]
+True
+>>> top = model.explain(1)[0]
+>>> top["rule"], top["converts"]
+('carts = 0', 0.0)
 """
 
 from __future__ import annotations
@@ -32,12 +41,13 @@ import base64
 import builtins
 import importlib
 import math
+import numbers
 import pickle
 import random
 from collections import defaultdict
 from typing import Any, Self
 
-from river import base, proba, tree
+from river import base, compose, linear_model, optim, preprocessing, proba, tree
 
 from models.base import check_state_tag
 
@@ -47,24 +57,32 @@ COUNT_FEATURES = frozenset({"views", "searches", "carts", "removes", "cart_items
 
 
 class ConversionClassifier(base.Classifier):
-    """P(session converts | its counters now): a Hoeffding adaptive tree, the base rate until it has grown.
+    """P(session converts | its counters now): the mean of a Hoeffding adaptive tree and a logistic regression
+    (the base rate seen so far until ``grace_period`` sessions were learned).
 
-    Parameters are River's ``HoeffdingAdaptiveTreeClassifier``'s; ``max_size`` (MiB) caps the tree (River
-    deactivates its least promising leaves beyond it), so memory is bounded whatever the stream.
+    ``grace_period``, ``max_depth``, ``delta``, ``max_size`` and ``seed`` are River's
+    ``HoeffdingAdaptiveTreeClassifier``'s (``max_size``, MiB, caps the tree: River deactivates its least
+    promising leaves beyond it, so memory is bounded whatever the stream); ``learning_rate`` is the logistic
+    regression's SGD step. The linear part's weights grow with the features' distinct categories only
+    (``last_action``: four).
     """
 
-    STATE = ("ConversionClassifier", 1)
+    STATE = ("ConversionClassifier", 2)
 
-    def __init__(self, grace_period: int = 200, max_depth: int = 12, delta: float = 1e-7,
-                 max_size: float = 16.0, seed: int = 42) -> None:
+    def __init__(self, grace_period: int = 100, max_depth: int = 12, delta: float = 1e-3,
+                 max_size: float = 16.0, seed: int = 42, learning_rate: float = 0.01) -> None:
         self.grace_period = grace_period
         self.max_depth = max_depth
         self.delta = delta
         self.max_size = max_size
         self.seed = seed
+        self.learning_rate = learning_rate
         self.tree = tree.HoeffdingAdaptiveTreeClassifier(
             grace_period=grace_period, max_depth=max_depth, delta=delta, max_size=max_size, seed=seed,
             leaf_prediction="mc")
+        self.linear = ((compose.SelectType(numbers.Number) | preprocessing.StandardScaler())
+                       + (compose.SelectType(str) | preprocessing.OneHotEncoder())) \
+            | linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate))
         #: Sessions learned, and how many of them converted.
         self.learned = 0
         self.converted = 0
@@ -75,6 +93,7 @@ class ConversionClassifier(base.Classifier):
 
     def learn_one(self, x: dict[str, Any], y: bool, **kwargs: Any) -> None:
         self.tree.learn_one(x, bool(y))
+        self.linear.learn_one(x, bool(y))
         self.learned += 1
         self.converted += bool(y)
 
@@ -85,9 +104,10 @@ class ConversionClassifier(base.Classifier):
     def _converts(self, x: dict[str, Any]) -> float:
         if self.learned < self.grace_period:
             return (self.converted + 1) / (self.learned + 2)  # the base rate, from 0.5 (Laplace)
+        linear = self.linear.predict_proba_one(x).get(True, 0.0)
         proba = self.tree.predict_proba_one(x)
         total = sum(proba.values())
-        return proba.get(True, 0.0) / total if total > 0 else self.converted / self.learned
+        return 0.5 * (linear + (proba.get(True, 0.0) / total if total > 0 else linear))
 
     def metrics(self) -> dict[str, float]:
         """Sessions learned, their conversion rate, and the tree's size."""
@@ -120,14 +140,15 @@ class ConversionClassifier(base.Classifier):
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.STATE[0], "version": self.STATE[1], "params": self._get_params(),
-                "tree": tree_state(self.tree),
+                "tree": graph_state(self.tree), "linear": graph_state(self.linear),
                 "learned": self.learned, "converted": self.converted}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
         check_state_tag(state, *cls.STATE)
         model = cls(**state["params"])
-        model.tree = tree_from_state(state["tree"])
+        model.tree = graph_from_state(state["tree"])
+        model.linear = graph_from_state(state["linear"])
         model.learned, model.converted = state["learned"], state["converted"]
         return model
 
@@ -176,17 +197,18 @@ def _condition_text(feature: str, condition: tuple) -> str:
     return f"{feature} > {low:.3g}" if low is not None else f"{feature} ≤ {high:.3g}"
 
 
-def tree_state(value: Any, _shared: dict[int, int] | None = None) -> Any:
-    """A River tree (any River object graph) as tagged plain data: objects as ``{"object": class, "attrs"}``,
-    dicts as ``{"dict": [[key, value], ...]}`` (keys may be booleans or numbers), sets sorted; the tree's random
-    generator once, its other holders by reference (they share it); River's Rust ADWIN windows as their own
-    pickle (bytes of numbers, base64). A leaf's Gaussians' own generators (unseeded in River, used only to
+def graph_state(value: Any, _shared: dict[int, int] | None = None) -> Any:
+    """A River model (any River object graph: a tree, a pipeline) as tagged plain data: objects as
+    ``{"object": class, "attrs"}``, dicts as ``{"dict": [[key, value], ...]}`` (keys may be booleans or
+    numbers), sets sorted; an object held in several places (a pipeline's steps, the tree's random generator)
+    once, then ``{"ref": n}`` (the n-th object written); River's Rust parts (ADWIN windows, weight vectors) as
+    their own pickle (bytes of numbers, base64). A leaf's Gaussians' own generators (unseeded in River, used only to
     sample, never by the tree) are not kept: they restore unseeded.
 
     >>> from river import tree
     >>> model = tree.HoeffdingTreeClassifier()
     >>> model.learn_one({"carts": 1.0, "last_action": "view"}, True)
-    >>> tree_from_state(tree_state(model)).predict_proba_one({"carts": 1.0})
+    >>> graph_from_state(graph_state(model)).predict_proba_one({"carts": 1.0})
     {True: 1.0}
     """
     shared = {} if _shared is None else _shared
@@ -195,64 +217,72 @@ def tree_state(value: Any, _shared: dict[int, int] | None = None) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else {"float": repr(value)}
     if isinstance(value, list):
-        return [tree_state(item, shared) for item in value]
+        return [graph_state(item, shared) for item in value]
     if isinstance(value, tuple):
-        return {"tuple": [tree_state(item, shared) for item in value]}
+        return {"tuple": [graph_state(item, shared) for item in value]}
     if isinstance(value, dict):
-        items = [[tree_state(k, shared), tree_state(v, shared)] for k, v in value.items()]
+        items = [[graph_state(k, shared), graph_state(v, shared)] for k, v in value.items()]
         if isinstance(value, defaultdict):
             return {"defaultdict": _class_name(value.default_factory), "items": items}
         return {"dict": items}
     if isinstance(value, (set, frozenset)):
-        return {"set": sorted((tree_state(item, shared) for item in value), key=repr)}
+        return {"set": sorted((graph_state(item, shared) for item in value), key=repr)}
+    if isinstance(value, type):  # e.g. compose.SelectType's number.Number
+        _river_class(_class_name(value))
+        return {"type": _class_name(value)}
+    if id(value) in shared:  # held by several objects (a pipeline's steps, the tree's generator): once
+        return {"ref": shared[id(value)]}
+    shared[id(value)] = len(shared)
     if isinstance(value, random.Random):
-        if id(value) in shared:
-            return {"random_ref": shared[id(value)]}
-        shared[id(value)] = len(shared)
-        return {"random": tree_state(value.getstate(), shared)}
+        return {"random": graph_state(value.getstate(), shared)}
     cls = type(value)
     if not cls.__module__.startswith("river."):
         raise TypeError(f"cannot checkpoint a {cls.__module__}.{cls.__qualname__}")
     if cls.__module__.startswith("river._river_rust"):
         return {"rust": _class_name(cls), "pickle": base64.b64encode(pickle.dumps(value, protocol=5)).decode()}
-    attrs = {name: None if (name == "_rng" and isinstance(value, proba.Gaussian)) else tree_state(item, shared)
+    attrs = {name: None if (name == "_rng" and isinstance(value, proba.Gaussian)) else graph_state(item, shared)
              for name, item in vars(value).items()}
     return {"object": _class_name(cls), "attrs": attrs}
 
 
-def tree_from_state(state: Any, _shared: list[random.Random] | None = None) -> Any:
+def graph_from_state(state: Any, _shared: list[Any] | None = None) -> Any:
     """Rebuild :func:`tree_state` output (River classes only)."""
     shared = [] if _shared is None else _shared
     if isinstance(state, list):
-        return [tree_from_state(item, shared) for item in state]
+        return [graph_from_state(item, shared) for item in state]
     if not isinstance(state, dict):
         return state
     if "float" in state:
         return float(state["float"])
     if "tuple" in state:
-        return tuple(tree_from_state(item, shared) for item in state["tuple"])
+        return tuple(graph_from_state(item, shared) for item in state["tuple"])
     if "dict" in state:
-        return {_key(tree_from_state(k, shared)): tree_from_state(v, shared) for k, v in state["dict"]}
+        return {_key(graph_from_state(k, shared)): graph_from_state(v, shared) for k, v in state["dict"]}
     if "defaultdict" in state:
         return defaultdict(_river_class(state["defaultdict"]),
-                           {_key(tree_from_state(k, shared)): tree_from_state(v, shared) for k, v in state["items"]})
+                           {_key(graph_from_state(k, shared)): graph_from_state(v, shared) for k, v in state["items"]})
     if "set" in state:
-        return {_key(tree_from_state(item, shared)) for item in state["set"]}
+        return {_key(graph_from_state(item, shared)) for item in state["set"]}
+    if "type" in state:
+        return _river_class(state["type"])
+    if "ref" in state:
+        return shared[state["ref"]]
     if "random" in state:
         generator = random.Random()
-        generator.setstate(tree_from_state(state["random"], shared))
         shared.append(generator)
+        generator.setstate(graph_from_state(state["random"], shared))
         return generator
-    if "random_ref" in state:
-        return shared[state["random_ref"]]
     if "rust" in state:
         _river_class(state["rust"])
-        return pickle.loads(base64.b64decode(state["pickle"]))  # noqa: S301 (a River class, checked above)
+        rust = pickle.loads(base64.b64decode(state["pickle"]))  # noqa: S301 (a River class, checked above)
+        shared.append(rust)
+        return rust
     cls = _river_class(state["object"])
     obj = cls.__new__(cls)
+    shared.append(obj)  # before its attributes: they may refer back to it
     for name, item in state["attrs"].items():
         setattr(obj, name, random.Random() if item is None and name == "_rng" and cls is proba.Gaussian
-                else tree_from_state(item, shared))
+                else graph_from_state(item, shared))
     return obj
 
 
@@ -265,10 +295,13 @@ def _class_name(cls: Any) -> str:
 
 
 def _river_class(name: str) -> Any:
-    """A class from its dotted name: River's, or a builtin container a ``defaultdict`` makes."""
+    """A class from its dotted name: River's, a builtin container a ``defaultdict`` makes, or a number type
+    (``compose.SelectType``'s)."""
     module, _, qualname = name.rpartition(".")
-    if module == "builtins" and qualname in ("dict", "list", "int", "float", "set"):
+    if module == "builtins" and qualname in ("dict", "list", "int", "float", "set", "str", "bool"):
         return getattr(builtins, qualname)
+    if module == "numbers" and qualname in ("Number", "Real", "Integral"):
+        return getattr(numbers, qualname)
     if not module.startswith("river."):
         raise ValueError(f"{name!r} is not a River class")
     return getattr(importlib.import_module(module), qualname)

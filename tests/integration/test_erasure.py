@@ -27,7 +27,8 @@ def pipeline(request, stack, tmp_path) -> Iterator[Pipeline]:
     threshold, so that the customer's payments also raised alerts to erase."""
     cluster = start_redis_cluster(tmp_path / "cluster") if request.param == "redis-cluster" else None
     where = {"redis_url": cluster.url, "redis_cluster": True} if cluster else {}
-    made = Pipeline(stack, isolated_settings(stack, risk_threshold=0.001, **where), tmp_path)
+    made = Pipeline(stack, isolated_settings(stack, risk_threshold=0.001, sessions_idle_path_seconds=2.0, **where),
+                    tmp_path)
     try:
         yield made
     finally:
@@ -46,9 +47,11 @@ def test_a_forgotten_customer_leaves_no_key_no_state_and_no_alert_and_the_others
     payers = Counter(event["customer_id"] for kind, event in events if kind == "payments")
     target = payers.most_common(1)[0][0]
     prefix = pipeline.settings.prefix
+    pipeline.wait_until(lambda: pipeline.redis.exists(pipeline.keys.propensity_of(target)), 30,
+                        "the customer's latest session (applied once every path is past it)")
     before = keys_mentioning(pipeline.redis, prefix, target)
     kinds = {key.removeprefix(f"{prefix}:").split(":")[0] for key in before}
-    assert {"customer", "risk", "alerts"} <= kinds, before  # there is something to erase in each family
+    assert {"customer", "risk", "alerts", "session", "propensity"} <= kinds, before  # something to erase in each family
     assert target in read_features(pipeline.settings)
     pipeline.wait_until(lambda: pipeline.redis.exists(pipeline.keys.segment_of(target)), 30,
                         "the customer's segment (served once the segmenter has seeded)")

@@ -13,8 +13,7 @@ Compared, on the same ended sessions in the order they ended:
 - **live**: the score the stream served at each session's last click before
   its end (progressive: the model had learned only the sessions that ended
   before that minute), ROC AUC over the second half of the sessions (in the
-  order they started; sessions still open at the stream's end are left out)
-  and over all;
+  order they started) and over all;
 - **River logistic regression** (one-hot ``last_action``, standard-scaled
   numbers): the same features at the last click, progressive (score, then
   learn) in the order the sessions started: the linear baseline;
@@ -108,17 +107,20 @@ def rees46_records(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def run_live(records: Iterator[dict[str, Any]], grace_period: int, timeout: float) -> dict[str, Any]:
-    """The stage's tracker over the records; every ended session's features at its last click, outcome, live
-    score and start, in the order they started (sessions still open at the end are left out: they may yet
-    convert)."""
+    """The stage's tracker over the records; every session's features at its last click, outcome, live score
+    and start, in the order they started (at the data's end, the sessions still open time out: their outcome
+    is in the data, as for the batch answer)."""
     tracker = SessionTracker(ConversionClassifier(grace_period=grace_period), timeout=timeout, warmup=0)
     tracker.learned_log = []
-    started, count = time.perf_counter(), 0
+    started, count, last = time.perf_counter(), 0, None
     for record in records:
         tracker.add(record)
         count += 1
+        last = record["ts"]
         if count % 256 == 0:
             tracker.flush()  # the stage scores once per batch
+    if last is not None:  # the data ends: every session has its outcome in it (as the batch answer labels them)
+        tracker.advance(last + timeout + 120.0)
     tracker.flush()
     ended = sorted(tracker.learned_log, key=lambda entry: entry[3])
     return {"ended": ended, "records": count, "seconds": time.perf_counter() - started,
