@@ -37,11 +37,13 @@ SIGNALS: dict[str, tuple[str, str | None, str]] = {
     "add_to_cart_rate": ("carts", "views", "both"),
     "conversion_rate": ("orders", "carts", "down"),
     "decline_rate": ("declined", "payments", "up"),
+    "failure_rate": ("failed", "payments", "up"),
     "new_device_share": ("new_devices", "payments", "up"),
     "dead_letter_rate": ("dead", "events", "up"),
 }
-#: The counters a minute may carry (see :data:`SIGNALS`).
-COUNTERS = ("views", "carts", "orders", "payments", "declined", "new_devices", "dead", "events")
+#: The counters a minute may carry (see :data:`SIGNALS`): ``declined`` counts payments the issuer declined,
+#: ``failed`` those the gateway failed (version 1 counted both as declined).
+COUNTERS = ("views", "carts", "orders", "payments", "declined", "failed", "new_devices", "dead", "events")
 #: Largest squared residual one minute adds to a signal's learned dispersion.
 MAX_DISPERSION_STEP = 9.0
 #: Longest span scored (minutes), and each (signal, span)'s dispersion key.
@@ -102,14 +104,18 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
     ``fading_factor`` the new minute's weight; rates use ten times slower means
     of their two counts: a rate holds through the day while counts follow its
     shape, and a rare numerator such as night-time declines needs the longer
-    memory). The move is a signed deviance residual (Poisson for counts,
-    binomial for rates: a z-score whose tails are right for small counts, so
-    five minutes without an order where 18 were expected weigh -6 sd, not the
-    normal approximation's -4.2), divided by the square root of the learned
+    memory). Declines (the issuer's answer, usually ~2 % of payments, and what
+    card testers get) and failures (the gateway's, usually ~0.5 %) are two
+    signals: lumped together, a gateway failing half the card payments moved
+    a 2.5 % rate by too little to tell within minutes on a small shop. The
+    move is a signed deviance residual (Poisson for counts, binomial for
+    rates: a z-score whose tails are right for small counts, so five minutes
+    without an order where 18 were expected weigh -6 sd, not the normal
+    approximation's -4.2), divided by the square root of the learned
     dispersion (the weighted mean of the squared Pearson residual over normal
     minutes, each minute adding at most 9, at least 1). Only the abnormal
-    direction counts: conversion falling; declines, new devices and dead
-    letters rising; the add-to-cart rate either way. The counts (views,
+    direction counts: conversion falling; declines, failures, new devices and
+    dead letters rising; the add-to-cart rate either way. The counts (views,
     payments) are shown against their usual values but not alerted on: their
     usual value trails the shop's daily shape (the simulator's hourly profile
     steps by up to 70 % on the hour), and on eight simulated shops those
@@ -144,7 +150,7 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
     """
 
     MODEL = "TrafficAnomalyDetector"
-    VERSION = 1
+    VERSION = 2
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
@@ -336,6 +342,10 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
+        """Rebuild from :meth:`state_dict` output, of this version or of version 1 (failures counted as declines:
+        see :func:`_from_version_1`)."""
+        if state.get("model") == cls.MODEL and state.get("version") == 1:
+            state = _from_version_1(state, cls.VERSION)
         check_state_tag(state, cls.MODEL, cls.VERSION)
         params = dict(state["params"])
         params["windows"] = tuple(params["windows"])
@@ -347,3 +357,30 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
         detector.minutes, detector.anomalous, detector.frozen = state["minutes"], state["anomalous"], state["frozen"]
         detector.learned, detector.dispersed = state["learned"], state["dispersed"]
         return detector
+
+
+#: Share of a version-1 checkpoint's usual declines taken as failures (the simulator's legitimate payments: 2 %
+#: declined, 0.5 % failed).
+V1_FAILED_SHARE = 0.2
+
+
+def _from_version_1(state: dict[str, Any], version: int) -> dict[str, Any]:
+    """A version-1 state as version ``version``: version 1 counted gateway failures as declines. Its usual declines
+    are split into declines and failures (:data:`V1_FAILED_SHARE`), so ``failure_rate`` is scored at once against a
+    plausible usual value, not against the first minute's count; its dispersions start at 1. The trailing minutes
+    keep their lumped declines (at most ``max(windows)`` minutes).
+
+    >>> old = {"usual": {"payments": 5.0, "declined": 0.125}, "slow": {"payments": 5.0, "declined": 0.125}}
+    >>> new = _from_version_1({"model": "TrafficAnomalyDetector", "version": 1, **old}, 2)
+    >>> new["version"], new["usual"]["declined"], new["usual"]["failed"]
+    (2, 0.1, 0.025)
+    """
+    migrated = dict(state, version=version)
+    for name in ("usual", "slow"):
+        means = dict(state[name])
+        if "declined" in means:
+            lumped = means["declined"]
+            means["failed"] = lumped * V1_FAILED_SHARE
+            means["declined"] = lumped - means["failed"]
+        migrated[name] = means
+    return migrated
