@@ -41,6 +41,10 @@ SIGNALS: dict[str, tuple[str, str | None, str]] = {
     "new_device_share": ("new_devices", "payments", "up"),
     "dead_letter_rate": ("dead", "events", "up"),
 }
+#: Rates whose numerator is not a share of the denominator's events but a count they lead to: an order is not one of
+#: the minute's add-to-carts (it may follow one of minutes before, or none), so its count given the carts is Poisson
+#: around the usual rate times the carts, not binomial (whose variance, ``n p (1 - p)``, is too small for it).
+POISSON_RATES = frozenset({"conversion_rate"})
 #: The counters a minute may carry (see :data:`SIGNALS`): ``declined`` counts payments the issuer declined,
 #: ``failed`` those the gateway failed (version 1 counted both as declined).
 COUNTERS = ("views", "carts", "orders", "payments", "declined", "failed", "new_devices", "dead", "events")
@@ -108,10 +112,13 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
     card testers get) and failures (the gateway's, usually ~0.5 %) are two
     signals: lumped together, a gateway failing half the card payments moved
     a 2.5 % rate by too little to tell within minutes on a small shop. The
-    move is a signed deviance residual (Poisson for counts, binomial for
-    rates: a z-score whose tails are right for small counts, so five minutes
-    without an order where 18 were expected weigh -6 sd, not the normal
-    approximation's -4.2), divided by the square root of the learned
+    move is a signed deviance residual (Poisson for counts and for the
+    conversion rate, whose orders are not a share of the same minute's
+    add-to-carts (:data:`POISSON_RATES`); binomial for the other rates: a
+    z-score whose tails are right for small counts, so five minutes without
+    an order where 18 were expected weigh -6 sd, not the normal
+    approximation's -4.2; exact binomial tails were measured instead and
+    caught one incident fewer on the eight shops), divided by the square root of the learned
     dispersion (the weighted mean of the squared Pearson residual over normal
     minutes, each minute adding at most 9, at least 1). Only the abnormal
     direction counts: conversion falling; declines, failures, new devices and
@@ -121,9 +128,10 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
     steps by up to 70 % on the hour), and on eight simulated shops those
     morning ramps were most of the false alarms, while the rates catch the
     same incidents (bots do not add to cart: the add-to-cart rate falls; card
-    testers are declined). The score is the largest move; ``predict_one``
-    says whether it reaches ``threshold``,
-    :meth:`explain_one` which signals did.
+    testers are declined). The score is the largest move; a minute is
+    anomalous when a signal moved by its threshold (``signal_thresholds``,
+    else ``threshold``); ``predict_one`` says whether one did,
+    :meth:`explain_one` which.
 
     ``learn_one`` scores the minute, then appends it to the trailing span; a
     minute leaves the span into the usual values only when no minute of the
@@ -146,7 +154,14 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
     >>> detector.predict_one(broken)
     True
     >>> print(detector.explain_one(broken)[0].text())
-    conversion_rate 0 over the last 4 minutes against a usual 0.401 (-9.1 sd)
+    conversion_rate 0 over the last 4 minutes against a usual 0.401 (-8.0 sd)
+
+    A signal may have its own threshold (here the conversion rate's is above its move):
+
+    >>> strict = TrafficAnomalyDetector.from_state(detector.state_dict() | {"params": {
+    ...     **detector.state_dict()["params"], "signal_thresholds": {"conversion_rate": 9.0}}})
+    >>> strict.score_one(broken) > strict.threshold, strict.predict_one(broken)
+    (True, False)
     """
 
     MODEL = "TrafficAnomalyDetector"
@@ -158,7 +173,7 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
 
     def __init__(self, threshold: float = 5.0, windows: tuple[int, ...] = (1, 2, 3, 4, 5),
                  fading_factor: float = 0.03, warmup: int = 60, min_support: float = 3.0,
-                 max_frozen: int = 30) -> None:
+                 max_frozen: int = 30, signal_thresholds: dict[str, float] | None = None) -> None:
         if not windows or not all(1 <= span <= MAX_SPAN for span in windows):
             raise ValueError(f"windows must be spans of 1 to {MAX_SPAN} minutes")
         self.threshold = threshold
@@ -167,6 +182,11 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
         self.warmup = warmup
         self.min_support = min_support
         self.max_frozen = max_frozen
+        #: Signal -> its own threshold (the others: ``threshold``).
+        self.signal_thresholds = dict(sorted((signal_thresholds or {}).items()))
+        if unknown := set(self.signal_thresholds) - set(SIGNALS):
+            raise ValueError(f"unknown signals {sorted(unknown)}")
+        self._lowest = min([threshold, *self.signal_thresholds.values()])
         #: Usual per-minute value of each counter (weighted mean), for counts; ten times slower, for rates.
         self._usual: dict[str, float] = {}
         self._slow: dict[str, float] = {}
@@ -218,16 +238,19 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
                     if slow_den <= 0 or support < min_support:
                         continue
                     typical = min(1.0, slow.get(numerator, 0.0) / slow_den)
-                    observed = min(observed, support)
                     expected = typical * support
-                    bounded = min(max(typical, 1e-3), 1 - 1e-3)
-                    variance = support * bounded * (1 - bounded)
+                    if signal in POISSON_RATES:
+                        variance = max(expected, 0.5)
+                    else:
+                        observed = min(observed, support)
+                        bounded = min(max(typical, 1e-3), 1 - 1e-3)
+                        variance = support * bounded * (1 - bounded)
                     value = observed / support
                 deviation = observed - expected
                 z = directed = 0.0
                 abnormal = direction == "both" or (direction != "none" and (deviation > 0) == (direction == "up"))
                 if deviation != 0 and abnormal:
-                    z = (poisson_residual(observed, expected) if denominator is None
+                    z = (poisson_residual(observed, expected) if denominator is None or signal in POISSON_RATES
                          else binomial_residual(observed, support, typical))
                     spread = dispersion.get(_KEYS[signal, span], 1.0)
                     directed = abs(z) / math.sqrt(spread) if spread > 1.0 else abs(z)
@@ -243,8 +266,9 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
         if self.minutes < self.warmup:
             return []
         best: dict[str, Moved] = {}
+        limits, threshold = self.signal_thresholds, self.threshold
         for signal, span, value, typical, z, directed, _ in moves:
-            if directed >= self.threshold and (signal not in best or directed > abs(best[signal].z)):
+            if directed >= limits.get(signal, threshold) and (signal not in best or directed > abs(best[signal].z)):
                 best[signal] = Moved(signal, span, value, typical, math.copysign(directed, z))
         return sorted(best.values(), key=lambda m: (-abs(m.z), m.signal))
 
@@ -253,11 +277,11 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
         return self._score(self._moves(x))
 
     def predict_one(self, x: dict[str, Any]) -> bool:
-        """Whether ``x``, as the next minute, is anomalous."""
-        return self.score_one(x) >= self.threshold
+        """Whether ``x``, as the next minute, is anomalous: a signal moved by its threshold."""
+        return bool(self.explain_one(x))
 
     def explain_one(self, x: dict[str, Any]) -> list[Moved]:
-        """The signals that moved beyond ``threshold`` (worst first; one span per signal), z over dispersion."""
+        """The signals that moved beyond their threshold (worst first; one span per signal), z over dispersion."""
         return self._explain(self._moves(x))
 
     def usual(self) -> dict[str, float]:
@@ -282,8 +306,8 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
         the threshold. The minute leaving the span becomes usual if its span was normal."""
         moves = self._moves(x)
         score = self._score(moves)
-        flagged = score >= self.threshold
-        moved = self._explain(moves) if flagged else []
+        moved = self._explain(moves) if score >= self._lowest else []
+        flagged = bool(moved)
         if not flagged:
             self.dispersed += 1
             weight = max(self.fading_factor / 3, 1 / self.dispersed)
@@ -332,7 +356,8 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
         return {
             "model": self.MODEL, "version": self.VERSION, "params": {
                 "threshold": self.threshold, "windows": list(self.windows), "fading_factor": self.fading_factor,
-                "warmup": self.warmup, "min_support": self.min_support, "max_frozen": self.max_frozen},
+                "warmup": self.warmup, "min_support": self.min_support, "max_frozen": self.max_frozen,
+                "signal_thresholds": dict(self.signal_thresholds)},
             "usual": dict(sorted(self._usual.items())), "slow": dict(sorted(self._slow.items())),
             "dispersion": dict(sorted(self._dispersion.items())),
             "recent": [[counts, anomalous] for counts, anomalous in self._recent],

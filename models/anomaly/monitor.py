@@ -147,7 +147,7 @@ class TrafficMonitor:
     >>> alert.scope, alert.minute / 60
     ('all:all', 91.0)
     >>> alert.reasons()[0]
-    'conversion_rate 0 over the last 2 minutes against a usual 0.4 (-6.4 sd)'
+    'conversion_rate 0 over the last 2 minutes against a usual 0.4 (-5.7 sd)'
     """
 
     STATE = ("TrafficMonitor", 1)
@@ -225,7 +225,8 @@ class TrafficMonitor:
             return False
         params = dict(self.detector_params)
         if self.scope_threshold is not None and scope != "all:all":
-            params["threshold"] = self.scope_threshold
+            params["threshold"] = self.scope_threshold  # for every signal of the scope
+            params.pop("signal_thresholds", None)
         self.detectors[scope] = TrafficAnomalyDetector(**params)
         return True
 
