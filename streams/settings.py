@@ -170,6 +170,11 @@ class KairosSettings(BaseSettings):
     #: burst more, so they need a higher one).
     anomaly_threshold: float = Field(5.0, gt=0)
     anomaly_scope_threshold: float = Field(7.0, gt=0)
+    #: The shop-wide conversion rate's own threshold (orders given add-to-carts falling: a broken checkout). Its
+    #: counts are the densest of the rates and its residual the closest to calibrated; at 5, a checkout break at
+    #: the quietest hour (about two orders a minute) is not 5 sd within five minutes. Chosen on simulated shops
+    #: (seeds 1-3, BENCHMARKS.md "Traffic anomalies").
+    anomaly_conversion_threshold: float = Field(4.5, gt=0)
     #: Minutes a scope learns before it may alert.
     anomaly_warmup_minutes: int = Field(60, ge=0)
     #: Event-time seconds a minute stays open after its end (later events are counted as late, not in it).

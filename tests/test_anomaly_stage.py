@@ -178,3 +178,23 @@ def test_a_long_silence_is_skipped_the_same_whatever_the_steps_of_the_watermark(
     assert at_once == stepped
     assert at_once["counts"]["minutes_skipped"] == 10_000 - 20 - 60
     assert at_once["counts"]["minutes_closed"] == 20 + 60 + 29
+
+
+def test_a_version_1_detector_checkpoint_loads_and_scores_gateway_failures_apart_from_declines() -> None:
+    from models.anomaly import TrafficAnomalyDetector
+
+    detector = TrafficAnomalyDetector(warmup=5)
+    for minute in range(40):  # version 1 counted the one failure of every 40 payments as a decline
+        detector.learn_one({"payments": 8, "declined": 0 if minute % 5 else 1, "failed": 0})
+    old = json.loads(json.dumps(detector.state_dict()))
+    old["version"] = 1
+    for means in (old["usual"], old["slow"]):
+        means["declined"] += means.pop("failed")
+    old["dispersion"] = {key: value for key, value in old["dispersion"].items() if not key.startswith("failure")}
+    loaded = TrafficAnomalyDetector.from_state(old)
+    assert loaded.state_dict()["version"] == TrafficAnomalyDetector.VERSION
+    usual = loaded.usual()  # the lumped rate, split 4:1
+    assert round(usual["decline_rate"] / 4, 9) == round(usual["failure_rate"], 9) > 0
+    assert round(usual["decline_rate"] + usual["failure_rate"], 9) == round(detector.usual()["decline_rate"], 9)
+    failing = {"payments": 8, "declined": 0, "failed": 4}  # a gateway failing half the payments
+    assert [move.signal for move in loaded.explain_one(failing)] == ["failure_rate"]

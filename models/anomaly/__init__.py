@@ -20,13 +20,14 @@ __all__ = ["AnomalyAlert", "CONTRACT_CASES", "COUNTERS", "Moved", "SIGNALS", "Tr
 #: Minutes of a shop with a little deterministic variation, then a checkout break and a dead-letter jump.
 _MINUTES = [
     ({"views": 100 + k % 7 - 3, "carts": 20 + k % 3 - 1, "orders": 8 + k % 2, "payments": 8 + k % 2,
-      "declined": k % 3 // 2, "new_devices": k % 4 // 3, "dead": k % 5 // 4, "events": 140 + k % 7}, None)
+      "declined": k % 3 // 2, "failed": k % 11 // 10, "new_devices": k % 4 // 3, "dead": k % 5 // 4,
+      "events": 140 + k % 7}, None)
     for k in range(40)
 ]
-_PREDICT = [{"views": 100, "carts": 20, "orders": 8, "payments": 8, "declined": 0, "new_devices": 0, "dead": 0,
-             "events": 140},
-            {"views": 100, "carts": 20, "orders": 0, "payments": 0, "declined": 0, "new_devices": 0, "dead": 60,
-             "events": 200}]
+_PREDICT = [{"views": 100, "carts": 20, "orders": 8, "payments": 8, "declined": 0, "failed": 0, "new_devices": 0,
+             "dead": 0, "events": 140},
+            {"views": 100, "carts": 20, "orders": 0, "payments": 0, "declined": 0, "failed": 0, "new_devices": 0,
+             "dead": 60, "events": 200}]
 
 CONTRACT_CASES = [
     ContractCase(

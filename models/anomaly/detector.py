@@ -37,11 +37,17 @@ SIGNALS: dict[str, tuple[str, str | None, str]] = {
     "add_to_cart_rate": ("carts", "views", "both"),
     "conversion_rate": ("orders", "carts", "down"),
     "decline_rate": ("declined", "payments", "up"),
+    "failure_rate": ("failed", "payments", "up"),
     "new_device_share": ("new_devices", "payments", "up"),
     "dead_letter_rate": ("dead", "events", "up"),
 }
-#: The counters a minute may carry (see :data:`SIGNALS`).
-COUNTERS = ("views", "carts", "orders", "payments", "declined", "new_devices", "dead", "events")
+#: Rates whose numerator is not a share of the denominator's events but a count they lead to: an order is not one of
+#: the minute's add-to-carts (it may follow one of minutes before, or none), so its count given the carts is Poisson
+#: around the usual rate times the carts, not binomial (whose variance, ``n p (1 - p)``, is too small for it).
+POISSON_RATES = frozenset({"conversion_rate"})
+#: The counters a minute may carry (see :data:`SIGNALS`): ``declined`` counts payments the issuer declined,
+#: ``failed`` those the gateway failed (version 1 counted both as declined).
+COUNTERS = ("views", "carts", "orders", "payments", "declined", "failed", "new_devices", "dead", "events")
 #: Largest squared residual one minute adds to a signal's learned dispersion.
 MAX_DISPERSION_STEP = 9.0
 #: Longest span scored (minutes), and each (signal, span)'s dispersion key.
@@ -102,22 +108,30 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
     ``fading_factor`` the new minute's weight; rates use ten times slower means
     of their two counts: a rate holds through the day while counts follow its
     shape, and a rare numerator such as night-time declines needs the longer
-    memory). The move is a signed deviance residual (Poisson for counts,
-    binomial for rates: a z-score whose tails are right for small counts, so
-    five minutes without an order where 18 were expected weigh -6 sd, not the
-    normal approximation's -4.2), divided by the square root of the learned
+    memory). Declines (the issuer's answer, usually ~2 % of payments, and what
+    card testers get) and failures (the gateway's, usually ~0.5 %) are two
+    signals: lumped together, a gateway failing half the card payments moved
+    a 2.5 % rate by too little to tell within minutes on a small shop. The
+    move is a signed deviance residual (Poisson for counts and for the
+    conversion rate, whose orders are not a share of the same minute's
+    add-to-carts (:data:`POISSON_RATES`); binomial for the other rates: a
+    z-score whose tails are right for small counts, so five minutes without
+    an order where 18 were expected weigh -6 sd, not the normal
+    approximation's -4.2; exact binomial tails were measured instead and
+    caught one incident fewer on the eight shops), divided by the square root of the learned
     dispersion (the weighted mean of the squared Pearson residual over normal
     minutes, each minute adding at most 9, at least 1). Only the abnormal
-    direction counts: conversion falling; declines, new devices and dead
-    letters rising; the add-to-cart rate either way. The counts (views,
+    direction counts: conversion falling; declines, failures, new devices and
+    dead letters rising; the add-to-cart rate either way. The counts (views,
     payments) are shown against their usual values but not alerted on: their
     usual value trails the shop's daily shape (the simulator's hourly profile
     steps by up to 70 % on the hour), and on eight simulated shops those
     morning ramps were most of the false alarms, while the rates catch the
     same incidents (bots do not add to cart: the add-to-cart rate falls; card
-    testers are declined). The score is the largest move; ``predict_one``
-    says whether it reaches ``threshold``,
-    :meth:`explain_one` which signals did.
+    testers are declined). The score is the largest move; a minute is
+    anomalous when a signal moved by its threshold (``signal_thresholds``,
+    else ``threshold``); ``predict_one`` says whether one did,
+    :meth:`explain_one` which.
 
     ``learn_one`` scores the minute, then appends it to the trailing span; a
     minute leaves the span into the usual values only when no minute of the
@@ -140,11 +154,18 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
     >>> detector.predict_one(broken)
     True
     >>> print(detector.explain_one(broken)[0].text())
-    conversion_rate 0 over the last 4 minutes against a usual 0.401 (-9.1 sd)
+    conversion_rate 0 over the last 4 minutes against a usual 0.401 (-8.0 sd)
+
+    A signal may have its own threshold (here the conversion rate's is above its move):
+
+    >>> strict = TrafficAnomalyDetector.from_state(detector.state_dict() | {"params": {
+    ...     **detector.state_dict()["params"], "signal_thresholds": {"conversion_rate": 9.0}}})
+    >>> strict.score_one(broken) > strict.threshold, strict.predict_one(broken)
+    (True, False)
     """
 
     MODEL = "TrafficAnomalyDetector"
-    VERSION = 1
+    VERSION = 2
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
@@ -152,7 +173,7 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
 
     def __init__(self, threshold: float = 5.0, windows: tuple[int, ...] = (1, 2, 3, 4, 5),
                  fading_factor: float = 0.03, warmup: int = 60, min_support: float = 3.0,
-                 max_frozen: int = 30) -> None:
+                 max_frozen: int = 30, signal_thresholds: dict[str, float] | None = None) -> None:
         if not windows or not all(1 <= span <= MAX_SPAN for span in windows):
             raise ValueError(f"windows must be spans of 1 to {MAX_SPAN} minutes")
         self.threshold = threshold
@@ -161,6 +182,11 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
         self.warmup = warmup
         self.min_support = min_support
         self.max_frozen = max_frozen
+        #: Signal -> its own threshold (the others: ``threshold``).
+        self.signal_thresholds = dict(sorted((signal_thresholds or {}).items()))
+        if unknown := set(self.signal_thresholds) - set(SIGNALS):
+            raise ValueError(f"unknown signals {sorted(unknown)}")
+        self._lowest = min([threshold, *self.signal_thresholds.values()])
         #: Usual per-minute value of each counter (weighted mean), for counts; ten times slower, for rates.
         self._usual: dict[str, float] = {}
         self._slow: dict[str, float] = {}
@@ -212,16 +238,19 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
                     if slow_den <= 0 or support < min_support:
                         continue
                     typical = min(1.0, slow.get(numerator, 0.0) / slow_den)
-                    observed = min(observed, support)
                     expected = typical * support
-                    bounded = min(max(typical, 1e-3), 1 - 1e-3)
-                    variance = support * bounded * (1 - bounded)
+                    if signal in POISSON_RATES:
+                        variance = max(expected, 0.5)
+                    else:
+                        observed = min(observed, support)
+                        bounded = min(max(typical, 1e-3), 1 - 1e-3)
+                        variance = support * bounded * (1 - bounded)
                     value = observed / support
                 deviation = observed - expected
                 z = directed = 0.0
                 abnormal = direction == "both" or (direction != "none" and (deviation > 0) == (direction == "up"))
                 if deviation != 0 and abnormal:
-                    z = (poisson_residual(observed, expected) if denominator is None
+                    z = (poisson_residual(observed, expected) if denominator is None or signal in POISSON_RATES
                          else binomial_residual(observed, support, typical))
                     spread = dispersion.get(_KEYS[signal, span], 1.0)
                     directed = abs(z) / math.sqrt(spread) if spread > 1.0 else abs(z)
@@ -237,8 +266,9 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
         if self.minutes < self.warmup:
             return []
         best: dict[str, Moved] = {}
+        limits, threshold = self.signal_thresholds, self.threshold
         for signal, span, value, typical, z, directed, _ in moves:
-            if directed >= self.threshold and (signal not in best or directed > abs(best[signal].z)):
+            if directed >= limits.get(signal, threshold) and (signal not in best or directed > abs(best[signal].z)):
                 best[signal] = Moved(signal, span, value, typical, math.copysign(directed, z))
         return sorted(best.values(), key=lambda m: (-abs(m.z), m.signal))
 
@@ -247,11 +277,11 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
         return self._score(self._moves(x))
 
     def predict_one(self, x: dict[str, Any]) -> bool:
-        """Whether ``x``, as the next minute, is anomalous."""
-        return self.score_one(x) >= self.threshold
+        """Whether ``x``, as the next minute, is anomalous: a signal moved by its threshold."""
+        return bool(self.explain_one(x))
 
     def explain_one(self, x: dict[str, Any]) -> list[Moved]:
-        """The signals that moved beyond ``threshold`` (worst first; one span per signal), z over dispersion."""
+        """The signals that moved beyond their threshold (worst first; one span per signal), z over dispersion."""
         return self._explain(self._moves(x))
 
     def usual(self) -> dict[str, float]:
@@ -276,8 +306,8 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
         the threshold. The minute leaving the span becomes usual if its span was normal."""
         moves = self._moves(x)
         score = self._score(moves)
-        flagged = score >= self.threshold
-        moved = self._explain(moves) if flagged else []
+        moved = self._explain(moves) if score >= self._lowest else []
+        flagged = bool(moved)
         if not flagged:
             self.dispersed += 1
             weight = max(self.fading_factor / 3, 1 / self.dispersed)
@@ -326,7 +356,8 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
         return {
             "model": self.MODEL, "version": self.VERSION, "params": {
                 "threshold": self.threshold, "windows": list(self.windows), "fading_factor": self.fading_factor,
-                "warmup": self.warmup, "min_support": self.min_support, "max_frozen": self.max_frozen},
+                "warmup": self.warmup, "min_support": self.min_support, "max_frozen": self.max_frozen,
+                "signal_thresholds": dict(self.signal_thresholds)},
             "usual": dict(sorted(self._usual.items())), "slow": dict(sorted(self._slow.items())),
             "dispersion": dict(sorted(self._dispersion.items())),
             "recent": [[counts, anomalous] for counts, anomalous in self._recent],
@@ -336,6 +367,10 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
+        """Rebuild from :meth:`state_dict` output, of this version or of version 1 (failures counted as declines:
+        see :func:`_from_version_1`)."""
+        if state.get("model") == cls.MODEL and state.get("version") == 1:
+            state = _from_version_1(state, cls.VERSION)
         check_state_tag(state, cls.MODEL, cls.VERSION)
         params = dict(state["params"])
         params["windows"] = tuple(params["windows"])
@@ -347,3 +382,30 @@ class TrafficAnomalyDetector(base.AnomalyDetector):
         detector.minutes, detector.anomalous, detector.frozen = state["minutes"], state["anomalous"], state["frozen"]
         detector.learned, detector.dispersed = state["learned"], state["dispersed"]
         return detector
+
+
+#: Share of a version-1 checkpoint's usual declines taken as failures (the simulator's legitimate payments: 2 %
+#: declined, 0.5 % failed).
+V1_FAILED_SHARE = 0.2
+
+
+def _from_version_1(state: dict[str, Any], version: int) -> dict[str, Any]:
+    """A version-1 state as version ``version``: version 1 counted gateway failures as declines. Its usual declines
+    are split into declines and failures (:data:`V1_FAILED_SHARE`), so ``failure_rate`` is scored at once against a
+    plausible usual value, not against the first minute's count; its dispersions start at 1. The trailing minutes
+    keep their lumped declines (at most ``max(windows)`` minutes).
+
+    >>> old = {"usual": {"payments": 5.0, "declined": 0.125}, "slow": {"payments": 5.0, "declined": 0.125}}
+    >>> new = _from_version_1({"model": "TrafficAnomalyDetector", "version": 1, **old}, 2)
+    >>> new["version"], new["usual"]["declined"], new["usual"]["failed"]
+    (2, 0.1, 0.025)
+    """
+    migrated = dict(state, version=version)
+    for name in ("usual", "slow"):
+        means = dict(state[name])
+        if "declined" in means:
+            lumped = means["declined"]
+            means["failed"] = lumped * V1_FAILED_SHARE
+            means["declined"] = lumped - means["failed"]
+        migrated[name] = means
+    return migrated

@@ -24,15 +24,17 @@ MINUTE = 60.0
 SCOPE_COUNTERS: dict[str, tuple[str, ...]] = {
     "all": COUNTERS,
     "category": ("views", "carts"),
-    "country": ("orders", "payments", "declined", "new_devices"),
-    "method": ("payments", "declined", "new_devices"),
+    "country": ("orders", "payments", "declined", "failed", "new_devices"),
+    "method": ("payments", "declined", "failed", "new_devices"),
 }
 #: Longest scope value kept (values come from the events).
 MAX_SCOPE_VALUE = 64
 #: Most record kinds whose scopes and counters are memoised.
 MAX_ROUTES = 4096
-#: Payment statuses that count as declined.
-DECLINED = frozenset({"declined", "failed"})
+#: The payment status counted as declined (the issuer's answer), and as failed (the gateway's); version 1 of the
+#: detector counted both as declined.
+DECLINED = "declined"
+FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,14 @@ def scopes_of(record: dict[str, Any], kinds: Iterable[str]) -> list[str]:
 
 
 def counters_of(record: dict[str, Any]) -> list[str]:
-    """The counters one traffic record adds 1 to."""
+    """The counters one traffic record adds 1 to: a payment the issuer declined counts as ``declined``, one the
+    gateway failed as ``failed`` (two signals: see :class:`~models.anomaly.detector.TrafficAnomalyDetector`).
+
+    >>> counters_of({"kind": "payment", "status": "failed", "new_device": True})
+    ['events', 'payments', 'failed', 'new_devices']
+    >>> counters_of({"kind": "payment", "status": "declined"}), counters_of({"kind": "dead"})
+    (['events', 'payments', 'declined'], ['dead', 'events'])
+    """
     kind = record.get("kind")
     if kind == "dead":
         return ["dead", "events"]
@@ -90,8 +99,11 @@ def counters_of(record: dict[str, Any]) -> list[str]:
         found.append("orders")
     elif kind == "payment":
         found.append("payments")
-        if record.get("status") in DECLINED:
+        status = record.get("status")
+        if status == DECLINED:
             found.append("declined")
+        elif status == FAILED:
+            found.append("failed")
         if record.get("new_device"):
             found.append("new_devices")
     return found
@@ -115,7 +127,7 @@ class TrafficMonitor:
 
     Memory: at most ``max_scopes`` scopes (further ones are counted in
     ``scopes_refused``), each a detector (~6 KB), an episode time per signal
-    and, per open minute, a dict of at most eight counters. Minutes stay open
+    and, per open minute, a dict of at most nine counters. Minutes stay open
     until the watermark passes them: as many as the slowest upstream path lags
     behind the fastest (the ingest's event-time alignment keeps that to
     seconds; a path held back for hours holds that many minutes).
@@ -135,7 +147,7 @@ class TrafficMonitor:
     >>> alert.scope, alert.minute / 60
     ('all:all', 91.0)
     >>> alert.reasons()[0]
-    'conversion_rate 0 over the last 2 minutes against a usual 0.4 (-6.4 sd)'
+    'conversion_rate 0 over the last 2 minutes against a usual 0.4 (-5.7 sd)'
     """
 
     STATE = ("TrafficMonitor", 1)
@@ -195,8 +207,9 @@ class TrafficMonitor:
     def _routes(self, record: dict[str, Any]) -> list[tuple[str, list[str]]]:
         """Each scope a record counts in, with the counters it adds to there (memoised per kind of record: a few
         hundred kinds, bounded by :data:`MAX_ROUTES`)."""
+        status = record.get("status")
         signature = (record.get("kind"), record.get("category"), record.get("country"), record.get("method"),
-                     record.get("status") in DECLINED, bool(record.get("new_device")))
+                     status if status in (DECLINED, FAILED) else None, bool(record.get("new_device")))
         routes = self._route_cache.get(signature)
         if routes is None:
             counters = counters_of(record)
@@ -212,7 +225,8 @@ class TrafficMonitor:
             return False
         params = dict(self.detector_params)
         if self.scope_threshold is not None and scope != "all:all":
-            params["threshold"] = self.scope_threshold
+            params["threshold"] = self.scope_threshold  # for every signal of the scope
+            params.pop("signal_thresholds", None)
         self.detectors[scope] = TrafficAnomalyDetector(**params)
         return True
 

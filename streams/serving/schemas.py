@@ -263,7 +263,7 @@ class AnomalyScope(BaseModel):
     #: The worst signal's move in standard deviations (0 while the scope warms up).
     score: float = 0.0
     anomalous: bool = False
-    #: Counter -> events in the minute (views, carts, orders, payments, declined, new_devices, dead, events).
+    #: Counter -> events in the minute (views, carts, orders, payments, declined, failed, new_devices, dead, events).
     counts: dict[str, float] = {}
     #: Signal -> usual value (views and payments per minute; rates as shares).
     usual: dict[str, float] = {}

@@ -78,6 +78,8 @@ class AnomalyState:
                                   max_scopes=settings.anomaly_max_scopes,
                                   scope_threshold=settings.anomaly_scope_threshold,
                                   detector={"threshold": settings.anomaly_threshold,
+                                            "signal_thresholds": {
+                                                "conversion_rate": settings.anomaly_conversion_threshold},
                                             "warmup": settings.anomaly_warmup_minutes}),
                    idle_seconds=settings.anomaly_idle_path_seconds)
 

@@ -103,11 +103,12 @@ def shop_records(seed: int, customers: int, days: float, incidents: int, chaos: 
     return ShopRun(seed, records, simulator.ground_truth()["incidents"], days)
 
 
-def run_monitor(shop: ShopRun, threshold: float, scopes: Iterable[str],
-                scope_threshold: float | None = None) -> list[tuple[str, float, list[str]]]:
+def run_monitor(shop: ShopRun, threshold: float, scopes: Iterable[str], scope_threshold: float | None = None,
+                signal_thresholds: dict[str, float] | None = None) -> list[tuple[str, float, list[str]]]:
     """The alerts ``(scope, minute, reasons)`` of a monitor fed the shop's records in order; keeps the shop-wide
     minutes' counts in ``shop.minutes``."""
-    monitor = TrafficMonitor(scopes=tuple(scopes), detector={"threshold": threshold}, scope_threshold=scope_threshold)
+    monitor = TrafficMonitor(scopes=tuple(scopes), scope_threshold=scope_threshold,
+                             detector={"threshold": threshold, "signal_thresholds": signal_thresholds or {}})
     alerts, shop.minutes = [], []
     current = -math.inf
 
@@ -234,7 +235,7 @@ def batch_best(name: str, shops: list[tuple[ShopRun, np.ndarray, np.ndarray]], s
 
 def evaluate(seeds: list[int], customers: int, days: float, incidents: int, chaos: float,
              thresholds: list[float], scope_threshold: float | None, within: float, compare: bool,
-             report: Any = print) -> list[dict[str, Any]]:
+             conversion_threshold: float | None = None, report: Any = print) -> list[dict[str, Any]]:
     """The summaries of the monitor (every scope, and shop-wide only) per threshold, and the batch answers."""
     results: dict[tuple[float, str], list[dict[str, Any]]] = {}
     examples: list[str] = []
@@ -244,7 +245,8 @@ def evaluate(seeds: list[int], customers: int, days: float, incidents: int, chao
         shop = shop_records(seed, customers, days, incidents, chaos)
         for threshold in thresholds:
             fed = time.perf_counter()
-            alerts = run_monitor(shop, threshold, ("all", "category", "country", "method"), scope_threshold)
+            alerts = run_monitor(shop, threshold, ("all", "category", "country", "method"), scope_threshold,
+                                 {"conversion_rate": conversion_threshold} if conversion_threshold else None)
             elapsed = time.perf_counter() - fed
             for label, chosen in (("all scopes", alerts), ("shop-wide", [a for a in alerts if a[0] == "all:all"])):
                 results.setdefault((threshold, label), []).append(score_alerts(chosen, shop.incidents, within))
@@ -258,7 +260,8 @@ def evaluate(seeds: list[int], customers: int, days: float, incidents: int, chao
             shops.append((shop, matrix, starts))
         shop.records = []
     total_days = days * len(seeds)
-    summaries = [summarise(f"TrafficMonitor threshold {t} ({label})", r, total_days)
+    conversion = f", conversion {conversion_threshold}" if conversion_threshold else ""
+    summaries = [summarise(f"TrafficMonitor threshold {t}{conversion} ({label})", r, total_days)
                  for (t, label), r in results.items()]
     if compare:
         summaries.append(batch_best("scikit-learn IsolationForest, batch, shop-wide", shops,
@@ -281,11 +284,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--thresholds", type=float, nargs="+", default=[5.0])
     parser.add_argument("--scope-threshold", type=float, default=7.0,
                         help="threshold of the category/country/method scopes (0: the shop-wide one)")
+    parser.add_argument("--conversion-threshold", type=float, default=4.5,
+                        help="threshold of the shop-wide conversion rate (0: the shop-wide one)")
     parser.add_argument("--within", type=float, default=300.0)
     parser.add_argument("--no-compare", dest="compare", action="store_false")
     args = parser.parse_args(argv)
     evaluate(args.seeds, args.customers, args.days, args.incidents, args.chaos, args.thresholds,
-             args.scope_threshold or None, args.within, args.compare)
+             args.scope_threshold or None, args.within, args.compare, args.conversion_threshold or None)
 
 
 if __name__ == "__main__":
