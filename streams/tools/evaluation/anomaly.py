@@ -136,8 +136,7 @@ def score_alerts(alerts: list[tuple[str, float, list[str]]], incidents: list[dic
     caught, delays, per_kind = 0, [], {}
     for incident in incidents:
         start = incident["start_ts"]
-        first = math.floor(start / MINUTE) * MINUTE
-        ends = sorted(minute + MINUTE for _, minute, _ in alerts if first <= minute and minute + MINUTE - start <= within)
+        ends = sorted(minute + MINUTE for _, minute, _ in alerts if 0 <= minute + MINUTE - start <= within)
         hit = bool(ends)
         caught += hit
         if hit:
@@ -145,7 +144,7 @@ def score_alerts(alerts: list[tuple[str, float, list[str]]], incidents: list[dic
         ok, total = per_kind.get(incident["kind"], (0, 0))
         per_kind[incident["kind"]] = (ok + hit, total + 1)
     others = [a for a in alerts if not any(
-        math.floor(i["start_ts"] / MINUTE) * MINUTE <= a[1] <= i["end_ts"] + AFTERMATH * MINUTE for i in incidents)]
+        i["start_ts"] <= a[1] + MINUTE and a[1] <= i["end_ts"] + AFTERMATH * MINUTE for i in incidents)]
     return {"incidents": len(incidents), "caught": caught, "delays": delays, "per_kind": per_kind, "others": others}
 
 
