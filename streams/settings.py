@@ -203,7 +203,7 @@ class KairosSettings(BaseSettings):
     #: Seconds a session's view (and a customer's latest-session view) stays in Redis after its last change.
     session_ttl_seconds: int = Field(86_400, ge=60)
     #: As ``sales_idle_path_seconds``, for the sessions stage: clicks and orders are applied in event-time order up
-    #: to the slowest path still heard from.
+    #: to the slowest path heard from within this time (the stage holds the records meanwhile).
     sessions_idle_path_seconds: float = Field(30.0, gt=0)
 
     # Baskets

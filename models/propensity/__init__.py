@@ -16,10 +16,10 @@ import random
 from models.base import ContractCase
 from models.propensity.classifier import ConversionClassifier
 from models.propensity.session import FEATURES, LiveSession
-from models.propensity.tracker import AbandonAlert, PropensityUpdate, SessionTracker, customer_view, session_view
+from models.propensity.tracker import AbandonAlert, PropensityUpdate, SessionTracker, session_view
 
 __all__ = ["AbandonAlert", "CONTRACT_CASES", "ConversionClassifier", "FEATURES", "LiveSession", "PropensityUpdate",
-           "SessionTracker", "customer_view", "session_view"]
+           "SessionTracker", "session_view"]
 
 
 def _sessions(n: int, seed: int = 5) -> list[tuple[dict, bool]]:

@@ -78,11 +78,12 @@ class AbandonAlert:
 
 @dataclass
 class PropensityUpdate:
-    """What changed since the last flush: session and customer views, ended sessions' ``(converted, score)``,
-    alerts, and whether the model learned (its view is then republished)."""
+    """What changed since the last flush: session views, customers' latest session ids (when one started),
+    ended sessions' ``(converted, score)``, alerts, and whether the model learned (its view is then
+    republished)."""
 
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    customers: dict[str, str] = field(default_factory=dict)
     ended: list[tuple[bool, float]] = field(default_factory=list)
     alerts: list[AbandonAlert] = field(default_factory=list)
     learned: int = 0
@@ -158,15 +159,14 @@ class SessionTracker:
                 session_id, customer_id, record["ts"], record.get("orders_before", 0), record.get("last_order_ts"),
                 record.get("clicks_before", 0))
             self.counts["sessions_started"] += 1
+            self._update.customers[customer_id] = session_id
+            # Its entry is due at its first click's timeout; a later click moves it when it comes up (lazily).
+            heapq.heappush(self._expiry, (record["ts"] + self.timeout, session_id))
         session.click(record)
         self.latest_of[session.customer_id] = session_id
-        heapq.heappush(self._expiry, (session.last_click + self.timeout, session_id))
         self.dirty[session_id] = self.changed[session_id] = None
         if len(self.open) > self.max_open:
             self._drop_oldest()
-        elif len(self._expiry) > 4 * len(self.open) + 1024:
-            self._expiry = [(s.last_click + self.timeout, sid) for sid, s in self.open.items()]
-            heapq.heapify(self._expiry)
 
     def _order(self, record: dict[str, Any]) -> None:
         session = self.open.get(self.latest_of.get(record["customer_id"], ""))
@@ -188,20 +188,34 @@ class SessionTracker:
         heapq.heappush(self.maturing, (session.last_click + self.timeout, session_id, self.counts["sessions_closed"],
                                        session, converted))
         self._update.sessions[session_id] = session_view(session, "converted" if converted else "ended")
-        self._update.customers[session.customer_id] = customer_view(session, "converted" if converted else "ended")
+
+    def _due(self) -> tuple[float, LiveSession] | None:
+        """The open session due to time out first, and when (its expiry entry moved up to its last click)."""
+        expiry = self._expiry
+        while expiry:
+            due, session_id = expiry[0]
+            session = self.open.get(session_id)
+            if session is None:
+                heapq.heappop(expiry)
+            elif session.last_click + self.timeout > due:
+                heapq.heapreplace(expiry, (session.last_click + self.timeout, session_id))
+            else:
+                return due, session
+        return None
 
     def _drop_oldest(self) -> None:
-        while self._expiry:
-            _, session_id = heapq.heappop(self._expiry)
-            session = self.open.get(session_id)
-            if session is not None:
-                del self.open[session_id]
-                if self.latest_of.get(session.customer_id) == session_id:
-                    del self.latest_of[session.customer_id]
-                self.dirty.pop(session_id, None)
-                self.changed.pop(session_id, None)
-                self.counts["sessions_dropped"] += 1
-                return
+        """End the least recently clicked open session without learning it (over ``max_open``)."""
+        found = self._due()
+        if found is None:
+            return
+        heapq.heappop(self._expiry)
+        session = found[1]
+        del self.open[session.session_id]
+        if self.latest_of.get(session.customer_id) == session.session_id:
+            del self.latest_of[session.customer_id]
+        self.dirty.pop(session.session_id, None)
+        self.changed.pop(session.session_id, None)
+        self.counts["sessions_dropped"] += 1
 
     # -- minutes ------------------------------------------------------------------
 
@@ -214,11 +228,9 @@ class SessionTracker:
                 self._score(session)
             self._check_abandon(session)
         self.changed = {}
-        while self._expiry and self._expiry[0][0] <= next_minute:
-            due, session_id = heapq.heappop(self._expiry)
-            session = self.open.get(session_id)
-            if session is not None and session.last_click + self.timeout == due:
-                self._end(session, due, False)
+        while (found := self._due()) is not None and found[0] <= next_minute:
+            heapq.heappop(self._expiry)
+            self._end(found[1], found[0], False)
         learned = 0
         while self.maturing and self.maturing[0][0] <= next_minute:
             *_, session, converted = heapq.heappop(self.maturing)
@@ -251,14 +263,14 @@ class SessionTracker:
                                                     round(session.cart_value, 2)))
         session.peak = max(session.peak, score)
 
-    def flush(self) -> PropensityUpdate:
-        """Score the sessions clicked since the last flush; what changed since then (views, ended, alerts)."""
+    def flush(self, score: bool = True) -> PropensityUpdate:
+        """What changed since the last flush (ended sessions' views, customers' new sessions, alerts, learning)
+        and, unless ``score`` is false, the sessions clicked since, scored (they stay to score otherwise)."""
         update = self._update
-        for session_id in list(self.dirty):
+        for session_id in list(self.dirty) if score else ():
             session = self.open[session_id]
             self._score(session)
             update.sessions[session_id] = session_view(session, "open")
-            update.customers[session.customer_id] = customer_view(session, "open")
         self._update = PropensityUpdate()
         return update
 
@@ -341,10 +353,3 @@ def session_view(session: LiveSession, status: str) -> dict[str, Any]:
             "clicks": session.views + session.searches + session.carts + session.removes,
             "cart_items": session.cart_items, "cart_value": round(session.cart_value, 2),
             "started": session.started, "last_click": session.last_click}
-
-
-def customer_view(session: LiveSession, status: str) -> dict[str, Any]:
-    """A customer's latest session as served (``kairos:propensity:customer:{id}``)."""
-    return {"session_id": session.session_id, "status": status,
-            "propensity": None if session.score is None else round(session.score, 4),
-            "last_click": session.last_click}

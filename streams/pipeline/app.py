@@ -85,6 +85,11 @@ SHUTDOWN_WRITES_SECONDS = 15.0
 MAX_SNAPSHOT_BYTES = 64 << 20
 
 
+def stage_topics(settings: KairosSettings) -> list[str]:
+    """The internal topics the stages consume (the app's consumer group)."""
+    return [settings.internal_topics[name] for name in ("events", "risk", "sales", "baskets", "anomaly", "sessions")]
+
+
 def identity(value: bytes) -> bytes:
     return value
 
@@ -183,7 +188,7 @@ class KairosApp:
         self.group_watch = GroupWatch(
             settings.kafka_client_options(),
             {f"{settings.app_id}-ingest": list(settings.topics.inputs()),
-             settings.app_id: [settings.internal_topics[name] for name in ("events", "risk", "sales", "baskets")]},
+             settings.app_id: stage_topics(settings)},
             stall_seconds=settings.worker_stall_seconds, probe_seconds=settings.worker_probe_seconds,
             exit_after_seconds=settings.worker_exit_after_stall_seconds, outside_cause=self._stall_explained)
         self.app.service(self.group_watch)
@@ -424,12 +429,22 @@ class KairosApp:
                     continue
                 partition = event.message.partition
                 state = snapshots.get(partition)
+                state.paths.backlog = self._behind(event)
+                state.paths.sources_expected = self.settings.partitions
                 async with snapshots.lock(partition):
                     updates = [state.apply(batch) for batch in decode_packet(event.value)]
                 await until_done(f"{name} views", lambda: publish(updates))  # noqa: B023
                 snapshots.hold(partition, event)
                 if snapshots.due():
                     await snapshots.checkpoint()
+
+    def _behind(self, event: faust.EventT) -> bool:
+        """Whether the stage's input partition holds more records than ``event`` (a backlog: see path_clock)."""
+        try:
+            highwater = self.app.consumer.highwater(event.message.tp)
+        except Exception:  # no fetch position yet
+            return False
+        return highwater is not None and event.message.offset + 1 < highwater
 
     async def _tick_sales(self) -> None:
         """Close the windows that paths fallen silent no longer hold open (at the end of a stream, the last ones)."""

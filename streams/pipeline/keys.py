@@ -111,7 +111,7 @@ class RedisKeys:
     def anomaly_scopes(self) -> str:
         return self.key("anomaly", "scopes")
 
-    # Conversion propensity: a live session (hash), a customer's latest session (hash), the model (hash).
+    # Conversion propensity: a live session (hash), a customer's latest session id (string), the model (hash).
     def session(self, session_id: str) -> str:
         return self.key("session", session_id)
 

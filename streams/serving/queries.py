@@ -546,7 +546,7 @@ class ServingQueries:
 
     async def customer_session(self, customer_id: str) -> SessionPropensity | None:
         """A customer's latest session (by the id the shop knows), ``None`` without one."""
-        latest = await self.redis.hget(self.keys.propensity_of(self.stored_id(customer_id)), "session_id")
+        latest = await self.redis.get(self.keys.propensity_of(self.stored_id(customer_id)))
         return None if latest is None else await self.session(latest)
 
     async def propensity_model(self) -> PropensityModel:

@@ -119,7 +119,7 @@ def write_session(r: RedisWriter, keys: RedisKeys, session_id: str, customer_id:
                   carts: int = 2, price: float = 45.0) -> None:
     """``kairos:session:{id}`` (an open session: three views, ``carts`` add-to-carts) and the customer's
     ``kairos:propensity:customer:{id}``."""
-    from models.propensity import LiveSession, customer_view, session_view
+    from models.propensity import LiveSession, session_view
     from streams.pipeline.stages.sessions import view_fields
 
     session = LiveSession(session_id, customer_id, NOW - 300)
@@ -127,7 +127,7 @@ def write_session(r: RedisWriter, keys: RedisKeys, session_id: str, customer_id:
         session.click({"ts": NOW - 300 + 40 * step, "action": action, "price": price})
     session.score = propensity
     r.hset(keys.session(session_id), mapping=view_fields(session_view(session, "open")))
-    r.hset(keys.propensity_of(customer_id), mapping=view_fields(customer_view(session, "open")))
+    r.set(keys.propensity_of(customer_id), session_id)
 
 
 def write_propensity_model(r: RedisWriter, keys: RedisKeys, learned: int, converted: int, roc_auc: float | None,
