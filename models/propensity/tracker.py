@@ -12,16 +12,17 @@ last click whatever its outcome (in that order, then by session id): a
 converted session ends at once, but learning it sooner than one that will
 time out would skew what the model has seen towards the converted (at a
 stream's start, the first 30 minutes of sessions learned would all be
-converted). Each session's score at its last click goes to the progressive
-metric as it is learned. Within a
-minute the model is fixed, so a session's score is the same whether it is
-computed after each click or once for a whole batch of clicks, and
-:meth:`SessionTracker.flush` scores each session changed since the last
-flush once (one tree walk per session per batch, not per click). The
-``abandon`` check runs at minute closes only, on each session's score at
-the close: a session whose cart holds at least ``abandon_cart_value`` and
-whose score falls below ``abandon_below`` after having reached it raises one
-``abandon`` alert (once the model has learned ``warmup`` sessions).
+converted). The progressive metric scores each session's features at its
+last click with the model just before it learns that session (River's
+``progressive_val_score`` order). Within a minute the model is fixed, so a
+session's score is the same whether it is computed after each click or once
+for a whole batch of clicks: :meth:`SessionTracker.flush` scores each session
+clicked since the last flush once, for the served view. The ``abandon``
+check runs at minute closes only, on the score at the close of each session
+changed in that minute whose cart holds at least ``abandon_cart_value``: one
+whose score falls below ``abandon_below`` after having reached it (while the
+cart held that much) raises one ``abandon`` alert, once the model has
+learned ``warmup`` sessions.
 
 **Memory**: the open sessions (about 200 B each, at most ``max_open``: beyond
 it the least recently clicked ends unlearned, counted as ``dropped``), the
@@ -173,12 +174,11 @@ class SessionTracker:
         if session is None:
             self.counts["orders_without_session"] += 1
             return
-        if session.session_id in self.dirty:
-            self._score(session)  # its score at its last click, by the model of this minute
         self._end(session, record["ts"], True)
 
     def _end(self, session: LiveSession, ts: float, converted: bool) -> None:
         session_id = session.session_id
+        self._score(session)  # its final view: the model of the minute it ended in (whatever was flushed before)
         del self.open[session_id]
         if self.latest_of.get(session.customer_id) == session_id:
             del self.latest_of[session.customer_id]
@@ -220,13 +220,15 @@ class SessionTracker:
     # -- minutes ------------------------------------------------------------------
 
     def _close(self, next_minute: float) -> None:
-        """Close the open minute (and any silent ones up to ``next_minute``): score and check the sessions
-        changed in it, end the sessions timed out before ``next_minute``, learn every session ended."""
-        for session_id in self.changed:
-            session = self.open[session_id]
-            if session_id in self.dirty:
-                self._score(session)
-            self._check_abandon(session)
+        """Close the open minute (and any silent ones up to ``next_minute``): check the high-value carts changed
+        in it, end the sessions timed out before ``next_minute``, learn every session due."""
+        if self.abandon_cart_value > 0 and self.model.learned >= self.warmup:
+            for session_id in self.changed:
+                session = self.open[session_id]
+                if session.cart_value >= self.abandon_cart_value:
+                    if session_id in self.dirty or session.score is None:
+                        self._score(session)
+                    self._check_abandon(session)
         self.changed = {}
         while (found := self._due()) is not None and found[0] <= next_minute:
             heapq.heappop(self._expiry)
@@ -235,11 +237,11 @@ class SessionTracker:
         while self.maturing and self.maturing[0][0] <= next_minute:
             *_, session, converted = heapq.heappop(self.maturing)
             learned += 1
-            score = session.score if session.score is not None else self._score(session)
+            features = session.features()
+            score = self.model.predict_proba_one(features)[True]  # progressive: scored, then learned
             self._labelled.append((converted, score))
             self._auc.update(converted, score)
             self._update.ended.append((converted, score))
-            features = session.features()
             if self.learned_log is not None:
                 self.learned_log.append((features, converted, score, session.started))
             self.model.learn_one(features, converted)
@@ -254,8 +256,7 @@ class SessionTracker:
 
     def _check_abandon(self, session: LiveSession) -> None:
         score = session.score
-        if (not session.alerted and self.abandon_cart_value > 0 and self.model.learned >= self.warmup
-                and session.cart_value >= self.abandon_cart_value and session.peak >= self.abandon_below > score):
+        if not session.alerted and session.peak >= self.abandon_below > score:
             session.alerted = True
             self.counts["abandon_alerts"] += 1
             self._update.alerts.append(AbandonAlert(session.session_id, session.customer_id, session.last_click,
