@@ -81,6 +81,9 @@ TAKE_MESSAGES = 64
 TAKE_WITHIN_SECONDS = 0.002
 #: On a stop, how long the batches being written may take to finish before their clients close.
 SHUTDOWN_WRITES_SECONDS = 15.0
+#: The sessions stage's checkpoints at most this often (its state holds the records waiting for the watermark:
+#: larger than the other stages', and its messages are replayed cheaply after a crash).
+SESSIONS_SNAPSHOT_SECONDS = 10.0
 #: Largest snapshot record (a partition state, compressed).
 MAX_SNAPSHOT_BYTES = 64 << 20
 
@@ -351,7 +354,7 @@ class KairosApp:
             "sessions", KeyedStore(self.sessions_table, snapshot_writer, identity, identity),
             lambda partition: SessionState.new(self.settings),
             lambda state: SessionState.from_state(state, self.settings),
-            self.settings.snapshot_seconds)
+            max(self.settings.snapshot_seconds, SESSIONS_SNAPSHOT_SECONDS))
         return Runtime(producer, snapshot_producer, redis, customers, segments, risk, learners, sales, baskets,
                        anomaly, sessions)
 
