@@ -433,7 +433,6 @@ class KairosApp:
                 partition = event.message.partition
                 state = snapshots.get(partition)
                 state.paths.backlog = self._behind(event)
-                state.paths.sources_expected = self.settings.partitions
                 async with snapshots.lock(partition):
                     updates = [state.apply(batch) for batch in decode_packet(event.value)]
                 await until_done(f"{name} views", lambda: publish(updates))  # noqa: B023

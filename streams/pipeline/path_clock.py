@@ -12,10 +12,10 @@ from because its records wait further down a backlog is not idle (as Kafka
 Streams waits ``max.task.idle.ms`` only on an empty buffer). When every path
 is silent, the watermark is the latest event time any path reached. For the
 first ``idle_seconds`` after a start (new or restored) there is no
-watermark, so every live path is heard from before anything closes; when
-the stage knows its upstream sources (``sources_expected``: the customers
-partitions, the part of a path after ``>``; a worker catching up drains
-them one after another), only until each of them has delivered.
+watermark, so every live path is heard from before anything closes (ending
+it once every customers partition had delivered made late events in a
+backlog: the customers stage drains its partitions one after another, so a
+path can stay silent upstream while the stage's own input is empty).
 
 >>> now = [0.0]
 >>> paths = PathClock(idle_seconds=10.0, clock=lambda: now[0])
@@ -52,26 +52,17 @@ class PathClock:
         # A restored path counts as just heard.
         self._heard = dict.fromkeys(self.paths, now)
         self.started = now
-        #: Set by the stage: whether its input has more records queued than it has read (then no path is idle),
-        #: and how many upstream sources (customers partitions) there are.
+        #: Set by the stage: whether its input has more records queued than it has read (then no path is idle).
         self.backlog = False
-        self.sources_expected = 0
-        self._sources = {path.rpartition(">")[2] for path in self.paths}
 
     def heard(self, path: str, latest: float, now: float | None = None) -> None:
         """``path`` delivered records up to event time ``latest`` (its time never goes back)."""
         self.paths[path] = max(self.paths.get(path, latest), latest)
         self._heard[path] = self.clock() if now is None else now
-        self._sources.add(path.rpartition(">")[2])
 
     def warming(self, now: float) -> bool:
-        """True while no path was heard; then, when the sources are known (``sources_expected``), until each
-        has been heard or ``idle_seconds`` have passed since the start; else for the first ``idle_seconds``."""
-        if not self.paths:
-            return True
-        if self.sources_expected:
-            return len(self._sources) < self.sources_expected and now - self.started < self.idle_seconds
-        return now - self.started < self.idle_seconds
+        """True for the first ``idle_seconds`` after a start, or while no path was heard."""
+        return now - self.started < self.idle_seconds or not self.paths
 
     def active(self, now: float) -> list[float]:
         """The event times of the paths heard within ``idle_seconds`` (all of them while in a backlog)."""

@@ -7,9 +7,11 @@ the same way, so a shop looks its customers up by their real ids and gets the
 same answers as without the setting. The pseudonym is HMAC-SHA256 of the id
 under the key, 128 bits in hex: stable across workers and restarts, not
 reversible without the key. Changing the key starts every customer afresh
-(their old state and views age out as inactive). Not hashed: ``session_id``
-and ``device_id`` (ids the shop's front end mints, not the customer's), and
-the input topics and dead letters, which hold what the shop produced.
+(their old state and views age out as inactive). ``session_id`` is hashed
+the same way (sessions are served under their id, and a front end may mint
+session ids from customer ids). Not hashed: ``device_id`` (kept in the
+customers' payment history only) and the input topics and dead letters,
+which hold what the shop produced.
 
 >>> hashed = Pseudonyms("secret")
 >>> hashed("c-42")

@@ -32,6 +32,9 @@ from pydantic import ValidationError
 
 from streams.pipeline.events import EVENT_TYPES
 
+#: Record fields replaced by their pseudonyms under ``KAIROS_PSEUDONYMIZE_KEY`` (see :mod:`.pseudonyms`).
+PSEUDONYMIZED = ("customer_id", "session_id")
+
 _JSON_KINDS = {b"[": "an array", b'"': "a string", b"t": "a boolean", b"f": "a boolean", b"n": "null"}
 #: Units a time span is told in, largest first.
 _SPANS = (("year", 365.25 * 86400), ("day", 86400.0), ("hour", 3600.0), ("minute", 60.0), ("second", 1.0))
@@ -71,7 +74,8 @@ class EventValidator:
                  max_past_seconds: float | None = None, clock: Callable[[], float] = time.time,
                  pseudonyms: Callable[[str], str] | None = None) -> None:
         self.max_bytes = max_bytes
-        #: Replaces each accepted record's ``customer_id`` (see :mod:`.pseudonyms`); ``None`` keeps it.
+        #: Replaces each accepted record's ``customer_id`` and ``session_id`` (see :mod:`.pseudonyms`); ``None``
+        #: keeps them.
         self.pseudonyms = pseudonyms
         self.max_future_seconds = max_future_seconds
         self.max_past_seconds = max_past_seconds
@@ -97,8 +101,10 @@ class EventValidator:
         if reason is not None:
             return Outcome(reason=reason)
         self.stream_time = ts if self.stream_time is None else max(self.stream_time, ts)
-        if self.pseudonyms is not None and "customer_id" in record:
-            record["customer_id"] = self.pseudonyms(record["customer_id"])
+        if self.pseudonyms is not None:
+            for name in PSEUDONYMIZED:
+                if name in record:
+                    record[name] = self.pseudonyms(record[name])
         return Outcome(record=record)
 
     def _implausible(self, ts: float) -> str | None:

@@ -541,13 +541,16 @@ class ServingQueries:
 
     async def session(self, session_id: str) -> SessionPropensity | None:
         """A live (or recently ended) session's view, ``None`` when unknown or expired."""
-        fields = await self.redis.hgetall(self.keys.session(session_id))
+        fields = await self.redis.hgetall(self.keys.session(self.stored_id(session_id)))
         return session_from_hash(fields) if fields else None
 
     async def customer_session(self, customer_id: str) -> SessionPropensity | None:
         """A customer's latest session (by the id the shop knows), ``None`` without one."""
         latest = await self.redis.get(self.keys.propensity_of(self.stored_id(customer_id)))
-        return None if latest is None else await self.session(latest)
+        if latest is None:
+            return None
+        fields = await self.redis.hgetall(self.keys.session(latest))  # the stored id already
+        return session_from_hash(fields) if fields else None
 
     async def propensity_model(self) -> PropensityModel:
         """The conversion model's figures and rules (empty before it has learned)."""
