@@ -128,5 +128,6 @@ def test_open_sessions_are_bounded_and_erased_customers_dropped() -> None:
                                               "customer_id": f"c{index % 60}", "action": "view"}))
     assert len(tracker.open) == 50 and tracker.counts["sessions_dropped"] == 70
     assert tracker.forget_customers({"c15", "c16"}) == 2 and len(tracker.open) == 48
+    assert not {"s75", "s76"} & tracker.flush().sessions.keys()  # nothing of theirs is published afterwards
     tracker.add(session_record("orders", {"ts": START + 200, "customer_id": "c15"}))
     assert tracker.counts["orders_without_session"] == 1

@@ -43,7 +43,6 @@ import base64
 import builtins
 import importlib
 import math
-import numbers
 import pickle
 import random
 from collections import defaultdict
@@ -250,9 +249,6 @@ def graph_state(value: Any, _shared: dict[int, int] | None = None) -> Any:
         return {"dict": items}
     if isinstance(value, (set, frozenset)):
         return {"set": sorted((graph_state(item, shared) for item in value), key=repr)}
-    if isinstance(value, type):  # a class held as a parameter (e.g. compose.SelectType's numbers.Number)
-        _river_class(_class_name(value))
-        return {"type": _class_name(value)}
     if id(value) in shared:  # held by several objects (a pipeline's steps, the tree's generator): once
         return {"ref": shared[id(value)]}
     shared[id(value)] = len(shared)
@@ -286,8 +282,6 @@ def graph_from_state(state: Any, _shared: list[Any] | None = None) -> Any:
                            {_key(graph_from_state(k, shared)): graph_from_state(v, shared) for k, v in state["items"]})
     if "set" in state:
         return {_key(graph_from_state(item, shared)) for item in state["set"]}
-    if "type" in state:
-        return _river_class(state["type"])
     if "ref" in state:
         return shared[state["ref"]]
     if "random" in state:
@@ -318,13 +312,10 @@ def _class_name(cls: Any) -> str:
 
 
 def _river_class(name: str) -> Any:
-    """A class from its dotted name: River's, a builtin container a ``defaultdict`` makes, or a number type
-    (``compose.SelectType``'s)."""
+    """A class from its dotted name: River's, or a builtin container a ``defaultdict`` makes."""
     module, _, qualname = name.rpartition(".")
     if module == "builtins" and qualname in ("dict", "list", "int", "float", "set", "str", "bool"):
         return getattr(builtins, qualname)
-    if module == "numbers" and qualname in ("Number", "Real", "Integral"):
-        return getattr(numbers, qualname)
     if not module.startswith("river."):
         raise ValueError(f"{name!r} is not a River class")
     return getattr(importlib.import_module(module), qualname)

@@ -179,11 +179,7 @@ class SessionTracker:
     def _end(self, session: LiveSession, ts: float, converted: bool) -> None:
         session_id = session.session_id
         self._score(session)  # its final view: the model of the minute it ended in (whatever was flushed before)
-        del self.open[session_id]
-        if self.latest_of.get(session.customer_id) == session_id:
-            del self.latest_of[session.customer_id]
-        self.dirty.pop(session_id, None)
-        self.changed.pop(session_id, None)
+        self._close_session(session)
         self.counts["sessions_closed"] += 1  # also the tie-break of a session id used again
         heapq.heappush(self.maturing, (session.last_click + self.timeout, session_id, self.counts["sessions_closed"],
                                        session, converted))
@@ -209,13 +205,17 @@ class SessionTracker:
         if found is None:
             return
         heapq.heappop(self._expiry)
-        session = found[1]
-        del self.open[session.session_id]
-        if self.latest_of.get(session.customer_id) == session.session_id:
-            del self.latest_of[session.customer_id]
-        self.dirty.pop(session.session_id, None)
-        self.changed.pop(session.session_id, None)
+        self._close_session(found[1])
         self.counts["sessions_dropped"] += 1
+
+    def _close_session(self, session: LiveSession) -> None:
+        """Take an open session out of the open ones (and out of its customer's latest, if it is that)."""
+        session_id = session.session_id
+        del self.open[session_id]
+        if self.latest_of.get(session.customer_id) == session_id:
+            del self.latest_of[session.customer_id]
+        self.dirty.pop(session_id, None)
+        self.changed.pop(session_id, None)
 
     # -- minutes ------------------------------------------------------------------
 
@@ -276,15 +276,18 @@ class SessionTracker:
         return update
 
     def forget_customers(self, customer_ids: set[str]) -> int:
-        """Drop the open sessions of erased customers (never learned, never served again); how many."""
+        """Drop the sessions of erased customers, open or waiting to be learned, and whatever of theirs was
+        waiting to be published (never learned, never served again); how many open ones."""
         doomed = [s for s in self.open.values() if s.customer_id in customer_ids]
         for session in doomed:
-            del self.open[session.session_id]
-            self.latest_of.pop(session.customer_id, None)
-            self.dirty.pop(session.session_id, None)
-            self.changed.pop(session.session_id, None)
+            self._close_session(session)
         self.maturing = [entry for entry in self.maturing if entry[3].customer_id not in customer_ids]
         heapq.heapify(self.maturing)
+        pending = self._update
+        pending.sessions = {sid: view for sid, view in pending.sessions.items()
+                            if view["customer_id"] not in customer_ids}
+        pending.customers = {cid: sid for cid, sid in pending.customers.items() if cid not in customer_ids}
+        pending.alerts = [alert for alert in pending.alerts if alert.customer_id not in customer_ids]
         return len(doomed)
 
     # -- reading ------------------------------------------------------------------
