@@ -21,6 +21,8 @@ NOW = datetime(2026, 11, 22, 6, tzinfo=timezone.utc).timestamp()
 FIRST = datetime(2000, 1, 1, tzinfo=timezone.utc).timestamp()
 LAST = datetime(2100, 1, 1, tzinfo=timezone.utc).timestamp()
 EVENT_TYPES = ("clicks", "orders", "payments", "labels")
+#: Every input topic, the optional inventory one included.
+ALL_TOPICS = (*EVENT_TYPES, "inventory")
 FIELDS = {
     "clicks": {"customer_id": "c1", "session_id": "s1", "action": "view", "sku": "A"},
     "orders": {"order_id": "o1", "customer_id": "c1", "currency": "EUR",
@@ -28,6 +30,7 @@ FIELDS = {
     "payments": {"payment_id": "p1", "order_id": "o1", "customer_id": "c1", "amount": 5.0, "currency": "EUR",
                  "method": "card"},
     "labels": {"payment_id": "p1", "is_fraud": False},
+    "inventory": {"sku": "A", "on_hand": 12},
 }
 
 
@@ -46,7 +49,7 @@ def validator(**limits: float) -> EventValidator:
                           max_past_seconds=s.max_past_seconds, clock=lambda: NOW)
 
 
-@pytest.mark.parametrize("event_type", EVENT_TYPES)
+@pytest.mark.parametrize("event_type", ALL_TOPICS)
 def test_an_event_of_any_type_dated_2099_is_a_dead_letter_that_says_why(event_type: str) -> None:
     door = validator()
     assert door.check(event_type, event(event_type, NOW - 60.0)).record is not None
@@ -60,7 +63,7 @@ def test_an_event_of_any_type_dated_2099_is_a_dead_letter_that_says_why(event_ty
     assert door.check(event_type, event(event_type, NOW + 0.5 * DAY)).record is not None
 
 
-@pytest.mark.parametrize("event_type", EVENT_TYPES)
+@pytest.mark.parametrize("event_type", ALL_TOPICS)
 def test_an_event_of_any_type_dated_2001_passes_by_default_and_is_a_dead_letter_under_a_past_limit(
         event_type: str) -> None:
     default, limited = validator(), validator(max_past_seconds=30 * DAY)

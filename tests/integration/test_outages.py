@@ -37,10 +37,12 @@ def with_duplicates(events: list[tuple[str, dict]]) -> tuple[list[tuple[str, dic
 
 
 def assert_exact(pipeline: Pipeline, events: list[tuple[str, dict]], sent: int, duplicates: int,
-                 invalid: int = 0) -> None:
-    """Every record counted once (processed, duplicate or invalid) and the views of a run without a fault."""
+                 invalid: int = 0, labels: int = 0) -> None:
+    """Every record counted once (processed, duplicate or invalid) and the views of a run without a fault
+    (``events`` are customers' events; ``labels`` valid labels were sent besides them)."""
     counts = pipeline.wait_for_outcomes(sent, timeout=120)
-    assert sum(v for k, v in counts.items() if k.endswith(".processed")) == len(events), counts
+    assert sum(v for k, v in counts.items() if k.endswith(".processed")) == len(events) + labels, counts
+    assert counts.get("labels.processed", 0) == labels, counts
     assert sum(v for k, v in counts.items() if k.endswith(".duplicate")) == duplicates, counts
     assert sum(v for k, v in counts.items() if k.endswith(".invalid")) == invalid, counts
     expected = expected_views(events)
@@ -196,8 +198,17 @@ def test_broker_frozen_mid_stream_loses_nothing(stack, tmp_path) -> None:
 def test_a_hostile_flood_is_dead_lettered_and_the_valid_events_count_once(make_pipeline) -> None:
     pipeline: Pipeline = make_pipeline()
     events = shop_events(4_000, customers=150, seed=34)
-    keyed = [(event_type, event["customer_id"], event) for event_type, event in events]
+    keyed = []
+    for event_type, event in events:
+        keyed.append((event_type, event["customer_id"], event))
+        if event_type == "payments" and len(keyed) % 5 == 0:  # a label (keyed by payment) after some payments
+            keyed.append(("labels", event["payment_id"], {"event_id": f"l-{event['payment_id']}", "ts": event["ts"],
+                                                          "payment_id": event["payment_id"], "is_fraud": False}))
+    labels = len(keyed) - len(events)
     mixed, mix = interleave_hostile(keyed, 3_000, seed=34, max_event_bytes=pipeline.settings.max_event_bytes)
+    # A far-future (2099) and a far-past (1970) record of every event type are among them.
+    assert all(mix.counts[(event_type, kind)] > 0
+               for event_type in ("clicks", "orders", "payments", "labels") for kind in ("far-future", "far-past"))
     worker = pipeline.start_worker()
     peak = 0
     for index, (event_type, key, value) in enumerate(mixed, 1):
@@ -205,7 +216,7 @@ def test_a_hostile_flood_is_dead_lettered_and_the_valid_events_count_once(make_p
         if index % 500 == 0:
             peak = max(peak, process_rss(worker.process.pid))
     pipeline.producer.flush()
-    assert_exact(pipeline, events, len(mixed), mix.duplicates(), invalid=mix.invalid())
+    assert_exact(pipeline, events, len(mixed), mix.duplicates(), invalid=mix.invalid(), labels=labels)
     letters = read_dead_letters(pipeline.settings)
     assert letters == {"records": mix.invalid(), "without_reason": 0}
     peak = max(peak, process_rss(worker.process.pid))
