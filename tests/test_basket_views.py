@@ -16,15 +16,17 @@ from streams.settings import KairosSettings
 from streams.tools.devstack import DevStack
 
 
-def publish(settings: KairosSettings, state: BasketState, rules: list[AssociationRule], ttl: int) -> None:
-    async def run() -> None:
+def publish(settings: KairosSettings, state: BasketState, rules: list[AssociationRule], ttl: int) -> int:
+    """One publication round; how many rule hashes it wrote."""
+    async def run() -> int:
         client = AsyncRedis.from_url(settings.redis_dsn())
         batch = WriteBatch()
-        publish_rules(batch, RedisViews(settings), state, rules, top_n=5, ttl=ttl)
+        written = publish_rules(batch, RedisViews(settings), state, rules, top_n=5, ttl=ttl)
         await batch.execute(client)
         await client.aclose()
+        return written
 
-    asyncio.run(run())
+    return asyncio.run(run())
 
 
 def test_a_rule_a_restarted_worker_no_longer_produces_expires(stack: DevStack) -> None:
@@ -38,9 +40,31 @@ def test_a_rule_a_restarted_worker_no_longer_produces_expires(stack: DevStack) -
 
     # A restarted worker (its list of written rules is gone) produces only the bread rule now.
     restarted = BasketState.new(settings, 0)
-    for _ in range(3):
+    for _ in range(6):  # a round every 0.5 s: unchanged keys are renewed 0.67-1.33 s after their last write
         publish(settings, restarted, [bread], ttl=2)
-        time.sleep(1.0)
+        time.sleep(0.5)
     assert client.exists(keys.reco_rule(["tea"], "milk"), keys.reco_item("tea")) == 0
     assert client.hget(keys.reco_rule(["bread"], "butter"), "confidence") == "0.5"
+    assert client.zscore(keys.reco_item("bread"), "butter") == 0.5
+
+
+def test_a_round_writes_only_the_rules_that_changed_and_the_views_stay_whole(stack: DevStack) -> None:
+    settings = KairosSettings(redis_url=stack.redis_url, prefix=f"t{uuid.uuid4().hex[:8]}")
+    keys = RedisViews(settings).keys
+    client = redis.Redis.from_url(settings.redis_dsn(), decode_responses=True)
+    bread = AssociationRule(("bread",), "butter", support=0.2, confidence=0.5, lift=2.0, count=20)
+    tea = AssociationRule(("tea",), "milk", support=0.1, confidence=0.4, lift=1.5, count=10)
+    state = BasketState.new(settings, 0)
+    assert publish(settings, state, [bread, tea], ttl=300) == 2
+    assert publish(settings, state, [bread, tea], ttl=300) == 0  # nothing moved: nothing written
+
+    more_tea = AssociationRule(("tea",), "milk", support=0.11, confidence=0.45, lift=1.6, count=11)
+    assert publish(settings, state, [bread, more_tea], ttl=300) == 1
+    assert client.hget(keys.reco_rule(["tea"], "milk"), "confidence") == "0.45"
+    assert client.zscore(keys.reco_item("tea"), "milk") == 0.45
+    assert client.hget(keys.reco_rule(["bread"], "butter"), "confidence") == "0.5"
+    assert 0 < client.ttl(keys.reco_rule(["bread"], "butter")) <= 300
+
+    assert publish(settings, state, [bread], ttl=300) == 0  # tea's rule no longer produced: removed
+    assert client.exists(keys.reco_rule(["tea"], "milk"), keys.reco_item("tea")) == 0
     assert client.zscore(keys.reco_item("bread"), "butter") == 0.5

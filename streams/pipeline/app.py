@@ -84,6 +84,10 @@ SHUTDOWN_WRITES_SECONDS = 15.0
 #: The sessions stage's checkpoints at most this often (its state holds the records waiting for the watermark:
 #: larger than the other stages', and its messages are replayed cheaply after a crash).
 SESSIONS_SNAPSHOT_SECONDS = 10.0
+#: The share of the worker's time basket rounds may take: after a round of ``d`` seconds the next one waits at
+#: least ``d / BASKET_ROUND_SHARE`` (a wholesale shop's ~90k rules take ~2 s to mine and check: a round every
+#: ~20 s instead of every ``KAIROS_BASKET_PUBLISH_SECONDS``; a round of under 0.2 s keeps the setting's pace).
+BASKET_ROUND_SHARE = 0.1
 #: Largest snapshot record (a partition state, compressed).
 MAX_SNAPSHOT_BYTES = 64 << 20
 
@@ -138,6 +142,8 @@ class KairosApp:
         self._risk_sync_lock = asyncio.Lock()
         #: The latest erasure (``erasures:recent`` score) whose customers' open sessions this worker dropped.
         self._sessions_erased_through = 0.0
+        #: No basket round before this (monotonic clock): see BASKET_ROUND_SHARE.
+        self._baskets_next_at = float("-inf")
         datadir = Path(".kairos") / "faust" / f"{settings.app_id}-data"  # memory tables: Faust only makes the folder
         datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates the last level only
         self.app = faust.App(
@@ -634,9 +640,13 @@ class KairosApp:
         """Rules, best-sellers and trend alerts of this worker's basket partitions; share pair supports."""
         if self.runtime is None or not self.model_sync.started:
             return
+        if time.monotonic() < self._baskets_next_at:
+            return
         started = time.perf_counter()
         await self._basket_round()
-        log.info("baskets: publication took %.0f ms", (time.perf_counter() - started) * 1000)
+        took = time.perf_counter() - started
+        self._baskets_next_at = time.monotonic() + took / BASKET_ROUND_SHARE - self.settings.basket_publish_seconds
+        log.info("baskets: publication took %.0f ms", took * 1000)
 
     async def _basket_round(self) -> None:
         runtime, settings = self.runtime, self.settings
@@ -650,12 +660,14 @@ class KairosApp:
                 rules = await asyncio.to_thread(state.counter.rules, foreign_supports=foreign)
                 trends = await asyncio.to_thread(state.trends, settings.basket_trend_window_seconds)
                 pairs = await asyncio.to_thread(state.owned_pairs)
-            publish_rules(batch, self.views, state, rules, settings.basket_top_n, settings.basket_rule_ttl_seconds)
+            written = publish_rules(batch, self.views, state, rules, settings.basket_top_n,
+                                    settings.basket_rule_ttl_seconds)
             for alert in trends:
                 self.views.alert(batch, alert)
                 alerts.append(alert)
             metrics |= {f"p{partition}.{name}": value for name, value in state.counter.metrics().items()}
             metrics[f"p{partition}.rules"] = len(rules)
+            metrics[f"p{partition}.rules_written"] = written
             await self.model_sync.publish(f"{BASKETS_SYNC}{partition}", {"partition": partition, "pairs": pairs})
         # Each worker writes its partitions' figures; the totals are over every partition's, whoever owns it.
         self.views.metrics(batch, "baskets-partitions", metrics)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,11 +122,47 @@ class BasketState:
 
 @dataclass
 class PublishedRules:
-    """What a partition last wrote to Redis, to remove what it no longer produces."""
+    """What a partition last wrote to Redis: to remove what it no longer produces, and to write again only
+    what changed (or whose TTL is due for renewal).
 
-    members: dict[str, set[str]] = field(default_factory=dict)
-    rule_keys: set[str] = field(default_factory=set)
+    ``rules`` maps each rule written, ``(antecedent, consequent)``, and ``members`` each SKU whose consequents
+    were written, to ``(what was written, when)`` (wall clock).
+    """
+
+    members: dict[str, tuple[dict[str, float], float]] = field(default_factory=dict)
+    rules: dict[tuple[tuple[str, ...], str], tuple[tuple[float, ...], float]] = field(default_factory=dict)
     at: float = 0.0
+
+
+#: A served rule is written again once its confidence moved by this much (absolute) since it was written...
+CONFIDENCE_STEP = 0.001
+#: ... or its support, lift or count by this share of the written value.
+RELATIVE_STEP = 0.01
+
+
+def moved(written: tuple[float, ...], now: tuple[float, ...]) -> bool:
+    """Whether a rule's ``(support, confidence, lift, count)`` moved enough since they were written to be
+    written again: every basket changes every support a little (its denominator), so an exact comparison would
+    rewrite every rule every round; the served figures stay within these steps of the counter's.
+
+    >>> moved((0.2, 0.5, 2.0, 20.0), (0.2005, 0.5004, 2.01, 20.1)), moved((0.2, 0.5, 2.0, 20.0), (0.2, 0.5011, 2.0, 20.0))
+    (False, True)
+    """
+    support, confidence, lift, count = written
+    return (abs(now[1] - confidence) >= CONFIDENCE_STEP or abs(now[0] - support) > RELATIVE_STEP * support
+            or abs(now[2] - lift) > RELATIVE_STEP * lift or abs(now[3] - count) > RELATIVE_STEP * count)
+
+
+def renewal_due(name: str, written_at: float, now: float, ttl: int) -> bool:
+    """Whether a key written unchanged at ``written_at`` needs its TTL renewed at ``now``: after a third of the
+    TTL plus a share of another third fixed by ``name`` (a SKU), so the renewals of keys first written together
+    spread over rounds instead of all falling on one.
+
+    >>> renewal_due("k", 0.0, 99.0, 300), renewal_due("k", 0.0, 201.0, 300)
+    (False, True)
+    """
+    third = ttl / 3.0
+    return now - written_at >= third * (1.0 + (zlib.crc32(name.encode()) % 1000) / 1000.0)
 
 
 #: Basket figures every partition has in full (each sees every basket): the total is the largest, not the sum.
@@ -162,41 +199,64 @@ def foreign_supports(model_sync: ModelSync, partition: int) -> dict[tuple, float
 
 
 def publish_rules(pipe: Any, views: RedisViews, state: BasketState, rules: list[AssociationRule],
-                  top_n: int, ttl: int) -> None:
-    """Write this partition's rules: item consequents, rule hashes; drop what it no longer produces.
+                  top_n: int, ttl: int, now: float | None = None) -> int:
+    """Write this partition's rules (item consequents, rule hashes) that moved since its last publication
+    (:func:`moved`) or whose TTL is due for renewal (:func:`renewal_due`); drop what it no longer produces.
+    Returns how many rule hashes were written.
 
-    Every key written carries ``ttl`` (seconds), renewed at each publication: what this worker
-    dropped from Redis is forgotten on a restart or a rebalance, and the TTL removes those leftovers.
+    Every key written carries ``ttl`` (seconds): what this worker dropped from Redis is forgotten on a restart
+    or a rebalance, and the TTL removes those leftovers. A rule hash's ``updated_at`` is when it was last
+    written. Writing only what changed keeps a round's cost to what the last two
+    seconds of baskets moved, not to every rule held (tens of thousands on a wholesale shop).
     """
     keys = views.keys
+    now = time.time() if now is None else now
+    stamp = f"{now:.3f}"
+    published = state.published
     members: dict[str, dict[str, float]] = {}
-    rule_keys = set()
-    now = f"{time.time():.3f}"
+    written_rules: dict[tuple[tuple[str, ...], str], tuple[tuple[float, ...], float]] = {}
+    changed = 0
     for rule in rules:
         if len(rule.antecedent) == 1:
             best = members.setdefault(rule.antecedent[0], {})
             if len(best) < top_n:
                 best[rule.consequent] = rule.confidence
+        ident = (rule.antecedent, rule.consequent)
+        figures = (rule.support, rule.confidence, rule.lift, rule.count)
+        before = published.rules.get(ident)
+        if before is not None and not moved(before[0], figures) and not renewal_due(rule.consequent, before[1],
+                                                                                     now, ttl):
+            written_rules[ident] = before
+            continue
+        written_rules[ident] = (figures, now)
+        changed += 1
         key = keys.reco_rule(rule.antecedent, rule.consequent)
-        rule_keys.add(key)
         pipe.hset(key, mapping={
             "antecedent": json.dumps(list(rule.antecedent)), "consequent": rule.consequent,
-            "support": f"{rule.support:.6g}", "confidence": f"{rule.confidence:.6g}",
-            "lift": f"{rule.lift:.6g}", "count": f"{rule.count:.6g}", "updated_at": now,
+            "support": f"{rule.support:.6g}", "confidence": f"{rule.confidence:.6g}", "lift": f"{rule.lift:.6g}",
+            "count": f"{rule.count:.6g}", "updated_at": stamp,
         })
         pipe.expire(key, ttl)
-    published = state.published
+    written_members: dict[str, tuple[dict[str, float], float]] = {}
     for sku, best in members.items():
-        pipe.zadd(keys.reco_item(sku), best)
-        pipe.expire(keys.reco_item(sku), ttl)
-    for sku, before in published.members.items():
-        stale = before - set(members.get(sku, {}))
-        if stale:
-            pipe.zrem(keys.reco_item(sku), *stale)
-    for key in published.rule_keys - rule_keys:
-        pipe.delete(key)
-    published.members = {sku: set(best) for sku, best in members.items()}
-    published.rule_keys = rule_keys
+        key = keys.reco_item(sku)
+        before_members = published.members.get(sku)
+        if before_members is not None and before_members[0] == best and not renewal_due(sku, before_members[1],
+                                                                                         now, ttl):
+            written_members[sku] = before_members
+            continue
+        written_members[sku] = (best, now)
+        if before_members is not None and (stale := set(before_members[0]) - set(best)):
+            pipe.zrem(key, *stale)
+        pipe.zadd(key, best)
+        pipe.expire(key, ttl)
+    for sku, (before_best, _) in published.members.items():
+        if sku not in members:
+            pipe.zrem(keys.reco_item(sku), *before_best)
+    for antecedent, consequent in published.rules.keys() - written_rules.keys():
+        pipe.delete(keys.reco_rule(antecedent, consequent))
+    published.members = written_members
+    published.rules = written_rules
     if state.bestsellers is not None:
         for scope in state.bestsellers.scopes:
             top = dict(state.bestsellers.predict_one(scope))
@@ -204,3 +264,4 @@ def publish_rules(pipe: Any, views: RedisViews, state: BasketState, rules: list[
             pipe.delete(key)
             if top:
                 pipe.zadd(key, top)
+    return changed
