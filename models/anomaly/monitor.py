@@ -57,6 +57,8 @@ class TrafficUpdate:
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     alerts: list[AnomalyAlert] = field(default_factory=list)
     closed: int = 0
+    #: More minutes are due than this advance's budget closed (the next call goes on).
+    pending: bool = False
 
     @property
     def publishable(self) -> bool:
@@ -172,6 +174,9 @@ class TrafficMonitor:
         self.next_minute: float | None = None
         #: Minutes without any record closed or skipped since the last one with records.
         self.quiet = 0
+        #: The highest watermark an advance was given: minutes it has passed close (within the advances'
+        #: budgets) and take no more records, closed yet or not.
+        self.target = -math.inf
         #: Per scope and signal (``scope|signal``), the last minute the signal moved beyond the threshold.
         self.last_anomalous: dict[str, float] = {}
         #: Per scope, the latest closed minute's view.
@@ -188,7 +193,7 @@ class TrafficMonitor:
         minute = math.floor(ts / MINUTE) * MINUTE
         if self.next_minute is None:
             self.next_minute = minute
-        elif minute < self.next_minute:
+        elif minute < self.next_minute or minute + MINUTE + self.allowed_lateness <= self.target:
             self.counts["late"] += 1
             return
         self.counts["records"] += 1
@@ -230,18 +235,28 @@ class TrafficMonitor:
         self.detectors[scope] = TrafficAnomalyDetector(**params)
         return True
 
-    def advance(self, watermark: float) -> TrafficUpdate:
+    def advance(self, watermark: float, budget: int | None = None) -> TrafficUpdate:
         """Close the minutes the watermark has passed (end + allowed lateness), oldest first.
 
         A silence (minutes without any record) is closed minute by minute for its first ``max_quiet`` minutes
         (they teach the detectors that traffic fell), and the rest of it is skipped: a shop silent for a day, or a
         replay jumping a month, costs no scoring. The count of quiet minutes is kept in the state, so where a
         silence is cut does not depend on how often ``advance`` is called.
+
+        ``budget`` bounds the minutes scored by this call (a backfill's last days can hold thousands of sparse
+        minutes, seconds of scoring); the rest are left for the next calls, which go on towards the highest
+        watermark given so far (``update.pending`` says some are due). A record of a minute that watermark has
+        passed is late whether its minute is closed yet or not, so where the budget cuts never changes a result.
         """
         update = TrafficUpdate()
+        if watermark > self.target:
+            self.target = watermark
         if self.next_minute is None:
             return update
-        while self.next_minute + MINUTE + self.allowed_lateness <= watermark:
+        while self.next_minute + MINUTE + self.allowed_lateness <= self.target:
+            if budget is not None and update.closed >= budget:
+                update.pending = True
+                break
             minute = self.next_minute
             buckets = self.open.pop(minute, None)
             self.next_minute = minute + MINUTE
@@ -302,7 +317,9 @@ class TrafficMonitor:
                        "detector": self.detector_params, "scope_threshold": self.scope_threshold},
             "detectors": {scope: d.state_dict() for scope, d in sorted(self.detectors.items())},
             "open": [[minute, buckets] for minute, buckets in sorted(self.open.items())],
-            "next_minute": self.next_minute, "quiet": self.quiet, "last_anomalous": dict(sorted(self.last_anomalous.items())),
+            "next_minute": self.next_minute, "quiet": self.quiet,
+            "target": self.target if math.isfinite(self.target) else None,
+            "last_anomalous": dict(sorted(self.last_anomalous.items())),
             "latest": dict(sorted(self.latest.items())), "counts": dict(self.counts),
         }
 
@@ -314,6 +331,8 @@ class TrafficMonitor:
         monitor.open = {float(minute): buckets for minute, buckets in state["open"]}
         monitor.next_minute = state["next_minute"]
         monitor.quiet = state["quiet"]
+        target = state.get("target")  # absent before budgets: the last advance closed everything it passed
+        monitor.target = -math.inf if target is None else target
         monitor.last_anomalous = dict(state["last_anomalous"])
         monitor.latest = dict(state["latest"])
         monitor.counts.update(state["counts"])

@@ -27,6 +27,8 @@ class SalesUpdate:
     removed: list[str] = field(default_factory=list)
     #: Number of windows closed.
     closed: int = 0
+    #: More windows are due than this advance closed (never: an advance closes every window due).
+    pending: bool = False
     #: Drifts of the series whose forecasters learned a closed window, one per drift (see
     #: :meth:`SalesMonitor.advance`): ``series``, the ``measure`` that signalled first and the
     #: :class:`~models.forecasting.forecaster.DriftSignal` fields (River's ``PageHinkley`` on its errors).

@@ -88,6 +88,8 @@ class PropensityUpdate:
     ended: list[tuple[bool, float]] = field(default_factory=list)
     alerts: list[AbandonAlert] = field(default_factory=list)
     learned: int = 0
+    #: More minutes are due than this call closed (never: the tracker closes every minute due at once).
+    pending: bool = False
 
     @property
     def publishable(self) -> bool:
