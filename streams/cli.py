@@ -132,13 +132,14 @@ def simulate(
 
 
 BENCH_SUITES = ("pipeline", "serving", "segments", "baskets", "risk", "forecast", "anomaly", "determinism",
-                "stockout", "propensity")
+                "stockout", "propensity", "scaling")
 
 
 @app.command()
 def bench(
     suite: str = typer.Option("pipeline", help=f"What to measure: {', '.join(BENCH_SUITES)} or all."),
-    events: int = typer.Option(300_000, help="pipeline: simulated events loaded for the throughput run."),
+    events: int = typer.Option(300_000, help="pipeline: simulated events loaded for the throughput run; scaling: "
+                               "events per cell of the grid."),
     seed: int = typer.Option(11),
     latency_rate: float = typer.Option(2000.0, help="pipeline: events/s sent during the latency run."),
     partitions: int = typer.Option(4),
@@ -181,6 +182,13 @@ def bench(
                 bench_peers(result, peer, events, seed, partitions, workload, rounds)
             else:
                 bench_pipeline(result, events, seed, latency_rate, partitions)
+            if record:
+                append_to_benchmarks(result, Path("BENCHMARKS.md"))
+        elif name == "scaling":
+            from streams.tools.bench import bench_scaling
+
+            result = BenchResult(" ".join(["kairos", *sys.argv[1:]]), machine())
+            bench_scaling(result, events, seed, partitions)
             if record:
                 append_to_benchmarks(result, Path("BENCHMARKS.md"))
         elif name == "serving":

@@ -84,10 +84,12 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def simulated_events(count: int, seed: int) -> list[tuple[str, str, Any]]:
-    """``count`` valid simulated events (chaos off), sized for the count."""
-    customers = max(500, count // 60)
-    config = SimulatorConfig(seed=seed, customers=customers, days=max(1.0, count / (customers * 12.0)))
+def simulated_events(count: int, seed: int, customers: int | None = None,
+                     skus: int | None = None) -> list[tuple[str, str, Any]]:
+    """``count`` valid simulated events (chaos off), sized for the count (or for ``customers`` and ``skus``)."""
+    customers = customers or max(500, count // 60)
+    config = SimulatorConfig(seed=seed, customers=customers, days=max(1.0, count / (customers * 12.0)),
+                             **({"skus": skus} if skus else {}))
     events = []
     for event in ShopSimulator(config).events():
         events.append((event.topic, event.key, event.value))
@@ -313,6 +315,51 @@ def bench_pipeline(result: BenchResult, events: int, seed: int, latency_rate: fl
             worker.terminate()
             worker.wait(30)
             r.close()
+
+
+#: ``kairos bench --suite scaling``'s grid: (customers, SKUs, workers), each on the same number of events.
+SCALING_GRID = ((1_000, 300, 1), (10_000, 300, 1), (100_000, 300, 1), (10_000, 3_000, 1),
+                (10_000, 300, 2), (100_000, 300, 2))
+
+
+def bench_scaling(result: BenchResult, events: int, seed: int, partitions: int,
+                  grid: tuple[tuple[int, int, int], ...] = SCALING_GRID) -> list[dict[str, Any]]:
+    """Throughput and memory over shop sizes and workers: per cell, ``events`` simulated events of a shop of
+    that many customers and SKUs are preloaded, the raw-consumer ceiling is read, then that many workers
+    (one process each) count them; events/s until the customers stage counted them all and until every stage
+    committed its input, the ratio to the ceiling, and the workers' peak RSS (``VmHWM``, summed)."""
+    from streams.tools.peers.measure import peak_rss_bytes
+
+    rows = []
+    for customers, skus, workers in grid:
+        with dev_stack(bench_workdir()) as stack:
+            settings = KairosSettings(kafka_bootstrap=stack.kafka_bootstrap, redis_url=stack.redis_url,
+                                      app_id="bench", prefix="bench", partitions=partitions)
+            ensure_topics(settings)
+            sent = asyncio.run(send_fast(settings, simulated_events(events, seed, customers, skus)))
+            ceiling = asyncio.run(raw_consumer(settings, sent)).events_per_second
+            r = redis.Redis(port=stack.redis.port)
+            processes = [start_worker(stack, settings, f"bench-worker-{n}.log") for n in range(workers)]
+            try:
+                first, done = wait_for_total(r, RedisKeys(settings.prefix), sent, processes[0], timeout=900)
+                drained = asyncio.run(wait_until_drained(settings, processes[0], timeout=900))
+                rss = sum(peak_rss_bytes(process.pid) for process in processes)
+            finally:
+                for process in processes:
+                    process.terminate()
+                for process in processes:
+                    process.wait(30)
+                r.close()
+        row = {"customers": customers, "skus": skus, "workers": workers, "events": sent,
+               "pipeline_eps": round(sent / max(done - first, 1e-9)),
+               "all_stages_eps": round(sent / max(drained - first, 1e-9)),
+               "ceiling_eps": round(ceiling), "ratio_to_ceiling": round(sent / max(done - first, 1e-9) / ceiling, 3),
+               "peak_rss_mb": round(rss / 2**20)}
+        print("  " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in row.items()),
+              flush=True)
+        rows.append(row)
+    result.add("scaling", rows)
+    return rows
 
 
 def bench_workdir() -> Path:
