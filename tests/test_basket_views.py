@@ -68,3 +68,9 @@ def test_a_round_writes_only_the_rules_that_changed_and_the_views_stay_whole(sta
     assert publish(settings, state, [bread], ttl=300) == 0  # tea's rule no longer produced: removed
     assert client.exists(keys.reco_rule(["tea"], "milk"), keys.reco_item("tea")) == 0
     assert client.zscore(keys.reco_item("bread"), "butter") == 0.5
+
+    client.delete(keys.reco_rule(["bread"], "butter"), keys.reco_item("bread"))  # Redis came back empty
+    state.published.rewrite_all()
+    assert publish(settings, state, [bread], ttl=300) == 1
+    assert client.zscore(keys.reco_item("bread"), "butter") == 0.5
+    assert client.hget(keys.reco_rule(["bread"], "butter"), "confidence") == "0.5"

@@ -798,6 +798,9 @@ class KairosApp:
         log.info("erasure: %d customer(s) erased (state, views, payment views, alerts)", len(requested))
 
     async def _republish(self, partitions: list[int], runtime: Runtime) -> None:
+        if partitions:  # Redis lost its views: the basket rounds write only what moved, so they must write all
+            for basket_state in runtime.baskets.states.values():
+                basket_state.published.rewrite_all()
         for partition in partitions:
             if partition in self.owned_partitions():
                 started = time.perf_counter()

@@ -133,6 +133,12 @@ class PublishedRules:
     rules: dict[tuple[tuple[str, ...], str], tuple[tuple[float, ...], float]] = field(default_factory=dict)
     at: float = 0.0
 
+    def rewrite_all(self) -> None:
+        """Have the next round write every rule and consequent list again (a Redis that came back empty), still
+        removing what it no longer produces."""
+        self.rules = {ident: (figures, float("-inf")) for ident, (figures, _) in self.rules.items()}
+        self.members = {sku: (best, float("-inf")) for sku, (best, _) in self.members.items()}
+
 
 #: A served rule is written again once its confidence moved by this much (absolute) since it was written...
 CONFIDENCE_STEP = 0.001
