@@ -10,6 +10,7 @@ import redis
 from redis.asyncio import Redis as AsyncRedis
 
 from models.baskets.rules import AssociationRule
+from streams.pipeline.keys import RedisKeys
 from streams.pipeline.stages.baskets import BasketState, publish_rules
 from streams.pipeline.views import RedisViews, WriteBatch
 from streams.settings import KairosSettings
@@ -29,12 +30,19 @@ def publish(settings: KairosSettings, state: BasketState, rules: list[Associatio
     return asyncio.run(run())
 
 
-def test_a_rule_a_restarted_worker_no_longer_produces_expires(stack: DevStack) -> None:
+BREAD = AssociationRule(("bread",), "butter", support=0.2, confidence=0.5, lift=2.0, count=20)
+TEA = AssociationRule(("tea",), "milk", support=0.1, confidence=0.4, lift=1.5, count=10)
+
+
+def isolated(stack: DevStack) -> tuple[KairosSettings, RedisKeys, redis.Redis]:
+    """Settings under a prefix of its own on the test Redis, its keys, and a client reading text."""
     settings = KairosSettings(redis_url=stack.redis_url, prefix=f"t{uuid.uuid4().hex[:8]}")
-    keys = RedisViews(settings).keys
-    client = redis.Redis.from_url(settings.redis_dsn(), decode_responses=True)
-    bread = AssociationRule(("bread",), "butter", support=0.2, confidence=0.5, lift=2.0, count=20)
-    tea = AssociationRule(("tea",), "milk", support=0.1, confidence=0.4, lift=1.5, count=10)
+    return settings, RedisViews(settings).keys, redis.Redis.from_url(settings.redis_dsn(), decode_responses=True)
+
+
+def test_a_rule_a_restarted_worker_no_longer_produces_expires(stack: DevStack) -> None:
+    settings, keys, client = isolated(stack)
+    bread, tea = BREAD, TEA
     publish(settings, BasketState.new(settings, 0), [bread, tea], ttl=2)
     assert client.exists(keys.reco_rule(["tea"], "milk"), keys.reco_item("tea")) == 2
 
@@ -49,11 +57,8 @@ def test_a_rule_a_restarted_worker_no_longer_produces_expires(stack: DevStack) -
 
 
 def test_a_round_writes_only_the_rules_that_changed_and_the_views_stay_whole(stack: DevStack) -> None:
-    settings = KairosSettings(redis_url=stack.redis_url, prefix=f"t{uuid.uuid4().hex[:8]}")
-    keys = RedisViews(settings).keys
-    client = redis.Redis.from_url(settings.redis_dsn(), decode_responses=True)
-    bread = AssociationRule(("bread",), "butter", support=0.2, confidence=0.5, lift=2.0, count=20)
-    tea = AssociationRule(("tea",), "milk", support=0.1, confidence=0.4, lift=1.5, count=10)
+    settings, keys, client = isolated(stack)
+    bread, tea = BREAD, TEA
     state = BasketState.new(settings, 0)
     assert publish(settings, state, [bread, tea], ttl=300) == 2
     assert publish(settings, state, [bread, tea], ttl=300) == 0  # nothing moved: nothing written

@@ -541,15 +541,15 @@ class ServingQueries:
 
     async def session(self, session_id: str) -> SessionPropensity | None:
         """A live (or recently ended) session's view, ``None`` when unknown or expired."""
-        fields = await self.redis.hgetall(self.keys.session(self.stored_id(session_id)))
-        return session_from_hash(fields) if fields else None
+        return await self._stored_session(self.stored_id(session_id))
 
     async def customer_session(self, customer_id: str) -> SessionPropensity | None:
         """A customer's latest session (by the id the shop knows), ``None`` without one."""
         latest = await self.redis.get(self.keys.propensity_of(self.stored_id(customer_id)))
-        if latest is None:
-            return None
-        fields = await self.redis.hgetall(self.keys.session(latest))  # the stored id already
+        return None if latest is None else await self._stored_session(latest)  # the pointer holds the stored id
+
+    async def _stored_session(self, stored_id: str) -> SessionPropensity | None:
+        fields = await self.redis.hgetall(self.keys.session(stored_id))
         return session_from_hash(fields) if fields else None
 
     async def propensity_model(self) -> PropensityModel:
