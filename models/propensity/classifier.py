@@ -45,7 +45,7 @@ import importlib
 import math
 import pickle
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any, Self
 
 from river import base, linear_model, optim, preprocessing, proba, tree
@@ -151,10 +151,21 @@ class ConversionClassifier(base.Classifier):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
+        """Rebuild from :meth:`state_dict` output; a restored model learns features it had not seen yet.
+
+        >>> model = ConversionClassifier(grace_period=1)
+        >>> model.learn_one({"carts": 1.0}, True)
+        >>> restored = ConversionClassifier.from_state(model.state_dict())
+        >>> restored.learn_one({"carts": 0.0, "views": 3.0}, False)
+        >>> restored.learned, sorted(restored.scaler.counts)
+        (2, ['carts', 'views'])
+        """
         check_state_tag(state, *cls.STATE)
         model = cls(**state["params"])
         model.tree = graph_from_state(state["tree"])
         model.scaler = graph_from_state(state["scaler"])
+        # Checkpoints written before Counters were kept as such hold the scaler's counts as a plain dict.
+        model.scaler.counts = Counter(model.scaler.counts)
         model.logistic = graph_from_state(state["logistic"])
         model.learned, model.converted = state["learned"], state["converted"]
         return model
@@ -246,6 +257,8 @@ def graph_state(value: Any, _shared: dict[int, int] | None = None) -> Any:
         items = [[graph_state(k, shared), graph_state(v, shared)] for k, v in value.items()]
         if isinstance(value, defaultdict):
             return {"defaultdict": _class_name(value.default_factory), "items": items}
+        if isinstance(value, Counter):  # River's StandardScaler counts: a plain dict would refuse a new feature
+            return {"counter": items}
         return {"dict": items}
     if isinstance(value, (set, frozenset)):
         return {"set": sorted((graph_state(item, shared) for item in value), key=repr)}
@@ -277,6 +290,8 @@ def graph_from_state(state: Any, _shared: list[Any] | None = None) -> Any:
         return tuple(graph_from_state(item, shared) for item in state["tuple"])
     if "dict" in state:
         return {_key(graph_from_state(k, shared)): graph_from_state(v, shared) for k, v in state["dict"]}
+    if "counter" in state:
+        return Counter({_key(graph_from_state(k, shared)): graph_from_state(v, shared) for k, v in state["counter"]})
     if "defaultdict" in state:
         return defaultdict(_river_class(state["defaultdict"]),
                            {_key(graph_from_state(k, shared)): graph_from_state(v, shared) for k, v in state["items"]})

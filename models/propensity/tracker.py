@@ -36,11 +36,13 @@ model (River's ``max_size`` caps the tree), and the metric's window.
 >>> update.sessions["s1"]["status"], update.sessions["s1"]["propensity"]
 ('open', 0.5)
 >>> tracker.add({"ts": 95.0, "kind": "order", "customer_id": "c1"})
->>> tracker.advance(120.0)
+>>> tracker.advance(120.0)  # units of work: one minute closed
+1
 >>> update = tracker.flush()
 >>> update.sessions["s1"]["status"], update.ended   # converted; learned 600 s after its last click
 ('converted', [])
->>> tracker.advance(660.0)
+>>> tracker.advance(660.0)  # the session learned, its minute closed
+2
 >>> tracker.flush().ended, tracker.model.learned
 ([(True, 0.5)], 1)
 """
@@ -88,7 +90,7 @@ class PropensityUpdate:
     ended: list[tuple[bool, float]] = field(default_factory=list)
     alerts: list[AbandonAlert] = field(default_factory=list)
     learned: int = 0
-    #: More minutes are due than this call closed (never: the tracker closes every minute due at once).
+    #: More work is due than this call did (the sessions stage bounds its work per call).
     pending: bool = False
 
     @property
@@ -116,6 +118,8 @@ class SessionTracker:
         self.latest_of: dict[str, str] = {}
         #: The open event-time minute's start (``None`` before the first record).
         self.minute: float | None = None
+        #: The minute end a budgeted close stopped at (``None``: no close under way).
+        self._closing: float | None = None
         #: Ended sessions waiting to be learned, a heap of (last click + timeout, session id, sequence, session,
         #: converted).
         self.maturing: list[tuple[float, str, int, LiveSession, bool]] = []
@@ -140,19 +144,35 @@ class SessionTracker:
         ts = record["ts"]
         if self.minute is None:
             self.minute = _minute_of(ts)
-        elif ts >= self.minute + MINUTE:
-            self._close(_minute_of(ts))
-        elif ts < self.minute:
+        elif ts >= self.minute + MINUTE or self._closing is not None:
+            self.advance(ts)
+        if ts < self.minute:
             self.counts["late_records"] += 1
         if record["kind"] == "order":
             self._order(record)
         else:
             self._click(record)
 
-    def advance(self, watermark: float) -> None:
-        """Close the minutes that end at or before ``watermark`` (the input went quiet up to there)."""
-        if self.minute is not None and math.isfinite(watermark) and watermark >= self.minute + MINUTE:
-            self._close(_minute_of(watermark))
+    def advance(self, watermark: float, budget: float = math.inf) -> int:
+        """Close the minutes that end at or before ``watermark`` (the input went quiet up to there), doing at most
+        about ``budget`` units of work (a session ended or learned, a minute closed); returns the units done.
+
+        With a budget the closes may stop part-way (:attr:`closing`): the next call goes on where this one
+        stopped, and whatever the budgets, the sessions, scores, alerts and model are those of one call
+        without a budget (minutes close one after another: :meth:`_close`). Records must not be added while
+        :attr:`closing` (:meth:`add` finishes the close first, without a budget).
+        """
+        if self.minute is None or not math.isfinite(watermark):
+            return 0
+        target = _minute_of(watermark) if self._closing is None else max(_minute_of(watermark), self._closing)
+        if target < self.minute + MINUTE and self._closing is None:
+            return 0
+        return self._close(target, budget)
+
+    @property
+    def closing(self) -> bool:
+        """Whether a budgeted :meth:`advance` stopped before closing every minute it was asked to."""
+        return self._closing is not None
 
     def _click(self, record: dict[str, Any]) -> None:
         session_id, customer_id = record["session_id"], record["customer_id"]
@@ -221,35 +241,67 @@ class SessionTracker:
 
     # -- minutes ------------------------------------------------------------------
 
-    def _close(self, next_minute: float) -> None:
-        """Close the open minute (and any silent ones up to ``next_minute``): check the high-value carts changed
-        in it, end the sessions timed out before ``next_minute``, learn every session due."""
-        if self.abandon_cart_value > 0 and self.model.learned >= self.warmup:
-            for session_id in self.changed:
-                session = self.open[session_id]
-                if session.cart_value >= self.abandon_cart_value:
-                    if session_id in self.dirty or session.score is None:
-                        self._score(session)
-                    self._check_abandon(session)
-        self.changed = {}
-        while (found := self._due()) is not None and found[0] <= next_minute:
-            heapq.heappop(self._expiry)
-            self._end(found[1], found[0], False)
-        learned = 0
-        while self.maturing and self.maturing[0][0] <= next_minute:
-            *_, session, converted = heapq.heappop(self.maturing)
-            learned += 1
-            features = session.features()
-            score = self.model.predict_proba_one(features)[True]  # progressive: scored, then learned
-            self._labelled.append((converted, score))
-            self._auc.update(converted, score)
-            self._update.ended.append((converted, score))
-            if self.learned_log is not None:
-                self.learned_log.append((features, converted, score, session.started))
-            self.model.learn_one(features, converted)
-            self.counts["sessions_converted" if converted else "sessions_ended"] += 1
-        self._update.learned += learned
-        self.minute = next_minute
+    def _close(self, target: float, budget: float = math.inf) -> int:
+        """Close the open minute and the minutes after it up to ``target``, one at a time, in at most about
+        ``budget`` units of work; returns the units done (:attr:`closing` says whether it stopped part-way).
+
+        At each minute end: check the high-value carts changed in the minute (the first minute only: nothing
+        is added meanwhile), end the sessions timed out by then (scored with the model as it is), then learn
+        every session due by then. Minutes where nothing is due are skipped in one step. Closing minute by
+        minute makes a session's final score the model of the minute it ended in, however far one call
+        goes (a watermark that jumps a week ends the week's sessions as seven days of calls would).
+        """
+        work = 0
+        if self._closing is None and self.changed:
+            if self.abandon_cart_value > 0 and self.model.learned >= self.warmup:
+                for session_id in self.changed:
+                    session = self.open[session_id]
+                    if session.cart_value >= self.abandon_cart_value:
+                        if session_id in self.dirty or session.score is None:
+                            self._score(session)
+                        self._check_abandon(session)
+            self.changed = {}
+        while self.minute < target:
+            boundary = self._closing if self._closing is not None else self._next_boundary(target)
+            self._closing = boundary
+            while (found := self._due()) is not None and found[0] <= boundary:
+                if work >= budget:
+                    return work
+                heapq.heappop(self._expiry)
+                self._end(found[1], found[0], False)
+                work += 1
+            learned = 0
+            while self.maturing and self.maturing[0][0] <= boundary:
+                if work >= budget:
+                    self._update.learned += learned
+                    return work
+                *_, session, converted = heapq.heappop(self.maturing)
+                learned += 1
+                work += 1
+                features = session.features()
+                score = self.model.predict_proba_one(features)[True]  # progressive: scored, then learned
+                self._labelled.append((converted, score))
+                self._auc.update(converted, score)
+                self._update.ended.append((converted, score))
+                if self.learned_log is not None:
+                    self.learned_log.append((features, converted, score, session.started))
+                self.model.learn_one(features, converted)
+                self.counts["sessions_converted" if converted else "sessions_ended"] += 1
+            self._update.learned += learned
+            self.minute, self._closing = boundary, None
+            work += 1
+            if work >= budget and self.minute < target:
+                self._closing = self._next_boundary(target)
+                return work
+        return work
+
+    def _next_boundary(self, target: float) -> float:
+        """The next minute end at which something is due (a session to end or to learn), at most ``target``."""
+        assert self.minute is not None
+        due = [entry[0] for entry in (self._due(), self.maturing[0] if self.maturing else None) if entry is not None]
+        if not due:
+            return target
+        return min(target, max(self.minute + MINUTE, math.ceil(min(due) / MINUTE) * MINUTE))
 
     def _score(self, session: LiveSession) -> float:
         session.score = self.model.predict_proba_one(session.features())[True]
@@ -319,7 +371,7 @@ class SessionTracker:
                            "abandon_cart_value": self.abandon_cart_value, "abandon_below": self.abandon_below,
                            "warmup": self.warmup, "metric_window": self.metric_window},
                 "open": [session.to_state() for session in self.open.values()],
-                "latest_of": self.latest_of, "minute": self.minute,
+                "latest_of": self.latest_of, "minute": self.minute, "closing": self._closing,
                 "maturing": [[due, sid, seq, session.to_state(), converted]
                              for due, sid, seq, session, converted in sorted(self.maturing, key=lambda e: e[:3])],
                 "dirty": list(self.dirty), "changed": list(self.changed), "counts": self.counts,
@@ -337,6 +389,7 @@ class SessionTracker:
         heapq.heapify(tracker._expiry)
         tracker.latest_of = dict(state["latest_of"])
         tracker.minute = state["minute"]
+        tracker._closing = state.get("closing")
         tracker.maturing = [(due, sid, seq, LiveSession.from_state(s), converted)
                             for due, sid, seq, s, converted in state["maturing"]]
         tracker.dirty = dict.fromkeys(state["dirty"])

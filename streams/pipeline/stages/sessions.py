@@ -43,6 +43,10 @@ from streams.settings import KairosSettings
 #: Least wall-clock seconds between two flushes (scores of the sessions clicked since, views written); what
 #: the model learns and the alerts do not depend on it.
 FLUSH_SECONDS = 0.1
+#: Work done per call at most (a record applied, a session ended or learned, a minute closed): after a jump of
+#: event time (a backfill's end) the sessions that time out are ended and learned in slices, with the event
+#: loop free in between (``PropensityUpdate.pending``), and give what one call would.
+WORK_PER_TICK = 500
 #: Records waiting for the watermark, at most (then the earliest are applied without waiting, counted in
 #: ``released_early``): about 25 MB, and what a checkpoint writes.
 MAX_WAITING = 100_000
@@ -116,18 +120,30 @@ class SessionState:
         sessions clicked since the last flush scored at most every ``FLUSH_SECONDS``)."""
         now = self.paths.clock() if now is None else now
         waiting, tracker = self.waiting, self.tracker
+        budget = WORK_PER_TICK
         while len(waiting) > MAX_WAITING:
             tracker.add(heapq.heappop(waiting)[3])
             self.released_early += 1
         mark = self.paths.watermark(now)
         if mark is not None:
-            while waiting and waiting[0][0] <= mark:
+            while waiting and waiting[0][0] <= mark and budget > 0:
+                budget -= tracker.advance(waiting[0][0], budget)  # the minutes before the record, budgeted
+                if tracker.closing:
+                    break
                 tracker.add(heapq.heappop(waiting)[3])
-            tracker.advance(mark)
-        if now - self._flushed < FLUSH_SECONDS:
-            return tracker.flush(score=False)  # ended sessions and alerts go out at once: a checkpoint may follow
-        self._flushed = now
-        return tracker.flush()
+                budget -= 1
+            if budget > 0 and not tracker.closing:
+                tracker.advance(mark, budget)
+        pending = tracker.closing or bool(mark is not None and waiting and waiting[0][0] <= mark)
+        if pending or now - self._flushed < FLUSH_SECONDS:
+            # Ended sessions and alerts go out at once (a checkpoint may follow); open sessions are scored
+            # neither more often than FLUSH_SECONDS nor in the middle of a close (the model is half-way).
+            update = tracker.flush(score=False)
+        else:
+            self._flushed = now
+            update = tracker.flush()
+        update.pending = pending
+        return update
 
     def metrics(self) -> dict[str, Any]:
         mark = self.paths.watermark()
