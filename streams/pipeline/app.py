@@ -88,8 +88,17 @@ SESSIONS_SNAPSHOT_SECONDS = 10.0
 #: least ``d / BASKET_ROUND_SHARE`` (a wholesale shop's ~90k rules take ~2 s to mine and check: a round every
 #: ~20 s instead of every ``KAIROS_BASKET_PUBLISH_SECONDS``; a round of under 0.2 s keeps the setting's pace).
 BASKET_ROUND_SHARE = 0.1
+#: The share of the event loop a stage catching up on work due (``pending``: the anomaly minutes or the sessions
+#: that fell due at an event-time jump, a backfill's end) may take: after a slice of ``d`` seconds it waits
+#: ``d · (1 / CATCH_UP_SHARE − 1)`` before the next, so the live clicks and payments are served in between.
+CATCH_UP_SHARE = 0.5
 #: Largest snapshot record (a partition state, compressed).
 MAX_SNAPSHOT_BYTES = 64 << 20
+
+
+async def catch_up_pause(took: float) -> None:
+    """After a slice of catch-up work that took ``took`` seconds: leave the loop to others (``CATCH_UP_SHARE``)."""
+    await asyncio.sleep(took * (1.0 / CATCH_UP_SHARE - 1.0))
 
 
 def stage_topics(settings: KairosSettings) -> list[str]:
@@ -439,14 +448,16 @@ class KairosApp:
                 partition = event.message.partition
                 state = snapshots.get(partition)
                 state.paths.backlog = self._behind(event)
+                started = time.perf_counter()
                 async with snapshots.lock(partition):
                     updates = [state.apply(batch) for batch in decode_packet(event.value)]
+                took = time.perf_counter() - started
                 await until_done(f"{name} views", lambda: publish(updates))  # noqa: B023
                 snapshots.hold(partition, event)
                 if snapshots.due():
                     await snapshots.checkpoint()
-                if any(update.pending for update in updates):
-                    await asyncio.sleep(0)  # more is due: the next packet or the timer goes on, other events first
+            if any(update.pending for update in updates):
+                await catch_up_pause(took)  # more is due: the next packet or the timer goes on, other events first
 
     def _behind(self, event: faust.EventT) -> bool:
         """Whether the stage's input partition holds more records than ``event`` (a backlog: see path_clock)."""
@@ -487,13 +498,15 @@ class KairosApp:
         async with self.fence.writing():
             for partition, state in list(snapshots.states.items()):
                 while True:  # a stage that bounds its work per call says when more is due (``pending``)
+                    started = time.perf_counter()
                     async with snapshots.lock(partition):
                         update = state.tick()
+                    took = time.perf_counter() - started
                     if update.publishable:
                         await until_done(f"{name} views", lambda: publish([update]))  # noqa: B023
                     if not update.pending or partition not in snapshots.states:
                         break
-                    await asyncio.sleep(0)  # the other agents' events go first
+                    await catch_up_pause(took)  # the other agents' events go first
 
     async def _publish_sales(self, updates: list) -> None:
         """Forecast views and alerts to Redis, then the alerts to the alerts topic (repeatable)."""
@@ -674,6 +687,7 @@ class KairosApp:
             metrics |= {f"p{partition}.{name}": value for name, value in state.counter.metrics().items()}
             metrics[f"p{partition}.rules"] = len(rules)
             metrics[f"p{partition}.rules_written"] = written
+            metrics[f"p{partition}.counted_at"] = state.counted_at
             await self.model_sync.publish(f"{BASKETS_SYNC}{partition}", {"partition": partition, "pairs": pairs})
         # Each worker writes its partitions' figures; the totals are over every partition's, whoever owns it.
         self.views.metrics(batch, "baskets-partitions", metrics)

@@ -54,6 +54,9 @@ class BasketState:
         self.applied = applied or AppliedOffsets()
         self.next_trend_at = next_trend_at
         self.published = PublishedRules()
+        #: Wall clock (epoch seconds) of the last basket counted: a reported figure (how fast the live path
+        #: counts), never an input to what is counted.
+        self.counted_at = 0.0
 
     @classmethod
     def new(cls, settings: KairosSettings, partition: int) -> BasketState:
@@ -77,6 +80,8 @@ class BasketState:
             if self.bestsellers is not None:
                 self.bestsellers.learn_one(record)
             counted += 1
+        if counted:
+            self.counted_at = time.time()
         return counted
 
     def trends(self, window: float) -> list[Alert]:
@@ -172,7 +177,7 @@ def renewal_due(name: str, written_at: float, now: float, ttl: int) -> bool:
 
 
 #: Basket figures every partition has in full (each sees every basket): the total is the largest, not the sum.
-SHARED_FIGURES = ("baskets", "pair_error_bound", "itemset_error_bound")
+SHARED_FIGURES = ("baskets", "pair_error_bound", "itemset_error_bound", "counted_at")
 
 
 def basket_totals(per_partition: dict[int, dict[str, float]]) -> dict[str, float]:

@@ -1,0 +1,167 @@
+"""A real shop's invoices through the live worker: how fast the basket stage counts, its memory, and the rules
+it serves against exact FP-Growth.
+
+Starts its own Tansu and redis-server (:class:`~streams.tools.faults.Deployment`, 4 partitions, default basket
+settings but ``--min-support``), one ``kairos worker``, and sends every order of an Online Retail-layout folder
+(:func:`~streams.tools.sources.retail_csv.read_retail_orders`) as fast as the producer goes. Reported:
+
+* ``counting_seconds``: from the first send to the last basket counted by the slowest basket partition (each
+  partition stamps the wall clock of its last count, ``counted_at`` in ``kairos:metrics:baskets-partitions``),
+  and ``baskets_per_second`` over it: every order reaches every basket partition, so this is the live path's
+  rate (ingest, customers stage, basket stage), not the counter's alone;
+* ``rules_served_seconds``: from the first send until a publication round after the last count has written
+  every rule hash it mined (what a shopper's recommendation can read);
+* the worker's peak RSS (``VmHWM``) and RSS at the end;
+* the served ``reco:rule`` hashes against mlxtend FP-Growth + ``association_rules`` on the same baskets, as
+  the worker serves them (antecedents of one or two SKUs, ``KAIROS_BASKET_MIN_CONFIDENCE`` and
+  ``KAIROS_BASKET_MIN_LIFT``): rules served, exact rules, exact rules not served, served rules not exact
+  (a threshold met within rounding), largest confidence and support error.
+
+Run::
+
+    python -m streams.tools.evaluation.live_baskets --data ../shared/datasets/online-retail-2010-12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaProducer
+
+from streams.settings import KairosSettings
+from streams.tools.evaluation.baskets import exact_itemsets, exact_rules
+from streams.tools.faults import Deployment, process_rss
+from streams.tools.sources.retail_csv import read_retail_orders
+
+#: The largest antecedent of a served rule (``BasketCounter.rules``' default, as the worker calls it).
+MAX_ANTECEDENT = 2
+
+
+def peak_rss(pid: int) -> int:
+    """The process's peak resident set (``VmHWM``) in bytes (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def partition_figures(deployment: Deployment) -> dict[int, dict[str, float]]:
+    """``kairos:metrics:baskets-partitions`` by partition."""
+    stored = deployment.client().hgetall(deployment.keys.metrics("baskets-partitions"))
+    figures: dict[int, dict[str, float]] = {}
+    for name, value in stored.items():
+        part, field = name.split(".", 1)
+        figures.setdefault(int(part[1:]), {})[field] = float(value)
+    return figures
+
+
+def served_rules(deployment: Deployment) -> dict[tuple[tuple[str, ...], str], tuple[float, float]]:
+    """Every ``reco:rule`` hash: ``(antecedent, consequent) -> (confidence, support)``."""
+    client = deployment.client()
+    rules = {}
+    keys = list(client.scan_iter(match=deployment.keys.key("reco", "rule", "*"), count=5000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hmget(key, "antecedent", "consequent", "confidence", "support")
+    for antecedent, consequent, confidence, support in pipe.execute():
+        if consequent is not None:
+            rules[(tuple(sorted(json.loads(antecedent))), consequent)] = (float(confidence), float(support))
+    return rules
+
+
+def send_orders(deployment: Deployment, orders: list[dict[str, Any]]) -> float:
+    producer = KafkaProducer(bootstrap_servers=deployment.settings.kafka_bootstrap, linger_ms=5, acks=1,
+                             batch_size=1 << 20, max_request_size=4 << 20)
+    topic = deployment.settings.topics.orders
+    started = time.time()
+    try:
+        for order in orders:
+            producer.send(topic, json.dumps(order).encode(), key=order["customer_id"].encode())
+        producer.flush()
+    finally:
+        producer.close()
+    return started
+
+
+def measure(data: Path, workdir: Path, min_support: float, timeout: float) -> dict[str, Any]:
+    orders = list(read_retail_orders(sorted(data.glob("*.csv"))))
+    baskets = [sorted({line["sku"] for line in order["lines"]}) for order in orders]
+    deployment = Deployment.start(workdir, appendonly=False, basket_min_support=min_support)
+    try:
+        worker = deployment.start_worker()
+        deployment.wait_ready(120)
+        first_send = send_orders(deployment, orders)
+        send_seconds = time.time() - first_send
+        deadline = time.monotonic() + timeout
+        while True:
+            figures = partition_figures(deployment)
+            if figures and len(figures) == deployment.settings.partitions and all(
+                    part.get("baskets", 0) >= len(orders) for part in figures.values()):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"baskets counted per partition: {[p.get('baskets') for p in figures.values()]}"
+                                   f" of {len(orders)} after {timeout:.0f} s")
+            deployment.restart_exited()
+            time.sleep(0.2)
+        counted_at = max(part["counted_at"] for part in figures.values())
+        # Rules are served once a round that began after the last count has written what it mined.
+        while True:
+            figures = partition_figures(deployment)
+            rounds_after = [part for part in figures.values() if part.get("rules_written", -1) >= 0]
+            rules = served_rules(deployment)
+            mined = sum(part.get("rules", 0) for part in figures.values())
+            if len(rounds_after) == len(figures) and mined and len(rules) >= mined:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(rules)} rules served of {mined} mined after {timeout:.0f} s")
+            time.sleep(0.2)
+        served_seconds = time.time() - first_send
+        pid = worker.process.pid
+        result = {
+            "baskets": len(orders), "send_seconds": round(send_seconds, 2),
+            "counting_seconds": round(counted_at - first_send, 2),
+            "baskets_per_second": round(len(orders) / max(counted_at - first_send, 1e-9)),
+            "rules_served_seconds": round(served_seconds, 1), "rules_served": len(rules),
+            "worker_peak_rss_mib": round(peak_rss(pid) / 2**20), "worker_rss_mib": round(process_rss(pid) / 2**20),
+            "worker_exits": deployment.exits,
+        }
+    finally:
+        deployment.close()
+    # What the worker serves: antecedents of at most two SKUs, confidence and lift at the settings' minimums.
+    settings = KairosSettings()
+    exact = {rule: figures for rule, figures in exact_rules(baskets, min_support, settings.basket_min_confidence,
+                                                            MAX_ANTECEDENT + 1).items()
+             if figures[1] >= settings.basket_min_lift}
+    supports = exact_itemsets(baskets, min_support, MAX_ANTECEDENT + 1)
+    errors = [abs(confidence - exact[rule][0]) for rule, (confidence, _) in rules.items() if rule in exact]
+    support_errors = [abs(support - supports[tuple(sorted(rule[0] + (rule[1],)))])
+                      for rule, (_, support) in rules.items() if rule in exact]
+    result |= {
+        "exact_rules": len(exact), "exact_rules_not_served": len(exact.keys() - rules.keys()),
+        "served_not_exact": len(rules.keys() - exact.keys()),
+        "max_confidence_error": max(errors, default=0.0), "max_support_error": max(support_errors, default=0.0),
+    }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets/online-retail-2010-12"))
+    parser.add_argument("--min-support", type=float, default=0.01)
+    parser.add_argument("--timeout", type=float, default=900.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kairos-live-baskets-") as folder:
+        print(json.dumps(measure(args.data, Path(folder), args.min_support, args.timeout)),
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
