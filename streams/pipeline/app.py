@@ -673,12 +673,18 @@ class KairosApp:
         batch = WriteBatch()  # every rule's hash is rewritten each round: one command, not one per rule
         alerts = []
         metrics: dict[str, float] = {}
+        # First this worker's pair supports, shared: a rule whose antecedent another partition owns takes that
+        # partition's support, so on one worker every rule is served in the first round after the counts
+        # (a partition on another worker: its previous round's, a round stale at most).
+        for partition, state in local.items():
+            async with runtime.baskets.lock(partition):  # counting waits; the event loop does not
+                pairs = await asyncio.to_thread(state.owned_pairs)
+            await self.model_sync.publish(f"{BASKETS_SYNC}{partition}", {"partition": partition, "pairs": pairs})
         for partition, state in local.items():
             foreign = foreign_supports(self.model_sync, partition)
-            async with runtime.baskets.lock(partition):  # counting waits; the event loop does not
+            async with runtime.baskets.lock(partition):
                 rules = await asyncio.to_thread(state.counter.rules, foreign_supports=foreign)
                 trends = await asyncio.to_thread(state.trends, settings.basket_trend_window_seconds)
-                pairs = await asyncio.to_thread(state.owned_pairs)
             written = publish_rules(batch, self.views, state, rules, settings.basket_top_n,
                                     settings.basket_rule_ttl_seconds)
             for alert in trends:
@@ -688,7 +694,6 @@ class KairosApp:
             metrics[f"p{partition}.rules"] = len(rules)
             metrics[f"p{partition}.rules_written"] = written
             metrics[f"p{partition}.counted_at"] = state.counted_at
-            await self.model_sync.publish(f"{BASKETS_SYNC}{partition}", {"partition": partition, "pairs": pairs})
         # Each worker writes its partitions' figures; the totals are over every partition's, whoever owns it.
         self.views.metrics(batch, "baskets-partitions", metrics)
         await batch.execute(runtime.redis)
