@@ -11,10 +11,12 @@ events:
 * ``customers``: every ``customer:{id}`` hash (all fields but ``updated_at``);
 * ``ingest``: the ``metrics:ingest`` counters (processed / invalid / duplicate per topic);
 * ``risk_payments``: the set of payment ids with a risk view;
-* ``features``: every customer's segmentation features as the ``customers`` changelog last holds them, to
-  12 significant digits (:func:`significant`): a customer's decayed sums are the same in any order of its
-  events, but floating-point additions in another order change the last bits (seen: relative gaps of 1e-15
-  after a broker pause, when the aligner released a topic that had fallen idle before the others);
+* ``features``: every customer's segmentation features as the ``customers`` changelog last holds them,
+  numbers equal within a relative 1e-9 (:func:`same`): a customer's decayed sums are the same in any order of
+  its events, but floating-point additions in another order change the last bits (seen: relative gaps of
+  1e-15 after a broker pause, when the aligner released a topic that had fallen idle before the others;
+  rounding both to 12 significant digits, as this compared before, still told 7.42185772976 from
+  7.42185772977 when the gap straddled a rounding boundary);
 * ``alert_ids``: the set of ids of the alerts on the ``alerts`` topic that depend on event time only
   (surge, slump, restock, anomaly, abandon): exact;
 * ``model_alert_ids``: the ids of the other alerts (``risk``, risk ``drift``, basket ``trend``). Reported,
@@ -38,6 +40,7 @@ reason.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import signal
@@ -203,20 +206,25 @@ def dump(deployment: Deployment) -> dict[str, Any]:
     risk_prefix = keys.risk_payment("")
     risk = {key[len(risk_prefix):] for key in client.scan_iter(keys.risk_payment("*"), count=1000)}
     ingest = client.hgetall(keys.metrics("ingest"))
-    features = {customer: json.dumps({name: significant(value) for name, value in flat.items()}, sort_keys=True)
-                for customer, flat in read_features(deployment.settings).items()}
+    features = read_features(deployment.settings)
     return {"customers": customers, "ingest": ingest, "risk_payments": risk, "features": features,
             **split_alert_ids(read_alert_ids(deployment.settings)),
             "dead_letters": read_dead_letters(deployment.settings)}
 
 
-def significant(value: Any, digits: int = 12) -> Any:
-    """A float to ``digits`` significant digits (anything else as it is).
+def same(mine: Any, theirs: Any) -> bool:
+    """Equal, but numbers within a relative 1e-9 (sums added in another order differ in their last bits).
 
-    >>> significant(8.266787507664977) == significant(8.26678750766498), significant(8.2667875077)
-    (True, 8.2667875077)
+    >>> same({"spend": 7.421857729765}, {"spend": 7.421857729766}), same({"spend": 7.42}, {"spend": 7.43})
+    (True, False)
+    >>> same({"a": 1.0}, {"a": 1.0, "b": 0.0}), same("x", "x"), same(None, {"a": 1.0})
+    (False, True, False)
     """
-    return float(f"{value:.{digits}g}") if isinstance(value, float) else value
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        return mine.keys() == theirs.keys() and all(same(value, theirs[key]) for key, value in mine.items())
+    if isinstance(mine, (int, float)) and isinstance(theirs, (int, float)):
+        return math.isclose(mine, theirs, rel_tol=1e-9, abs_tol=1e-9)
+    return mine == theirs
 
 
 def read_features(settings: KairosSettings) -> dict[str, dict[str, float]]:
@@ -303,7 +311,7 @@ def differences(found: dict[str, Any], reference: dict[str, Any]) -> dict[str, i
         if isinstance(mine, set):
             result[family] = len(mine ^ theirs)
         else:
-            result[family] = sum(mine.get(key) != theirs.get(key) for key in set(mine) | set(theirs))
+            result[family] = sum(not same(mine.get(key), theirs.get(key)) for key in set(mine) | set(theirs))
     return result
 
 
@@ -315,7 +323,7 @@ def diff_examples(found: dict[str, Any], reference: dict[str, Any], limit: int =
         if isinstance(mine, set):
             examples[family] = sorted(mine ^ theirs)[:limit]
         else:
-            keys = sorted(key for key in set(mine) | set(theirs) if mine.get(key) != theirs.get(key))
+            keys = sorted(key for key in set(mine) | set(theirs) if not same(mine.get(key), theirs.get(key)))
             examples[family] = [(key, theirs.get(key), mine.get(key)) for key in keys[:limit]]
     if "diagnostics" in found:
         examples["diagnostics"] = [found["diagnostics"]]
