@@ -17,6 +17,10 @@ settings but ``--min-support``), one ``kairos worker``, and sends every order of
   ``KAIROS_BASKET_MIN_LIFT``): rules served, exact rules, exact rules not served, served rules not exact
   (a threshold met within rounding), largest confidence and support error.
 
+The send is one burst: at its end the ingest's event-time alignment holds each input partition that went quiet
+for ``KAIROS_INGEST_ALIGN_IDLE_SECONDS`` (1 s) before it releases what the others sent after it, so about a
+second of the counting time is that hold (``--align-idle-seconds 0`` measures without it).
+
 Run::
 
     python -m streams.tools.evaluation.live_baskets --data ../shared/datasets/online-retail-2010-12
@@ -100,11 +104,11 @@ def exact_served_rules(baskets: list[list[str]], min_support: float) -> tuple[di
     return exact, exact_itemsets(baskets, min_support, MAX_ANTECEDENT + 1)
 
 
-def measure(data: Path, workdir: Path, min_support: float, timeout: float) -> dict[str, Any]:
+def measure(data: Path, workdir: Path, min_support: float, timeout: float, **settings: Any) -> dict[str, Any]:
     orders = list(read_retail_orders(sorted(data.glob("*.csv"))))
     baskets = [sorted({line["sku"] for line in order["lines"]}) for order in orders]
     exact, supports = exact_served_rules(baskets, min_support)
-    deployment = Deployment.start(workdir, appendonly=False, basket_min_support=min_support)
+    deployment = Deployment.start(workdir, appendonly=False, basket_min_support=min_support, **settings)
     try:
         worker = deployment.start_worker()
         deployment.wait_ready(120)
@@ -159,9 +163,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets/online-retail-2010-12"))
     parser.add_argument("--min-support", type=float, default=0.01)
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--align-idle-seconds", type=float, default=None,
+                        help="KAIROS_INGEST_ALIGN_IDLE_SECONDS for the worker (default: the setting's default)")
     args = parser.parse_args()
+    settings = {} if args.align_idle_seconds is None else {"ingest_align_idle_seconds": args.align_idle_seconds}
     with tempfile.TemporaryDirectory(prefix="kairos-live-baskets-") as folder:
-        print(json.dumps(measure(args.data, Path(folder), args.min_support, args.timeout)),
+        print(json.dumps(measure(args.data, Path(folder), args.min_support, args.timeout, **settings)),
               flush=True)
 
 
