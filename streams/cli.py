@@ -338,8 +338,9 @@ def forget(
 def chaos(
     scenario: list[str] = typer.Option(
         [], "--scenario", "-s",
-        help="Fault scenario (repeatable; default: all): three-workers, graceful-stop, worker-added, "
-             "two-three-two, redis-restart-aof, redis-restart-empty, kills, redis-pause, broker-pause, hostile."),
+        help="Fault scenario (repeatable; default: all): fault-free (the reference again: the differences "
+             "timing alone makes), three-workers, graceful-stop, worker-added, two-three-two, redis-restart-aof, "
+             "redis-restart-empty, kills, redis-pause, broker-pause, hostile."),
     repetitions: int = typer.Option(10, min=1, help="Runs of each scenario."),
     kills: int = typer.Option(20, min=1, help="kills: SIGKILLs (each followed by a restart) in one run."),
     hostile: int = typer.Option(100_000, min=11, help="hostile: hostile records interleaved with the events."),
@@ -350,7 +351,8 @@ def chaos(
     workdir: Path = typer.Option(Path(".kairos/chaos"), help="Where the runs' brokers, Redis and worker logs go."),
 ) -> None:
     """Send the same simulated shop through ordinary operations and faults; compare every exact view family
-    (customer views, ingest counters, risk-scored payments, alert ids) with a fault-free run."""
+    (customer views, ingest counters, risk-scored payments, features, event-time alert ids) with a fault-free
+    run, and report the model alerts' differences."""
     from dataclasses import replace
 
     from streams.tools.faults import SCENARIOS, kills as kill_points, run_chaos, simulated_events

@@ -408,6 +408,8 @@ def kills(count: int, seed: int = 1) -> Fault:
 
 SCENARIOS: dict[str, Fault] = {
     "reference": Fault(1),
+    # The reference again: what differs between two fault-free runs is timing, not a fault.
+    "fault-free": Fault(1),
     "three-workers": Fault(3),
     "graceful-stop": Fault(2, (Step(0.4, stop_last_worker),)),
     "worker-added": Fault(1, (Step(0.4, lambda d: d.start_worker()),)),
