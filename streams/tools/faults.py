@@ -48,13 +48,13 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.pipeline.counters import OUTCOMES
 from streams.pipeline.keys import RedisKeys
@@ -227,19 +227,43 @@ def same(mine: Any, theirs: Any) -> bool:
     return mine == theirs
 
 
+def read_whole_topic(settings: KairosSettings, topic: str, timeout: float = 120.0,
+                     **options: Any) -> Iterator[Any]:
+    """Every record of ``topic`` from its start to its end now, partition by partition in offset order.
+
+    Reads up to the end offsets taken at the start (then until a poll finds nothing more), not until the
+    records stop coming for a few seconds: a reader that gave up after a 3-second gap in a slow fetch left
+    alert ids out and reported them as differences between runs.
+    """
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None,
+                             max_partition_fetch_bytes=8 << 20, **options)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout
+        while True:
+            fetched = consumer.poll(timeout_ms=500)
+            for records in fetched.values():
+                yield from records
+            if not fetched and all(consumer.position(tp) >= ends[tp] for tp in partitions):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: not read to its end offsets {ends} in {timeout:.0f} s")
+    finally:
+        consumer.close()
+
+
 def read_features(settings: KairosSettings) -> dict[str, dict[str, float]]:
     """Every customer's segmentation features as the ``customers`` changelog last holds them (flattened)."""
     import orjson
 
-    consumer = KafkaConsumer(f"{settings.app_id}-customers-changelog", bootstrap_servers=settings.kafka_bootstrap,
-                             auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
-                             consumer_timeout_ms=3000, max_partition_fetch_bytes=8 << 20)
     latest: dict[bytes, bytes | None] = {}
-    try:
-        for record in consumer:
-            latest[record.key] = record.value
-    finally:
-        consumer.close()
+    for record in read_whole_topic(settings, f"{settings.app_id}-customers-changelog"):
+        latest[record.key] = record.value
     found = {}
     for key, value in latest.items():
         state = orjson.loads(value) if value else None
@@ -256,17 +280,11 @@ def read_features(settings: KairosSettings) -> dict[str, dict[str, float]]:
 
 def read_dead_letters(settings: KairosSettings) -> dict[str, int]:
     """How many records the dead-letter topic holds, and how many of them carry no reason header."""
-    consumer = KafkaConsumer(settings.topics.dead_letters, bootstrap_servers=settings.kafka_bootstrap,
-                             auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
-                             consumer_timeout_ms=3000, max_partition_fetch_bytes=8 << 20)
     found = {"records": 0, "without_reason": 0}
-    try:
-        for record in consumer:
-            found["records"] += 1
-            reason = dict(record.headers or ()).get("kairos.reason", b"")
-            found["without_reason"] += not reason
-    finally:
-        consumer.close()
+    for record in read_whole_topic(settings, settings.topics.dead_letters):
+        found["records"] += 1
+        reason = dict(record.headers or ()).get("kairos.reason", b"")
+        found["without_reason"] += not reason
     return found
 
 
@@ -283,13 +301,7 @@ def with_hostile(reference: dict[str, Any], mix: HostileMix) -> dict[str, Any]:
 
 def read_alert_ids(settings: KairosSettings) -> set[str]:
     """The id of every alert on the ``alerts`` topic, from its start."""
-    consumer = KafkaConsumer(settings.topics.alerts, bootstrap_servers=settings.kafka_bootstrap,
-                             auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
-                             consumer_timeout_ms=3000)
-    try:
-        return {record.key.decode() for record in consumer if record.key}
-    finally:
-        consumer.close()
+    return {record.key.decode() for record in read_whole_topic(settings, settings.topics.alerts) if record.key}
 
 
 def split_alert_ids(ids: set[str]) -> dict[str, set[str]]:
@@ -636,28 +648,21 @@ def events_topic_order(deployment: Deployment) -> dict[str, Any]:
     """
     from streams.pipeline.packing import decode_packet
 
-    topic = deployment.settings.internal_topics["events"]
-    consumer = KafkaConsumer(topic, bootstrap_servers=deployment.settings.kafka_bootstrap,
-                             auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
-                             consumer_timeout_ms=3000, max_partition_fetch_bytes=8 << 20)
     highest: dict[tuple[int, str], int] = {}
     seen: dict[tuple[int, str], set[int]] = {}
     behind: dict[str, int] = {}
     index = []
-    try:
-        for record in consumer:
-            for batch in decode_packet(record.value):
-                key = (record.partition, batch.path)
-                for offset, event in batch.entries:
-                    if event is not None:
-                        index.append((record.partition, record.offset, record.timestamp, batch.path, offset,
-                                      event.get("customer_id"), event.get("event_id")))
-                    if offset <= highest.get(key, -1) and offset not in seen.get(key, set()):
-                        behind[f"{key[0]}:{key[1]}"] = behind.get(f"{key[0]}:{key[1]}", 0) + 1
-                    highest[key] = max(highest.get(key, -1), offset)
-                    seen.setdefault(key, set()).add(offset)
-    finally:
-        consumer.close()
+    for record in read_whole_topic(deployment.settings, deployment.settings.internal_topics["events"]):
+        for batch in decode_packet(record.value):
+            key = (record.partition, batch.path)
+            for offset, event in batch.entries:
+                if event is not None:
+                    index.append((record.partition, record.offset, record.timestamp, batch.path, offset,
+                                  event.get("customer_id"), event.get("event_id")))
+                if offset <= highest.get(key, -1) and offset not in seen.get(key, set()):
+                    behind[f"{key[0]}:{key[1]}"] = behind.get(f"{key[0]}:{key[1]}", 0) + 1
+                highest[key] = max(highest.get(key, -1), offset)
+                seen.setdefault(key, set()).add(offset)
     (deployment.workdir / "events-index.json").write_text(json.dumps(index))
     by_path: dict[str, set[int]] = {}
     for (_, path), offsets in seen.items():
@@ -675,20 +680,13 @@ def customers_changelog(deployment: Deployment) -> dict[str, list]:
     """
     import orjson
 
-    topic = f"{deployment.settings.app_id}-customers-changelog"
-    consumer = KafkaConsumer(topic, bootstrap_servers=deployment.settings.kafka_bootstrap,
-                             auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
-                             consumer_timeout_ms=3000, max_partition_fetch_bytes=8 << 20)
     history: dict[str, list] = {}
-    try:
-        for record in consumer:
-            key = record.key.decode()
-            state = orjson.loads(record.value) if record.value else None
-            entry = [record.partition, record.offset, record.timestamp]
-            if state is not None:
-                entry += [{name: state.get(name) for name in ("clicks", "orders", "payments", "processed", "applied")}]
-            history.setdefault(key, []).append(entry)
-    finally:
-        consumer.close()
+    for record in read_whole_topic(deployment.settings, f"{deployment.settings.app_id}-customers-changelog"):
+        key = record.key.decode()
+        state = orjson.loads(record.value) if record.value else None
+        entry = [record.partition, record.offset, record.timestamp]
+        if state is not None:
+            entry += [{name: state.get(name) for name in ("clicks", "orders", "payments", "processed", "applied")}]
+        history.setdefault(key, []).append(entry)
     (deployment.workdir / "changelog.json").write_bytes(orjson.dumps(history))
     return {"keys": len(history)}
