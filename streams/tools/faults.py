@@ -231,9 +231,12 @@ def read_whole_topic(settings: KairosSettings, topic: str, timeout: float = 120.
                      **options: Any) -> Iterator[Any]:
     """Every record of ``topic`` from its start to its end now, partition by partition in offset order.
 
-    Reads up to the end offsets taken at the start (then until a poll finds nothing more), not until the
-    records stop coming for a few seconds: a reader that gave up after a 3-second gap in a slow fetch left
-    alert ids out and reported them as differences between runs.
+    Reads until every partition has answered a fetch, its position is at least the end offset taken at the
+    start, and two polls in a row (1 s) found nothing more. Not merely until the records stop coming for a
+    few seconds (a reader that gave up after a 3-second gap in a slow first fetch left alert ids out, and
+    they were reported as differences between runs), and not merely up to the end offsets: Tansu reports
+    the last record batch's base offset as the end, so a position at the end may still have that batch to
+    read (and a partition of one batch reports 0).
     """
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None,
                              max_partition_fetch_bytes=8 << 20, **options)
@@ -245,11 +248,14 @@ def read_whole_topic(settings: KairosSettings, topic: str, timeout: float = 120.
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
         deadline = time.monotonic() + timeout
+        empty = 0
         while True:
             fetched = consumer.poll(timeout_ms=500)
             for records in fetched.values():
                 yield from records
-            if not fetched and all(consumer.position(tp) >= ends[tp] for tp in partitions):
+            empty = 0 if fetched else empty + 1
+            if empty >= 2 and all(consumer.highwater(tp) is not None and consumer.position(tp) >= ends[tp]
+                                  for tp in partitions):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{topic}: not read to its end offsets {ends} in {timeout:.0f} s")
