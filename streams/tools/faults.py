@@ -227,19 +227,27 @@ def same(mine: Any, theirs: Any) -> bool:
     return mine == theirs
 
 
+#: How long :func:`read_whole_topic` waits for more records once every partition reached its end offset.
+QUIET_SECONDS = 2.0
+#: After every event is counted, the event-time stages still close their last windows, minutes and sessions
+#: once their paths fall idle (30 s; and a stage that moved to another worker first waits 30 s for every
+#: path): the alerts topic must stay unchanged this long before a run's families are read.
+ALERTS_QUIET_SECONDS = 40.0
+
+
 def read_whole_topic(settings: KairosSettings, topic: str, timeout: float = 120.0,
                      **options: Any) -> Iterator[Any]:
     """Every record of ``topic`` from its start to its end now, partition by partition in offset order.
 
     Reads until every partition has answered a fetch, its position is at least the end offset taken at the
-    start, and two polls in a row (1 s) found nothing more. Not merely until the records stop coming for a
+    start, and then nothing more came for ``QUIET_SECONDS``. Not merely until the records stop coming for a
     few seconds (a reader that gave up after a 3-second gap in a slow first fetch left alert ids out, and
     they were reported as differences between runs), and not merely up to the end offsets: Tansu reports
     the last record batch's base offset as the end, so a position at the end may still have that batch to
-    read (and a partition of one batch reports 0).
+    read (a partition of one batch reports 0).
     """
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None,
-                             max_partition_fetch_bytes=8 << 20, **options)
+                             max_partition_fetch_bytes=8 << 20, fetch_max_wait_ms=100, **options)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
@@ -248,14 +256,15 @@ def read_whole_topic(settings: KairosSettings, topic: str, timeout: float = 120.
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
         deadline = time.monotonic() + timeout
-        empty = 0
+        last_record = time.monotonic()
         while True:
-            fetched = consumer.poll(timeout_ms=500)
+            fetched = consumer.poll(timeout_ms=200)
             for records in fetched.values():
                 yield from records
-            empty = 0 if fetched else empty + 1
-            if empty >= 2 and all(consumer.highwater(tp) is not None and consumer.position(tp) >= ends[tp]
-                                  for tp in partitions):
+            if fetched:
+                last_record = time.monotonic()
+            elif time.monotonic() - last_record >= QUIET_SECONDS and all(
+                    consumer.highwater(tp) is not None and consumer.position(tp) >= ends[tp] for tp in partitions):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{topic}: not read to its end offsets {ends} in {timeout:.0f} s")
@@ -580,6 +589,7 @@ def run_scenario(fault: Fault | str, events: list[tuple[str, str, Any]], workdir
             if counted >= total:
                 break
             time.sleep(0.5)
+        wait_for_quiet_alerts(deployment, ALERTS_QUIET_SECONDS, timeout=ALERTS_QUIET_SECONDS + 120.0)
         time.sleep(3 * max(deployment.settings.metrics_flush_seconds, 1.0))  # views and counters settle
         stop_watching.set()
         (workdir / "samples.json").write_text(json.dumps({"samples": samples, "outages": deployment.outages_ended}))
@@ -593,6 +603,30 @@ def run_scenario(fault: Fault | str, events: list[tuple[str, str, Any]], workdir
     finally:
         stop_watching.set()
         deployment.close()
+
+
+def wait_for_quiet_alerts(deployment: Deployment, quiet: float, timeout: float) -> float:
+    """Wait until the alerts topic's end offsets stayed unchanged for ``quiet`` seconds (at most ``timeout``);
+    the seconds waited. Before, a run was read 3 s after its last event was counted: a stage that had moved to
+    another worker (a graceful stop, a kill) published its last alerts later, and those were reported missing."""
+    started = time.monotonic()
+    topic = deployment.settings.topics.alerts
+    consumer = KafkaConsumer(bootstrap_servers=deployment.settings.kafka_bootstrap, group_id=None)
+    try:
+        last, since = None, started
+        while time.monotonic() - started < timeout:
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            ends = sorted(consumer.end_offsets(partitions).items()) if partitions else []
+            now = time.monotonic()
+            if ends != last:
+                last, since = ends, now
+            elif now - since >= quiet:
+                break
+            deployment.restart_exited()
+            time.sleep(1.0)
+    finally:
+        consumer.close()
+    return time.monotonic() - started
 
 
 def simulated_events(seed: int, customers: int, days: float) -> list[tuple[str, str, Any]]:
