@@ -589,6 +589,7 @@ def run_scenario(fault: Fault | str, events: list[tuple[str, str, Any]], workdir
             if counted >= total:
                 break
             time.sleep(0.5)
+        wait_until_stages_drained(deployment, timeout=settle_timeout + 120.0)
         wait_for_quiet_alerts(deployment, ALERTS_QUIET_SECONDS, timeout=ALERTS_QUIET_SECONDS + 120.0)
         time.sleep(3 * max(deployment.settings.metrics_flush_seconds, 1.0))  # views and counters settle
         stop_watching.set()
@@ -603,6 +604,33 @@ def run_scenario(fault: Fault | str, events: list[tuple[str, str, Any]], workdir
     finally:
         stop_watching.set()
         deployment.close()
+
+
+def wait_until_stages_drained(deployment: Deployment, timeout: float) -> float:
+    """Wait until the app's consumer group has committed every stage's input topic to its end (at most
+    ``timeout``); the seconds waited. After many restarts the single-partition stages may still be working
+    through the whole stream when the ingest has counted every event."""
+    from streams.pipeline.app import stage_topics
+    from streams.pipeline.group_watch import GroupLag
+
+    started = time.monotonic()
+    settings = deployment.settings
+    # The app's group id only to read its committed offsets: never subscribed, so it never joins the group.
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.app_id,
+                             enable_auto_commit=False)
+    try:
+        while time.monotonic() - started < timeout:
+            partitions = [TopicPartition(topic, p) for topic in stage_topics(settings)
+                          for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            committed = {tp: offset for tp in partitions if (offset := consumer.committed(tp)) is not None}
+            lag = GroupLag.of(consumer.end_offsets(partitions), committed, consumer.beginning_offsets(partitions))
+            if partitions and lag.lag == 0:
+                break
+            deployment.restart_exited()
+            time.sleep(1.0)
+    finally:
+        consumer.close(autocommit=False)
+    return time.monotonic() - started
 
 
 def wait_for_quiet_alerts(deployment: Deployment, quiet: float, timeout: float) -> float:
