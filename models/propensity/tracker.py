@@ -162,12 +162,16 @@ class SessionTracker:
         without a budget (minutes close one after another: :meth:`_close`). Records must not be added while
         :attr:`closing` (:meth:`add` finishes the close first, without a budget).
         """
-        if self.minute is None or not math.isfinite(watermark):
+        if not self.due(watermark):
             return 0
         target = _minute_of(watermark) if self._closing is None else max(_minute_of(watermark), self._closing)
-        if target < self.minute + MINUTE and self._closing is None:
-            return 0
         return self._close(target, budget)
+
+    def due(self, watermark: float) -> bool:
+        """Whether :meth:`advance` to ``watermark`` has minutes to close (or a budgeted close to go on with)."""
+        if self._closing is not None:
+            return True
+        return self.minute is not None and math.isfinite(watermark) and watermark >= self.minute + MINUTE
 
     @property
     def closing(self) -> bool:

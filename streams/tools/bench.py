@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -136,9 +137,19 @@ def wait_for_total(r: redis.Redis, keys: RedisKeys, expected: int, worker: subpr
     raise TimeoutError(f"pipeline did not finish {expected} events in {timeout:.0f} s")
 
 
-async def wait_until_drained(settings: KairosSettings, worker: subprocess.Popen, timeout: float) -> float:
+def exits_check(worker: subprocess.Popen) -> Callable[[], None]:
+    """A poll hook for :func:`wait_until_drained` that fails the wait when ``worker`` has exited."""
+    def check() -> None:
+        if worker.poll() is not None:
+            raise RuntimeError("worker exited during the benchmark")
+    return check
+
+
+async def wait_until_drained(settings: KairosSettings, timeout: float,
+                             on_poll: Callable[[], None] = lambda: None) -> float:
     """Wait until the app's consumer group has committed every internal topic to its end (every stage applied
-    everything: a checkpointed stage commits at its next snapshot); the monotonic time it was seen."""
+    everything: a checkpointed stage commits at its next snapshot); the monotonic time it was seen.
+    ``on_poll`` runs between two looks (to fail when a worker exited, or to start it again)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
@@ -161,8 +172,7 @@ async def wait_until_drained(settings: KairosSettings, worker: subprocess.Popen,
                          (await admin.list_consumer_group_offsets(settings.app_id, partitions=partitions)).items()}
             if GroupLag.of(ends, committed, await consumer.beginning_offsets(partitions)).lag == 0:
                 return time.monotonic()
-            if worker.poll() is not None:
-                raise RuntimeError("worker exited during the benchmark")
+            on_poll()
             await asyncio.sleep(0.1)
         raise TimeoutError(f"the stages did not catch up within {timeout:.0f} s")
     finally:
@@ -290,7 +300,7 @@ def bench_pipeline(result: BenchResult, events: int, seed: int, latency_rate: fl
             result.add("pipeline_eps", round(rate))
             result.add("pipeline_to_ceiling_ratio", round(rate / result.figures["ceiling_raw_aiokafka_json_eps"], 3))
             # Every stage caught up (sales, baskets, anomaly, sessions run behind the customers stage).
-            drained = asyncio.run(wait_until_drained(settings, worker, timeout=600))
+            drained = asyncio.run(wait_until_drained(settings, timeout=600, on_poll=exits_check(worker)))
             result.add("pipeline_all_stages_eps", round(sent / max(drained - first, 1e-9)))
             probes = asyncio.run(latency_probes(settings, latency_rate, seconds=15, probe_every=20))
             latencies = probe_latencies(r, keys, probes)
@@ -342,7 +352,7 @@ def bench_scaling(result: BenchResult, events: int, seed: int, partitions: int,
             processes = [start_worker(stack, settings, f"bench-worker-{n}.log") for n in range(workers)]
             try:
                 first, done = wait_for_total(r, RedisKeys(settings.prefix), sent, processes[0], timeout=900)
-                drained = asyncio.run(wait_until_drained(settings, processes[0], timeout=900))
+                drained = asyncio.run(wait_until_drained(settings, timeout=900, on_poll=exits_check(processes[0])))
                 rss = sum(peak_rss_bytes(process.pid) for process in processes)
             finally:
                 for process in processes:

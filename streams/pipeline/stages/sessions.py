@@ -134,7 +134,8 @@ class SessionState:
                 budget -= 1
             if budget > 0 and not tracker.closing:
                 tracker.advance(mark, budget)
-        pending = tracker.closing or bool(mark is not None and waiting and waiting[0][0] <= mark)
+        # More is due: a close stopped part-way, records the watermark passed, or minutes the budget left unclosed.
+        pending = mark is not None and (bool(waiting) and waiting[0][0] <= mark or tracker.due(mark))
         if pending or now - self._flushed < FLUSH_SECONDS:
             # Ended sessions and alerts go out at once (a checkpoint may follow); open sessions are scored
             # neither more often than FLUSH_SECONDS nor in the middle of a close (the model is half-way).

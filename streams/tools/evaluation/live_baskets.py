@@ -40,21 +40,11 @@ from kafka import KafkaProducer
 from streams.settings import KairosSettings
 from streams.tools.evaluation.baskets import exact_itemsets, exact_rules
 from streams.tools.faults import Deployment, process_rss
+from streams.tools.peers.measure import peak_rss_bytes
 from streams.tools.sources.retail_csv import read_retail_orders
 
 #: The largest antecedent of a served rule (``BasketCounter.rules``' default, as the worker calls it).
 MAX_ANTECEDENT = 2
-
-
-def peak_rss(pid: int) -> int:
-    """The process's peak resident set (``VmHWM``) in bytes (0 if it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def partition_figures(deployment: Deployment) -> dict[int, dict[str, float]]:
@@ -128,13 +118,13 @@ def measure(data: Path, workdir: Path, min_support: float, timeout: float, **set
         counted_at = max(part["counted_at"] for part in figures.values())
         # Served: every exact rule has its hash (a partition's rules need the pair supports the others published
         # in their previous round, so the full set takes two rounds after the last count).
-        first_complete = None
+        rules, first_complete = served_rules(deployment), None
         while time.monotonic() < deadline:
-            rules = served_rules(deployment)
-            if first_complete is None and exact.keys() <= rules.keys():
+            if exact.keys() <= rules.keys():
                 first_complete = time.time()
                 break
             time.sleep(0.5)
+            rules = served_rules(deployment)
         pid = worker.process.pid
         result = {
             "baskets": len(orders), "send_seconds": round(send_seconds, 2),
@@ -142,7 +132,8 @@ def measure(data: Path, workdir: Path, min_support: float, timeout: float, **set
             "baskets_per_second": round(len(orders) / max(counted_at - first_send, 1e-9)),
             "all_rules_served_seconds": None if first_complete is None else round(first_complete - first_send, 1),
             "rules_served": len(rules),
-            "worker_peak_rss_mib": round(peak_rss(pid) / 2**20), "worker_rss_mib": round(process_rss(pid) / 2**20),
+            "worker_peak_rss_mib": round(peak_rss_bytes(pid) / 2**20),
+            "worker_rss_mib": round(process_rss(pid) / 2**20),
             "worker_exits": deployment.exits,
         }
     finally:
