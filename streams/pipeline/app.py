@@ -236,6 +236,8 @@ class KairosApp:
         self.applied_through: dict[tuple[int, int | None], int] = {}
         #: Events-topic offsets the consumer never delivered within an assignment (should stay 0).
         self.offsets_skipped = 0
+        #: Tables whose changelog was recovered and caught up since the last revocation (see ``_restore_owned``).
+        self._tables_caught_up: set[str] = set()
         self.app.page("/health/")(self._health_page)
         self.app.page("/ready/")(self._ready_page)
         self.app.on_partitions_revoked.connect(self._on_revoked)
@@ -469,11 +471,13 @@ class KairosApp:
 
     async def _tick_sales(self) -> None:
         """Close the windows that paths fallen silent no longer hold open (at the end of a stream, the last ones)."""
-        await self._tick(lambda runtime: runtime.sales, "sales", self._publish_sales)
+        await self._tick(lambda runtime: runtime.sales, "sales", self._publish_sales, self.sales_topic,
+                         self.sales_table)
 
     async def _tick_anomaly(self) -> None:
         """Close the minutes that paths fallen silent no longer hold open (at the end of a stream, the last ones)."""
-        await self._tick(lambda runtime: runtime.anomaly, "anomaly", self._publish_anomalies)
+        await self._tick(lambda runtime: runtime.anomaly, "anomaly", self._publish_anomalies, self.anomaly_topic,
+                         self.anomaly_table)
 
     async def _tick_sessions(self) -> None:
         """Apply the records and end the sessions that paths fallen silent no longer hold back; drop the open
@@ -489,13 +493,16 @@ class KairosApp:
                         state.tracker.forget_customers(ids)
                 await self.views.erase_sessions(runtime.redis, ids)
                 self._sessions_erased_through = max(score for _, score in erased)
-        await self._tick(lambda runtime: runtime.sessions, "sessions", self._publish_sessions)
+        await self._tick(lambda runtime: runtime.sessions, "sessions", self._publish_sessions, self.sessions_topic,
+                         self.sessions_table)
 
-    async def _tick(self, snapshots_of: Callable[[Runtime], Any], name: str, publish: Callable[[list], Any]) -> None:
+    async def _tick(self, snapshots_of: Callable[[Runtime], Any], name: str, publish: Callable[[list], Any],
+                    topic: faust.TopicT, table: faust.Table) -> None:
         if self.runtime is None:
             return
         snapshots = snapshots_of(self.runtime)
         async with self.fence.writing():
+            self._restore_owned(snapshots, topic, table)
             for partition, state in list(snapshots.states.items()):
                 while True:  # a stage that bounds its work per call says when more is due (``pending``)
                     started = time.perf_counter()
@@ -507,6 +514,21 @@ class KairosApp:
                     if not update.pending or partition not in snapshots.states:
                         break
                     await catch_up_pause(took)  # the other agents' events go first
+
+    def _restore_owned(self, snapshots: Any, topic: faust.TopicT, table: faust.Table) -> None:
+        """Restore the state of every partition of ``topic`` this worker owns that no event has brought in yet.
+
+        A stage restores a partition's state when its first event comes. After a restart (a kill, a rebalance)
+        that left nothing new to read (the last checkpoint held every record), none comes: the windows,
+        minutes and sessions its paths held open would never close when those fall idle, and the alerts they
+        raise would never be sent (seen: 20 kills, the last after the stream's end, lost all 7 such alerts).
+        Only once ``table``'s changelog is recovered and caught up in this assignment: a state restored from a
+        snapshot older than the changelog's tail would stay in memory and lose what the tail holds.
+        """
+        if self.app.rebalancing or self.app.in_recovery or table.name not in self._tables_caught_up:
+            return
+        for partition in self.owned_partitions(topic) - snapshots.states.keys():
+            snapshots.get(partition)
 
     async def _publish_sales(self, updates: list) -> None:
         """Forecast views and alerts to Redis, then the alerts to the alerts topic (repeatable)."""
@@ -581,6 +603,7 @@ class KairosApp:
         applied = await store.catch_up(self.settings.kafka_client_options(), start)
         if applied:
             log.info("%s: re-applied %d changelog records from the last batch on", table.name, applied)
+        self._tables_caught_up.add(table.name)
         if table is self.customers_table:
             runtime.customers.reload_counters()
             self._resume_segments = True
@@ -591,6 +614,7 @@ class KairosApp:
     async def _on_revoked(self, app: faust.App, revoked: set, **kwargs: Any) -> None:
         """Inside the rebalance: wait for in-flight writes, fence off older events, drop revoked states."""
         runtime = self.runtime
+        self._tables_caught_up.clear()  # until each table's recovery of the next assignment is done
 
         def forget() -> None:
             if runtime is None:

@@ -207,9 +207,13 @@ def dump(deployment: Deployment) -> dict[str, Any]:
     risk_prefix = keys.risk_payment("")
     risk = {key[len(risk_prefix):] for key in client.scan_iter(keys.risk_payment("*"), count=1000)}
     ingest = client.hgetall(keys.metrics("ingest"))
+    # Every stage's metrics (late records, records released early, watermarks): not compared, kept to look into a
+    # difference.
+    metrics = {key: client.hgetall(key) for key in client.scan_iter(keys.metrics("*"), count=1000)}
+    (deployment.workdir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
     features = read_features(deployment.settings)
     return {"customers": customers, "ingest": ingest, "risk_payments": risk, "features": features,
-            **split_alert_ids(read_alert_ids(deployment.settings)),
+            **split_alert_ids(read_alert_ids(deployment.settings, deployment.workdir / "alerts.json")),
             "dead_letters": read_dead_letters(deployment.settings)}
 
 
@@ -315,9 +319,14 @@ def with_hostile(reference: dict[str, Any], mix: HostileMix) -> dict[str, Any]:
             "dead_letters": {"records": dead["records"] + mix.invalid(), "without_reason": 0}}
 
 
-def read_alert_ids(settings: KairosSettings) -> set[str]:
-    """The id of every alert on the ``alerts`` topic, from its start."""
-    return {record.key.decode() for record in read_whole_topic(settings, settings.topics.alerts) if record.key}
+def read_alert_ids(settings: KairosSettings, save_to: Path | None = None) -> set[str]:
+    """The id of every alert on the ``alerts`` topic, from its start; with ``save_to``, every alert record is
+    written there too (a JSON list of partition, offset, timestamp, key and value), to look into a difference."""
+    records = [record for record in read_whole_topic(settings, settings.topics.alerts) if record.key]
+    if save_to is not None:
+        save_to.write_text(json.dumps([[record.partition, record.offset, record.timestamp, record.key.decode(),
+                                        record.value.decode(errors="replace")] for record in records]))
+    return {record.key.decode() for record in records}
 
 
 def split_alert_ids(ids: set[str]) -> dict[str, set[str]]:
