@@ -146,9 +146,9 @@ def exits_check(worker: subprocess.Popen) -> Callable[[], None]:
 
 
 async def wait_until_drained(settings: KairosSettings, timeout: float,
-                             on_poll: Callable[[], None] = lambda: None) -> float:
-    """Wait until the app's consumer group has committed every internal topic to its end (every stage applied
-    everything: a checkpointed stage commits at its next snapshot); the monotonic time it was seen.
+                             on_poll: Callable[[], None] = lambda: None, topics: list[str] | None = None) -> float:
+    """Wait until the app's consumer group has committed every internal topic (or ``topics``) to its end (every
+    stage applied everything: a checkpointed stage commits at its next snapshot); the monotonic time it was seen.
     ``on_poll`` runs between two looks (to fail when a worker exited, or to start it again)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
@@ -165,7 +165,7 @@ async def wait_until_drained(settings: KairosSettings, timeout: float,
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             await consumer.topics()
-            partitions = [TopicPartition(topic, p) for topic in stage_topics(settings)
+            partitions = [TopicPartition(topic, p) for topic in topics or stage_topics(settings)
                           for p in sorted(consumer.partitions_for_topic(topic) or ())]
             ends = await consumer.end_offsets(partitions)
             committed = {tp: meta.offset for tp, meta in

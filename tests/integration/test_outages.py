@@ -124,14 +124,15 @@ def test_a_worker_killed_once_its_stages_applied_everything_still_closes_their_l
     nothing new to read, and must still close the minutes the paths held open (their alerts come then). It
     restored a stage's partition on its first event only, so nothing closed (a 20-kill ``kairos chaos`` run lost
     all 7 event-time alerts that way)."""
-    idle = 20.0
+    idle = 12.0
     pipeline: Pipeline = make_pipeline(anomaly_idle_path_seconds=idle, snapshot_seconds=1.0)
     events = shop_events(2_000, customers=100, seed=33)
     worker = pipeline.start_worker()
     pipeline.send_events(events)
     pipeline.wait_for_outcomes(len(events), timeout=120)
     counted = time.monotonic()  # the stages heard their last records after this
-    asyncio.run(wait_until_drained(pipeline.settings, 60.0))  # every stage's input committed: nothing to re-read
+    anomaly_input = pipeline.settings.internal_topics["anomaly"]
+    asyncio.run(wait_until_drained(pipeline.settings, 60.0, topics=[anomaly_input]))  # committed: nothing to re-read
     latest = max(datetime.fromisoformat(event["ts"]).timestamp() for kind, event in events
                  if kind != "clicks" or event["action"] in CLICK_KINDS)
 
