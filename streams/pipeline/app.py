@@ -516,7 +516,8 @@ class KairosApp:
                     await catch_up_pause(took)  # the other agents' events go first
 
     def _restore_owned(self, snapshots: Any, topic: faust.TopicT, table: faust.Table) -> None:
-        """Restore the state of every partition of ``topic`` this worker owns that no event has brought in yet.
+        """Restore the state of every partition of ``topic`` this worker owns that has a snapshot and that no event
+        has brought in yet.
 
         A stage restores a partition's state when its first event comes. After a restart (a kill, a rebalance)
         that left nothing new to read (the last checkpoint held every record), none comes: the windows,
@@ -527,8 +528,8 @@ class KairosApp:
         """
         if self.app.rebalancing or self.app.in_recovery or table.name not in self._tables_caught_up:
             return
-        for partition in self.owned_partitions(topic) - snapshots.states.keys():
-            snapshots.get(partition)
+        for partition in snapshots.restore_stored(self.owned_partitions(topic)):
+            log.info("%s: partition %d restored from its snapshot before its first event", table.name, partition)
 
     async def _publish_sales(self, updates: list) -> None:
         """Forecast views and alerts to Redis, then the alerts to the alerts topic (repeatable)."""

@@ -114,6 +114,15 @@ class PartitionSnapshots(Generic[S]):
             self.states[partition] = state
         return state
 
+    def restore_stored(self, partitions: set[int]) -> list[int]:
+        """Restore those of ``partitions`` that have a snapshot and are not in memory (:meth:`get` restores one
+        only when asked, on its first event); the partitions restored. One without a snapshot stays unmade: a
+        new state starts its grace when it is made, so it is made by its first event."""
+        restored = [p for p in sorted(partitions - self.states.keys()) if self.store.get(self._key(p)) is not None]
+        for partition in restored:
+            self.get(partition)
+        return restored
+
     def _stored_entries(self, partition: int) -> list[tuple[str, Any]]:
         prefix = self._key(partition) + "/"
         return [(key[len(prefix):], orjson.loads(value)) for key, value in list(self.store.table.data.items())
