@@ -117,7 +117,8 @@ class PartitionSnapshots(Generic[S]):
     def restore_stored(self, partitions: set[int]) -> list[int]:
         """Restore those of ``partitions`` that have a snapshot and are not in memory (:meth:`get` restores one
         only when asked, on its first event); the partitions restored. One without a snapshot stays unmade: a
-        new state starts its grace when it is made, so it is made by its first event."""
+        new state's grace (no watermark until its paths have spoken) starts when it is made, so its first event
+        makes it."""
         restored = [p for p in sorted(partitions - self.states.keys()) if self.store.get(self._key(p)) is not None]
         for partition in restored:
             self.get(partition)
