@@ -522,7 +522,8 @@ class KairosApp:
         A stage restores a partition's state when its first event comes. After a restart (a kill, a rebalance)
         that left nothing new to read (the last checkpoint held every record), none comes: the windows,
         minutes and sessions its paths held open would never close when those fall idle, and the alerts they
-        raise would never be sent (seen: 20 kills, the last after the stream's end, lost all 7 such alerts).
+        raise would never be sent (seen: 20 kills, the last after the stream's end, lost all 7 such alerts);
+        a basket partition's rules would not be written again (their TTLs run out) nor its supports shared.
         Only once ``table``'s changelog is recovered and caught up in this assignment: a state restored from a
         snapshot older than the changelog's tail would stay in memory and lose what the tail holds.
         """
@@ -694,6 +695,9 @@ class KairosApp:
 
     async def _basket_round(self) -> None:
         runtime, settings = self.runtime, self.settings
+        # After a restart with no order left to read, the partitions' rules, supports and figures come from
+        # their snapshots (their rules' TTLs are renewed by these rounds).
+        self._restore_owned(runtime.baskets, self.baskets_topic, self.baskets_table)
         local = dict(runtime.baskets.states)
         batch = WriteBatch()  # every rule's hash is rewritten each round: one command, not one per rule
         alerts = []

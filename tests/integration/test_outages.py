@@ -121,9 +121,9 @@ def test_a_worker_killed_again_and_again_mid_stream_loses_and_double_counts_noth
 
 def test_a_worker_killed_once_its_stages_applied_everything_still_closes_their_last_minutes(make_pipeline) -> None:
     """A kill after the last checkpoint held every record, before the paths fell idle: the restarted worker has
-    nothing new to read, and must still close the minutes the paths held open (their alerts come then). It
-    restored a stage's partition on its first event only, so nothing closed (a 20-kill ``kairos chaos`` run lost
-    all 7 event-time alerts that way)."""
+    nothing new to read, and must still close the minutes the paths held open (their alerts come then) and
+    publish every basket partition's figures again. It restored a stage's partition on its first event only,
+    so nothing closed (a 20-kill ``kairos chaos`` run lost all 7 event-time alerts that way)."""
     idle = 12.0
     pipeline: Pipeline = make_pipeline(anomaly_idle_path_seconds=idle, snapshot_seconds=1.0)
     events = shop_events(2_000, customers=100, seed=33)
@@ -131,8 +131,8 @@ def test_a_worker_killed_once_its_stages_applied_everything_still_closes_their_l
     pipeline.send_events(events)
     pipeline.wait_for_outcomes(len(events), timeout=120)
     counted = time.monotonic()  # the stages heard their last records after this
-    anomaly_input = pipeline.settings.internal_topics["anomaly"]
-    asyncio.run(wait_until_drained(pipeline.settings, 60.0, topics=[anomaly_input]))  # committed: nothing to re-read
+    inputs = [pipeline.settings.internal_topics[stage] for stage in ("anomaly", "baskets")]
+    asyncio.run(wait_until_drained(pipeline.settings, 60.0, topics=inputs))  # committed: nothing to re-read
     latest = max(datetime.fromisoformat(event["ts"]).timestamp() for kind, event in events
                  if kind != "clicks" or event["action"] in CLICK_KINDS)
 
@@ -144,10 +144,14 @@ def test_a_worker_killed_once_its_stages_applied_everything_still_closes_their_l
         "the kill must land before the paths fell idle")
     starts = worker.starts_ready() + 1
     worker.kill()
+    basket_figures = pipeline.keys.metrics("baskets-partitions")
+    pipeline.redis.delete(basket_figures)  # the restarted worker's basket rounds write them again
     worker.start()
     pipeline.wait_until(lambda: worker.starts_ready() >= starts, 60, "the restarted worker")
     pipeline.wait_until(lambda: watermark() is not None and abs(watermark() - latest) < 0.001, 2 * idle + 30,
                         "the anomaly stage to close every minute up to the latest event")
+    partitions = {name.split(".", 1)[0] for name in pipeline.redis.hkeys(basket_figures)}
+    assert partitions == {f"p{p}" for p in range(pipeline.settings.partitions)}, partitions
     assert worker.alive()
 
 
