@@ -30,7 +30,9 @@ that a crash shows up both as a crash and as whatever it lost. Each run also
 reports, per outage, from its end (a restart, a SIGCONT): how long until the
 ingest counts again (``back``) and until it counted what had been sent by
 then (``caught up``), and the largest worker's peak RSS; the samples are
-saved in the run's folder (``samples.json``). A ``hostile`` run interleaves hostile records
+saved in the run's folder (``samples.json``), with every alert record read (``alerts.json``) and every
+``metrics:*`` hash (``metrics.json``: late records, records waiting, watermarks), to look into a difference.
+A ``hostile`` run interleaves hostile records
 (:mod:`streams.tools.hostile`) with the same valid events: its ingest counters
 are compared with the reference's plus the hostile records (invalid, or
 duplicate), and every invalid one must be on the dead-letter topic with a
