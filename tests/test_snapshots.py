@@ -1,4 +1,4 @@
-"""Partition snapshots: restored when asked or by a timer; one this release cannot read starts the partition afresh
+"""Partition snapshots: restored when asked or at recovery; one this release cannot read starts the partition afresh
 instead of crashing its agent."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def test_a_snapshot_of_an_older_release_is_replaced_by_a_new_state_and_counted()
 
 
 def test_owned_partitions_with_a_snapshot_are_restored_before_any_event_and_the_others_wait_for_theirs() -> None:
-    """A stage's timer restores what a restart left with nothing new to read (its last windows must still
+    """A recovered stage restores what a restart left with nothing new to read (its last windows must still
     close); a partition with no snapshot is made by its first event (a new state's grace starts when made)."""
     snapshots = snapshots_holding({"model": "Counted", "version": 2, "count": 7})
     assert snapshots.restore_stored({0, 1}) == [0]

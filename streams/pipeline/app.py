@@ -236,8 +236,8 @@ class KairosApp:
         self.applied_through: dict[tuple[int, int | None], int] = {}
         #: Events-topic offsets the consumer never delivered within an assignment (should stay 0).
         self.offsets_skipped = 0
-        #: Tables whose changelog was recovered and caught up since the last revocation (see ``_restore_owned``).
-        self._tables_caught_up: set[str] = set()
+        #: Revocations so far: a table recovered while a new rebalance began restores no partition state.
+        self._revocations = 0
         self.app.page("/health/")(self._health_page)
         self.app.page("/ready/")(self._ready_page)
         self.app.on_partitions_revoked.connect(self._on_revoked)
@@ -471,13 +471,11 @@ class KairosApp:
 
     async def _tick_sales(self) -> None:
         """Close the windows that paths fallen silent no longer hold open (at the end of a stream, the last ones)."""
-        await self._tick(lambda runtime: runtime.sales, "sales", self._publish_sales, self.sales_topic,
-                         self.sales_table)
+        await self._tick(lambda runtime: runtime.sales, "sales", self._publish_sales)
 
     async def _tick_anomaly(self) -> None:
         """Close the minutes that paths fallen silent no longer hold open (at the end of a stream, the last ones)."""
-        await self._tick(lambda runtime: runtime.anomaly, "anomaly", self._publish_anomalies, self.anomaly_topic,
-                         self.anomaly_table)
+        await self._tick(lambda runtime: runtime.anomaly, "anomaly", self._publish_anomalies)
 
     async def _tick_sessions(self) -> None:
         """Apply the records and end the sessions that paths fallen silent no longer hold back; drop the open
@@ -493,16 +491,13 @@ class KairosApp:
                         state.tracker.forget_customers(ids)
                 await self.views.erase_sessions(runtime.redis, ids)
                 self._sessions_erased_through = max(score for _, score in erased)
-        await self._tick(lambda runtime: runtime.sessions, "sessions", self._publish_sessions, self.sessions_topic,
-                         self.sessions_table)
+        await self._tick(lambda runtime: runtime.sessions, "sessions", self._publish_sessions)
 
-    async def _tick(self, snapshots_of: Callable[[Runtime], Any], name: str, publish: Callable[[list], Any],
-                    topic: faust.TopicT, table: faust.Table) -> None:
+    async def _tick(self, snapshots_of: Callable[[Runtime], Any], name: str, publish: Callable[[list], Any]) -> None:
         if self.runtime is None:
             return
         snapshots = snapshots_of(self.runtime)
         async with self.fence.writing():
-            self._restore_owned(snapshots, topic, table)
             for partition, state in list(snapshots.states.items()):
                 while True:  # a stage that bounds its work per call says when more is due (``pending``)
                     started = time.perf_counter()
@@ -514,23 +509,6 @@ class KairosApp:
                     if not update.pending or partition not in snapshots.states:
                         break
                     await catch_up_pause(took)  # the other agents' events go first
-
-    def _restore_owned(self, snapshots: Any, topic: faust.TopicT, table: faust.Table) -> None:
-        """Restore the state of every partition of ``topic`` this worker owns that has a snapshot and that no event
-        has brought in yet.
-
-        A stage restores a partition's state when its first event comes. After a restart (a kill, a rebalance)
-        that left nothing new to read (the last checkpoint held every record), none comes: the windows,
-        minutes and sessions its paths held open would never close when those fall idle, and the alerts they
-        raise would never be sent (seen: 20 kills, the last after the stream's end, lost all 7 such alerts);
-        a basket partition's rules would not be written again (their TTLs run out) nor its supports shared.
-        Only once ``table``'s changelog is recovered and caught up in this assignment: a state restored from a
-        snapshot older than the changelog's tail would stay in memory and lose what the tail holds.
-        """
-        if self.app.rebalancing or self.app.in_recovery or table.name not in self._tables_caught_up:
-            return
-        for partition in snapshots.restore_stored(self.owned_partitions(topic)):
-            log.info("%s: partition %d restored from its snapshot before its first event", table.name, partition)
 
     async def _publish_sales(self, updates: list) -> None:
         """Forecast views and alerts to Redis, then the alerts to the alerts topic (repeatable)."""
@@ -593,19 +571,29 @@ class KairosApp:
                 raise
         return on_recover
 
+    def _partition_stages(self, runtime: Runtime) -> dict[faust.Table, tuple[PartitionSnapshots, faust.TopicT]]:
+        """Each checkpointed stage by its table: its partition states and its input topic."""
+        return {self.risk_table: (runtime.learners, self.risk_topic),
+                self.sales_table: (runtime.sales, self.sales_topic),
+                self.baskets_table: (runtime.baskets, self.baskets_topic),
+                self.anomaly_table: (runtime.anomaly, self.anomaly_topic),
+                self.sessions_table: (runtime.sessions, self.sessions_topic)}
+
     async def _catch_up(self, table: faust.Table) -> None:
-        """Re-apply the tail Faust's recovery may have cut short (see store.py), then reload indexes."""
+        """Re-apply the tail Faust's recovery may have cut short (see store.py), then reload indexes and restore
+        the partition states of a checkpointed stage."""
+        revocations = self._revocations  # a rebalance that starts meanwhile will restore them again
         runtime = await self.start_runtime()
-        store = {self.customers_table: runtime.customers.store, self.risk_table: runtime.learners.store,
-                 self.sales_table: runtime.sales.store, self.baskets_table: runtime.baskets.store,
-                 self.anomaly_table: runtime.anomaly.store, self.sessions_table: runtime.sessions.store}[table]
+        stage = self._partition_stages(runtime).get(table)
+        store = runtime.customers.store if stage is None else stage[0].store
         recovery = self.app.tables.recovery
         start = {tp: max(0, (recovery.active_highwaters.get(tp) or 0) - 1)
                  for tp in recovery.actives_for_table[table]}
         applied = await store.catch_up(self.settings.kafka_client_options(), start)
         if applied:
             log.info("%s: re-applied %d changelog records from the last batch on", table.name, applied)
-        self._tables_caught_up.add(table.name)
+        if stage is not None and self._revocations == revocations:
+            self._restore_owned(table, *stage)
         if table is self.customers_table:
             runtime.customers.reload_counters()
             self._resume_segments = True
@@ -613,17 +601,30 @@ class KairosApp:
             log.info("customers: %d keys after recovery; %d outcomes counted on owned partitions",
                      len(table.data), sum(counted.values()))
 
+    def _restore_owned(self, table: faust.Table, snapshots: PartitionSnapshots, topic: faust.TopicT) -> None:
+        """Restore the state of every partition of ``topic`` this worker owns that has a snapshot, now that
+        ``table`` is recovered and caught up (not before: a state restored from a snapshot older than the
+        changelog's tail would stay in memory and lose what the tail holds).
+
+        Otherwise a partition's state is restored when its first event comes. After a restart (a kill, a
+        rebalance) that left nothing new to read (the last checkpoint held every record), none comes: the
+        windows, minutes and sessions its paths held open would never close when those fall idle, and their
+        alerts never be sent (seen: 20 kills, the last after the stream's end, lost all 7 such alerts); a basket
+        partition's rules would not be written again (their TTLs run out) nor its supports shared.
+        """
+        restored = snapshots.restore_stored(self.owned_partitions(topic))
+        if restored:
+            log.info("%s: partitions %s restored from their snapshots at recovery", table.name, restored)
+
     async def _on_revoked(self, app: faust.App, revoked: set, **kwargs: Any) -> None:
         """Inside the rebalance: wait for in-flight writes, fence off older events, drop revoked states."""
         runtime = self.runtime
-        self._tables_caught_up.clear()  # until each table's recovery of the next assignment is done
+        self._revocations += 1
 
         def forget() -> None:
             if runtime is None:
                 return
-            for snapshots, topic in ((runtime.learners, self.risk_topic), (runtime.sales, self.sales_topic),
-                                     (runtime.baskets, self.baskets_topic), (runtime.anomaly, self.anomaly_topic),
-                                     (runtime.sessions, self.sessions_topic)):
+            for snapshots, topic in self._partition_stages(runtime).values():
                 name = topic.get_topic_name()
                 snapshots.forget({tp.partition for tp in revoked if tp.topic == name})
 
@@ -695,9 +696,6 @@ class KairosApp:
 
     async def _basket_round(self) -> None:
         runtime, settings = self.runtime, self.settings
-        # After a restart with no order left to read, the partitions' rules, supports and figures come from
-        # their snapshots (their rules' TTLs are renewed by these rounds).
-        self._restore_owned(runtime.baskets, self.baskets_topic, self.baskets_table)
         local = dict(runtime.baskets.states)
         batch = WriteBatch()  # every rule's hash is rewritten each round: one command, not one per rule
         alerts = []

@@ -327,7 +327,7 @@ def read_alert_ids(settings: KairosSettings, save_to: Path | None = None) -> set
     records = [record for record in read_whole_topic(settings, settings.topics.alerts) if record.key]
     if save_to is not None:
         save_to.write_text(json.dumps([[record.partition, record.offset, record.timestamp, record.key.decode(),
-                                        record.value.decode(errors="replace")] for record in records]))
+                                        (record.value or b"").decode(errors="replace")] for record in records]))
     return {record.key.decode() for record in records}
 
 
