@@ -351,29 +351,36 @@ class KairosApp:
         learners = PartitionSnapshots(
             "risk", KeyedStore(self.risk_table, snapshot_writer, identity, identity),
             lambda partition: RiskLearner.new(self.settings), RiskLearner.restore,
-            self.settings.snapshot_seconds, entries=True)
+            self._checkpoint_interval(self.settings.snapshot_seconds), entries=True)
         sales = PartitionSnapshots(
             "sales", KeyedStore(self.sales_table, snapshot_writer, identity, identity),
             lambda partition: SalesState.new(self.settings),
             lambda state: SalesState.from_state(state, self.settings.sales_idle_path_seconds,
                                                 self.settings.surge_nowcast, self.settings),
-            self.settings.snapshot_seconds)
+            self._checkpoint_interval(self.settings.snapshot_seconds))
         baskets = PartitionSnapshots(
             "baskets", KeyedStore(self.baskets_table, snapshot_writer, identity, identity),
             lambda partition: BasketState.new(self.settings, partition), BasketState.from_state,
-            self.settings.snapshot_seconds)
+            self._checkpoint_interval(self.settings.snapshot_seconds))
         anomaly = PartitionSnapshots(
             "anomaly", KeyedStore(self.anomaly_table, snapshot_writer, identity, identity),
             lambda partition: AnomalyState.new(self.settings),
             lambda state: AnomalyState.from_state(state, self.settings.anomaly_idle_path_seconds),
-            self.settings.snapshot_seconds)
+            self._checkpoint_interval(self.settings.snapshot_seconds))
         sessions = PartitionSnapshots(
             "sessions", KeyedStore(self.sessions_table, snapshot_writer, identity, identity),
             lambda partition: SessionState.new(self.settings),
             lambda state: SessionState.from_state(state, self.settings),
-            max(self.settings.snapshot_seconds, SESSIONS_SNAPSHOT_SECONDS))
+            self._checkpoint_interval(max(self.settings.snapshot_seconds, SESSIONS_SNAPSHOT_SECONDS)))
         return Runtime(producer, snapshot_producer, redis, customers, segments, risk, learners, sales, baskets,
                        anomaly, sessions)
+
+    def _checkpoint_interval(self, seconds: float) -> float:
+        """A checkpointed stage's interval, at most half the stall time: its input is committed only by its
+        checkpoints, and the broker-side watch (:mod:`.group_watch`) reads a group whose committed offsets stand
+        still with lag for ``worker_stall_seconds`` as stalled (seen: an idle worker not ready with a stall time
+        of 5 s, the sessions stage committing its last records 10 s after it applied them)."""
+        return min(seconds, self.settings.worker_stall_seconds / 2)
 
     # -- agents --------------------------------------------------------
 
@@ -592,7 +599,8 @@ class KairosApp:
         applied = await store.catch_up(self.settings.kafka_client_options(), start)
         if applied:
             log.info("%s: re-applied %d changelog records from the last batch on", table.name, applied)
-        if stage is not None and self._revocations == revocations:
+        # The risk learners act on their events only (between them, scoring uses what model sync holds).
+        if stage is not None and table is not self.risk_table and self._revocations == revocations:
             self._restore_owned(table, *stage)
         if table is self.customers_table:
             runtime.customers.reload_counters()
@@ -602,8 +610,9 @@ class KairosApp:
                      len(table.data), sum(counted.values()))
 
     def _restore_owned(self, table: faust.Table, snapshots: PartitionSnapshots, topic: faust.TopicT) -> None:
-        """Restore the state of every partition of ``topic`` this worker owns that has a snapshot, now that
-        ``table`` is recovered and caught up (not before: a state restored from a snapshot older than the
+        """Restore the state of every partition of ``topic`` this worker owns that has a snapshot (a stage whose
+        timer or round works without events: sales, anomaly, sessions, baskets), now that ``table`` is recovered
+        and caught up (not before: a state restored from a snapshot older than the
         changelog's tail would stay in memory and lose what the tail holds).
 
         Otherwise a partition's state is restored when its first event comes. After a restart (a kill, a

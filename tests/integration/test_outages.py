@@ -193,7 +193,8 @@ def test_redis_frozen_mid_stream_turns_ready_false_and_loses_nothing(stack, tmp_
         traffic.assert_exact(pipeline)
         pipeline.wait_until(lambda: ready_answer(port)[0] == 200, 30, "/ready to say ready again")
         time.sleep(settings.worker_stall_seconds + 1.0)
-        assert ready_answer(port)[0] == 200, "an idle worker with nothing left to do is not stalled"
+        status, body = ready_answer(port)
+        assert status == 200, f"an idle worker with nothing left to do is not stalled: {body}"
         assert worker.alive() and "Crashed" not in worker.log()
     finally:
         pipeline.close()
