@@ -160,3 +160,21 @@ def test_open_sessions_are_bounded_and_erased_customers_dropped() -> None:
     assert not {"s75", "s76"} & tracker.flush().sessions.keys()  # nothing of theirs is published afterwards
     tracker.add(session_record("orders", {"ts": START + 200, "customer_id": "c15"}))
     assert tracker.counts["orders_without_session"] == 1
+
+
+def test_a_full_buffer_applies_its_earliest_records_without_waiting_and_counts_them() -> None:
+    """Within the start's hold nothing is applied, until more than ``sessions_max_waiting`` records wait: then
+    the earliest go (counted); a checkpoint keeps what waits, and the bound comes from the settings."""
+    settings = SETTINGS.model_copy(update={"sessions_max_waiting": 5})
+    clock = Clock()
+    state = SessionState.new(settings)
+    state.paths.clock = clock
+    records = [(offset, record) for offset, record in shop(sessions=3)["clicks:0>0"]][:8]
+    state.apply(PackedBatch("sessions", "clicks:0>0", records[:4]))
+    assert (len(state.waiting), state.released_early, state.tracker.counts["sessions_started"]) == (4, 0, 0)
+    state.apply(PackedBatch("sessions", "clicks:0>0", records[4:]))
+    assert (len(state.waiting), state.released_early) == (5, 3)
+    assert sorted(entry[2] for entry in state.waiting) == [offset for offset, _ in records[3:]]
+    restored = SessionState.from_state(unpack_state(pack_state(state.state_dict())), settings)
+    assert (restored.max_waiting, len(restored.waiting), restored.released_early) == (5, 5, 3)
+    assert SessionState.new(SETTINGS).max_waiting == SETTINGS.sessions_max_waiting == 250_000

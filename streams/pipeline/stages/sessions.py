@@ -11,7 +11,7 @@ into a :class:`~models.propensity.SessionTracker`; so the sessions, their
 scores and what the model learns depend on the events only, not on how they
 were batched or interleaved. The buffer holds what the slowest path has not
 reached yet (the ingest's event-time alignment bounds that); beyond
-``MAX_WAITING`` records the earliest are applied anyway (counted).
+``max_waiting`` records (``KAIROS_SESSIONS_MAX_WAITING``) the earliest are applied anyway (counted).
 
 Each batch publishes the sessions changed (``kairos:session:{id}``; the
 clicked ones scored and written at most every ``FLUSH_SECONDS`` of wall
@@ -47,9 +47,8 @@ FLUSH_SECONDS = 0.1
 #: event time (a backfill's end) the sessions that time out are ended and learned in slices, with the event
 #: loop free in between (``PropensityUpdate.pending``), and give what one call would.
 WORK_PER_TICK = 500
-#: Records waiting for the watermark, at most (then the earliest are applied without waiting, counted in
-#: ``released_early``): about 25 MB, and what a checkpoint writes.
-MAX_WAITING = 100_000
+#: Records waiting for the watermark, at most, unless set (``sessions_max_waiting``).
+MAX_WAITING = 250_000
 
 
 def session_record(event_type: str, record: dict[str, Any], orders_before: int = 0,
@@ -84,7 +83,8 @@ class SessionState:
     def __init__(self, tracker: SessionTracker, applied: AppliedOffsets | None = None,
                  paths: dict[str, float] | None = None, idle_seconds: float = 5.0,
                  clock: Callable[[], float] = time.monotonic,
-                 waiting: list[tuple[float, str, int, dict[str, Any]]] | None = None, released_early: int = 0) -> None:
+                 waiting: list[tuple[float, str, int, dict[str, Any]]] | None = None, released_early: int = 0,
+                 max_waiting: int = MAX_WAITING) -> None:
         self.tracker = tracker
         self.applied = applied or AppliedOffsets()
         self.paths = PathClock(paths, idle_seconds, clock)
@@ -92,13 +92,15 @@ class SessionState:
         self.waiting = [tuple(entry) for entry in waiting or []]
         heapq.heapify(self.waiting)
         self.released_early = released_early
+        #: Records waiting, at most (then the earliest are applied without waiting, counted in ``released_early``).
+        self.max_waiting = max_waiting
         self._flushed = float("-inf")
 
     @classmethod
     def new(cls, settings: KairosSettings) -> SessionState:
         return cls(SessionTracker(ConversionClassifier(grace_period=settings.propensity_grace_period),
                                   **tracker_settings(settings)),
-                   idle_seconds=settings.sessions_idle_path_seconds)
+                   idle_seconds=settings.sessions_idle_path_seconds, max_waiting=settings.sessions_max_waiting)
 
     def apply(self, batch: PackedBatch) -> PropensityUpdate:
         """Buffer the batch's new records, then apply what the watermark has passed."""
@@ -121,7 +123,7 @@ class SessionState:
         now = self.paths.clock() if now is None else now
         waiting, tracker = self.waiting, self.tracker
         budget = WORK_PER_TICK
-        while len(waiting) > MAX_WAITING:
+        while len(waiting) > self.max_waiting:
             tracker.add(heapq.heappop(waiting)[3])
             self.released_early += 1
         mark = self.paths.watermark(now)
@@ -154,7 +156,8 @@ class SessionState:
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.STATE[0], "version": self.STATE[1], "tracker": self.tracker.state_dict(),
                 "applied": self.applied.to_state(), "paths": self.paths.to_state(),
-                "waiting": sorted(self.waiting, key=lambda entry: entry[:3]), "released_early": self.released_early}
+                # (event time, path, offset) are unique: sorted as tuples, the records themselves are never compared.
+                "waiting": sorted(self.waiting), "released_early": self.released_early}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], settings: KairosSettings | None = None,
@@ -162,8 +165,9 @@ class SessionState:
         """Rebuild from :meth:`state_dict` output; ``settings`` (when given) override the tracker's."""
         params = tracker_settings(settings) if settings is not None else {}
         idle = settings.sessions_idle_path_seconds if settings is not None else 5.0
+        limit = settings.sessions_max_waiting if settings is not None else MAX_WAITING
         return cls(SessionTracker.from_state(state["tracker"], **params), AppliedOffsets(state["applied"]),
-                   state["paths"], idle, clock, state["waiting"], state["released_early"])
+                   state["paths"], idle, clock, state["waiting"], state["released_early"], limit)
 
 
 def tracker_settings(settings: KairosSettings) -> dict[str, Any]:
