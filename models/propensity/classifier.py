@@ -4,7 +4,8 @@ River parts: :class:`ConversionClassifier` is a ``river.base.Classifier``
 whose probability is the mean of two River models learned on the same
 sessions: ``tree.HoeffdingAdaptiveTreeClassifier`` (a decision tree grown
 online, its subtrees replaced when ADWIN sees their error drift: the
-interactions, and the rules a shop reads) and ``linear_model.LogisticRegression``
+interactions, and the rules a shop reads; as :class:`~.conversion_tree.ConversionTree`,
+River's tree with cheaper majority-class leaves, bit for bit the same) and ``linear_model.LogisticRegression``
 over the numbers scaled by ``preprocessing.StandardScaler`` and a one-hot of
 each text feature (the smooth trends, and a ranking within a leaf, where the
 tree alone gives one value; wired by hand: River's ``compose.SelectType``
@@ -48,9 +49,10 @@ import random
 from collections import Counter, defaultdict
 from typing import Any, Self
 
-from river import base, linear_model, optim, preprocessing, proba, tree
+from river import base, linear_model, optim, preprocessing, proba
 
 from models.base import check_state_tag
+from models.propensity.conversion_tree import ConversionTree
 
 #: Features whose values are whole numbers: their split thresholds read as ``≥ n`` / ``≤ n``.
 COUNT_FEATURES = frozenset({"views", "searches", "carts", "removes", "cart_items", "clicks", "hour", "orders_before",
@@ -78,7 +80,7 @@ class ConversionClassifier(base.Classifier):
         self.max_size = max_size
         self.seed = seed
         self.learning_rate = learning_rate
-        self.tree = tree.HoeffdingAdaptiveTreeClassifier(
+        self.tree = ConversionTree(
             grace_period=grace_period, max_depth=max_depth, delta=delta, max_size=max_size, seed=seed,
             leaf_prediction="mc")
         #: The linear part: River's scaler on the numbers, and its logistic regression on them and a one-hot of the
@@ -268,7 +270,7 @@ def graph_state(value: Any, _shared: dict[int, int] | None = None) -> Any:
     if isinstance(value, random.Random):
         return {"random": graph_state(value.getstate(), shared)}
     cls = type(value)
-    if not cls.__module__.startswith("river."):
+    if not _checkpointable(cls.__module__):
         raise TypeError(f"cannot checkpoint a {cls.__module__}.{cls.__qualname__}")
     if cls.__module__.startswith("river._river_rust"):
         return {"rust": _class_name(cls), "pickle": base64.b64encode(pickle.dumps(value, protocol=5)).decode()}
@@ -278,7 +280,7 @@ def graph_state(value: Any, _shared: dict[int, int] | None = None) -> Any:
 
 
 def graph_from_state(state: Any, _shared: list[Any] | None = None) -> Any:
-    """Rebuild :func:`tree_state` output (River classes only)."""
+    """Rebuild :func:`graph_state` output (River classes and :data:`OWN_RIVER_MODULES` subclasses only)."""
     shared = [] if _shared is None else _shared
     if isinstance(state, list):
         return [graph_from_state(item, shared) for item in state]
@@ -322,6 +324,14 @@ def _key(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+#: Kairos modules whose classes a checkpoint may hold (River subclasses), besides River's own.
+OWN_RIVER_MODULES = frozenset({"models.propensity.conversion_tree"})
+
+
+def _checkpointable(module: str) -> bool:
+    return module.startswith("river.") or module in OWN_RIVER_MODULES
+
+
 def _class_name(cls: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
@@ -331,6 +341,6 @@ def _river_class(name: str) -> Any:
     module, _, qualname = name.rpartition(".")
     if module == "builtins" and qualname in ("dict", "list", "int", "float", "set", "str", "bool"):
         return getattr(builtins, qualname)
-    if not module.startswith("river."):
+    if not _checkpointable(module):
         raise ValueError(f"{name!r} is not a River class")
     return getattr(importlib.import_module(module), qualname)
