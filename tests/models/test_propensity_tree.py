@@ -54,3 +54,18 @@ def test_a_checkpointed_conversion_tree_comes_back_as_one_and_goes_on_the_same()
         restored.learn_one(x, y)
     assert graph_state(restored.tree) == graph_state(model.tree)
     assert type(graph_from_state(graph_state(model.tree))) is ConversionTree
+
+
+def test_passes_every_river_check_on_sessions() -> None:
+    """River's own checks for a classifier (its stock datasets replaced by sessions, as the contract test does)."""
+    from river import checks
+
+    model, ran = ConversionTree(grace_period=20, seed=1), []
+    sessions = _sessions(300, seed=5)
+    for check in checks.yield_checks(model):
+        if "dataset" in getattr(check, "keywords", {}):
+            check.func(model.clone(), dataset=list(sessions))
+        else:
+            check(model.clone())
+        ran.append(getattr(check, "__name__", getattr(getattr(check, "func", None), "__name__", "")))
+    assert "check_clone_is_idempotent" in ran and "check_learn_one" in ran, ran
