@@ -89,12 +89,10 @@ class SalesState:
     def apply(self, batch: PackedBatch) -> SalesUpdate:
         """Count the batch's new orders or views, then close the windows every active path has passed."""
         add = {"views": self.monitor.add_view, "inventory": self.stock.add_count}.get(batch.event_type, self._order)
-        latest = None
-        for offset, record in batch.entries:
+        latest = max((record["ts"] for _, record in batch.entries if record is not None), default=None)
+        for _, record in self.applied.fresh_entries(batch.path, batch.entries):
             if record is not None:
-                latest = record["ts"] if latest is None else max(latest, record["ts"])
-                if self.applied.fresh(batch.path, offset):
-                    add(record)
+                add(record)
         now = self.paths.clock()
         if latest is not None:
             self.paths.heard(batch.path, latest, now)

@@ -104,14 +104,11 @@ class SessionState:
 
     def apply(self, batch: PackedBatch) -> PropensityUpdate:
         """Buffer the batch's new records, then apply what the watermark has passed."""
-        latest = None
-        for offset, record in batch.entries:
-            if record is None:
-                continue
-            ts = record["ts"]
-            latest = ts if latest is None else max(latest, ts)
-            if self.applied.fresh(batch.path, offset):
-                heapq.heappush(self.waiting, (ts, batch.path, offset, record))
+        latest = max((record["ts"] for _, record in batch.entries if record is not None), default=None)
+        waiting, path = self.waiting, batch.path
+        for offset, record in self.applied.fresh_entries(path, batch.entries):
+            if record is not None:
+                heapq.heappush(waiting, (record["ts"], path, offset, record))
         now = self.paths.clock()
         if latest is not None:
             self.paths.heard(batch.path, latest, now)
