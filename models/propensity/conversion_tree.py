@@ -13,7 +13,8 @@ adaptive leaf still
   (``normalize_values_in_dict(..., inplace=False)`` on a dict of floats).
 
 Measured on the sessions stage's work (the bench's 193,366 click and order
-records, 8,382 sessions learned): those two are about a fifth of the time.
+records, 16,974 sessions learned): 2.2–2.4 s with these leaves, 3.0 s with
+River's (BENCHMARKS.md, 2026-12-07 second session).
 :class:`ConversionTreeLeaf` skips the first and does the second with plain
 dict comprehensions, the same floating-point operations in the same order
 (``value * (1 / factor)``), so every probability is bit for bit River's
@@ -23,7 +24,8 @@ another ``leaf_prediction`` the leaves are River's own code.
 >>> import random
 >>> from river import tree
 >>> rng = random.Random(1)
->>> ours, rivers = ConversionTree(grace_period=30, seed=4), tree.HoeffdingAdaptiveTreeClassifier(grace_period=30, seed=4)
+>>> ours = ConversionTree(grace_period=30, seed=4)
+>>> rivers = tree.HoeffdingAdaptiveTreeClassifier(grace_period=30, seed=4)
 >>> for _ in range(2000):
 ...     x = {"carts": rng.randint(0, 3), "views": rng.randint(0, 9)}
 ...     y = x["carts"] > 0 and rng.random() < 0.8

@@ -53,8 +53,10 @@ class AppliedOffsets:
         whole batch in one lookup (a path's entries come in offset order).
 
         >>> applied = AppliedOffsets({"orders:0/1": 1})
-        >>> applied.fresh_entries("orders:0/1", [(0, "a"), (1, "b"), (2, "c"), (3, None)]), applied.applied("orders:0/1")
-        ([(2, 'c'), (3, None)], 3)
+        >>> applied.fresh_entries("orders:0/1", [(0, "a"), (1, "b"), (2, "c"), (3, None)])
+        [(2, 'c'), (3, None)]
+        >>> applied.applied("orders:0/1"), applied.fresh_entries("orders:0/1", [(3, "d")])
+        (3, [])
         """
         last = self.applied(path)
         if not entries or entries[-1][0] <= last:
