@@ -95,8 +95,11 @@ class Pipeline:
             time.sleep(0.1)
         logs = "\n".join(w.log()[-3000:] for w in self.workers)
         partitions = self.redis.hgetall(self.keys.metrics("ingest-partitions"))
+        # Each live worker's ingest: lag, what its event-time alignment buffers and which partitions hold it back.
+        ingest = {key: {k: v for k, v in self.redis.hgetall(key).items() if k.startswith(("align_", "ingest_lag"))}
+                  for key in self.redis.scan_iter(self.keys.metrics("worker:*"))}
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; counts={self.ingest_counts()}; "
-                             f"per partition={partitions}\n{logs}")
+                             f"per partition={partitions}; workers' ingest={ingest}\n{logs}")
 
     def wait_for_customer_views(self, expected: dict[str, dict[str, str]], timeout: float = 30.0,
                                 stored_id: Callable[[str], str] = lambda customer: customer,
