@@ -55,14 +55,17 @@ class AppliedOffsets:
         >>> applied = AppliedOffsets({"orders:0/1": 1})
         >>> applied.fresh_entries("orders:0/1", [(0, "a"), (1, "b"), (2, "c"), (3, None)])
         [(2, 'c'), (3, None)]
-        >>> applied.applied("orders:0/1"), applied.fresh_entries("orders:0/1", [(3, "d")])
-        (3, [])
+        >>> applied.applied("orders:0/1"), applied.fresh_entries("orders:0/1", [(3, "d"), (5, "e"), (5, "e"), (4, "f")])
+        (3, [(5, 'e')])
         """
-        last = self.applied(path)
-        if not entries or entries[-1][0] <= last:
-            return []
-        fresh = entries if entries[0][0] > last else [entry for entry in entries if entry[0] > last]
-        self.fresh(path, fresh[-1][0])
+        last = applied = self.applied(path)
+        fresh = []
+        for entry in entries:  # as :meth:`fresh` entry by entry: an offset not past the last one is refused
+            if entry[0] > last:
+                fresh.append(entry)
+                last = entry[0]
+        if last > applied:
+            self.fresh(path, last)
         return fresh
 
     def applied(self, path: str) -> int:

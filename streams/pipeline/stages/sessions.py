@@ -31,6 +31,7 @@ import heapq
 import json
 import time
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from models.propensity import AbandonAlert, ConversionClassifier, PropensityUpdate, SessionTracker
@@ -47,8 +48,12 @@ FLUSH_SECONDS = 0.1
 #: event time (a backfill's end) the sessions that time out are ended and learned in slices, with the event
 #: loop free in between (``PropensityUpdate.pending``), and give what one call would.
 WORK_PER_TICK = 500
-#: Records waiting for the watermark, at most, unless set (``sessions_max_waiting``).
-MAX_WAITING = 250_000
+#: Records waiting for the watermark, at most, when no settings say (``sessions_max_waiting``'s default).
+MAX_WAITING: int = KairosSettings.model_fields["sessions_max_waiting"].default
+
+
+#: A waiting record's place: (event time, path, offset); never the record itself, a dict.
+_WAITING_ORDER = itemgetter(0, 1, 2)
 
 
 def session_record(event_type: str, record: dict[str, Any], orders_before: int = 0,
@@ -153,8 +158,7 @@ class SessionState:
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.STATE[0], "version": self.STATE[1], "tracker": self.tracker.state_dict(),
                 "applied": self.applied.to_state(), "paths": self.paths.to_state(),
-                # (event time, path, offset) are unique: sorted as tuples, the records themselves are never compared.
-                "waiting": sorted(self.waiting), "released_early": self.released_early}
+                "waiting": sorted(self.waiting, key=_WAITING_ORDER), "released_early": self.released_early}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], settings: KairosSettings | None = None,
