@@ -70,6 +70,19 @@ def test_revoked_partitions_forget_what_they_buffered() -> None:
     assert aligner.release() == ["a1"]
 
 
+def test_a_buffer_outliving_its_partitions_revocation_is_dropped_and_stops_holding_the_rest() -> None:
+    aligner = EventTimeAligner(idle_seconds=1.0, clock=Clock())
+    aligner.assign(["a", "b", "c"])
+    aligner.add("a", [(1.0, "a1"), (9.0, "a9")], at_end=False)
+    aligner.add("b", [(5.0, "b5")], at_end=False)
+    aligner.add("c", [(2.0, "c2"), (7.0, "c7")], at_end=False)
+    assert aligner.release() == ["a1", "c2", "b5"]  # b, drained and not at its end, holds the rest at 5
+    assert aligner.retain(["a", "c"]) == ["b"]  # b is no longer assigned: never fetched again
+    assert aligner.retain(["a", "c"]) == []
+    assert aligner.first_unreleased("a") == "a9" and aligner.first_unreleased("c") == "c7"  # kept, in order
+    assert aligner.release() == ["c7"]  # c, drained and not at its end, now holds a at 7
+
+
 def test_any_interleaving_of_the_same_partitions_releases_the_same_sequence() -> None:
     rng = random.Random(5)
     streams = {p: sorted((rng.uniform(0, 1000), f"{p}{i}") for i in range(200)) for p in "abc"}

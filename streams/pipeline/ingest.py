@@ -106,6 +106,8 @@ class Ingestor(Service):
         self.positions: dict[TopicPartition, int] = {}
         #: Partitions paused because they ran ahead (logged at most every ALIGN_LOG_SECONDS).
         self.pauses = 0
+        #: Partitions whose alignment buffer outlived their revocation (dropped; should stay 0).
+        self.orphans = 0
         self._pauses_logged = 0
         self._pause_logged_at = float("-inf")
         self.counts: dict[str, int] = defaultdict(int)
@@ -192,7 +194,11 @@ class Ingestor(Service):
     def take(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         """Validate a fetch and hand it to the aligner, with where each partition's consumer stands."""
         assert self.consumer is not None
+        assigned = self.consumer.assignment()
+        self._forget_unassigned(assigned)
         for tp, messages in fetched.items():
+            if tp not in assigned:  # revoked since the fetch: its new owner reads it again from the commit
+                continue
             event_type = self.event_types[tp.topic]
             check = self.validator.check
             checked = []
@@ -202,9 +208,25 @@ class Ingestor(Service):
             self.positions[tp] = messages[-1].offset + 1
             self.counts[f"{event_type}.fetched"] += len(messages)
             self.aligner.add(tp, checked, at_end=self._at_end(tp))
-        for tp in self.consumer.assignment():
+        for tp in assigned:
             if tp not in fetched:
                 self.aligner.mark_end(tp, self._at_end(tp))
+
+    def _forget_unassigned(self, assigned: set[TopicPartition]) -> None:
+        """Drop what the aligner and the positions keep of partitions no longer assigned (counted, logged).
+
+        The revocation callback drops them; one that outlived it would hold the other partitions back at its
+        last event time for good (it is never fetched or marked at its end again). Its records are not lost:
+        nothing past them was committed, and the partition's owner reads them again from the commit.
+        """
+        gone = self.aligner.retain(assigned)
+        for tp in [tp for tp in self.positions if tp not in assigned]:
+            del self.positions[tp]
+        if gone:
+            self.orphans += len(gone)
+            log.warning("ingest: dropped the alignment buffers of %d partition(s) no longer assigned (%s); their "
+                        "owners read them again from the last commit", len(gone),
+                        ", ".join(f"{tp.topic}:{tp.partition}" for tp in gone))
 
     def _at_end(self, tp: TopicPartition) -> bool:
         """Whether the consumer has read ``tp`` up to its end offset (as of the last fetch response)."""
@@ -318,4 +340,18 @@ class Ingestor(Service):
 
     def report(self) -> dict[str, Any]:
         """The ingest's figures for the worker metrics: lag, counts, and the event-time alignment."""
-        return {"ingest_lag": self.lag, **self.counts, **self.aligner.report(), "align_pauses": self.pauses}
+        return {"ingest_lag": self.lag, **self.counts, **self.aligner.report(), "align_pauses": self.pauses,
+                "align_orphans": self.orphans, "ingest_partitions": self.standing()}
+
+    def standing(self) -> str:
+        """Where each assigned partition stands, ``topic:partition=position/end,buffered`` (``?``: unknown yet):
+        what holds the alignment back and why reads off it."""
+        if self.consumer is None:
+            return ""
+        standing = []
+        for tp in sorted(self.consumer.assignment()):
+            position, end = self.positions.get(tp), self.consumer.highwater(tp)
+            buffer = self.aligner.buffers.get(tp)
+            standing.append(f"{tp.topic}:{tp.partition}={'?' if position is None else position}/"
+                            f"{'?' if end is None else end},{len(buffer) if buffer is not None else 0}")
+        return " ".join(standing)

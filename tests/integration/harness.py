@@ -96,7 +96,7 @@ class Pipeline:
         logs = "\n".join(w.log()[-3000:] for w in self.workers)
         partitions = self.redis.hgetall(self.keys.metrics("ingest-partitions"))
         # Each live worker's ingest: lag, what its event-time alignment buffers and which partitions hold it back.
-        ingest = {key: {k: v for k, v in self.redis.hgetall(key).items() if k.startswith(("align_", "ingest_lag"))}
+        ingest = {key: {k: v for k, v in self.redis.hgetall(key).items() if k.startswith(("align_", "ingest_"))}
                   for key in self.redis.scan_iter(self.keys.metrics("worker:*"))}
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; counts={self.ingest_counts()}; "
                              f"per partition={partitions}; workers' ingest={ingest}\n{logs}")
