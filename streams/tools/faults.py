@@ -89,8 +89,9 @@ class Deployment:
     kills_at: list[int] = field(default_factory=list)
     #: Events handed to the producer so far (updated by the sender).
     sent: int = 0
-    #: Per outage ended: when (monotonic) and how many events had been sent then.
-    outages_ended: list[tuple[float, int]] = field(default_factory=list)
+    #: Per outage ended: when (monotonic), how many events had been sent then, and how many the ingest had
+    #: counted when it began (-1: not read; then the last sample before its end stands for it).
+    outages_ended: list[tuple[float, int, int]] = field(default_factory=list)
     #: One fault at a time: a kill waits until the previous one's worker is back.
     fault_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -127,9 +128,10 @@ class Deployment:
                 raise TimeoutError(f"workers not ready after {timeout:.0f} s")
             time.sleep(0.2)
 
-    def outage_ended(self) -> None:
-        """Note that an outage ended now (its time to converge is measured from here)."""
-        self.outages_ended.append((time.monotonic(), self.sent))
+    def outage_ended(self, counted: int = -1) -> None:
+        """Note that an outage ended now (its time to converge is measured from here); ``counted``: the ingest
+        count read when it began, if read."""
+        self.outages_ended.append((time.monotonic(), self.sent, counted))
 
     def restart_exited(self) -> None:
         """Start again any worker that exited by itself (counted in ``exits``)."""
@@ -430,7 +432,7 @@ def kill_and_restart(deployment: Deployment, timeout: float = 120.0) -> None:
         deployment.kills_at.append(deployment.sent)
         counted = deployment.counted()
         worker.start()
-        deployment.outage_ended()
+        deployment.outage_ended(counted)
         deadline = time.monotonic() + timeout
         while worker.starts_ready() < starts and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -534,15 +536,23 @@ class Recovery:
     caught_up: float | None
 
 
-def recoveries(outages: list[tuple[float, int]], samples: list[tuple[float, int]]) -> list[Recovery]:
-    """Per outage ``(ended, sent then)``, from the ingest count sampled as ``(when, count)`` (-1: unreadable).
+def recoveries(outages: list[tuple[float, int, int]], samples: list[tuple[float, int]]) -> list[Recovery]:
+    """Per outage ``(ended, sent then, counted when it began or -1)``, from the ingest count sampled as
+    ``(when, count)`` (-1: unreadable).
 
-    >>> recoveries([(10.0, 500)], [(9.0, 480), (10.5, -1), (11.0, 490), (12.5, 520)])
+    >>> recoveries([(10.0, 500, -1)], [(9.0, 480), (10.5, -1), (11.0, 490), (12.5, 520)])
     [Recovery(back=1.0, caught_up=2.5)]
+
+    A kill's count is read when it lands: a rise written by the killed worker just before but sampled only
+    after the restart is not the new worker being back.
+
+    >>> recoveries([(10.0, 500, 490)], [(9.6, 480), (10.2, 490), (14.0, 495), (15.0, 520)])
+    [Recovery(back=4.0, caught_up=5.0)]
     """
     found = []
-    for ended, target in outages:
+    for ended, target, counted_then in outages:
         before = max((counted for at, counted in samples if at <= ended), default=0)
+        before = max(before, counted_then)
         after = [(at - ended, counted) for at, counted in samples if at >= ended]
         found.append(Recovery(next((t for t, counted in after if counted > before), None),
                               next((t for t, counted in after if counted >= target), None)))
