@@ -17,6 +17,9 @@ events:
   1e-15 after a broker pause, when the aligner released a topic that had fallen idle before the others;
   rounding both to 12 significant digits, as this compared before, still told 7.42185772976 from
   7.42185772977 when the gap straddled a rounding boundary);
+* ``sales_inputs``: what the customers stage sent the sales stage, per upstream path and kind: how many
+  distinct source offsets and a digest of their records (:func:`read_sales_inputs`; a record lost or changed
+  on its way shows here, where the sales stage cannot tell it from one never sent);
 * ``alert_ids``: the set of ids of the alerts on the ``alerts`` topic that depend on event time only
   (surge, slump, restock, anomaly, abandon): exact;
 * ``model_alert_ids``: the ids of the other alerts (``risk``, risk ``drift``, basket ``trend``). Reported,
@@ -68,7 +71,7 @@ from streams.tools.hostile import HostileMix, interleave_hostile
 from streams.tools.processes import WorkerProcess
 
 #: Families compared with the reference run; a run is exact when all but ``model_alert_ids`` equal it.
-FAMILIES = ("customers", "ingest", "risk_payments", "features", "alert_ids", "model_alert_ids")
+FAMILIES = ("customers", "ingest", "risk_payments", "features", "sales_inputs", "alert_ids", "model_alert_ids")
 EXACT_FAMILIES = tuple(family for family in FAMILIES if family != "model_alert_ids")
 #: Alert id prefixes of the alerts that depend on wall-clock rounds or arrival order (see the module docs).
 MODEL_ALERT_PREFIXES = ("risk:", "drift:risk:", "trend:")
@@ -217,6 +220,7 @@ def dump(deployment: Deployment) -> dict[str, Any]:
     (deployment.workdir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
     features = read_features(deployment.settings)
     return {"customers": customers, "ingest": ingest, "risk_payments": risk, "features": features,
+            "sales_inputs": read_sales_inputs(deployment.settings),
             **split_alert_ids(read_alert_ids(deployment.settings, deployment.workdir / "alerts.json")),
             "dead_letters": read_dead_letters(deployment.settings)}
 
@@ -300,6 +304,28 @@ def read_features(settings: KairosSettings) -> dict[str, dict[str, float]]:
         flat["sessions"] = len(features["sessions"])
         found[key.decode()] = flat
     return found
+
+
+def read_sales_inputs(settings: KairosSettings) -> dict[str, list]:
+    """What the customers stage sent the sales stage, per upstream path and kind: how many distinct source
+    offsets, and a digest of their records (a record sent again after a restart counts once, as the sales
+    stage's replay guard applies it once). A view or order lost or changed on its way shows here, where the
+    sales stage itself cannot tell it from one never sent."""
+    import hashlib
+
+    import orjson
+
+    from streams.pipeline.packing import decode_packet
+
+    sent: dict[str, dict[int, bytes]] = {}
+    tag = f"{settings.app_id}-"  # each run names its topics apart: paths compared without it
+    for record in read_whole_topic(settings, settings.internal_topics["sales"]):
+        for batch in decode_packet(record.value):
+            entries = sent.setdefault(f"{batch.event_type}@{batch.path.removeprefix(tag)}", {})
+            for offset, entry in batch.entries:
+                entries.setdefault(offset, orjson.dumps(entry, option=orjson.OPT_SORT_KEYS))
+    return {path: [len(entries), hashlib.blake2b(b"\n".join(entries[o] for o in sorted(entries))).hexdigest()]
+            for path, entries in sorted(sent.items())}
 
 
 def read_dead_letters(settings: KairosSettings) -> dict[str, int]:
