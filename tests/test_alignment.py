@@ -71,15 +71,28 @@ def test_revoked_partitions_forget_what_they_buffered() -> None:
 
 
 def test_a_buffer_outliving_its_partitions_revocation_is_dropped_and_stops_holding_the_rest() -> None:
-    aligner = EventTimeAligner(idle_seconds=1.0, clock=Clock())
-    aligner.assign(["a", "b", "c"])
-    aligner.add("a", [(1.0, "a1"), (9.0, "a9")], at_end=False)
-    aligner.add("b", [(5.0, "b5")], at_end=False)
-    aligner.add("c", [(2.0, "c2"), (7.0, "c7")], at_end=False)
+    """The ingest drops, each fetch round, what it keeps of partitions no longer assigned: left in the aligner, a
+    drained one would hold the others back at its last event time for good (never fetched or at its end again)."""
+    from aiokafka import TopicPartition
+
+    from streams.pipeline.ingest import Ingestor
+    from streams.settings import KairosSettings
+
+    a, b, c = (TopicPartition("clicks", p) for p in range(3))
+    ingest = Ingestor(KairosSettings())
+    aligner = ingest.aligner = EventTimeAligner(idle_seconds=1.0, clock=Clock())
+    aligner.assign([a, b, c])
+    aligner.add(a, [(1.0, "a1"), (9.0, "a9")], at_end=False)
+    aligner.add(b, [(5.0, "b5")], at_end=False)
+    aligner.add(c, [(2.0, "c2"), (7.0, "c7")], at_end=False)
+    ingest.positions.update({a: 2, b: 1, c: 2})
     assert aligner.release() == ["a1", "c2", "b5"]  # b, drained and not at its end, holds the rest at 5
-    assert aligner.retain(["a", "c"]) == ["b"]  # b is no longer assigned: never fetched again
-    assert aligner.retain(["a", "c"]) == []
-    assert aligner.first_unreleased("a") == "a9" and aligner.first_unreleased("c") == "c7"  # kept, in order
+    assert aligner.release() == []
+    ingest._forget_unassigned({a, c})  # b is no longer assigned: never fetched again
+    assert b not in aligner.buffers and ingest.positions == {a: 2, c: 2} and ingest.orphans == 1
+    ingest._forget_unassigned({a, c})
+    assert ingest.orphans == 1
+    assert aligner.first_unreleased(a) == "a9" and aligner.first_unreleased(c) == "c7"  # kept, in order
     assert aligner.release() == ["c7"]  # c, drained and not at its end, now holds a at 7
 
 

@@ -120,29 +120,6 @@ class EventTimeAligner(Generic[Item]):
         for partition in partitions:
             self.buffers.pop(partition, None)
 
-    def retain(self, partitions: Iterable[Partition]) -> list[Partition]:
-        """Forget every partition not in ``partitions`` (the consumer's assignment now); return those forgotten.
-
-        A partition no longer assigned is never fetched or marked at its end again: left here, once drained it
-        would hold every other partition back at its last event time for good.
-
-        >>> aligner = EventTimeAligner(clock=lambda: 0.0)
-        >>> aligner.add("clicks", [(10.0, "c10")], at_end=False)
-        >>> aligner.add("orders", [(5.0, "o5")], at_end=False)
-        >>> aligner.release()  # orders, drained and not at its end, now holds clicks back at 5
-        ['o5']
-        >>> aligner.release()
-        []
-        >>> aligner.retain(["clicks"])  # orders is no longer assigned (its buffer outlived its revocation)
-        ['orders']
-        >>> aligner.release()
-        ['c10']
-        """
-        keep = set(partitions)
-        gone = [partition for partition in self.buffers if partition not in keep]
-        self.revoke(gone)
-        return gone
-
     def add(self, partition: Partition, records: Iterable[tuple[float | None, Item]], at_end: bool) -> None:
         """Buffer a fetch's ``(event time or None, item)`` of ``partition``; ``at_end``: nothing more to read now."""
         buffer = self._buffer(partition)

@@ -27,6 +27,7 @@ import logging
 import math
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -78,9 +79,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         await self.ingestor.commit()
-        self.ingestor.aligner.revoke(revoked)
-        for tp in revoked:
-            self.ingestor.positions.pop(tp, None)
+        self.ingestor.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self.ingestor.aligner.assign(assigned)
@@ -219,14 +218,21 @@ class Ingestor(Service):
         last event time for good (it is never fetched or marked at its end again). Its records are not lost:
         nothing past them was committed, and the partition's owner reads them again from the commit.
         """
-        gone = self.aligner.retain(assigned)
-        for tp in [tp for tp in self.positions if tp not in assigned]:
-            del self.positions[tp]
+        gone = [tp for tp in self.aligner.buffers.keys() | self.positions.keys() if tp not in assigned]
+        self.forget(gone)
         if gone:
             self.orphans += len(gone)
             log.warning("ingest: dropped the alignment buffers of %d partition(s) no longer assigned (%s); their "
                         "owners read them again from the last commit", len(gone),
                         ", ".join(f"{tp.topic}:{tp.partition}" for tp in gone))
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        """Drop what the aligner buffers and where the consumer stood for ``partitions`` (revoked: their owner
+        reads them again from the last commit)."""
+        partitions = list(partitions)
+        self.aligner.revoke(partitions)
+        for tp in partitions:
+            self.positions.pop(tp, None)
 
     def _at_end(self, tp: TopicPartition) -> bool:
         """Whether the consumer has read ``tp`` up to its end offset (as of the last fetch response)."""
