@@ -7,6 +7,7 @@ import time
 import tracemalloc
 
 from streams.pipeline.packing import PackedBatch
+from streams.pipeline.path_clock import fold_packet
 from streams.pipeline.stages.sales import SalesState
 from streams.settings import KairosSettings
 
@@ -247,3 +248,19 @@ def test_the_same_shop_in_any_arrival_is_served_the_same_forecasts() -> None:
         assert late == {"late": 0, "late_views": 0, "late_corrections": 0}, (ahead, skew, batch)
         assert sorted(served) == sorted(reference), (ahead, skew, batch)
         assert served == reference, (ahead, skew, batch)
+
+
+def test_a_packet_whose_later_batch_is_a_new_path_loses_nothing_as_late() -> None:
+    # One customers chunk: its first orders path from hour 0.2 to 5, then a path never heard before, from hour 0.5.
+    packet = [PackedBatch("orders", "orders:0>0", [(0, order(0.2 * HOUR)), (1, order(5 * HOUR))]),
+              PackedBatch("orders", "orders:1>0", [(0, order(0.5 * HOUR)), (1, order(4.5 * HOUR))])]
+    clock = Clock()
+    sales = state(clock)
+    fold_packet(sales, packet)
+    assert sales.monitor.windows.late == 0 and sales.watermark(clock.now) == 4.5 * HOUR
+    # Batch by batch, the first batch's tick closes hours 0-4 before the second path is heard.
+    clock = Clock()
+    one_by_one = state(clock)
+    for batch in packet:
+        one_by_one.apply(batch)
+    assert one_by_one.monitor.windows.late == 1

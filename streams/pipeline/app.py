@@ -58,6 +58,7 @@ from streams.pipeline.health import Readiness, StallDetector, readiness
 from streams.pipeline.ingest import Ingestor
 from streams.pipeline.model_sync import ModelSync
 from streams.pipeline.packing import decode_packet, partition_for
+from streams.pipeline.path_clock import fold_packet
 from streams.pipeline.retry import FAILING, FAILURES_TOTAL, guarded, until_done
 from streams.pipeline.snapshots import PartitionSnapshots
 from streams.pipeline.stages.anomaly import AnomalyState, publish_anomalies
@@ -446,8 +447,7 @@ class KairosApp:
     async def _fold_agent(self, stream: faust.Stream, name: str, snapshots_of: Callable[[Runtime], Any],
                           publish: Callable[[list], Any]) -> None:
         """A checkpointed stage folding packed batches into its partition state (sales, anomaly, sessions): each
-        message's
-        updates are published, then the message is held until a snapshot holds what it changed."""
+        message's update is published, then the message is held until a snapshot holds what it changed."""
         runtime = await self.start_runtime()
         snapshots = snapshots_of(runtime)
         async for event in stream.noack().events():
@@ -459,7 +459,7 @@ class KairosApp:
                 state.paths.backlog = self._behind(event)
                 started = time.perf_counter()
                 async with snapshots.lock(partition):
-                    updates = [state.apply(batch) for batch in decode_packet(event.value)]
+                    updates = [fold_packet(state, decode_packet(event.value))]
                 took = time.perf_counter() - started
                 await until_done(f"{name} views", lambda: publish(updates))  # noqa: B023
                 snapshots.hold(partition, event)

@@ -91,6 +91,11 @@ class AnomalyState:
     def apply(self, batch: PackedBatch) -> TrafficUpdate:
         """Count the batch's new records (dead letters at their path's event time), then close what the
         watermark passed."""
+        self.add(batch)
+        return self.tick()
+
+    def add(self, batch: PackedBatch) -> None:
+        """Count the batch's new records (nothing closes before :meth:`tick`: see ``path_clock.fold_packet``)."""
         add, path = self.monitor.add, batch.path
         latest = self.paths.paths.get(path)
         applied = last = self.applied.applied(path)  # a path's entries come in offset order
@@ -110,10 +115,8 @@ class AnomalyState:
                 add(record)
         if last > applied:
             self.applied.fresh(path, last)
-        now = self.paths.clock()
         if latest is not None:
-            self.paths.heard(path, latest, now)
-        return self.tick(now)
+            self.paths.heard(path, latest)
 
     def tick(self, now: float | None = None) -> TrafficUpdate:
         """Close the minutes the watermark has passed (after each batch, and on a timer when input stops), at

@@ -88,15 +88,19 @@ class SalesState:
 
     def apply(self, batch: PackedBatch) -> SalesUpdate:
         """Count the batch's new orders or views, then close the windows every active path has passed."""
+        self.add(batch)
+        return self.tick()
+
+    def add(self, batch: PackedBatch) -> None:
+        """Count the batch's new orders or views (nothing closes before :meth:`tick`: see
+        ``path_clock.fold_packet``)."""
         add = {"views": self.monitor.add_view, "inventory": self.stock.add_count}.get(batch.event_type, self._order)
         latest = max((record["ts"] for _, record in batch.entries if record is not None), default=None)
         for _, record in self.applied.fresh_entries(batch.path, batch.entries):
             if record is not None:
                 add(record)
-        now = self.paths.clock()
         if latest is not None:
-            self.paths.heard(batch.path, latest, now)
-        return self.tick(now)
+            self.paths.heard(batch.path, latest)
 
     def tick(self, now: float | None = None) -> SalesUpdate:
         """Close the windows the watermark has passed (called after each batch, and on a timer: when the stream

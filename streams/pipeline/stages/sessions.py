@@ -109,15 +109,19 @@ class SessionState:
 
     def apply(self, batch: PackedBatch) -> PropensityUpdate:
         """Buffer the batch's new records, then apply what the watermark has passed."""
+        self.add(batch)
+        return self.tick()
+
+    def add(self, batch: PackedBatch) -> None:
+        """Buffer the batch's new records (nothing is applied before :meth:`tick`: see
+        ``path_clock.fold_packet``)."""
         latest = max((record["ts"] for _, record in batch.entries if record is not None), default=None)
         waiting, path = self.waiting, batch.path
         for offset, record in self.applied.fresh_entries(path, batch.entries):
             if record is not None:
                 heapq.heappush(waiting, (record["ts"], path, offset, record))
-        now = self.paths.clock()
         if latest is not None:
-            self.paths.heard(batch.path, latest, now)
-        return self.tick(now)
+            self.paths.heard(batch.path, latest)
 
     def tick(self, now: float | None = None) -> PropensityUpdate:
         """Apply the waiting records up to the watermark, close the minutes it passed; return what changed (the
