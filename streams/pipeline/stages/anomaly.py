@@ -119,9 +119,9 @@ class AnomalyState:
             self.paths.heard(path, latest)
 
     def tick(self, now: float | None = None) -> TrafficUpdate:
-        """Close the minutes the watermark has passed (after each batch, and on a timer when input stops), at
-        most ``MINUTES_PER_TICK`` scored per call (``pending`` then says more are due: the timer goes on at once,
-        yielding the event loop between calls)."""
+        """Close the minutes the watermark has passed (after each internal message, and on a timer when input
+        stops), at most ``MINUTES_PER_TICK`` scored per call (``pending`` then says more are due: the timer goes on
+        at once, yielding the event loop between calls)."""
         mark = self.paths.watermark(now)
         return self.monitor.advance(-math.inf if mark is None else mark, budget=MINUTES_PER_TICK)
 

@@ -103,8 +103,8 @@ class SalesState:
             self.paths.heard(batch.path, latest)
 
     def tick(self, now: float | None = None) -> SalesUpdate:
-        """Close the windows the watermark has passed (called after each batch, and on a timer: when the stream
-        stops, the paths fall idle and the last windows close)."""
+        """Close the windows the watermark has passed (called after each internal message, and on a timer: when
+        the stream stops, the paths fall idle and the last windows close)."""
         now = self.paths.clock() if now is None else now
         mark = self.watermark(now)
         if mark is None:
