@@ -869,6 +869,7 @@ class KairosApp:
         if self.runtime is None:
             return
         redis, customers = self.runtime.redis, self.runtime.customers
+        consumer = self.app.consumer
         ready = self.readiness()
         owned = self.owned_partitions()
         per_partition = {
@@ -891,6 +892,7 @@ class KairosApp:
             "failing": orjson.dumps({name: failure.to_dict() for name, failure in FAILING.items()}).decode(),
             "failures_total": sum(FAILURES_TOTAL.values()),
             "stale_events_skipped": self.fence.skipped, "offsets_skipped": self.offsets_skipped,
+            "stage_partitions": consumer.applied_standing() if isinstance(consumer, PromptFetchConsumer) else "",
             **customers.metrics(),
             "snapshots_discarded": sum(snapshots.snapshots_discarded for snapshots in self.runtime.snapshot_stages()),
             "ready": int(ready.ready), "not_ready": "; ".join(ready.reasons),

@@ -127,6 +127,21 @@ class PromptFetchConsumer(faust_aiokafka.Consumer):
             position += committed
         return lag, position
 
+    def applied_standing(self) -> str:
+        """Where each owned gated partition stands, ``topic:partition=committed/end`` (``?``: unknown yet): a
+        stage stuck on a partition shows here (the worker metrics carry it as ``stage_partitions``)."""
+        gated = getattr(self.app, "gated_topics", ())
+        try:
+            assigned = self.assignment()
+        except ConsumerNotStarted:
+            return ""
+        standing = []
+        for tp in sorted(tp for tp in assigned if tp.topic in gated):
+            committed, end = self._committed_offset.get(tp), self.highwater(tp)
+            standing.append(f"{tp.topic}:{tp.partition}={'?' if committed is None else committed}/"
+                            f"{'?' if end is None else end}")
+        return " ".join(standing)
+
     def _new_consumer_thread(self) -> PromptFetchConsumerThread:
         return PromptFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 

@@ -24,6 +24,19 @@ from streams.settings import KairosSettings, TopicNames
 from streams.tools.devstack import DevStack
 from streams.tools.processes import WorkerProcess, settings_env  # noqa: F401 (re-exported for tests)
 
+#: Worker metrics a timed-out wait prints: the ingest's standing and alignment, the stages' standing, what the
+#: write fence skipped, what fails and why the worker is not ready.
+WORKER_DIAGNOSTICS = ("align_", "ingest_", "stage_", "stale_events_skipped", "offsets_skipped", "failing",
+                      "not_ready")
+#: Routine log lines (a timer's round) a timed-out wait leaves out of the worker log it prints.
+ROUTINE_LOG_LINES = ("sync round took", "publication took")
+
+
+def notable_lines(log: str, limit: int = 6000) -> str:
+    """The end of a worker log without its routine timer lines: what a failed wait shows of each worker."""
+    lines = [line for line in log.splitlines() if not any(routine in line for routine in ROUTINE_LOG_LINES)]
+    return "\n".join(lines)[-limit:]
+
 
 def isolated_settings(stack: DevStack, partitions: int = 4, **overrides: Any) -> KairosSettings:
     """Settings with topic, group and key names no other test uses."""
@@ -93,10 +106,11 @@ class Pipeline:
                 assert worker.alive() or worker.process is None or worker.stopped, (
                     f"worker died:\n{worker.log()[-4000:]}")
             time.sleep(0.1)
-        logs = "\n".join(w.log()[-3000:] for w in self.workers)
+        logs = "\n".join(notable_lines(w.log()) for w in self.workers)
         partitions = self.redis.hgetall(self.keys.metrics("ingest-partitions"))
-        # Each live worker's ingest: lag, what its event-time alignment buffers and which partitions hold it back.
-        ingest = {key: {k: v for k, v in self.redis.hgetall(key).items() if k.startswith(("align_", "ingest_"))}
+        # Each live worker's ingest (lag, what its event-time alignment buffers and which partitions hold it back)
+        # and stages (committed/end per internal partition, events skipped, what fails, why not ready).
+        ingest = {key: {k: v for k, v in self.redis.hgetall(key).items() if k.startswith(WORKER_DIAGNOSTICS)}
                   for key in self.redis.scan_iter(self.keys.metrics("worker:*"))}
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; counts={self.ingest_counts()}; "
                              f"per partition={partitions}; workers' ingest={ingest}\n{logs}")

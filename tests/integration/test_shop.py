@@ -45,12 +45,21 @@ def fortnight(request, stack, tmp_path_factory) -> Iterator[tuple[Pipeline, dict
         last_ts = datetime.fromisoformat(last).timestamp() if isinstance(last, str) else last
         pipeline.wait_until(lambda: float(pipeline.redis.hget(pipeline.keys.metrics("forecast"), "watermark") or 0)
                             >= last_ts - 2 * 3600, 60, "the sales stage to reach the end of the stream")
+        # The sessions stage learns a session once its watermark passes the session's timeout: wait for it too.
+        pipeline.wait_until(lambda: sessions_watermark(pipeline) >= last_ts - 2 * 3600, 60,
+                            "the sessions stage to reach the end of the stream")
         rounds = int(pipeline.redis.hget(pipeline.keys.metrics("segments"), "sync_rounds") or 0)
         pipeline.wait_until(lambda: int(pipeline.redis.hget(pipeline.keys.metrics("segments"), "sync_rounds")) >= rounds + 2,
                             30, "two segment sync rounds after the stream")
         yield pipeline, simulator.ground_truth()
     finally:
         pipeline.close()
+
+
+def sessions_watermark(pipeline: Pipeline) -> float:
+    """The sessions stage's watermark (epoch seconds; 0 before it has one)."""
+    mark = pipeline.redis.hget(pipeline.keys.metrics("sessions"), "watermark")
+    return datetime.fromisoformat(mark.replace("Z", "+00:00")).timestamp() if mark and mark != "-" else 0.0
 
 
 def test_live_segments_recover_the_planted_ones(fortnight) -> None:
