@@ -47,3 +47,59 @@ def test_topics_kairos_does_not_own_are_acknowledged_as_faust_does() -> None:
     consumer, _ = consumer_of(KairosSettings(app_id="gate-test-2"))
     other = message("someone-elses-topic", 5)
     assert consumer.ack(other) is True
+
+
+
+def scripted_fetches(monkeypatch, app_id: str, partition: int, fetches: list[list[int]], next_offset: int):
+    """The worker's consumer whose fetches return ``fetches`` (offsets of one events partition, fetch by fetch,
+    the last one repeated), its seeks recorded, and a reader of one fetch's records as the stages get them."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    consumer, events = consumer_of(KairosSettings(app_id=app_id))
+    tp = TP(events, partition)
+    remaining = list(fetches)
+
+    async def scripted(self, timeout):  # what the broker returned
+        for offset in remaining.pop(0) if len(remaining) > 1 else remaining[0]:
+            yield tp, message(events, offset)
+
+    sought: list[dict] = []
+
+    async def seek_wait(partitions):
+        sought.append(dict(partitions))
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "getmany", scripted)
+    monkeypatch.setattr(consumer, "_thread", SimpleNamespace(seek_wait=seek_wait))
+    monkeypatch.setattr(consumer, "highwater", lambda tp: max(max(f) for f in fetches) + 1)
+    consumer.app.gated_topics = {events}
+    consumer._fetch_next[tp] = next_offset  # as the recovery's seek to the committed offset leaves it
+
+    async def read_offsets() -> list[int]:
+        return [m.offset async for _, m in consumer.getmany(1.0)]
+
+    return consumer, tp, sought, lambda: asyncio.run(read_offsets())
+
+
+def test_a_fetch_that_skips_offsets_is_sought_back_and_read_again(monkeypatch) -> None:
+    """A fetch returning a gated partition's records past the next offset (seen with Tansu after a kill) must
+    not reach the stages: the partition is sought back, and the records come again in order."""
+    consumer, tp, sought, read = scripted_fetches(monkeypatch, "gap-test", 1, [[18, 19, 24, 25],
+                                                                              [20, 21, 22, 23, 24, 25]], 18)
+    assert read() == [18, 19]
+    assert sought == [{tp: 20}] and consumer.gaps_refetched == 1
+    assert read() == [20, 21, 22, 23, 24, 25]
+    assert consumer.offsets_missing == 0
+
+
+def test_a_gap_that_stays_after_every_refetch_is_counted_as_missing(monkeypatch) -> None:
+    from streams.pipeline.transport import MAX_REFETCHES
+
+    consumer, tp, sought, read = scripted_fetches(monkeypatch, "gap-test-2", 0, [[7, 8]], 5)
+    for _ in range(MAX_REFETCHES):
+        assert read() == []
+    assert sought == [{tp: 5}] * MAX_REFETCHES
+    assert read() == [7, 8]
+    assert consumer.offsets_missing == 2 and consumer.gaps_refetched == MAX_REFETCHES

@@ -893,6 +893,8 @@ class KairosApp:
             "failures_total": sum(FAILURES_TOTAL.values()),
             "stale_events_skipped": self.fence.skipped, "offsets_skipped": self.offsets_skipped,
             "stage_partitions": consumer.applied_standing() if isinstance(consumer, PromptFetchConsumer) else "",
+            "fetch_gaps_refetched": getattr(consumer, "gaps_refetched", 0),
+            "fetch_offsets_missing": getattr(consumer, "offsets_missing", 0),
             **customers.metrics(),
             "snapshots_discarded": sum(snapshots.snapshots_discarded for snapshots in self.runtime.snapshot_stages()),
             "ready": int(ready.ready), "not_ready": "; ".join(ready.reasons),

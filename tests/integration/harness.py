@@ -26,7 +26,7 @@ from streams.tools.processes import WorkerProcess, settings_env  # noqa: F401 (r
 
 #: Worker metrics a timed-out wait prints: the ingest's standing and alignment, the stages' standing, what the
 #: write fence skipped, what fails and why the worker is not ready.
-WORKER_DIAGNOSTICS = ("align_", "ingest_", "stage_", "stale_events_skipped", "offsets_skipped", "failing",
+WORKER_DIAGNOSTICS = ("align_", "ingest_", "stage_", "fetch_", "stale_events_skipped", "offsets_skipped", "failing",
                       "not_ready")
 #: Routine log lines (a timer's round) a timed-out wait leaves out of the worker log it prints.
 ROUTINE_LOG_LINES = ("sync round took", "publication took")
