@@ -14,6 +14,7 @@ each segment mined by Eclat on per-SKU bitsets (Zaki 2000).
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import zlib
@@ -253,6 +254,8 @@ class BasketCounter(base.Estimator):
         self._open_bits: dict[str, int] = {}
         #: Query results for the baskets counted so far, by support (cleared by every basket).
         self._views: dict[float, tuple[dict[Itemset, Count], float]] = {}
+        #: The tracked tables are shared with a :meth:`snapshot`: copied before they next change.
+        self._tables_shared = False
 
     # Learning.
 
@@ -293,9 +296,16 @@ class BasketCounter(base.Estimator):
         assert self.half_life is not None and self._origin is not None
         return 2.0 ** ((ts - self._origin) / self.half_life)
 
+    def _own_tables(self) -> None:
+        """Copy the tracked tables before changing them if a :meth:`snapshot` shares them (copy on write)."""
+        if self._tables_shared:
+            self._roots = _tracked_tables(_plain_tables(self._roots))
+            self._tables_shared = False
+
     def _rescale(self, shift: int) -> None:
         """Divide every weight by ``2**shift`` (exact in floating point) and move the origin."""
         assert self.half_life is not None and self._origin is not None
+        self._own_tables()
 
         def scale(value: float) -> float:
             return math.ldexp(value, -shift)
@@ -327,6 +337,7 @@ class BasketCounter(base.Estimator):
         The creation rates start one step below the last segment's and go up a step (×1.5) while a mining
         pass would create more than ``max_entries`` itemsets; each level's bound grows by the count it used.
         """
+        self._own_tables()
         size = sum(self._open_weights)
         base = [0.0] + [self._level_epsilon(k) for k in range(1, self.max_size + 1)]
         rates = [max(b, r / RATE_STEP) for b, r in zip(base, self._rates)]
@@ -452,6 +463,34 @@ class BasketCounter(base.Estimator):
         return self._decay_weight(self._latest)
 
     # Queries.
+
+    def snapshot(self) -> Self:
+        """A frozen copy to query (mine itemsets and rules from, in another thread) while this counter counts on.
+
+        Cheap whatever the counter holds: the open segment's lists are copied (references to its baskets),
+        the tracked tables are shared until this counter next changes them (a segment closing, the weights
+        rescaling), which copies them first. A query of the copy answers exactly as this counter would have
+        when the copy was taken; :meth:`adopt_views` keeps its answers here if nothing was counted since.
+
+        >>> counter = BasketCounter(min_support=0.5)
+        >>> for basket in (["a", "b"], ["a", "b"], ["a"]):
+        ...     counter.learn_one(basket)
+        >>> frozen = counter.snapshot()
+        >>> counter.learn_one(["c"])
+        >>> frozen.itemsets()[("a", "b")], counter.itemsets()[("a", "b")]
+        (0.6666666666666666, 0.5)
+        """
+        frozen = copy.copy(self)
+        frozen._open, frozen._open_weights = list(self._open), list(self._open_weights)
+        frozen._open_bits, frozen._views = dict(self._open_bits), dict(self._views)
+        frozen._tables_shared = self._tables_shared = True
+        return frozen
+
+    def adopt_views(self, frozen: BasketCounter) -> None:
+        """Keep the query results of a :meth:`snapshot` of this counter if no basket was counted since."""
+        if frozen._n == self._n and frozen._weight == self._weight:
+            self._views.update(frozen._views)
+            self.reported_support = frozen.reported_support
 
     @property
     def n_baskets(self) -> int:

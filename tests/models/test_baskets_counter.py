@@ -306,3 +306,22 @@ def test_a_checkpoint_mid_segment_resumes_to_the_same_state() -> None:
         resumed.learn_one(basket)
     assert resumed.state_dict() == whole.state_dict()
     assert resumed.itemsets() == whole.itemsets()
+
+
+@pytest.mark.parametrize("half_life", [None, 50.0])
+def test_a_snapshot_answers_as_the_counter_did_while_it_counts_on_through_segment_closes(half_life) -> None:
+    """A publication round mines a snapshot in a thread while counting goes on: segments closing (and, with
+    decay, the weights rescaling) behind it must not change what it answers."""
+    orders = [{"ts": 10.0 * k, "lines": [{"sku": sku} for sku in sorted(basket)]}
+              for k, basket in enumerate(shop_baskets(1200, seed=4))]  # 240 half-lives: rescaled (RESCALE_AT)
+
+    def counted(records: list[dict]) -> BasketCounter:
+        return learned(records, half_life=half_life)  # type: ignore[arg-type]
+
+    counter, reference = counted(orders[:600]), counted(orders[:600])
+    frozen = counter.snapshot()
+    for order in orders[600:]:  # more segments close in the counter, none in the snapshot
+        counter.learn_one(order)
+    assert frozen.itemsets() == reference.itemsets() and frozen.rules() == reference.rules()
+    counter.adopt_views(frozen)  # counted since: the snapshot's answers are not taken
+    assert counter.itemsets() == counted(orders).itemsets()

@@ -84,9 +84,11 @@ class BasketState:
             self.counted_at = time.time()
         return counted
 
-    def trends(self, window: float) -> list[Alert]:
-        """Once per event-time window: pairs whose support or lift jumped."""
-        latest = self.counter.latest_ts
+    def trends(self, window: float, counter: BasketCounter | None = None) -> list[Alert]:
+        """Once per event-time window: pairs whose support or lift jumped (in ``counter``, a
+        :meth:`~BasketCounter.snapshot` of this partition's, when given)."""
+        counter = self.counter if counter is None else counter
+        latest = counter.latest_ts
         if latest is None:
             return []
         if self.next_trend_at is None:
@@ -94,7 +96,7 @@ class BasketState:
             return []
         if latest < self.next_trend_at:
             return []
-        observation = RisingPairs.observation(self.counter.itemsets(), latest, self.counter.min_support)
+        observation = RisingPairs.observation(counter.itemsets(), latest, counter.min_support)
         raised = self.rising.predict_one(observation)
         self.rising.learn_one(observation)
         self.next_trend_at = latest + window
@@ -105,10 +107,11 @@ class BasketState:
             for a in raised
         ]
 
-    def owned_pairs(self) -> dict[str, float]:
-        """Supports of the pairs this partition owns (for the other partitions' rules)."""
-        return {",".join(itemset): support for itemset, support in self.counter.itemsets().items()
-                if len(itemset) == 2}
+    def owned_pairs(self, counter: BasketCounter | None = None) -> dict[str, float]:
+        """Supports of the pairs this partition owns (for the other partitions' rules), in ``counter`` (a
+        :meth:`~BasketCounter.snapshot` of this partition's) when given."""
+        counter = self.counter if counter is None else counter
+        return {",".join(itemset): support for itemset, support in counter.itemsets().items() if len(itemset) == 2}
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.STATE[0], "version": self.STATE[1], "partition": self.partition,
@@ -178,23 +181,31 @@ def renewal_due(name: str, written_at: float, now: float, ttl: int) -> bool:
 
 #: Basket figures every partition has in full (each sees every basket): the total is the largest, not the sum.
 SHARED_FIGURES = ("baskets", "pair_error_bound", "itemset_error_bound", "counted_at")
+#: Basket figures whose total is the smallest partition's: the baskets the served rules count at least.
+LEAST_FIGURES = ("rules_baskets",)
 
 
 def basket_totals(per_partition: dict[int, dict[str, float]]) -> dict[str, float]:
     """``kairos:metrics:baskets`` from each partition's figures: every order reaches every basket partition,
-    so baskets counted and the error bounds are the largest partition's (a partition behind counts fewer);
+    so baskets counted and the error bounds are the largest partition's (a partition behind counts fewer), and
+    the baskets the served rules count (``rules_baskets``, each round's snapshot) the smallest partition's;
     tracked entries and rules are each partition's share of the SKUs, so they add up.
 
-    >>> part = {"baskets": 100.0, "entries_2": 40.0, "pair_error_bound": 0.002, "rules": 3.0}
-    >>> totals = basket_totals({0: part, 1: part | {"baskets": 98.0, "entries_2": 10.0}, 2: part, 3: part})
+    >>> part = {"baskets": 100.0, "entries_2": 40.0, "pair_error_bound": 0.002, "rules": 3.0, "rules_baskets": 90.0}
+    >>> totals = basket_totals({0: part, 1: part | {"baskets": 98.0, "entries_2": 10.0, "rules_baskets": 80.0},
+    ...                         2: part, 3: part})
     >>> totals["baskets"], totals["entries_2"], totals["pair_error_bound"], totals["rules"], totals["partitions"]
     (100.0, 130.0, 0.002, 12.0, 4.0)
+    >>> totals["rules_baskets"]
+    80.0
     """
     totals: dict[str, float] = {"partitions": float(len(per_partition))}
     for figures in per_partition.values():
         for name, value in figures.items():
             if name in SHARED_FIGURES:
                 totals[name] = max(totals.get(name, value), value)
+            elif name in LEAST_FIGURES:
+                totals[name] = min(totals.get(name, value), value)
             else:
                 totals[name] = totals.get(name, 0.0) + value
     return totals
