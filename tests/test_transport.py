@@ -103,3 +103,16 @@ def test_a_gap_that_stays_after_every_refetch_is_counted_as_missing(monkeypatch)
     assert sought == [{tp: 5}] * MAX_REFETCHES
     assert read() == [7, 8]
     assert consumer.offsets_missing == 2 and consumer.gaps_refetched == MAX_REFETCHES
+
+
+def test_a_seek_back_that_fails_is_tried_again_at_the_next_fetch(monkeypatch) -> None:
+    """A partition revoked, or the broker away, between the fetch and the seek back: the fetcher goes on."""
+    consumer, tp, sought, read = scripted_fetches(monkeypatch, "gap-test-3", 2, [[4, 9], [5, 6, 7, 8, 9]], 4)
+
+    async def failing(partitions):
+        sought.append(dict(partitions))
+        raise RuntimeError("no current assignment")
+
+    monkeypatch.setattr(consumer._thread, "seek_wait", failing)
+    assert read() == [4]
+    assert read() == [5, 6, 7, 8, 9] and consumer.offsets_missing == 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import sys
+import weakref
 import zlib
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
@@ -254,8 +255,9 @@ class BasketCounter(base.Estimator):
         self._open_bits: dict[str, int] = {}
         #: Query results for the baskets counted so far, by support (cleared by every basket).
         self._views: dict[float, tuple[dict[Itemset, Count], float]] = {}
-        #: The tracked tables are shared with a :meth:`snapshot`: copied before they next change.
-        self._tables_shared = False
+        #: The counters this one shares its tracked tables with (its snapshots, or the counter a snapshot
+        #: was taken of): while one lives, the tables are copied before they next change here.
+        self._shares_tables_with: list[weakref.ref[BasketCounter]] = []
 
     # Learning.
 
@@ -297,10 +299,11 @@ class BasketCounter(base.Estimator):
         return 2.0 ** ((ts - self._origin) / self.half_life)
 
     def _own_tables(self) -> None:
-        """Copy the tracked tables before changing them if a :meth:`snapshot` shares them (copy on write)."""
-        if self._tables_shared:
+        """Copy the tracked tables before changing them if a live :meth:`snapshot` shares them (copy on write;
+        a publication round drops its snapshots when it ends, so most segments close with nothing to copy)."""
+        if any(shared() is not None for shared in self._shares_tables_with):
             self._roots = _tracked_tables(_plain_tables(self._roots))
-            self._tables_shared = False
+        self._shares_tables_with = []
 
     def _rescale(self, shift: int) -> None:
         """Divide every weight by ``2**shift`` (exact in floating point) and move the origin."""
@@ -468,9 +471,10 @@ class BasketCounter(base.Estimator):
         """A frozen copy to query (mine itemsets and rules from, in another thread) while this counter counts on.
 
         Cheap whatever the counter holds: the open segment's lists are copied (references to its baskets),
-        the tracked tables are shared until this counter next changes them (a segment closing, the weights
-        rescaling), which copies them first. A query of the copy answers exactly as this counter would have
-        when the copy was taken; :meth:`adopt_views` keeps its answers here if nothing was counted since.
+        the tracked tables are shared while the copy lives (this counter copies them first if it changes them
+        meanwhile: a segment closing, the weights rescaling). A query of the copy answers exactly as this
+        counter would have when the copy was taken; :meth:`adopt_views` keeps its answers here if nothing was
+        counted since.
 
         >>> counter = BasketCounter(min_support=0.5)
         >>> for basket in (["a", "b"], ["a", "b"], ["a"]):
@@ -483,12 +487,14 @@ class BasketCounter(base.Estimator):
         frozen = copy.copy(self)
         frozen._open, frozen._open_weights = list(self._open), list(self._open_weights)
         frozen._open_bits, frozen._views = dict(self._open_bits), dict(self._views)
-        frozen._tables_shared = self._tables_shared = True
+        frozen._shares_tables_with = [weakref.ref(self)]
+        live = [ref for ref in self._shares_tables_with if ref() is not None]
+        self._shares_tables_with = [*live, weakref.ref(frozen)]
         return frozen
 
     def adopt_views(self, frozen: BasketCounter) -> None:
         """Keep the query results of a :meth:`snapshot` of this counter if no basket was counted since."""
-        if frozen._n == self._n and frozen._weight == self._weight:
+        if frozen._n == self._n:
             self._views.update(frozen._views)
             self.reported_support = frozen.reported_support
 

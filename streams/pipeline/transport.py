@@ -65,13 +65,13 @@ class PromptFetchConsumer(faust_aiokafka.Consumer):
     #: Offsets of gated partitions never fetched after ``MAX_REFETCHES`` tries (lost to the stages; stays 0).
     offsets_missing = 0
 
-    @property
-    def _fetch_next(self) -> dict[Any, int]:
-        """The next offset each gated partition's fetch must return (known after a seek or a first record)."""
-        try:
-            return self.__dict__["_kairos_fetch_next"]
-        except KeyError:
-            return self.__dict__.setdefault("_kairos_fetch_next", {})
+    def _reset_state(self) -> None:
+        """Faust's per-start state (called at construction and on a restart), and the fetch order checks'."""
+        super()._reset_state()
+        #: The next offset each gated partition's fetch must return (known after a seek or a first record).
+        self._fetch_next: dict[Any, int] = {}
+        #: Tries so far per ``(partition, offset)`` sought back to (see :meth:`getmany`).
+        self._refetches: dict[tuple[Any, int], int] = {}
 
     async def getmany(self, timeout: float) -> Any:
         """Faust's fetch loop, refusing a gated partition's record that skips offsets: it seeks back instead.
@@ -101,7 +101,12 @@ class PromptFetchConsumer(faust_aiokafka.Consumer):
                     if tries <= MAX_REFETCHES:
                         self.gaps_refetched += 1
                         refused[tp] = (message.offset, wanted)
-                        await self._thread.seek_wait({tp: wanted})
+                        try:
+                            await self._thread.seek_wait({tp: wanted})
+                        except Exception as exc:  # revoked meanwhile (its owner reads from the commit), or the
+                            # broker away: the next fetch comes past the offset again and counts another try
+                            log.warning("fetch: seeking %s:%d back to %d failed: %r", tp.topic, tp.partition,
+                                        wanted, exc)
                         expected[tp] = wanted
                         continue
                     self.offsets_missing += message.offset - wanted
@@ -113,14 +118,6 @@ class PromptFetchConsumer(faust_aiokafka.Consumer):
             log.info("fetch: %d partition(s) returned records past the next offset (a fetch from before a seek); "
                      "sought back: %s", len(refused), ", ".join(
                          f"{tp.topic}:{tp.partition} {got}->{wanted}" for tp, (got, wanted) in sorted(refused.items())))
-
-    @property
-    def _refetches(self) -> dict[tuple[Any, int], int]:
-        """Tries so far per ``(partition, offset)`` sought back to."""
-        try:
-            return self.__dict__["_kairos_refetches"]
-        except KeyError:
-            return self.__dict__.setdefault("_kairos_refetches", {})
 
     async def perform_seek(self) -> None:
         """Seek to the committed offsets (Faust), which the next fetch of each gated partition must start at."""
@@ -206,6 +203,11 @@ class PromptFetchConsumer(faust_aiokafka.Consumer):
                 lag += max(0, highwater - committed)
             position += committed
         return lag, position
+
+    def report(self) -> dict[str, Any]:
+        """The stages' input for the worker metrics: where each partition stands, and the fetch order checks."""
+        return {"stage_partitions": self.applied_standing(), "fetch_gaps_refetched": self.gaps_refetched,
+                "fetch_offsets_missing": self.offsets_missing}
 
     def applied_standing(self) -> str:
         """Where each owned gated partition stands, ``topic:partition=committed/end`` (``?``: unknown yet): a

@@ -325,3 +325,19 @@ def test_a_snapshot_answers_as_the_counter_did_while_it_counts_on_through_segmen
     assert frozen.itemsets() == reference.itemsets() and frozen.rules() == reference.rules()
     counter.adopt_views(frozen)  # counted since: the snapshot's answers are not taken
     assert counter.itemsets() == counted(orders).itemsets()
+
+
+def test_the_tables_are_copied_only_while_a_snapshot_that_shares_them_lives() -> None:
+    baskets = shop_baskets(1000, seed=5)
+    counter = learned(baskets[:500])  # segments of 250: two closed, tables tracked
+    entry = next(iter(counter._roots.values()))
+    frozen = counter.snapshot()
+    for basket in baskets[500:750]:  # a segment closes while the snapshot lives: the counter copies first
+        counter.learn_one(basket)
+    assert next(iter(frozen._roots.values())) is entry
+    assert all(e is not entry for e in counter._roots.values())
+    kept = next(iter(counter._roots.values()))
+    del frozen  # a round drops its snapshots: the next close changes the tables in place
+    for basket in baskets[750:]:
+        counter.learn_one(basket)
+    assert any(e is kept for e in counter._roots.values())

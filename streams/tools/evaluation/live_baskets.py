@@ -155,8 +155,10 @@ def measure(data: Path, workdir: Path, min_support: float, timeout: float, **set
             rules = served_rules(deployment)
         # The values compared are those of a round whose snapshots counted every basket (a round that began
         # while a partition was still counting serves the rules of fewer baskets, until the next round).
-        while time.monotonic() < deadline and min(
-                (part.get("rules_baskets", 0) for part in partition_figures(deployment).values()), default=0) < len(orders):
+        def rules_baskets() -> float:
+            return min((part.get("rules_baskets", 0) for part in partition_figures(deployment).values()), default=0)
+
+        while time.monotonic() < deadline and rules_baskets() < len(orders):
             time.sleep(0.5)
         rules = served_rules(deployment)
         pid = worker.process.pid
