@@ -61,6 +61,10 @@ class KairosSettings(BaseSettings):
     #: arrives, so 500 is fine there; brokers that hold every empty fetch for
     #: the full wait (Tansu) need it small for low latency.
     kafka_fetch_max_wait_ms: int = Field(5, ge=1, le=5000)
+    #: The wait once a consumer has fetched nothing for a second (``streams.pipeline.transport.long_poll_when_idle``):
+    #: an idle worker stops polling the broker every few milliseconds. On brokers that hold empty fetches (Tansu)
+    #: the first record after a quiet spell waits up to this much longer per hop; Apache Kafka answers at once.
+    kafka_fetch_idle_wait_ms: int = Field(50, ge=1, le=5000)
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     #: The URL names one node of a Redis Cluster: clients discover the others and route keys by slot.
     redis_cluster: bool = False

@@ -71,7 +71,7 @@ from streams.pipeline.stages.sales import SalesState, publish_sales
 from streams.pipeline.stages.segments import SegmentStage
 from streams.pipeline.stages.sessions import SessionState, publish_sessions
 from streams.pipeline.store import MAX_BATCH_BYTES, ChangelogWriter, KeyedStore, register_codec
-from streams.pipeline.transport import FETCH_WAIT_ENV, PromptFetchConsumer, mark_applied
+from streams.pipeline.transport import FETCH_IDLE_WAIT_ENV, FETCH_WAIT_ENV, PromptFetchConsumer, mark_applied
 from streams.pipeline.views import RedisViews, WriteBatch, connect_redis, mget
 from streams.settings import KairosSettings
 
@@ -138,6 +138,7 @@ class KairosApp:
     def __init__(self, settings: KairosSettings) -> None:
         self.settings = settings
         os.environ[FETCH_WAIT_ENV] = str(settings.kafka_fetch_max_wait_ms)
+        os.environ[FETCH_IDLE_WAIT_ENV] = str(settings.kafka_fetch_idle_wait_ms)
         self.views = RedisViews(settings)
         self.runtime: Runtime | None = None
         #: Stages write inside this fence; a revocation closes it (see fence.py).

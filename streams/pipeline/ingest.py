@@ -39,6 +39,7 @@ from streams.pipeline.retry import record_failure, record_success, until_done
 from streams.pipeline.packing import PackedBatch, encode_packets, partition_for
 from streams.pipeline.pseudonyms import Pseudonyms
 from streams.pipeline.validation import EventValidator
+from streams.pipeline.transport import long_poll_when_idle
 from streams.settings import KairosSettings
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,8 @@ class Ingestor(Service):
         )
         self.consumer.subscribe(list(self.event_types), listener=_CommitOnRevoke(self))
         await self.consumer.start()
+        long_poll_when_idle(self.consumer, self.settings.kafka_fetch_max_wait_ms,
+                            self.settings.kafka_fetch_idle_wait_ms)
 
     async def on_stop(self) -> None:
         if self.consumer is not None:

@@ -19,6 +19,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mode import Service
 
+from streams.pipeline.transport import long_poll_when_idle
 from streams.settings import KairosSettings
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class ModelSync(Service):
                                          fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
                                          client_id=f"{self.settings.app_id}-sync")
         await consumer.start()
+        long_poll_when_idle(consumer, self.settings.kafka_fetch_max_wait_ms,
+                            self.settings.kafka_fetch_idle_wait_ms)
         consumer.assign([TopicPartition(self.topic, 0)])
         await consumer.seek_to_beginning()
         self.consumer = consumer
