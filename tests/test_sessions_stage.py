@@ -178,3 +178,31 @@ def test_a_full_buffer_applies_its_earliest_records_without_waiting_and_counts_t
     restored = SessionState.from_state(unpack_state(pack_state(state.state_dict())), settings)
     assert (restored.max_waiting, len(restored.waiting), restored.released_early) == (5, 5, 3)
     assert SessionState.new(SETTINGS).max_waiting == SETTINGS.sessions_max_waiting == 250_000
+
+
+def test_a_customers_session_pointer_goes_out_with_a_view_of_that_session_never_before() -> None:
+    """``propensity:customer:{id}`` names the session whose hash a reader then reads: the pointer must never be
+    published in an update that does not also write that session's view (found as a KeyError in test_shop)."""
+    tracker = SessionTracker(ConversionClassifier(grace_period=10), timeout=600.0, warmup=0)
+    click = {"kind": "click", "customer_id": "c1", "action": "view", "price": 10.0}
+    tracker.add(click | {"ts": 10.0, "session_id": "s1"})
+    unscored = tracker.flush(score=False)  # a catch-up or a flush within FLUSH_SECONDS: no open view yet
+    assert unscored.customers == {} and "s1" not in unscored.sessions
+    scored = tracker.flush()
+    assert scored.customers == {"c1": "s1"} and scored.sessions["s1"]["status"] == "open"
+    # A session that ends before any scoring flush sends its pointer with its final view.
+    tracker.add(click | {"ts": 50.0, "customer_id": "c2", "session_id": "s2"})
+    assert tracker.flush(score=False).customers == {}
+    tracker.add({"ts": 60.0, "kind": "order", "customer_id": "c2"})
+    ended = tracker.flush(score=False)
+    assert ended.customers == {"c2": "s2"} and ended.sessions["s2"]["status"] == "converted"
+    # Every published pointer, over a stream of many sessions, comes with its session's view.
+    rng = random.Random(3)
+    for i in range(2_000):
+        customer = f"r{rng.randrange(40)}"
+        tracker.add(click | {"ts": 100.0 + i, "customer_id": customer, "session_id": f"{customer}-{i // 200}"})
+        if rng.random() < 0.05:
+            tracker.add({"ts": 100.0 + i, "kind": "order", "customer_id": customer})
+        if i % 37 == 0:
+            update = tracker.flush(score=rng.random() < 0.5)
+            assert all(sid in update.sessions for sid in update.customers.values()), update.customers

@@ -81,7 +81,8 @@ class AbandonAlert:
 
 @dataclass
 class PropensityUpdate:
-    """What changed since the last flush: session views, customers' latest session ids (when one started),
+    """What changed since the last flush: session views, customers' latest session ids (each with a view of that
+    session, never before one: a reader following the pointer finds the session),
     ended sessions' ``(converted, score)``, alerts, and whether the model learned (its view is then
     republished)."""
 
@@ -205,6 +206,8 @@ class SessionTracker:
     def _end(self, session: LiveSession, ts: float, converted: bool) -> None:
         session_id = session.session_id
         self._score(session)  # its final view: the model of the minute it ended in (whatever was flushed before)
+        if self.latest_of.get(session.customer_id) == session_id:
+            self._update.customers[session.customer_id] = session_id
         self._close_session(session)
         self.counts["sessions_closed"] += 1  # also the tie-break of a session id used again
         heapq.heappush(self.maturing, (session.last_click + self.timeout, session_id, self.counts["sessions_closed"],
@@ -330,6 +333,11 @@ class SessionTracker:
             session = self.open[session_id]
             self._score(session)
             update.sessions[session_id] = session_view(session, "open")
+            if self.latest_of.get(session.customer_id) == session_id:
+                update.customers[session.customer_id] = session_id
+        # A customer's pointer goes out with a view of its session: one started since the last scoring flush
+        # has none yet, and its pointer comes with the view that the next one (or its end) writes.
+        update.customers = {cid: sid for cid, sid in update.customers.items() if sid in update.sessions}
         self._update = PropensityUpdate()
         return update
 

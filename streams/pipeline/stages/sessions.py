@@ -201,13 +201,11 @@ def publish_sessions(pipe: Any, views: RedisViews, updates: list[PropensityUpdat
     keys = views.keys
     sessions = {sid: view for update in updates for sid, view in update.sessions.items()}
     customers = {cid: sid for update in updates for cid, sid in update.customers.items()}
-    started = {sid for update in updates for sid in update.customers.values()}
     for session_id, view in sessions.items():
         key = keys.session(session_id)
         pipe.hset(key, mapping=view_fields(view))
-        if session_id in started or view["status"] != "open":  # its TTL from its start, then from its end
-            pipe.expire(key, ttl)
-    for customer_id, session_id in customers.items():
+        pipe.expire(key, ttl)  # from its latest view (scored at most every few seconds while open), then its end
+    for customer_id, session_id in customers.items():  # each with its session's view, in the same pipeline
         pipe.set(keys.propensity_of(customer_id), session_id, ex=ttl)
     if any(update.learned for update in updates):
         pipe.hset(keys.propensity_model(), mapping=model_fields(tracker.model_view()))
