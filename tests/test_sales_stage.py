@@ -141,7 +141,9 @@ def test_an_order_dated_2099_after_normal_ones_closes_a_week_of_windows_not_73_y
     series = sales.monitor.windows.series
     assert series == ["category:toys", "sku:A", "total:all"]
     assert update.closed == len(series) * (2 + 7 * 24)  # per series: the two open windows, then a quiet week
-    assert peak < 4_000_000 and elapsed < 2.0, (peak, elapsed)
+    # The closed count and the memory peak are the guards; the time only catches a hang (tracemalloc slows the
+    # work several times over, and the suite runs three at once on two cores: 2.01 s seen for ~0.5 s of work).
+    assert peak < 4_000_000 and elapsed < 10.0, (peak, elapsed)
     # The next order is processed: late, as the 2099 order moved the event time (the door keeps such orders out).
     assert sales.apply(PackedBatch("orders", "orders:0>0", [(49, order(NOV_22 + 48 * HOUR))])).closed == 0
     assert sales.monitor.windows.late == 1
