@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from faust.types import TP
 
 from streams.pipeline.app import KairosApp
-from streams.pipeline.transport import EpochMessage, mark_applied
+from streams.pipeline.transport import EpochMessage, long_poll_when_idle, mark_applied
 from streams.settings import KairosSettings
 
 
@@ -116,3 +118,15 @@ def test_a_seek_back_that_fails_is_tried_again_at_the_next_fetch(monkeypatch) ->
     monkeypatch.setattr(consumer._thread, "seek_wait", failing)
     assert read() == [4]
     assert read() == [5, 6, 7, 8, 9] and consumer.offsets_missing == 0
+
+
+def test_a_consumer_whose_fetcher_cannot_be_paced_keeps_working_and_says_so(caplog) -> None:
+    """``long_poll_when_idle`` leans on aiokafka's fetcher internals: without them it changes nothing, logs why,
+    and never raises out of a consumer's start."""
+
+    class Fetcherless:
+        pass
+
+    with caplog.at_level(logging.WARNING, logger="streams.pipeline.transport"):
+        long_poll_when_idle(Fetcherless(), 5, 50)
+    assert "cannot be paced" in caplog.text

@@ -187,7 +187,6 @@ class SessionTracker:
                 session_id, customer_id, record["ts"], record.get("orders_before", 0), record.get("last_order_ts"),
                 record.get("clicks_before", 0))
             self.counts["sessions_started"] += 1
-            self._update.customers[customer_id] = session_id
             # Its entry is due at its first click's timeout; a later click moves it when it comes up (lazily).
             heapq.heappush(self._expiry, (record["ts"] + self.timeout, session_id))
         session.click(record)
@@ -333,11 +332,10 @@ class SessionTracker:
             session = self.open[session_id]
             self._score(session)
             update.sessions[session_id] = session_view(session, "open")
+            # A customer's pointer goes out with a view of its session (here, or at its end in _end): one started
+            # since the last scoring flush has no view yet, so no pointer either.
             if self.latest_of.get(session.customer_id) == session_id:
                 update.customers[session.customer_id] = session_id
-        # A customer's pointer goes out with a view of its session: one started since the last scoring flush
-        # has none yet, and its pointer comes with the view that the next one (or its end) writes.
-        update.customers = {cid: sid for cid, sid in update.customers.items() if sid in update.sessions}
         self._update = PropensityUpdate()
         return update
 

@@ -48,7 +48,7 @@ FETCH_IDLE_AFTER_SECONDS = 1.0
 
 
 def long_poll_when_idle(consumer: Any, busy_wait_ms: int, idle_wait_ms: int,
-                        idle_after: float = FETCH_IDLE_AFTER_SECONDS, clock: Any = time.monotonic) -> None:
+                        idle_after: float = FETCH_IDLE_AFTER_SECONDS) -> None:
     """Make a started aiokafka ``consumer`` fetch with ``busy_wait_ms`` while fetches return data, and with
     ``idle_wait_ms`` (at least ``busy_wait_ms``) once none has for ``idle_after`` seconds.
 
@@ -59,17 +59,22 @@ def long_poll_when_idle(consumer: Any, busy_wait_ms: int, idle_wait_ms: int,
     a waiting fetch as soon as data arrives, so there it costs nothing. Wall clock decides idleness only.
 
     aiokafka's fetcher reads its wait for every request it builds; this wraps the fetcher's request routine
-    (which returns whether the response held new records) to set it.
+    (which returns whether the response held new records) to set it. An aiokafka without those internals
+    keeps the busy wait (logged): the consumer works as before, it only polls as often when idle.
     """
     idle_wait_ms = max(busy_wait_ms, idle_wait_ms)
-    fetcher = consumer._fetcher
+    fetcher = getattr(consumer, "_fetcher", None)
+    if not (hasattr(fetcher, "_proc_fetch_request") and hasattr(fetcher, "_fetch_max_wait_ms")):
+        log.warning("fetch: this aiokafka's fetcher cannot be paced; an idle consumer keeps polling every %d ms",
+                    busy_wait_ms)
+        return
     fetch = fetcher._proc_fetch_request
-    last_data = clock()
+    last_data = time.monotonic()
 
     async def fetch_then_pace(assignment: Any, node_id: Any, request: Any) -> Any:
         nonlocal last_data
         has_data = await fetch(assignment, node_id, request)
-        now = clock()
+        now = time.monotonic()
         if has_data:
             last_data = now
             fetcher._fetch_max_wait_ms = busy_wait_ms
@@ -84,16 +89,20 @@ def long_poll_when_idle(consumer: Any, busy_wait_ms: int, idle_wait_ms: int,
 class PromptFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Faust's consumer thread, with a bounded fetch long-poll."""
 
+    @staticmethod
+    def _waits_ms() -> tuple[int, int]:
+        """The busy and idle fetch waits the app set from its settings."""
+        return int(os.environ.get(FETCH_WAIT_ENV, "5")), int(os.environ.get(FETCH_IDLE_WAIT_ENV, "50"))
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads this when the consumer starts and builds its fetcher.
-        consumer._fetch_max_wait_ms = int(os.environ.get(FETCH_WAIT_ENV, "5"))
+        consumer._fetch_max_wait_ms = self._waits_ms()[0]
         return consumer
 
     async def on_start(self) -> None:
         await super().on_start()
-        busy = int(os.environ.get(FETCH_WAIT_ENV, "5"))
-        long_poll_when_idle(self._consumer, busy, int(os.environ.get(FETCH_IDLE_WAIT_ENV, "50")))
+        long_poll_when_idle(self._consumer, *self._waits_ms())
 
 
 class EpochMessage(ConsumerMessage):
