@@ -25,36 +25,42 @@ class Clock:
         return self.now
 
 
-def shop(sessions: int = 700, seed: int = 3) -> dict[str, list[tuple[int, dict]]]:
-    """Session records of two upstream paths (clicks, orders; offset order): carts and returning customers convert."""
+def shop(sessions: int = 700, seed: int = 3, sent: bool = False) -> dict[str, list[tuple[int, dict]]]:
+    """Session records of two upstream paths (clicks, orders; offset order): carts and returning customers convert;
+    ``sent``: as the customers stage sends them (lists of field values)."""
     rng = random.Random(seed)
+    make = sessions_stage.session_values if sent else session_record
     clicks, orders = [], []
     for index in range(sessions):
         customer, t = f"c{rng.randrange(200)}", START + index * 20.0 + rng.uniform(0, 15)
         carts, returning = rng.random() < 0.5, rng.random() < 0.4
         for step in range(rng.randint(1, 6)):
             t += rng.uniform(5, 60)
-            clicks.append(session_record("clicks", {"ts": t, "session_id": f"s{index}", "customer_id": customer,
+            clicks.append(make("clicks", {"ts": t, "session_id": f"s{index}", "customer_id": customer,
                                                     "action": "view", "price": 20.0}, int(returning)))
         if carts:
             t += rng.uniform(5, 30)
-            clicks.append(session_record("clicks", {"ts": t, "session_id": f"s{index}", "customer_id": customer,
+            clicks.append(make("clicks", {"ts": t, "session_id": f"s{index}", "customer_id": customer,
                                                     "action": "add_to_cart", "price": rng.choice([30.0, 80.0])},
                                          int(returning)))
         wanders = carts and rng.random() < 0.3  # carts, then browses on and on: rarely buys
         for step in range(rng.randint(6, 12) if wanders else 0):
             t += rng.uniform(5, 60)
-            clicks.append(session_record("clicks", {"ts": t, "session_id": f"s{index}", "customer_id": customer,
+            clicks.append(make("clicks", {"ts": t, "session_id": f"s{index}", "customer_id": customer,
                                                     "action": "view", "price": 20.0}, int(returning)))
         if rng.random() < (0.05 if wanders else 0.8 if carts else 0.05) + (0.15 if returning else 0.0):
-            orders.append(session_record("orders", {"ts": t + rng.uniform(20, 120), "customer_id": customer}))
-    by_time = lambda records: sorted(records, key=lambda r: r["ts"])  # noqa: E731
+            orders.append(make("orders", {"ts": t + rng.uniform(20, 120), "customer_id": customer}))
+    by_time = lambda records: sorted(records, key=event_time)  # noqa: E731
     return {"clicks:0>0": list(enumerate(by_time(clicks))), "orders:0>1": list(enumerate(by_time(orders)))}
+
+
+def event_time(record: dict | list) -> float:
+    return record["ts"] if isinstance(record, dict) else record[0]
 
 
 def interleaved(paths: dict[str, list], size: int) -> list[tuple[str, list]]:
     """Chunks of ``size`` records taken from the paths in event-time order (a live stream)."""
-    merged = sorted(((entry[1]["ts"], path, entry) for path, entries in paths.items() for entry in entries),
+    merged = sorted(((event_time(entry[1]), path, entry) for path, entries in paths.items() for entry in entries),
                     key=lambda item: item[:2])
     batches: list[tuple[str, list]] = []
     for _, path, entry in merged:
@@ -98,6 +104,18 @@ def run(batches: list[tuple[str, list]], restore_at: int | None = None,
     take(state.tracker.flush())
     model = json.dumps(state.tracker.model.state_dict(), sort_keys=True)
     return model, ended, views, alerts
+
+
+def test_records_sent_as_field_lists_give_what_the_records_give_and_a_checkpoint_of_records_restores() -> None:
+    """The customers stage sends each record as its field values (``session_values``, a third of the bytes); the
+    stage gives the same as from the records, and a checkpoint written before (records waiting as dicts)
+    restores and goes on with the lists."""
+    as_records, as_sent = interleaved(shop(), 4), interleaved(shop(sent=True), 4)
+    assert [path for path, _ in as_records] == [path for path, _ in as_sent]
+    assert isinstance(as_sent[0][1][0][1], list) and isinstance(as_records[0][1][0][1], dict)
+    live = run(as_records)
+    assert run(as_sent) == live
+    assert run(as_records[:300] + as_sent[300:], restore_at=300) == live
 
 
 def test_the_same_sessions_scores_and_model_whatever_the_arrival() -> None:

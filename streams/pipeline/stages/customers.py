@@ -48,7 +48,7 @@ from streams.pipeline.stages.anomaly import traffic_record
 from streams.pipeline.stages.baskets import basket_record
 from streams.pipeline.stages.risk import RiskScoring, ScoredPayment
 from streams.pipeline.stages.sales import sales_view
-from streams.pipeline.stages.sessions import session_record
+from streams.pipeline.stages.sessions import session_values
 from streams.pipeline.stages.segments import SegmentStage
 from streams.pipeline.retry import until_done
 from streams.pipeline.store import KeyedStore
@@ -238,7 +238,7 @@ class CustomerStage:
         if (traffic := traffic_record(batch.event_type, record, new_device)) is not None:
             chunk.outbox.add(self.topics["anomaly"], 0, "traffic", via, offset, traffic)
         if self.settings.propensity_enabled and (
-                session := session_record(batch.event_type, record, state.orders, state.last_order_ts, state.clicks)) is not None:
+                session := session_values(batch.event_type, record, state.orders, state.last_order_ts, state.clicks)) is not None:
             chunk.outbox.add(self.topics["sessions"], 0, "sessions", via, offset, session)
         state.apply(batch.event_type, record)
         chunk.fresh[customer_id] = partition
