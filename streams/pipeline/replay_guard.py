@@ -96,14 +96,33 @@ class RecentIds:
         self.ids = ids if ids is not None else array("q")
 
     def seen_before(self, event_id: str) -> bool:
-        """True if ``event_id`` is in the window; otherwise add it and return False."""
+        """True if ``event_id`` is in the window; otherwise add it and return False.
+
+        >>> recent = RecentIds(2)
+        >>> [recent.seen_before(e) for e in ("a", "b", "a", "c", "c", "a")]  # "c" pushes "a" out of the window
+        [False, False, True, False, True, False]
+        """
         h = event_id_hash(event_id)
-        if h in self.ids:
+        if self._holds(h):
             return True
         self.ids.append(h)
         if len(self.ids) > self.capacity:
             del self.ids[: len(self.ids) - self.capacity]
         return False
+
+    def _holds(self, h: int) -> bool:
+        """``h in self.ids``, as a byte search: ``in`` on an array makes a Python int of every item (5 µs for 256
+        ids, 20 µs for a partition's 1,024 label ids); a match counts only where an item starts.
+
+        >>> recent = RecentIds(4, array("q", [1 << 8, 0]))  # 1's bytes sit across the two items, one byte in
+        >>> recent._holds(0), recent._holds(1 << 8), recent._holds(1), recent._holds(2)
+        (True, True, False, False)
+        """
+        raw, needle = self.ids.tobytes(), h.to_bytes(8, "little", signed=True)
+        at = raw.find(needle)
+        while at != -1 and at % 8:
+            at = raw.find(needle, at + 1)
+        return at != -1
 
     def to_state(self) -> str:
         return base64.b64encode(self.ids.tobytes()).decode()

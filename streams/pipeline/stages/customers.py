@@ -117,6 +117,8 @@ class Chunk:
     outbox: Outbox = field(default_factory=Outbox)
     entries: int = 0
     evicted: list[str] = field(default_factory=list)
+    #: The clocks of the partitions the chunk's events came from, each put in the table once, when it completes.
+    clocks: dict[int, PartitionClock] = field(default_factory=dict)
 
 
 @dataclass
@@ -197,11 +199,12 @@ class CustomerStage:
             chunk.outbox.add(self.topics["sales"], 0, "inventory", via, offset, record)
             return "processed"
         customer_id = record["customer_id"]
-        clock = self._clock(partition)
+        clock = chunk.clocks.get(partition)
+        if clock is None:
+            clock = chunk.clocks[partition] = self._clock(partition)
         if clock.expired(record["ts"]):
             return "expired"
         clock.advance(batch.path, record["ts"], self.idle_seconds)
-        self.store.put(partition, clock_key(partition), clock)
         state = chunk.customers.get(customer_id) or self.store.get(customer_id)
         if state is not None and clock.expired(last_seen(state)):
             self._evict(partition, customer_id, chunk, "idle")  # the sweep had not got to it yet
@@ -393,6 +396,8 @@ class CustomerStage:
         succeed, so a chunk is never half-published and its state never half
         written; the stage stalls (lag grows) while a dependency is down.
         """
+        for partition, clock in chunk.clocks.items():  # the sweep reads a new one from the table
+            self.store.put(partition, clock_key(partition), clock)
         refreshed = self._sweep(chunk)
         self.segments.forget(chunk.evicted)
         # A touched customer's vector as of the later of its own latest event and its partition's sweep time
