@@ -209,8 +209,9 @@ class KairosSettings(BaseSettings):
     #: As ``sales_idle_path_seconds``, for the sessions stage: clicks and orders are applied in event-time order up
     #: to the slowest path heard from within this time (the stage holds the records meanwhile).
     sessions_idle_path_seconds: float = Field(30.0, gt=0)
-    #: Records the sessions stage holds for the watermark, at most (about 650 B each in memory: 250,000 are about
-    #: 160 MB, and what a checkpoint writes); beyond, the earliest are applied without waiting (``released_early``).
+    #: Records the sessions stage holds for the watermark, at most (about 570 B each in memory, as lists of field
+    #: values: 250,000 are about 140 MB, and what a checkpoint writes); beyond, the earliest are applied without
+    #: waiting (``released_early``).
     #: A start holds every record for ``sessions_idle_path_seconds``: a replay at full speed fills it then.
     sessions_max_waiting: int = Field(250_000, ge=1)
 
