@@ -76,8 +76,8 @@ def test_a_worker_killed_mid_stream_ends_with_the_event_time_views_and_alerts_of
 
     (stock, sessions, alerts), (stock_killed, sessions_killed, alerts_killed) = runs[False], runs[True]
     # The comparison means something: stock counted, sessions ended and alerts raised (here 5 `abandon`, 1
-    # `surge`) in the run without a kill. Not compared: each traffic scope's latest minute view, which differed
-    # after the kill in 1 of 3 runs (3 of 22 scopes; see BENCHMARKS.md, seventh session).
+    # `surge`) in the run without a kill. Not compared: the traffic scopes' views, whose learned baselines
+    # (`usual_*`) differ from run to run even without a kill (BENCHMARKS.md, seventh session: not fixed).
     assert len(stock) == 4 and all(view["on_hand"] is not None for view in stock.values()), stock
     assert len(sessions) > 200, len(sessions)
     assert {alert.split(":", 1)[0] for alert in alerts} >= {"abandon"}, alerts
