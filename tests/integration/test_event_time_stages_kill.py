@@ -7,7 +7,6 @@ final views, and every event-time alert id (``restock``, ``abandon``, ``anomaly`
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import redis
@@ -54,16 +53,7 @@ def test_a_worker_killed_mid_stream_ends_with_the_event_time_views_and_alerts_of
         try:
             pipeline.start_worker()
             if kill:
-                # The worker consumes before the traffic flows (a slow start would find it all waiting).
-                pipeline.send_events(events[:300])
-                pipeline.wait_for_outcomes(300, timeout=120)
-                sender = threading.Thread(target=pipeline.send_events, args=(events[300:], 1500.0))
-                sender.start()
-                pipeline.wait_for_outcomes(len(events) // 3, timeout=120)
-                pipeline.workers[0].kill()
-                assert sum(pipeline.ingest_counts().values()) < len(events), "the kill must land mid-stream"
-                pipeline.start_worker()
-                sender.join()
+                pipeline.send_killing_the_worker_mid_stream(events, warmup=300, rate=1500.0)
             else:
                 pipeline.send_events(events)
             pipeline.wait_for_outcomes(len(events), timeout=180)
