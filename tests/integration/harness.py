@@ -174,6 +174,20 @@ class Pipeline:
 
 
 
+def ready_answer(port: int) -> tuple[int, dict]:
+    """A worker's ``/ready/``: HTTP status and body (0 and {} when it does not answer)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready/", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+    except OSError:
+        return 0, {}
+
+
 def iso(ts: float) -> str:
     """Epoch seconds as the wire's ISO-8601 UTC string with milliseconds."""
     from datetime import timezone

@@ -10,7 +10,7 @@ from collections import defaultdict
 import pytest
 
 from streams.tools.devstack import free_port
-from tests.integration.harness import Pipeline, expected_views, isolated_settings, shop_events
+from tests.integration.harness import Pipeline, expected_views, isolated_settings, ready_answer, shop_events
 
 pytestmark = pytest.mark.integration
 
@@ -168,23 +168,9 @@ def test_two_packets_of_a_new_path_in_one_take_both_count(make_pipeline) -> None
     assert counts["clicks.processed"] == len(clicks)
 
 
-def ready_answer(settings) -> tuple[int, dict]:
-    """The worker's ``/ready/`` answer: HTTP status and body (0 and {} when it does not answer)."""
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{settings.worker_web_port}/ready/", timeout=5) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-    except OSError:
-        return 0, {}
-
-
 def ready(settings) -> tuple[int, bool]:
     """The worker's ``/ready/`` answer: HTTP status and its ``ready`` field."""
-    status, body = ready_answer(settings)
+    status, body = ready_answer(settings.worker_web_port)
     return status, bool(body.get("ready", False))
 
 
@@ -222,8 +208,8 @@ def test_redis_restarting_mid_stream_stalls_the_worker_without_losing_anything(s
         pipeline.wait_for_outcomes(len(events) // 3)
         # Ready before the outage. Waited for, not read once: one fresh-clone CI run of three read 503 here, while
         # events flowed and Redis was up (the reasons were not recorded then; a failure now shows them).
-        pipeline.wait_until(lambda: ready(settings) == (200, True), 15,
-                            f"/ready before the outage (its answer when the wait began: {ready_answer(settings)})")
+        pipeline.wait_until(lambda: ready(settings) == (200, True), 15, "/ready before the outage (its answer "
+                            f"when the wait began: {ready_answer(settings.worker_web_port)})")
         server.stop()
         pipeline.wait_until(lambda: ready(settings)[0] == 503, 15, "/ready to say the worker is not ready")
         time.sleep(2.0)  # the worker writes views, counters and metrics into a closed port meanwhile

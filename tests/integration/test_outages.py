@@ -10,13 +10,10 @@ worker's ``/ready`` says so (an input stalled) within the stall time.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,7 +25,7 @@ from streams.tools.devstack import DevStack, free_port, start_redis, start_tansu
 from streams.tools.faults import process_rss, read_dead_letters
 from streams.tools.hostile import interleave_hostile
 from streams.tools.processes import WorkerProcess
-from tests.integration.harness import Pipeline, expected_views, isolated_settings, shop_events
+from tests.integration.harness import Pipeline, expected_views, isolated_settings, ready_answer, shop_events
 
 pytestmark = pytest.mark.integration
 
@@ -51,17 +48,6 @@ def assert_exact(pipeline: Pipeline, events: list[tuple[str, dict]], sent: int, 
     assert sum(v for k, v in counts.items() if k.endswith(".invalid")) == invalid, counts
     expected = expected_views(events)
     pipeline.wait_for_customer_views(expected, what="customer views equal to a run without the fault")
-
-
-def ready_answer(port: int) -> tuple[int, dict]:
-    """The worker's ``/ready/``: HTTP status and body (0 and {} when it does not answer)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready/", timeout=5) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-    except OSError:
-        return 0, {}
 
 
 def start_streaming(pipeline: Pipeline, stream: list[tuple[str, dict]], rate: float) -> threading.Thread:
