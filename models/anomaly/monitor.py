@@ -128,7 +128,7 @@ class TrafficMonitor:
     does).
 
     Memory: at most ``max_scopes`` scopes (further ones are counted in
-    ``scopes_refused``), each a detector (~6 KB), an episode time per signal
+    ``scopes_refused``), each a detector (~6 KB), its first minute, an episode time per signal
     and, per open minute, a dict of at most nine counters. Minutes stay open
     until the watermark passes them: as many as the slowest upstream path lags
     behind the fastest (the ingest's event-time alignment keeps that to
@@ -168,6 +168,10 @@ class TrafficMonitor:
         #: smaller and more bursty, so they may need a higher one.
         self.scope_threshold = scope_threshold
         self.detectors: dict[str, TrafficAnomalyDetector] = {}
+        #: Per scope, the first minute it had a record in: its detector learns from that minute on, whenever its
+        #: first record came (a scope admitted while older minutes were still open must not learn them as
+        #: silent, or its usual values would depend on how far the watermark was when its first record came).
+        self.first_minute: dict[str, float] = {}
         #: Open minutes: minute start -> scope -> counter -> count.
         self.open: dict[float, dict[str, dict[str, int]]] = {}
         #: Start of the next minute to close (None before the first record).
@@ -191,11 +195,14 @@ class TrafficMonitor:
         """Count one traffic record into its minute (a record of a closed minute only counts as ``late``)."""
         ts = record["ts"]
         minute = math.floor(ts / MINUTE) * MINUTE
-        if self.next_minute is None:
-            self.next_minute = minute
-        elif minute < self.next_minute or minute + MINUTE + self.allowed_lateness <= self.target:
-            self.counts["late"] += 1
+        if minute + MINUTE + self.allowed_lateness <= self.target:
+            self.counts["late"] += 1  # the watermark passed its minute (closed, or closing within the budgets)
             return
+        if self.next_minute is None or minute < self.next_minute:
+            # The first record, or one older than every record so far that no watermark has passed: minutes
+            # close from the oldest, whichever path was heard first (a minute before ``next_minute`` that the
+            # watermark has not passed cannot have closed: ``next_minute`` only moves past minutes it passed).
+            self.next_minute = minute
         self.counts["records"] += 1
         buckets = self.open.get(minute)
         if buckets is None:
@@ -206,6 +213,8 @@ class TrafficMonitor:
                 if scope not in self.detectors and not self._admit(scope):
                     continue
                 bucket = buckets[scope] = {}
+                if minute < self.first_minute.get(scope, math.inf):
+                    self.first_minute[scope] = minute
             for counter in counters:
                 bucket[counter] = bucket.get(counter, 0) + 1
 
@@ -275,7 +284,10 @@ class TrafficMonitor:
         update.closed += 1
         self.counts["minutes_closed"] += 1
         empty: dict[str, int] = {}
+        first_minute = self.first_minute
         for scope in sorted(self.detectors):
+            if first_minute.get(scope, -math.inf) > minute:
+                continue  # not born yet in event time
             detector = self.detectors[scope]
             counts = buckets.get(scope, empty)
             x = {counter: counts.get(counter, 0) for counter in SCOPE_COUNTERS[scope.split(":", 1)[0]]}
@@ -316,6 +328,7 @@ class TrafficMonitor:
                        "max_scopes": self.max_scopes, "episode_gap": self.episode_gap, "max_quiet": self.max_quiet,
                        "detector": self.detector_params, "scope_threshold": self.scope_threshold},
             "detectors": {scope: d.state_dict() for scope, d in sorted(self.detectors.items())},
+            "first_minute": dict(sorted(self.first_minute.items())),
             "open": [[minute, buckets] for minute, buckets in sorted(self.open.items())],
             "next_minute": self.next_minute, "quiet": self.quiet,
             "target": self.target if math.isfinite(self.target) else None,
@@ -328,6 +341,8 @@ class TrafficMonitor:
         check_state_tag(state, *cls.STATE)
         monitor = cls(**state["params"])
         monitor.detectors = {scope: TrafficAnomalyDetector.from_state(d) for scope, d in state["detectors"].items()}
+        # Absent from checkpoints before it: their detectors learn every minute closed from now on, as they did.
+        monitor.first_minute = dict(state.get("first_minute", {}))
         monitor.open = {float(minute): buckets for minute, buckets in state["open"]}
         monitor.next_minute = state["next_minute"]
         monitor.quiet = state["quiet"]
