@@ -14,7 +14,8 @@ redis-server and one ``kairos worker`` in each of these arrival orders
 
 Each run is read back into comparable families (:func:`read_views`) and every
 pair of runs is compared (:func:`compare`): customer views and ingest counters
-exactly, the set of sales alerts (kind, subject, window), forecasts within 1 %,
+exactly, the set of sales alerts (kind, subject, window), the traffic scopes' views (learned usual values
+included), the traffic monitor's counts and the anomaly alert ids exactly, forecasts within 1 %,
 labels learned against labels sent, risk AUC against the planted fraud, and
 the share of customers served the same segment.
 """
@@ -48,6 +49,8 @@ FORECAST_FIELDS = ("next_window_start", "forecast_units", "forecast_revenue", "l
 FORECAST_TOLERANCE = 0.01
 #: Stock-out risk fields compared exactly (with inventory events).
 STOCK_FIELDS = ("on_hand", "as_of", "counted_at", "hours_to_stockout", "hours_to_stockout_latest", "alerted_at")
+#: The traffic monitor's counts compared exactly (with its scopes' views: counts, scores and learned usual values).
+TRAFFIC_COUNTS = ("records", "late", "minutes_closed", "minutes_skipped", "scopes")
 Event = tuple[str, str, Any]
 
 
@@ -106,7 +109,11 @@ def read_views(settings: KairosSettings) -> dict[str, Any]:
     sales_alerts = {alert for alert in alert_ids if alert.split(":", 1)[0] in SALES_ALERT_KINDS}
     stock = {sku: {name: view.get(name) for name in STOCK_FIELDS}
              for sku, view in _hashes(client, keys.stock_sku("*"), keys.stock_sku("")).items()}
+    monitor = client.hgetall(keys.metrics("anomaly"))
     return {
+        "traffic": _hashes(client, keys.anomaly("*", "*"), keys.anomaly("", "")[:-1]),
+        "traffic_counts": {name: monitor.get(name) for name in TRAFFIC_COUNTS},
+        "anomaly_alerts": {alert for alert in alert_ids if alert.startswith("anomaly:")},
         "stock": stock, "restock_alerts": {alert for alert in alert_ids if alert.startswith("restock:")},
         "customers": customers, "segments": segments, "scores": scores, "forecasts": forecasts,
         "sales_alerts": sales_alerts, "ingest": client.hgetall(keys.metrics("ingest")),
@@ -257,6 +264,10 @@ def compare(a: RunSummary, b: RunSummary) -> dict[str, Any]:
         "stock_differing": sum(va["stock"].get(k) != vb["stock"].get(k) for k in set(va["stock"]) | set(vb["stock"])),
         "restock_alerts": (len(va["restock_alerts"]), len(vb["restock_alerts"])),
         "restock_alerts_symmetric_difference": len(va["restock_alerts"] ^ vb["restock_alerts"]),
+        "traffic_scopes_differing": sum(va["traffic"].get(k) != vb["traffic"].get(k)
+                                        for k in set(va["traffic"]) | set(vb["traffic"])),
+        "traffic_counts": [va["traffic_counts"], vb["traffic_counts"]],
+        "anomaly_alerts_symmetric_difference": len(va["anomaly_alerts"] ^ vb["anomaly_alerts"]),
         "forecast_series": (len(va["forecasts"]), len(vb["forecasts"])),
         "forecast_worst_relative_gap": worst,
         "forecast_worst": None if not worst else [worst_series, worst_field, va["forecasts"].get(worst_series),

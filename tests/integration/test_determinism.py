@@ -63,6 +63,8 @@ def test_the_same_shop_sent_four_ways_gives_the_same_views(stack, tmp_path) -> N
     assert reference.views["sales_alerts"], "the planted surge is alerted"
     stock = reference.views["stock"]
     assert len(stock) == 5 and all(view["on_hand"] is not None for view in stock.values()), stock
+    assert reference.views["traffic"].keys() >= {"all:all", "method:card"}, sorted(reference.views["traffic"])
+    assert reference.views["traffic_counts"]["late"] == "0", reference.views["traffic_counts"]
     for a, b in itertools.combinations(summaries, 2):
         found = compare(a, b)
         pair = f"{a.arrival} / {b.arrival}: {found}"
@@ -71,6 +73,9 @@ def test_the_same_shop_sent_four_ways_gives_the_same_views(stack, tmp_path) -> N
         assert found["ingest_equal"], pair
         assert found["sales_alerts_symmetric_difference"] == 0, pair
         assert found["stock_differing"] == 0 and found["restock_alerts_symmetric_difference"] == 0, pair
+        assert found["traffic_scopes_differing"] == 0, pair
+        assert found["traffic_counts"][0] == found["traffic_counts"][1], pair
+        assert found["anomaly_alerts_symmetric_difference"] == 0, pair
         assert found["forecast_worst_relative_gap"] <= 0.01, pair
         assert found["auc_gap"] <= 0.01, pair
         # Not the bar (99 %, met at full size, see BENCHMARKS.md): a guard against a collapse. Segment sync
