@@ -304,8 +304,9 @@ def kafka_command(bootstrap: str | None) -> Iterator[KairosSettings]:
 
 @app.command("rebuild-views")
 def rebuild_views(redis_url: RedisUrl = None) -> None:
-    """Make the running workers republish every customer view, segment id and risk payment view from state
-    (as they do by themselves when Redis comes back empty): they do it within one metrics tick."""
+    """Make the running workers republish every customer view, segment id and risk payment view, and the forecast,
+    stock, traffic-scope, open-session and propensity-model views, from state (as they do by themselves when
+    Redis comes back empty): they do it within one metrics tick."""
     from streams.tools.health import request_views_rebuild
 
     with redis_command(redis_url) as settings:

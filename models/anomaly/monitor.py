@@ -317,6 +317,10 @@ class TrafficMonitor:
             update.views[scope] = view
         self._closed.clear()
 
+    def views(self) -> TrafficUpdate:
+        """Every scope's latest minute as served now, as an update without alerts: for a Redis that lost its views."""
+        return TrafficUpdate(views=dict(self.latest))
+
     def metrics(self) -> dict[str, float]:
         return {**self.counts, "scopes": len(self.detectors), "open_minutes": len(self.open),
                 "anomalous_minutes": sum(d.anomalous for d in self.detectors.values())}

@@ -187,6 +187,11 @@ class SalesMonitor:
         self._changed.clear()
         return update
 
+    def views(self) -> dict[str, dict[str, Any]]:
+        """Every tracked series' view as served now (each equals the last one :meth:`advance` gave for it): for a
+        Redis that lost its views."""
+        return {series: self.view(series) for series in sorted(self._forecasters) if self._actuals.get(series)}
+
     def forecaster_of(self, series: str, measure: str = "units") -> SalesForecaster | None:
         """The forecaster of ``series`` for ``measure`` (``None`` while the series has none: not tracked, or no
         window of it closed yet)."""

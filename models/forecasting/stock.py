@@ -147,6 +147,9 @@ class StockBook:
         self.late_counts = 0
         self.dropped_skus = 0
         self.alerts = 0
+        #: The last evaluation's view per SKU (what ``kairos:stock:sku:{sku}`` serves): written again into a Redis
+        #: that lost its views.
+        self.latest: dict[str, dict[str, Any]] = {}
 
     def __len__(self) -> int:
         return len(self._skus)
@@ -243,6 +246,7 @@ class StockBook:
             view["alerted_at"] = state.alerted_at
             update.views[sku] = view
         self.alerts += len(update.alerts)
+        self.latest = dict(update.views)
         self.forget_until(at)
         return update
 
@@ -288,7 +292,8 @@ class StockBook:
                 "max_skus": self.max_skus, "window_seconds": self.window_seconds,
                 "evaluated": self.evaluated if self.evaluated > -math.inf else None,
                 "late_counts": self.late_counts, "dropped_skus": self.dropped_skus, "alerts": self.alerts,
-                "recent": dict(sorted(self._recent.items())), "active": self.active, "skus": skus}
+                "recent": dict(sorted(self._recent.items())), "active": self.active, "skus": skus,
+                "latest": dict(sorted(self.latest.items()))}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
@@ -300,6 +305,7 @@ class StockBook:
         book.late_counts, book.dropped_skus, book.alerts = state["late_counts"], state["dropped_skus"], state["alerts"]
         book._recent = {sku: [list(line) for line in lines] for sku, lines in state["recent"].items()}
         book.active = state["active"]
+        book.latest = dict(state.get("latest", {}))  # absent before it: the next evaluation fills it
         book._skus = {sku: _Sku([list(c) for c in s["counts"]], [list(o) for o in s["orders"]], s["alerted_at"],
                                 s["alerted_on_hand"]) for sku, s in state["skus"].items()}
         return book

@@ -339,6 +339,18 @@ class SessionTracker:
         self._update = PropensityUpdate()
         return update
 
+    def views(self) -> PropensityUpdate:
+        """What is served now of the open sessions (those scored at least once), the customers' pointers to them,
+        and the model (``learned``): for a Redis that lost its views. Ended sessions are not kept: their views
+        come back only from a Redis that kept its data."""
+        update = PropensityUpdate(learned=int(self.model.learned > 0))
+        for session_id, session in sorted(self.open.items()):
+            if session.score is not None:
+                update.sessions[session_id] = session_view(session, "open")
+                if self.latest_of.get(session.customer_id) == session_id:
+                    update.customers[session.customer_id] = session_id
+        return update
+
     def forget_customers(self, customer_ids: set[str]) -> int:
         """Drop the sessions of erased customers, open or waiting to be learned, and whatever of theirs was
         waiting to be published (never learned, never served again); how many open ones."""

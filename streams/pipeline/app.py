@@ -846,9 +846,11 @@ class KairosApp:
 
         The marker (``meta:views-published:{partition}``) is set with the views; a Redis restarted
         without persistence (or flushed) has none, so its views come back within one tick of its
-        return, with the risk payment views from their log (:mod:`.view_log`). Forecasts return with
-        the next closed window, rules and profiles with the next round; the alerts stream does not
-        come back (the ``alerts`` topic keeps every alert).
+        return, with the risk payment views from their log (:mod:`.view_log`), and the event-time views
+        of this worker's sales, anomaly and sessions states (forecasts, stock, traffic scopes, open
+        sessions and the propensity model). Basket rules and segment profiles return with the next
+        round. Not restored: the views of sessions that had ended (not kept in state; they would have
+        expired with their TTL) and the alerts stream (the ``alerts`` topic keeps every alert).
         """
         runtime = self.runtime
         if runtime is None or self.app.rebalancing or self.app.in_recovery:
@@ -882,6 +884,7 @@ class KairosApp:
         if partitions:  # Redis lost its views: the basket rounds write only what moved, so they must write all
             for basket_state in runtime.baskets.states.values():
                 basket_state.published.rewrite_all()
+            await self._republish_event_time_views(runtime)
         for partition in partitions:
             if partition in self.owned_partitions():
                 started = time.perf_counter()
@@ -889,6 +892,27 @@ class KairosApp:
                 log.info("views: partition %d had no views in Redis; republished %d customers and %d risk "
                          "payment views in %.0f ms", partition, customers, payments,
                          (time.perf_counter() - started) * 1000)
+
+    async def _republish_event_time_views(self, runtime: Runtime) -> None:
+        """Forecasts, stock, traffic scopes, open sessions and the propensity model, from the states of this
+        worker's sales, anomaly and sessions partitions (each under its lock: a state is not folded meanwhile)."""
+        stages = ((runtime.sales, self._publish_sales, lambda update: len(update.views) + len(update.stock)),
+                  (runtime.anomaly, self._publish_anomalies, lambda update: len(update.views)),
+                  (runtime.sessions, self._publish_sessions, lambda update: len(update.sessions)))
+        written = []
+        for snapshots, publish, size in stages:
+            for partition in sorted(snapshots.states):
+                # Held while writing too: the stage folds nothing newer meanwhile, so no view of its own can be
+                # overwritten by an older one of these.
+                async with snapshots.lock(partition):
+                    state = snapshots.states.get(partition)
+                    if state is not None:
+                        update = state.views()
+                        await publish([update])
+                        if size(update):
+                            written.append(f"{size(update)} of {snapshots.name}:{partition}")
+        if written:
+            log.info("views: republished the event-time views (%s)", ", ".join(written))
 
     async def _flush_metrics(self) -> None:
         """Publish this worker's partitions' counters, then the totals over all partitions."""

@@ -125,6 +125,10 @@ class AnomalyState:
         mark = self.paths.watermark(now)
         return self.monitor.advance(-math.inf if mark is None else mark, budget=MINUTES_PER_TICK)
 
+    def views(self) -> TrafficUpdate:
+        """Every scope's latest minute as served now, without alerts: for a Redis that lost its views."""
+        return self.monitor.views()
+
     def metrics(self) -> dict[str, Any]:
         mark = self.paths.watermark()
         return {**self.monitor.metrics(), "dead_undated": self.dead_undated,

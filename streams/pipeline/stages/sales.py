@@ -158,6 +158,10 @@ class SalesState:
             return order_time
         return min(*active, order_time)
 
+    def views(self) -> SalesUpdate:
+        """Every forecast and stock view as served now, without alerts: for a Redis that lost its views."""
+        return SalesUpdate(views=self.monitor.views(), stock=dict(self.stock.latest))
+
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.STATE[0], "version": self.STATE[1], "monitor": self.monitor.state_dict(),
                 "applied": self.applied.to_state(), "paths": self.paths.to_state(),

@@ -193,6 +193,11 @@ class SessionState:
         return {**self.tracker.metrics(), "waiting": len(self.waiting), "released_early": self.released_early,
                 "watermark": iso(mark) if mark is not None else "-"}
 
+    def views(self) -> PropensityUpdate:
+        """The open sessions' views, the customers' pointers and the model view as served now: for a Redis that lost
+        its views (see :meth:`~models.propensity.SessionTracker.views`)."""
+        return self.tracker.views()
+
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.STATE[0], "version": self.STATE[1], "tracker": self.tracker.state_dict(),
                 "applied": self.applied.to_state(), "paths": self.paths.to_state(),
