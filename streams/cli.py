@@ -352,7 +352,8 @@ def chaos(
     workdir: Path = typer.Option(Path(".kairos/chaos"), help="Where the runs' brokers, Redis and worker logs go."),
 ) -> None:
     """Send the same simulated shop through ordinary operations and faults; compare every exact view family
-    (customer views, ingest counters, risk-scored payments, features, event-time alert ids) with a fault-free
+    (customer views, ingest counters, risk-scored payments, features, sales inputs, traffic scopes, event-time
+    alert ids) with a fault-free
     run, and report the model alerts' differences."""
     from dataclasses import replace
 

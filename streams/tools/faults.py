@@ -20,6 +20,8 @@ events:
 * ``sales_inputs``: what the customers stage sent the sales stage, per upstream path and kind: how many
   distinct source offsets and a digest of their records (:func:`read_sales_inputs`; a record lost or changed
   on its way shows here, where the sales stage cannot tell it from one never sent);
+* ``traffic``: every ``anomaly:{kind}:{key}`` hash (a traffic scope's latest minute: counts, score, learned
+  usual values), exact: what the anomaly stage learned from the events;
 * ``alert_ids``: the set of ids of the alerts on the ``alerts`` topic that depend on event time only
   (surge, slump, restock, anomaly, abandon): exact;
 * ``model_alert_ids``: the ids of the other alerts (``risk``, risk ``drift``, basket ``trend``). Reported,
@@ -71,7 +73,8 @@ from streams.tools.hostile import HostileMix, interleave_hostile
 from streams.tools.processes import WorkerProcess
 
 #: Families compared with the reference run; a run is exact when all but ``model_alert_ids`` equal it.
-FAMILIES = ("customers", "ingest", "risk_payments", "features", "sales_inputs", "alert_ids", "model_alert_ids")
+FAMILIES = ("customers", "ingest", "risk_payments", "features", "sales_inputs", "traffic", "alert_ids",
+            "model_alert_ids")
 EXACT_FAMILIES = tuple(family for family in FAMILIES if family != "model_alert_ids")
 #: Alert id prefixes of the alerts that depend on wall-clock rounds or arrival order (see the module docs).
 MODEL_ALERT_PREFIXES = ("risk:", "drift:risk:", "trend:")
@@ -219,8 +222,12 @@ def dump(deployment: Deployment) -> dict[str, Any]:
     metrics = {key: client.hgetall(key) for key in client.scan_iter(keys.metrics("*"), count=1000)}
     (deployment.workdir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
     features = read_features(deployment.settings)
+    # The traffic scopes' views (counts, scores, learned usual values): the anomaly stage's output, exact.
+    traffic_prefix = keys.anomaly("", "")[:-1]
+    traffic = {key[len(traffic_prefix):]: client.hgetall(key)
+               for key in client.scan_iter(keys.anomaly("*", "*"), count=1000)}
     return {"customers": customers, "ingest": ingest, "risk_payments": risk, "features": features,
-            "sales_inputs": read_sales_inputs(deployment.settings),
+            "sales_inputs": read_sales_inputs(deployment.settings), "traffic": traffic,
             **split_alert_ids(read_alert_ids(deployment.settings, deployment.workdir / "alerts.json")),
             "dead_letters": read_dead_letters(deployment.settings)}
 
