@@ -22,6 +22,8 @@ events:
   on its way shows here, where the sales stage cannot tell it from one never sent);
 * ``traffic``: every ``anomaly:{kind}:{key}`` hash (a traffic scope's latest minute: counts, score, learned
   usual values), exact: what the anomaly stage learned from the events;
+* ``sessions``: the sessions stage's counts (sessions started, closed, converted, ended, dropped; orders without
+  a session; records applied out of event-time order), exact;
 * ``alert_ids``: the set of ids of the alerts on the ``alerts`` topic that depend on event time only
   (surge, slump, restock, anomaly, abandon): exact;
 * ``model_alert_ids``: the ids of the other alerts (``risk``, risk ``drift``, basket ``trend``). Reported,
@@ -73,8 +75,11 @@ from streams.tools.hostile import HostileMix, interleave_hostile
 from streams.tools.processes import WorkerProcess
 
 #: Families compared with the reference run; a run is exact when all but ``model_alert_ids`` equal it.
-FAMILIES = ("customers", "ingest", "risk_payments", "features", "sales_inputs", "traffic", "alert_ids",
+FAMILIES = ("customers", "ingest", "risk_payments", "features", "sales_inputs", "traffic", "sessions", "alert_ids",
             "model_alert_ids")
+#: The sessions stage's counts compared exactly (sessions started, ended, learned; records applied out of order).
+SESSION_COUNTS = ("sessions_started", "sessions_closed", "sessions_converted", "sessions_ended", "sessions_dropped",
+                  "orders_without_session", "late_records", "released_early", "abandon_alerts")
 EXACT_FAMILIES = tuple(family for family in FAMILIES if family != "model_alert_ids")
 #: Alert id prefixes of the alerts that depend on wall-clock rounds or arrival order (see the module docs).
 MODEL_ALERT_PREFIXES = ("risk:", "drift:risk:", "trend:")
@@ -228,6 +233,8 @@ def dump(deployment: Deployment) -> dict[str, Any]:
                for key in client.scan_iter(keys.anomaly("*", "*"), count=1000)}
     return {"customers": customers, "ingest": ingest, "risk_payments": risk, "features": features,
             "sales_inputs": read_sales_inputs(deployment.settings), "traffic": traffic,
+            "sessions": {name: value for name, value in client.hgetall(keys.metrics("sessions")).items()
+                         if name in SESSION_COUNTS},
             **split_alert_ids(read_alert_ids(deployment.settings, deployment.workdir / "alerts.json")),
             "dead_letters": read_dead_letters(deployment.settings)}
 
