@@ -18,10 +18,11 @@ events:
   rounding both to 12 significant digits, as this compared before, still told 7.42185772976 from
   7.42185772977 when the gap straddled a rounding boundary);
 * ``sales_inputs``: what the customers stage sent the sales stage, per upstream path and kind: how many
-  distinct source offsets and a digest of their records (:func:`read_sales_inputs`; a record lost or changed
+  distinct source offsets and a digest of their records (:func:`read_stage_inputs`; a record lost or changed
   on its way shows here, where the sales stage cannot tell it from one never sent);
 * ``traffic``: every ``anomaly:{kind}:{key}`` hash (a traffic scope's latest minute: counts, score, learned
   usual values), exact: what the anomaly stage learned from the events;
+* ``sessions_inputs``: the same for what the customers stage sent the sessions stage;
 * ``sessions``: the sessions stage's counts (sessions started, closed, converted, ended, dropped; orders without
   a session; records applied out of event-time order), exact;
 * ``alert_ids``: the set of ids of the alerts on the ``alerts`` topic that depend on event time only
@@ -75,8 +76,8 @@ from streams.tools.hostile import HostileMix, interleave_hostile
 from streams.tools.processes import WorkerProcess
 
 #: Families compared with the reference run; a run is exact when all but ``model_alert_ids`` equal it.
-FAMILIES = ("customers", "ingest", "risk_payments", "features", "sales_inputs", "traffic", "sessions", "alert_ids",
-            "model_alert_ids")
+FAMILIES = ("customers", "ingest", "risk_payments", "features", "sales_inputs", "traffic", "sessions_inputs",
+            "sessions", "alert_ids", "model_alert_ids")
 #: The sessions stage's counts compared exactly (sessions started, ended, learned; records applied out of order).
 SESSION_COUNTS = ("sessions_started", "sessions_closed", "sessions_converted", "sessions_ended", "sessions_dropped",
                   "orders_without_session", "late_records", "released_early", "abandon_alerts")
@@ -232,7 +233,8 @@ def dump(deployment: Deployment) -> dict[str, Any]:
     traffic = {key[len(traffic_prefix):]: client.hgetall(key)
                for key in client.scan_iter(keys.anomaly("*", "*"), count=1000)}
     return {"customers": customers, "ingest": ingest, "risk_payments": risk, "features": features,
-            "sales_inputs": read_sales_inputs(deployment.settings), "traffic": traffic,
+            "sales_inputs": read_stage_inputs(deployment.settings, "sales"), "traffic": traffic,
+            "sessions_inputs": read_stage_inputs(deployment.settings, "sessions"),
             "sessions": {name: value for name, value in client.hgetall(keys.metrics("sessions")).items()
                          if name in SESSION_COUNTS},
             **split_alert_ids(read_alert_ids(deployment.settings, deployment.workdir / "alerts.json")),
@@ -320,11 +322,11 @@ def read_features(settings: KairosSettings) -> dict[str, dict[str, float]]:
     return found
 
 
-def read_sales_inputs(settings: KairosSettings) -> dict[str, list]:
-    """What the customers stage sent the sales stage, per upstream path and kind: how many distinct source
-    offsets, and a digest of their records (a record sent again after a restart counts once, as the sales
-    stage's replay guard applies it once). A view or order lost or changed on its way shows here, where the
-    sales stage itself cannot tell it from one never sent."""
+def read_stage_inputs(settings: KairosSettings, stage: str = "sales") -> dict[str, list]:
+    """What the customers stage sent a downstream ``stage`` (``sales``, ``sessions``), per upstream path and kind:
+    how many distinct source offsets, and a digest of their records (a record sent again after a restart counts
+    once, as the stage's replay guard applies it once). A record lost or changed on its way shows here, where
+    the stage itself cannot tell it from one never sent."""
     import hashlib
 
     import orjson
@@ -333,7 +335,7 @@ def read_sales_inputs(settings: KairosSettings) -> dict[str, list]:
 
     sent: dict[str, dict[int, bytes]] = {}
     tag = f"{settings.app_id}-"  # each run names its topics apart: paths compared without it
-    for record in read_whole_topic(settings, settings.internal_topics["sales"]):
+    for record in read_whole_topic(settings, settings.internal_topics[stage]):
         for batch in decode_packet(record.value):
             entries = sent.setdefault(f"{batch.event_type}@{batch.path.removeprefix(tag)}", {})
             for offset, entry in batch.entries:
