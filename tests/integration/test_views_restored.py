@@ -43,8 +43,8 @@ def test_a_redis_that_lost_every_view_gets_each_family_back_from_state(stack, tm
     simulator = ShopSimulator(SimulatorConfig(seed=5, customers=150, days=3, inventory_skus=4, incidents=2))
     events = [(topic, value) for topic, _, value in arrange(
         [(event.topic, event.key, event.value) for event in simulator.events()], "interleaved")]
-    pipeline = Pipeline(stack, isolated_settings(stack, sales_idle_path_seconds=8.0, anomaly_idle_path_seconds=8.0,
-                                                 sessions_idle_path_seconds=8.0, segment_sync_seconds=2.0,
+    pipeline = Pipeline(stack, isolated_settings(stack, sales_idle_path_seconds=5.0, anomaly_idle_path_seconds=5.0,
+                                                 sessions_idle_path_seconds=5.0, segment_sync_seconds=2.0,
                                                  basket_publish_seconds=2.0, propensity_warmup_sessions=40),
                         tmp_path)
     try:
