@@ -35,7 +35,7 @@ import redis
 
 from streams.pipeline.keys import RedisKeys
 from streams.settings import KairosSettings
-from streams.tools.faults import Deployment, read_alert_ids, read_features, send_events
+from streams.tools.faults import Deployment, read_alert_ids, read_features, read_hashes, send_events
 
 #: Topic order of a per-topic backfill.
 TOPIC_ORDER = ("clicks", "orders", "payments", "labels", "inventory")
@@ -81,20 +81,13 @@ def arrange(events: list[Event], arrival: str, held_topic: str = "orders", held_
     raise ValueError(f"unknown arrival {arrival!r}: choose from {', '.join(ARRIVALS)}")
 
 
-def _hashes(client: Any, pattern: str, prefix: str) -> dict[str, dict[str, str]]:
-    found = {}
-    for key in client.scan_iter(pattern, count=1000):
-        view = client.hgetall(key)
-        view.pop("updated_at", None)
-        found[key[len(prefix):]] = view
-    return found
 
 
 def read_views(settings: KairosSettings) -> dict[str, Any]:
     """What a run served, as comparable families."""
     client = redis.Redis.from_url(settings.redis_dsn(), decode_responses=True, socket_timeout=10)
     keys = RedisKeys(settings.prefix)
-    customers = _hashes(client, keys.customer("*"), keys.customer(""))
+    customers = read_hashes(client, keys.customer("*"), keys.customer(""))
     segments = {key[len(keys.segment_of("")):]: client.get(key) for key in client.scan_iter(keys.segment_of("*"))}
     risk_prefix = keys.risk_payment("")
     scores = {}
@@ -108,10 +101,10 @@ def read_views(settings: KairosSettings) -> dict[str, Any]:
     alert_ids = read_alert_ids(settings)
     sales_alerts = {alert for alert in alert_ids if alert.split(":", 1)[0] in SALES_ALERT_KINDS}
     stock = {sku: {name: view.get(name) for name in STOCK_FIELDS}
-             for sku, view in _hashes(client, keys.stock_sku("*"), keys.stock_sku("")).items()}
+             for sku, view in read_hashes(client, keys.stock_sku("*"), keys.stock_sku("")).items()}
     monitor = client.hgetall(keys.metrics("anomaly"))
     return {
-        "traffic": _hashes(client, keys.anomaly("*", "*"), keys.anomaly("", "")[:-1]),
+        "traffic": read_hashes(client, keys.anomaly("*", "*"), keys.anomaly("", "")[:-1]),
         "traffic_counts": {name: monitor.get(name) for name in TRAFFIC_COUNTS},
         "anomaly_alerts": {alert for alert in alert_ids if alert.startswith("anomaly:")},
         "stock": stock, "restock_alerts": {alert for alert in alert_ids if alert.startswith("restock:")},

@@ -212,14 +212,20 @@ def process_rss(pid: int) -> int:
     return 0
 
 
+def read_hashes(client: Any, pattern: str, prefix: str) -> dict[str, dict[str, str]]:
+    """Every hash whose key matches ``pattern``, by key without ``prefix``, its wall-clock ``updated_at`` left out."""
+    found = {}
+    for key in client.scan_iter(pattern, count=1000):
+        view = client.hgetall(key)
+        view.pop("updated_at", None)
+        found[key[len(prefix):]] = view
+    return found
+
+
 def dump(deployment: Deployment) -> dict[str, Any]:
     """The exact view families of a deployment, as comparable values."""
     client, keys = deployment.client(), deployment.keys
-    customers = {}
-    for key in client.scan_iter(keys.customer("*"), count=1000):
-        view = client.hgetall(key)
-        view.pop("updated_at", None)
-        customers[key.split(keys.separator, 2)[-1]] = view
+    customers = read_hashes(client, keys.customer("*"), keys.customer(""))
     risk_prefix = keys.risk_payment("")
     risk = {key[len(risk_prefix):] for key in client.scan_iter(keys.risk_payment("*"), count=1000)}
     ingest = client.hgetall(keys.metrics("ingest"))
@@ -229,13 +235,11 @@ def dump(deployment: Deployment) -> dict[str, Any]:
     (deployment.workdir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
     features = read_features(deployment.settings)
     # The traffic scopes' views (counts, scores, learned usual values): the anomaly stage's output, exact.
-    traffic_prefix = keys.anomaly("", "")[:-1]
-    traffic = {key[len(traffic_prefix):]: client.hgetall(key)
-               for key in client.scan_iter(keys.anomaly("*", "*"), count=1000)}
+    traffic = read_hashes(client, keys.anomaly("*", "*"), keys.anomaly("", "")[:-1])
     return {"customers": customers, "ingest": ingest, "risk_payments": risk, "features": features,
             "sales_inputs": read_stage_inputs(deployment.settings, "sales"), "traffic": traffic,
             "sessions_inputs": read_stage_inputs(deployment.settings, "sessions"),
-            "sessions": {name: value for name, value in client.hgetall(keys.metrics("sessions")).items()
+            "sessions": {name: value for name, value in metrics.get(keys.metrics("sessions"), {}).items()
                          if name in SESSION_COUNTS},
             **split_alert_ids(read_alert_ids(deployment.settings, deployment.workdir / "alerts.json")),
             "dead_letters": read_dead_letters(deployment.settings)}

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from streams.tools.determinism import arrange, settled_views
+from streams.tools.determinism import TRAFFIC_COUNTS, arrange, settled_views
 from streams.tools.faults import read_alert_ids, split_alert_ids
 from streams.tools.simulation import ShopSimulator, SimulatorConfig
 from tests.integration.harness import Pipeline, isolated_settings
@@ -36,7 +36,7 @@ def hashes(pipeline: Pipeline, pattern: str) -> dict[str, dict[str, str]]:
 def traffic_counts(pipeline: Pipeline) -> dict[str, str]:
     """The traffic monitor's counts: records counted and late, minutes closed and skipped."""
     counts = pipeline.redis.hgetall(pipeline.keys.metrics("anomaly"))
-    return {name: counts.get(name) for name in ("records", "late", "minutes_closed", "minutes_skipped", "scopes")}
+    return {name: counts.get(name) for name in TRAFFIC_COUNTS}
 
 
 def ended_sessions(pipeline: Pipeline) -> dict[str, dict[str, Any]]:
